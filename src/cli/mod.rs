@@ -1,0 +1,35 @@
+//! The command line: one file per subcommand, each with its help text, its examples, its
+//! arguments and its `run`. This file only lists them and dispatches.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod convert;
+pub mod emulator;
+pub mod ids;
+
+/// Hard-match on-premises AD users to Microsoft Entra ID cloud users in bulk.
+#[derive(Debug, Parser)]
+#[command(name = "hardmatch", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Convert(convert::Args),
+    Ids(ids::Args),
+    Emulator(emulator::Args),
+}
+
+/// Runs the chosen command. Per-row problems set the exit code; only what stops the whole
+/// command is an error (exit 2).
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Convert(args) => convert::run(args),
+        Command::Ids(args) => ids::run(args),
+        Command::Emulator(args) => emulator::run(args),
+    }
+}

@@ -1,0 +1,1 @@
+//! The compute stage: rows to candidates on rayon. (Being built: issue 2.)

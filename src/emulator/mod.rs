@@ -1,0 +1,1 @@
+//! The local Microsoft Graph emulator. (Being built: issue 3.)

@@ -1,0 +1,29 @@
+//! hardmatch links on-premises Active Directory users to existing Microsoft Entra ID cloud
+//! users by stamping `onPremisesImmutableId`, so that the next sync cycle hard-matches.
+//!
+//! The pipeline, and the module that owns each stage:
+//!
+//! ```text
+//!  AD export --source--> rows --compute--> candidates --plan--> plan --write--> outcomes --report--> CSV/XLSX/JSON
+//! ```
+//!
+//! - [`anchor`]: the ImmutableId type and every anchor form it converts from and to.
+//! - [`source`]: the reader stage (CSV, LDIF, XLSX), rows with their source positions.
+//! - [`compute`]: rows to candidates on rayon, duplicate detection inside the input.
+//! - [`outcome`]: the stable outcome codes of the report, in one place.
+//! - [`report`]: the reporter stage, one report row per input row.
+//! - [`tenant`]: the tenant file format shared by `snapshot`, `plan --snapshot` and the emulator.
+//! - [`emulator`]: a local Microsoft Graph emulator for rehearsals and tests.
+//! - [`cli`]: one file per subcommand, with its help text and examples.
+
+pub mod anchor;
+pub mod cli;
+pub mod compute;
+pub mod emulator;
+pub mod error;
+pub mod outcome;
+pub mod report;
+pub mod source;
+pub mod tenant;
+
+pub use error::{Error, Result};

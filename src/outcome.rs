@@ -1,0 +1,177 @@
+//! The outcome codes: the report's `outcome` column, stable across releases.
+//!
+//! Every input row ends with exactly one outcome. The codes, their groups and their meaning
+//! live here and nowhere else; the stages pick one and add a human `detail`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// What happened (or would happen) to one input row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    // Success.
+    Stamped,
+    WouldStamp,
+    AlreadyMatched,
+    Cleared,
+    WouldClear,
+    Restored,
+    /// The offline `ids` command computed the ImmutableId; nothing was planned.
+    Computed,
+    // Input.
+    InvalidAnchor,
+    MissingField,
+    NotAUser,
+    DuplicateAnchorInInput,
+    DuplicateTargetInInput,
+    // Target.
+    TargetNotFound,
+    TargetAmbiguous,
+    TargetDeleted,
+    TargetSynced,
+    TargetHasOtherAnchor,
+    FederatedDomain,
+    TargetChangedSincePlan,
+    // Anchor conflicts.
+    AnchorHeldByUser,
+    AnchorHeldByDeletedUser,
+    // Service.
+    PermissionDenied,
+    ThrottledOut,
+    GraphError,
+    NotAttempted,
+}
+
+/// The groups design.md sorts the outcomes into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Group {
+    Success,
+    Input,
+    Target,
+    AnchorConflict,
+    Service,
+}
+
+impl Outcome {
+    /// Every outcome, in the order reports list them.
+    pub const ALL: [Outcome; 25] = [
+        Outcome::Stamped,
+        Outcome::WouldStamp,
+        Outcome::AlreadyMatched,
+        Outcome::Cleared,
+        Outcome::WouldClear,
+        Outcome::Restored,
+        Outcome::Computed,
+        Outcome::InvalidAnchor,
+        Outcome::MissingField,
+        Outcome::NotAUser,
+        Outcome::DuplicateAnchorInInput,
+        Outcome::DuplicateTargetInInput,
+        Outcome::TargetNotFound,
+        Outcome::TargetAmbiguous,
+        Outcome::TargetDeleted,
+        Outcome::TargetSynced,
+        Outcome::TargetHasOtherAnchor,
+        Outcome::FederatedDomain,
+        Outcome::TargetChangedSincePlan,
+        Outcome::AnchorHeldByUser,
+        Outcome::AnchorHeldByDeletedUser,
+        Outcome::PermissionDenied,
+        Outcome::ThrottledOut,
+        Outcome::GraphError,
+        Outcome::NotAttempted,
+    ];
+
+    /// The stable code written in reports.
+    pub fn code(self) -> &'static str {
+        match self {
+            Outcome::Stamped => "stamped",
+            Outcome::WouldStamp => "would-stamp",
+            Outcome::AlreadyMatched => "already-matched",
+            Outcome::Cleared => "cleared",
+            Outcome::WouldClear => "would-clear",
+            Outcome::Restored => "restored",
+            Outcome::Computed => "computed",
+            Outcome::InvalidAnchor => "invalid-anchor",
+            Outcome::MissingField => "missing-field",
+            Outcome::NotAUser => "not-a-user",
+            Outcome::DuplicateAnchorInInput => "duplicate-anchor-in-input",
+            Outcome::DuplicateTargetInInput => "duplicate-target-in-input",
+            Outcome::TargetNotFound => "target-not-found",
+            Outcome::TargetAmbiguous => "target-ambiguous",
+            Outcome::TargetDeleted => "target-deleted",
+            Outcome::TargetSynced => "target-synced",
+            Outcome::TargetHasOtherAnchor => "target-has-other-anchor",
+            Outcome::FederatedDomain => "federated-domain",
+            Outcome::TargetChangedSincePlan => "target-changed-since-plan",
+            Outcome::AnchorHeldByUser => "anchor-held-by-user",
+            Outcome::AnchorHeldByDeletedUser => "anchor-held-by-deleted-user",
+            Outcome::PermissionDenied => "permission-denied",
+            Outcome::ThrottledOut => "throttled-out",
+            Outcome::GraphError => "graph-error",
+            Outcome::NotAttempted => "not-attempted",
+        }
+    }
+
+    pub fn group(self) -> Group {
+        use Outcome::*;
+        match self {
+            Stamped | WouldStamp | AlreadyMatched | Cleared | WouldClear | Restored | Computed => {
+                Group::Success
+            }
+            InvalidAnchor | MissingField | NotAUser | DuplicateAnchorInInput
+            | DuplicateTargetInInput => Group::Input,
+            TargetNotFound | TargetAmbiguous | TargetDeleted | TargetSynced
+            | TargetHasOtherAnchor | FederatedDomain | TargetChangedSincePlan => Group::Target,
+            AnchorHeldByUser | AnchorHeldByDeletedUser => Group::AnchorConflict,
+            PermissionDenied | ThrottledOut | GraphError | NotAttempted => Group::Service,
+        }
+    }
+
+    /// True when the row needs nothing more from the admin.
+    pub fn is_success(self) -> bool {
+        self.group() == Group::Success
+    }
+
+    pub fn from_code(code: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.code() == code)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// An outcome with the human explanation that goes in the report's `detail` column.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub outcome: Outcome,
+    pub detail: String,
+}
+
+impl Verdict {
+    pub fn new(outcome: Outcome, detail: impl Into<String>) -> Self {
+        Verdict {
+            outcome,
+            detail: detail.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_match_serde() {
+        for outcome in Outcome::ALL {
+            assert_eq!(Outcome::from_code(outcome.code()), Some(outcome));
+            let json = serde_json::to_string(&outcome).unwrap();
+            assert_eq!(json, format!("\"{}\"", outcome.code()));
+        }
+    }
+}

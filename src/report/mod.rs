@@ -1,0 +1,1 @@
+//! The reporter stage: one report row per input row. (Being built.)

@@ -1,0 +1,250 @@
+//! The reader stage: an AD export (CSV, LDIF, XLSX/XLS/ODS) in, [`Row`]s out, each with the
+//! place it came from so that every message can name the file, line and column (or sheet and
+//! cell).
+//!
+//! A bad row never stops a read: it becomes a row whose [`Row::problem`] says what is wrong.
+//! Only a file that cannot be used at all (unreadable, no anchor or UPN column) is an
+//! [`Error`](crate::Error).
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::outcome::Verdict;
+
+/// What a column (or LDIF attribute) means to hardmatch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    Upn,
+    ObjectGuid,
+    ConsistencyGuid,
+    ImmutableId,
+    Mail,
+    TargetUpn,
+    CloudObjectId,
+    DisplayName,
+    ObjectClass,
+    DistinguishedName,
+}
+
+impl Role {
+    pub const COUNT: usize = 10;
+    pub const ALL: [Role; Role::COUNT] = [
+        Role::Upn,
+        Role::ObjectGuid,
+        Role::ConsistencyGuid,
+        Role::ImmutableId,
+        Role::Mail,
+        Role::TargetUpn,
+        Role::CloudObjectId,
+        Role::DisplayName,
+        Role::ObjectClass,
+        Role::DistinguishedName,
+    ];
+
+    /// The name used by `--column ROLE=Header`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Upn => "upn",
+            Role::ObjectGuid => "object-guid",
+            Role::ConsistencyGuid => "consistency-guid",
+            Role::ImmutableId => "immutable-id",
+            Role::Mail => "mail",
+            Role::TargetUpn => "target-upn",
+            Role::CloudObjectId => "cloud-object-id",
+            Role::DisplayName => "display-name",
+            Role::ObjectClass => "object-class",
+            Role::DistinguishedName => "dn",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Role> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.name().eq_ignore_ascii_case(name))
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The input formats the reader understands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Ldif,
+    /// XLSX, XLSM, XLS or ODS, all through calamine.
+    Spreadsheet,
+}
+
+/// Where a row starts in its file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// CSV record or LDIF entry: the 1-based physical line it starts on.
+    Line(u64),
+    /// Spreadsheet row: the sheet name and the 1-based row number Excel shows.
+    Sheet { sheet: Arc<str>, row: u32 },
+}
+
+impl Location {
+    /// The line (or sheet row) number, for the report's `line` column.
+    pub fn line(&self) -> u64 {
+        match self {
+            Location::Line(line) => *line,
+            Location::Sheet { row, .. } => u64::from(*row),
+        }
+    }
+}
+
+/// One value of a row, with the column it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Field {
+    pub value: String,
+    /// The header (CSV, spreadsheet) or attribute name (LDIF) as written in the file.
+    pub header: Arc<str>,
+    /// 0-based column index (CSV, spreadsheet); for LDIF the 1-based line of the attribute.
+    pub column: u32,
+}
+
+/// One input record: a user, or something that pretends to be one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Row {
+    pub location: Option<Location>,
+    fields: [Option<Field>; Role::COUNT],
+    /// Set by the reader when the record cannot be a candidate (`not-a-user`, a malformed
+    /// record, a cell Excel mangled). Later stages keep it and add nothing.
+    pub problem: Option<Verdict>,
+}
+
+impl Row {
+    pub fn new(location: Location) -> Self {
+        Row {
+            location: Some(location),
+            ..Row::default()
+        }
+    }
+
+    pub fn get(&self, role: Role) -> Option<&Field> {
+        self.fields[role.index()].as_ref()
+    }
+
+    /// The trimmed, non-empty value of a role, if the row has one.
+    pub fn value(&self, role: Role) -> Option<&str> {
+        self.get(role)
+            .map(|f| f.value.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn set(&mut self, role: Role, field: Field) {
+        self.fields[role.index()] = Some(field);
+    }
+}
+
+/// A whole export, read.
+#[derive(Debug)]
+pub struct Input {
+    /// The path as the user gave it, for messages.
+    pub name: String,
+    pub format: Format,
+    /// The headers (or attribute names) found, for messages and `--column`.
+    pub headers: Vec<String>,
+    pub rows: Vec<Row>,
+}
+
+impl Input {
+    /// A place in the file a message can point to: `users.csv:12 column ObjectGUID`, or
+    /// `users.xlsx sheet Users cell C12 (ObjectGUID)`.
+    pub fn place(&self, row: &Row, field: Option<&Field>) -> Place {
+        Place {
+            file: self.name.clone(),
+            location: row.location.clone(),
+            field: field.map(|f| (f.header.clone(), f.column)),
+            format: self.format,
+        }
+    }
+}
+
+/// A printable position in an input file.
+#[derive(Clone, Debug)]
+pub struct Place {
+    file: String,
+    location: Option<Location>,
+    field: Option<(Arc<str>, u32)>,
+    format: Format,
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.location {
+            Some(Location::Line(line)) => {
+                write!(f, "{}:{}", self.file, line)?;
+                match (&self.field, self.format) {
+                    (Some((header, attr_line)), Format::Ldif) => {
+                        write!(f, " attribute {header} (line {attr_line})")
+                    }
+                    (Some((header, _)), _) => write!(f, " column {header}"),
+                    (None, _) => Ok(()),
+                }
+            }
+            Some(Location::Sheet { sheet, row }) => {
+                write!(f, "{} sheet {}", self.file, sheet)?;
+                match &self.field {
+                    Some((header, col)) => {
+                        write!(f, " cell {}{} ({header})", column_letters(*col), row)
+                    }
+                    None => write!(f, " row {row}"),
+                }
+            }
+            None => f.write_str(&self.file),
+        }
+    }
+}
+
+/// Excel's column letters for a 0-based column index: 0 -> A, 25 -> Z, 26 -> AA.
+pub fn column_letters(mut col: u32) -> String {
+    let mut letters = Vec::new();
+    loop {
+        letters.push(b'A' + (col % 26) as u8);
+        if col < 26 {
+            break;
+        }
+        col = col / 26 - 1;
+    }
+    letters.reverse();
+    String::from_utf8(letters).expect("ASCII letters")
+}
+
+/// How to read an export; every field has a sensible default.
+#[derive(Clone, Debug, Default)]
+pub struct ReadOptions {
+    /// Force the format instead of detecting it.
+    pub format: Option<Format>,
+    /// Force the CSV delimiter instead of sniffing it.
+    pub delimiter: Option<u8>,
+    /// `--column role=Header` mappings, which win over the aliases.
+    pub columns: Vec<(Role, String)>,
+    /// The spreadsheet's sheet; the first one when not given.
+    pub sheet: Option<String>,
+}
+
+/// Reads an export of any supported format.
+pub fn read(path: &Path, options: &ReadOptions) -> crate::Result<Input> {
+    let _ = (path, options);
+    unimplemented!("the reader stage is being built in issue 2")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_letters_follow_excel() {
+        assert_eq!(column_letters(0), "A");
+        assert_eq!(column_letters(25), "Z");
+        assert_eq!(column_letters(26), "AA");
+        assert_eq!(column_letters(27), "AB");
+        assert_eq!(column_letters(701), "ZZ");
+        assert_eq!(column_letters(702), "AAA");
+    }
+}
