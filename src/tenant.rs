@@ -1,1 +1,85 @@
-//! The tenant file: Graph-shaped users, deleted users and domains. (Being built: issue 3.)
+//! The tenant file: Graph-shaped users, deleted users and domains, as `hardmatch snapshot`
+//! writes it, `hardmatch plan --snapshot` reads it and `hardmatch emulator --tenant` serves it.
+//!
+//! Field names are Graph's own (camelCase), so a user object in the file is the same JSON a
+//! `GET /v1.0/users?$select=...` returns for it.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// A whole tenant, as far as hardmatch cares.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tenant {
+    pub tenant_id: String,
+    #[serde(default)]
+    pub domains: Vec<Domain>,
+    #[serde(default)]
+    pub users: Vec<User>,
+    #[serde(default)]
+    pub deleted_users: Vec<User>,
+    /// `blockCloudObjectTakeoverThroughHardMatchEnabled`, when it could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_cloud_object_takeover_through_hard_match_enabled: Option<bool>,
+}
+
+/// A verified domain of the tenant.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Domain {
+    pub id: String,
+    pub authentication_type: AuthenticationType,
+    #[serde(default)]
+    pub is_default: bool,
+    #[serde(default)]
+    pub is_initial: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuthenticationType {
+    #[default]
+    Managed,
+    Federated,
+}
+
+/// A user (or a deleted user, which also has `deletedDateTime`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: String,
+    pub user_principal_name: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub mail: Option<String>,
+    #[serde(default)]
+    pub proxy_addresses: Vec<String>,
+    #[serde(default)]
+    pub on_premises_immutable_id: Option<String>,
+    #[serde(default)]
+    pub on_premises_sync_enabled: Option<bool>,
+    #[serde(default)]
+    pub account_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_date_time: Option<String>,
+}
+
+impl Tenant {
+    /// Reads a tenant file, naming the file and the JSON position on error.
+    pub fn load(path: &Path) -> crate::Result<Tenant> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Tenant {
+            path: path.to_owned(),
+            message: format!("not a tenant file: {e}"),
+        })
+    }
+
+    /// Writes the tenant file (pretty JSON, so a change board can diff it).
+    pub fn save(&self, path: &Path) -> crate::Result<()> {
+        let json = serde_json::to_vec_pretty(self).expect("tenant serializes");
+        std::fs::write(path, json).map_err(|e| Error::io(path, e))
+    }
+}
