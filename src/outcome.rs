@@ -121,10 +121,18 @@ impl Outcome {
             Stamped | WouldStamp | AlreadyMatched | Cleared | WouldClear | Restored | Computed => {
                 Group::Success
             }
-            InvalidAnchor | MissingField | NotAUser | DuplicateAnchorInInput
+            InvalidAnchor
+            | MissingField
+            | NotAUser
+            | DuplicateAnchorInInput
             | DuplicateTargetInInput => Group::Input,
-            TargetNotFound | TargetAmbiguous | TargetDeleted | TargetSynced
-            | TargetHasOtherAnchor | FederatedDomain | TargetChangedSincePlan => Group::Target,
+            TargetNotFound
+            | TargetAmbiguous
+            | TargetDeleted
+            | TargetSynced
+            | TargetHasOtherAnchor
+            | FederatedDomain
+            | TargetChangedSincePlan => Group::Target,
             AnchorHeldByUser | AnchorHeldByDeletedUser => Group::AnchorConflict,
             PermissionDenied | ThrottledOut | GraphError | NotAttempted => Group::Service,
         }

@@ -42,7 +42,9 @@ impl Dir {
 
 /// A file of the repository's samples/ folder.
 pub fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("samples")
+        .join(name)
 }
 
 /// Runs a command and returns its output, printing both streams if it cannot start.
