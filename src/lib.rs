@@ -22,6 +22,7 @@ pub mod compute;
 pub mod emulator;
 pub mod error;
 pub mod outcome;
+pub mod plan;
 pub mod report;
 pub mod source;
 pub mod tenant;
