@@ -166,7 +166,9 @@ impl<'t> TenantIndex<'t> {
         };
         for (i, user) in tenant.users.iter().enumerate() {
             index.by_id.insert(user.id.to_ascii_lowercase(), i);
-            index.by_upn.insert(user.user_principal_name.to_lowercase(), i);
+            index
+                .by_upn
+                .insert(user.user_principal_name.to_lowercase(), i);
             for address in addresses(user) {
                 let users = index.by_address.entry(address).or_default();
                 if !users.contains(&i) {
@@ -198,27 +200,40 @@ impl<'t> TenantIndex<'t> {
         }
     }
 
-    fn find_target(&self, subject: &Subject<'_>, match_by: MatchBy) -> Result<&'t User, Box<Decision>> {
-        let not_found = |what: String| {
-            Box::new(Decision::refuse(Outcome::TargetNotFound, what, None))
-        };
+    fn find_target(
+        &self,
+        subject: &Subject<'_>,
+        match_by: MatchBy,
+    ) -> Result<&'t User, Box<Decision>> {
+        let not_found =
+            |what: String| Box::new(Decision::refuse(Outcome::TargetNotFound, what, None));
         if let Some(id) = subject.cloud_object_id {
             return self
                 .by_id
                 .get(&id.to_ascii_lowercase())
                 .map(|&i| &self.tenant.users[i])
-                .ok_or_else(|| not_found(format!("no cloud user has object id {id}; check the CloudObjectId column")));
+                .ok_or_else(|| {
+                    not_found(format!(
+                        "no cloud user has object id {id}; check the CloudObjectId column"
+                    ))
+                });
         }
         let key = match match_by {
             MatchBy::Upn => subject.upn,
             MatchBy::Mail => subject.mail.or(subject.upn),
         };
         let Some(key) = key else {
-            return Err(not_found("the row has nothing to find its cloud user by".into()));
+            return Err(not_found(
+                "the row has nothing to find its cloud user by".into(),
+            ));
         };
         let lowered = key.to_lowercase();
         let found = match match_by {
-            MatchBy::Upn => self.by_upn.get(&lowered).map(|&i| vec![i]).unwrap_or_default(),
+            MatchBy::Upn => self
+                .by_upn
+                .get(&lowered)
+                .map(|&i| vec![i])
+                .unwrap_or_default(),
             MatchBy::Mail => self.by_address.get(&lowered).cloned().unwrap_or_default(),
         };
         match found.as_slice() {
@@ -264,13 +279,23 @@ impl<'t> TenantIndex<'t> {
 
     fn decide_stamp(&self, user: &'t User, subject: &Subject<'_>, allow: Permissions) -> Decision {
         let Some(anchor) = subject.anchor else {
-            return Decision::refuse(Outcome::MissingField, "the row has no anchor to stamp".into(), Some(user));
+            return Decision::refuse(
+                Outcome::MissingField,
+                "the row has no anchor to stamp".into(),
+                Some(user),
+            );
         };
-        let current = user.on_premises_immutable_id.as_deref().filter(|v| !v.is_empty());
+        let current = user
+            .on_premises_immutable_id
+            .as_deref()
+            .filter(|v| !v.is_empty());
         if current == Some(anchor.as_str()) {
             return Decision::refuse(
                 Outcome::AlreadyMatched,
-                format!("{} already holds {anchor}; nothing to do", user.user_principal_name),
+                format!(
+                    "{} already holds {anchor}; nothing to do",
+                    user.user_principal_name
+                ),
                 Some(user),
             );
         }
@@ -348,7 +373,10 @@ impl<'t> TenantIndex<'t> {
             }
         }
         let (outcome, detail) = match current {
-            Some(other) => (Outcome::WouldStamp, format!("will replace {other} with {anchor} (--overwrite)")),
+            Some(other) => (
+                Outcome::WouldStamp,
+                format!("will replace {other} with {anchor} (--overwrite)"),
+            ),
             None => (Outcome::WouldStamp, format!("will stamp {anchor}")),
         };
         Decision {
@@ -366,7 +394,11 @@ impl<'t> TenantIndex<'t> {
 
     /// The tenant's initial `*.onmicrosoft.com` domain, the federated hop's stopover.
     pub fn initial_domain(&self) -> Option<&'t str> {
-        self.tenant.domains.iter().find(|d| d.is_initial).map(|d| d.id.as_str())
+        self.tenant
+            .domains
+            .iter()
+            .find(|d| d.is_initial)
+            .map(|d| d.id.as_str())
     }
 }
 
@@ -381,10 +413,17 @@ fn decide_clear(user: &User) -> Decision {
             Some(user),
         );
     }
-    match user.on_premises_immutable_id.as_deref().filter(|v| !v.is_empty()) {
+    match user
+        .on_premises_immutable_id
+        .as_deref()
+        .filter(|v| !v.is_empty())
+    {
         None => Decision::refuse(
             Outcome::AlreadyMatched,
-            format!("{} has no ImmutableId; nothing to clear", user.user_principal_name),
+            format!(
+                "{} has no ImmutableId; nothing to clear",
+                user.user_principal_name
+            ),
             Some(user),
         ),
         Some(current) => Decision {
@@ -410,7 +449,9 @@ impl Holder {
 fn addresses(user: &User) -> impl Iterator<Item = String> + '_ {
     let proxies = user.proxy_addresses.iter().filter_map(|p| {
         let (scheme, address) = p.split_once(':')?;
-        scheme.eq_ignore_ascii_case("smtp").then(|| address.to_lowercase())
+        scheme
+            .eq_ignore_ascii_case("smtp")
+            .then(|| address.to_lowercase())
     });
     user.mail.iter().map(|m| m.to_lowercase()).chain(proxies)
 }
@@ -451,7 +492,10 @@ mod tests {
         Tenant {
             tenant_id: "t".into(),
             domains: vec![
-                Domain { id: "contoso.com".into(), ..Domain::default() },
+                Domain {
+                    id: "contoso.com".into(),
+                    ..Domain::default()
+                },
                 Domain {
                     id: "fed.contoso.com".into(),
                     authentication_type: AuthenticationType::Federated,
@@ -478,7 +522,12 @@ mod tests {
         let index = TenantIndex::new(&tenant);
         let anchor = ImmutableId::from_trusted(anchor);
         index.decide(
-            &Subject { anchor: Some(&anchor), upn: Some(upn), mail: Some(upn), cloud_object_id: None },
+            &Subject {
+                anchor: Some(&anchor),
+                upn: Some(upn),
+                mail: Some(upn),
+                cloud_object_id: None,
+            },
             &options,
         )
     }
@@ -492,14 +541,22 @@ mod tests {
             ("carol@contoso.com", "NEW", Outcome::TargetSynced),
             ("dave@contoso.com", "NEW", Outcome::TargetHasOtherAnchor),
             ("alice@contoso.com", "HELD", Outcome::AnchorHeldByUser),
-            ("alice@contoso.com", "HELD-DELETED", Outcome::AnchorHeldByDeletedUser),
+            (
+                "alice@contoso.com",
+                "HELD-DELETED",
+                Outcome::AnchorHeldByDeletedUser,
+            ),
             ("ivan@fed.contoso.com", "NEW", Outcome::FederatedDomain),
             ("hank@contoso.com", "NEW", Outcome::TargetNotFound),
             ("lena@contoso.com", "NEW", Outcome::TargetDeleted),
         ];
         for (upn, anchor, expected) in cases {
             let decision = decide(upn, anchor, o);
-            assert_eq!(decision.verdict.outcome, expected, "{upn}: {}", decision.verdict.detail);
+            assert_eq!(
+                decision.verdict.outcome, expected,
+                "{upn}: {}",
+                decision.verdict.detail
+            );
         }
     }
 
@@ -508,29 +565,65 @@ mod tests {
         let decision = decide("alice@contoso.com", "HELD-DELETED", PlanOptions::default());
         let holder = decision.holder.expect("holder");
         assert_eq!(holder.id, "d1");
-        assert_eq!(holder.deleted_date_time.as_deref(), Some("2026-11-01T10:00:00Z"));
+        assert_eq!(
+            holder.deleted_date_time.as_deref(),
+            Some("2026-11-01T10:00:00Z")
+        );
         assert!(decision.verdict.detail.contains("--purge-deleted-holders"));
     }
 
     #[test]
     fn destructive_steps_need_their_flags() {
-        let allow = |allow| PlanOptions { allow, ..PlanOptions::default() };
-        let overwrite = decide("dave@contoso.com", "NEW", allow(Permissions { overwrite: true, ..Default::default() }));
-        assert_eq!((overwrite.verdict.outcome, overwrite.action), (Outcome::WouldStamp, Action::Stamp));
-        assert_eq!(overwrite.target.unwrap().on_premises_immutable_id.as_deref(), Some("OTHER"));
+        let allow = |allow| PlanOptions {
+            allow,
+            ..PlanOptions::default()
+        };
+        let overwrite = decide(
+            "dave@contoso.com",
+            "NEW",
+            allow(Permissions {
+                overwrite: true,
+                ..Default::default()
+            }),
+        );
+        assert_eq!(
+            (overwrite.verdict.outcome, overwrite.action),
+            (Outcome::WouldStamp, Action::Stamp)
+        );
+        assert_eq!(
+            overwrite
+                .target
+                .unwrap()
+                .on_premises_immutable_id
+                .as_deref(),
+            Some("OTHER")
+        );
         let purge = decide(
             "alice@contoso.com",
             "HELD-DELETED",
-            allow(Permissions { purge_deleted_holders: true, ..Default::default() }),
+            allow(Permissions {
+                purge_deleted_holders: true,
+                ..Default::default()
+            }),
         );
         assert_eq!(purge.action, Action::PurgeHolderThenStamp);
-        let hop = decide("ivan@fed.contoso.com", "NEW", allow(Permissions { federated_hop: true, ..Default::default() }));
+        let hop = decide(
+            "ivan@fed.contoso.com",
+            "NEW",
+            allow(Permissions {
+                federated_hop: true,
+                ..Default::default()
+            }),
+        );
         assert_eq!(hop.action, Action::FederatedHopThenStamp);
     }
 
     #[test]
     fn mail_matching_finds_proxy_addresses_and_ambiguity() {
-        let o = PlanOptions { match_by: MatchBy::Mail, ..PlanOptions::default() };
+        let o = PlanOptions {
+            match_by: MatchBy::Mail,
+            ..PlanOptions::default()
+        };
         let decision = decide("twins@contoso.com", "NEW", o);
         assert_eq!(decision.verdict.outcome, Outcome::TargetAmbiguous);
         assert!(decision.verdict.detail.contains("twin.a@contoso.com"));
@@ -538,9 +631,18 @@ mod tests {
 
     #[test]
     fn clear_refuses_synced_and_skips_empty() {
-        let o = PlanOptions { mode: Mode::Clear, ..PlanOptions::default() };
+        let o = PlanOptions {
+            mode: Mode::Clear,
+            ..PlanOptions::default()
+        };
         assert_eq!(decide("bob@contoso.com", "", o).action, Action::Clear);
-        assert_eq!(decide("carol@contoso.com", "", o).verdict.outcome, Outcome::TargetSynced);
-        assert_eq!(decide("alice@contoso.com", "", o).verdict.outcome, Outcome::AlreadyMatched);
+        assert_eq!(
+            decide("carol@contoso.com", "", o).verdict.outcome,
+            Outcome::TargetSynced
+        );
+        assert_eq!(
+            decide("alice@contoso.com", "", o).verdict.outcome,
+            Outcome::AlreadyMatched
+        );
     }
 }

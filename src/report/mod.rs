@@ -236,7 +236,10 @@ mod tests {
             "x.csv",
         ];
         let line = redact_args(args.map(String::from));
-        assert!(!line.contains("s3cr3t") && !line.contains("t0k3n"), "{line}");
+        assert!(
+            !line.contains("s3cr3t") && !line.contains("t0k3n"),
+            "{line}"
+        );
         assert_eq!(
             line,
             "hardmatch apply --client-secret <redacted> --access-token=<redacted> x.csv"
