@@ -1,1 +1,403 @@
-//! The compute stage: rows to candidates on rayon. (Being built: issue 2.)
+//! The compute stage: every [`Row`] becomes a [`Candidate`] (its ImmutableId, the form it was
+//! read in, the UPN to look for in the cloud, or the input outcome that stops it), on all
+//! cores with rayon. Then duplicates inside the input are flagged, naming the other lines.
+//!
+//! Pure functions over the rows: no I/O, so it is as fast as the cores allow.
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+use uuid::Uuid;
+
+use crate::anchor::{self, AnchorForm, AnchorKind, ImmutableId};
+use crate::outcome::{Outcome, Verdict};
+use crate::source::{Field, Input, Role, Row};
+
+#[derive(Clone, Debug, Default)]
+pub struct ComputeOptions {
+    pub anchor_kind: AnchorKind,
+    /// `--upn-suffix old=new` mappings, lowercased, without `@`.
+    pub upn_suffixes: Vec<(String, String)>,
+    /// `clear` needs no anchor, only a way to find the cloud user.
+    pub anchor_optional: bool,
+}
+
+/// What the offline stages know about one row.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Candidate {
+    pub immutable_id: Option<ImmutableId>,
+    pub form: Option<AnchorForm>,
+    /// The column the anchor came from.
+    pub anchor_role: Option<Role>,
+    /// The objectGUID (or consistency GUID) behind a GUID-based anchor.
+    pub guid: Option<Uuid>,
+    /// The UPN to look for in the cloud: TargetUPN, or the UPN after suffix mapping.
+    pub target_upn: Option<String>,
+    /// The input outcome that stops this row, if any.
+    pub verdict: Option<Verdict>,
+}
+
+/// Computes one candidate per row, in row order, and flags duplicates.
+pub fn compute(input: &Input, options: &ComputeOptions) -> Vec<Candidate> {
+    let mut candidates: Vec<Candidate> = input
+        .rows
+        .par_iter()
+        .map(|row| candidate(input, row, options))
+        .collect();
+    flag_duplicates(
+        input,
+        &mut candidates,
+        Outcome::DuplicateAnchorInInput,
+        "ImmutableId",
+        |c| c.immutable_id.as_ref().map(|id| id.to_string()),
+    );
+    flag_duplicates(
+        input,
+        &mut candidates,
+        Outcome::DuplicateTargetInInput,
+        "target UPN",
+        |c| c.target_upn.as_ref().map(|upn| upn.to_lowercase()),
+    );
+    candidates
+}
+
+/// Applies the first matching `--upn-suffix` mapping to a UPN's domain.
+pub fn map_upn(upn: &str, suffixes: &[(String, String)]) -> String {
+    if let Some((local, domain)) = upn.rsplit_once('@') {
+        if let Some((_, new)) = suffixes
+            .iter()
+            .find(|(old, _)| old.eq_ignore_ascii_case(domain))
+        {
+            return format!("{local}@{new}");
+        }
+    }
+    upn.to_string()
+}
+
+fn candidate(input: &Input, row: &Row, options: &ComputeOptions) -> Candidate {
+    let mut candidate = Candidate {
+        target_upn: row.value(Role::TargetUpn).map(str::to_string).or_else(|| {
+            row.value(Role::Upn)
+                .map(|upn| map_upn(upn, &options.upn_suffixes))
+        }),
+        ..Candidate::default()
+    };
+    let anchor = resolve_anchor(input, row, options.anchor_kind);
+    match anchor {
+        Ok(Some((role, parsed))) => {
+            candidate.guid = parsed
+                .id
+                .guid()
+                .filter(|_| options.anchor_kind == AnchorKind::Guid);
+            candidate.immutable_id = Some(parsed.id);
+            candidate.form = Some(parsed.form);
+            candidate.anchor_role = Some(role);
+        }
+        Ok(None) if !options.anchor_optional => {
+            candidate.verdict = Some(Verdict::new(
+                Outcome::MissingField,
+                format!(
+                    "{}: no anchor: the row has no objectGUID, mS-DS-ConsistencyGuid or ImmutableId value",
+                    input.place(row, None)
+                ),
+            ));
+        }
+        Ok(None) => {}
+        Err(verdict) => candidate.verdict = Some(verdict),
+    }
+    if candidate.verdict.is_none() && !has_target(row) {
+        candidate.verdict = Some(Verdict::new(
+            Outcome::MissingField,
+            format!(
+                "{}: nothing to find the cloud user by: no UserPrincipalName, TargetUPN, mail or CloudObjectId value",
+                input.place(row, None)
+            ),
+        ));
+    }
+    // A reader problem (not-a-user, a mangled cell) is the row's first and final word.
+    if let Some(problem) = &row.problem {
+        candidate.verdict = Some(problem.clone());
+    }
+    candidate
+}
+
+fn has_target(row: &Row) -> bool {
+    [Role::Upn, Role::TargetUpn, Role::Mail, Role::CloudObjectId]
+        .into_iter()
+        .any(|role| row.value(role).is_some())
+}
+
+type Resolved = Option<(Role, anchor::Parsed)>;
+
+/// Picks the row's anchor: mS-DS-ConsistencyGuid wins over objectGUID when it has a value
+/// (after an inter-forest move it holds the old forest's objectGUID, which the cloud user
+/// already knows), and an unusable ConsistencyGuid is an error, never a silent fallback.
+/// An ImmutableId column is the anchor when there is no GUID, and must agree when there is.
+fn resolve_anchor(input: &Input, row: &Row, kind: AnchorKind) -> Result<Resolved, Verdict> {
+    let parse_role = |role: Role, kind: AnchorKind| -> Result<Resolved, Verdict> {
+        let Some(field) = row.get(role).filter(|f| !f.value.trim().is_empty()) else {
+            return Ok(None);
+        };
+        anchor::parse(&field.value, kind)
+            .map(|parsed| Some((role, parsed)))
+            .map_err(|e| invalid(input, row, field, e))
+    };
+    if kind == AnchorKind::String {
+        return parse_role(Role::ImmutableId, kind);
+    }
+    let guid_anchor = match parse_role(Role::ConsistencyGuid, kind)? {
+        Some(found) => Some(found),
+        None => parse_role(Role::ObjectGuid, kind)?,
+    };
+    let listed = parse_role(Role::ImmutableId, kind)?;
+    match (guid_anchor, listed) {
+        (Some((role, from_guid)), Some((_, listed))) if from_guid.id != listed.id => {
+            let field = row.get(Role::ImmutableId).expect("parsed above");
+            Err(Verdict::new(
+                Outcome::InvalidAnchor,
+                format!(
+                    "{}: the export's ImmutableId {} disagrees with the {} column, whose ImmutableId is {}; check how the ImmutableId column was computed",
+                    input.place(row, Some(field)),
+                    listed.id,
+                    row.get(role).map_or("GUID", |f| &f.header),
+                    from_guid.id
+                ),
+            ))
+        }
+        (Some(found), _) => Ok(Some(found)),
+        (None, listed) => Ok(listed),
+    }
+}
+
+fn invalid(input: &Input, row: &Row, field: &Field, error: anchor::AnchorError) -> Verdict {
+    Verdict::new(
+        Outcome::InvalidAnchor,
+        format!("{}: {error}", input.place(row, Some(field))),
+    )
+}
+
+/// Every open row whose key another open row shares gets `outcome`, naming the other rows'
+/// lines. Rows that already have an outcome take no part.
+fn flag_duplicates(
+    input: &Input,
+    candidates: &mut [Candidate],
+    outcome: Outcome,
+    what: &str,
+    key: impl Fn(&Candidate) -> Option<String>,
+) {
+    let keys: Vec<Option<String>> = candidates
+        .iter()
+        .map(|c| if c.verdict.is_none() { key(c) } else { None })
+        .collect();
+    let mut rows_by_key: HashMap<&str, Vec<usize>> = HashMap::with_capacity(keys.len());
+    for (i, key) in keys.iter().enumerate() {
+        if let Some(key) = key {
+            rows_by_key.entry(key.as_str()).or_default().push(i);
+        }
+    }
+    for (key, rows) in rows_by_key.into_iter().filter(|(_, rows)| rows.len() > 1) {
+        for &i in &rows {
+            let others: Vec<String> = rows
+                .iter()
+                .filter(|&&j| j != i)
+                .take(10)
+                .map(|&j| line_of(input, j))
+                .collect();
+            let more = rows.len().saturating_sub(11);
+            let tail = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            candidates[i].verdict = Some(Verdict::new(
+                outcome,
+                format!(
+                    "{}: the {what} {key} is also on line {}{tail}; keep one row per user",
+                    input.place(&input.rows[i], None),
+                    others.join(", ")
+                ),
+            ));
+        }
+    }
+}
+
+fn line_of(input: &Input, index: usize) -> String {
+    input.rows[index]
+        .location
+        .as_ref()
+        .map_or_else(|| format!("row {}", index + 1), |l| l.line().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::source::{Format, Location};
+
+    fn row(line: u64, cells: &[(Role, &str)]) -> Row {
+        let mut row = Row::new(Location::Line(line));
+        for (i, (role, value)) in cells.iter().enumerate() {
+            let header: Arc<str> = Arc::from(format!("{role:?}"));
+            row.set(
+                *role,
+                Field {
+                    value: value.to_string(),
+                    header,
+                    column: i as u32,
+                },
+            );
+        }
+        row
+    }
+
+    fn input(rows: Vec<Row>) -> Input {
+        Input {
+            name: "users.csv".into(),
+            format: Format::Csv,
+            headers: vec![],
+            rows,
+        }
+    }
+
+    fn outcomes(candidates: &[Candidate]) -> Vec<Option<Outcome>> {
+        candidates
+            .iter()
+            .map(|c| c.verdict.as_ref().map(|v| v.outcome))
+            .collect()
+    }
+
+    const ALICE: &str = "f7cc07d7-7c15-447d-876d-c01b0e5a9e38";
+    const BOB: &str = "3ab39606-c642-489b-84b6-58c038d3ef39";
+
+    #[test]
+    fn consistency_guid_wins_and_a_lost_one_is_an_error() {
+        let input = input(vec![
+            row(
+                2,
+                &[
+                    (Role::Upn, "a@x.com"),
+                    (Role::ObjectGuid, ALICE),
+                    (Role::ConsistencyGuid, BOB),
+                ],
+            ),
+            row(
+                3,
+                &[
+                    (Role::Upn, "b@x.com"),
+                    (Role::ObjectGuid, ALICE),
+                    (Role::ConsistencyGuid, "System.Byte[]"),
+                ],
+            ),
+        ]);
+        let out = compute(&input, &ComputeOptions::default());
+        assert_eq!(
+            out[0].immutable_id.as_ref().unwrap().as_str(),
+            "BpazOkLGm0iEtljAONPvOQ=="
+        );
+        assert_eq!(out[0].anchor_role, Some(Role::ConsistencyGuid));
+        let verdict = out[1].verdict.as_ref().unwrap();
+        assert_eq!(verdict.outcome, Outcome::InvalidAnchor);
+        assert!(
+            verdict
+                .detail
+                .starts_with("users.csv:3 column ConsistencyGuid: the export lost the value"),
+            "{}",
+            verdict.detail
+        );
+    }
+
+    #[test]
+    fn missing_fields_and_disagreeing_immutable_id() {
+        let input = input(vec![
+            row(2, &[(Role::Upn, "a@x.com")]),
+            row(3, &[(Role::ObjectGuid, ALICE)]),
+            row(
+                4,
+                &[
+                    (Role::Upn, "c@x.com"),
+                    (Role::ObjectGuid, ALICE),
+                    (Role::ImmutableId, "BpazOkLGm0iEtljAONPvOQ=="),
+                ],
+            ),
+            row(
+                5,
+                &[
+                    (Role::Upn, "d@x.com"),
+                    (Role::ImmutableId, "BpazOkLGm0iEtljAONPvOQ=="),
+                ],
+            ),
+        ]);
+        let out = compute(&input, &ComputeOptions::default());
+        assert_eq!(
+            outcomes(&out),
+            [
+                Some(Outcome::MissingField),
+                Some(Outcome::MissingField),
+                Some(Outcome::InvalidAnchor),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicates_name_the_other_lines() {
+        let input = input(vec![
+            row(2, &[(Role::Upn, "a@x.com"), (Role::ObjectGuid, ALICE)]),
+            row(3, &[(Role::Upn, "b@x.com"), (Role::ObjectGuid, ALICE)]),
+            row(4, &[(Role::Upn, "C@x.com"), (Role::ObjectGuid, BOB)]),
+            row(
+                5,
+                &[
+                    (Role::TargetUpn, "c@X.com"),
+                    (Role::ObjectGuid, "8c4ac332-975f-4717-ad7b-ba4a4e968fff"),
+                ],
+            ),
+        ]);
+        let out = compute(&input, &ComputeOptions::default());
+        use Outcome::*;
+        assert_eq!(
+            outcomes(&out),
+            [
+                Some(DuplicateAnchorInInput),
+                Some(DuplicateAnchorInInput),
+                Some(DuplicateTargetInInput),
+                Some(DuplicateTargetInInput)
+            ]
+        );
+        assert!(out[0]
+            .verdict
+            .as_ref()
+            .unwrap()
+            .detail
+            .contains("also on line 3"));
+        assert!(out[3]
+            .verdict
+            .as_ref()
+            .unwrap()
+            .detail
+            .contains("also on line 4"));
+    }
+
+    #[test]
+    fn upn_suffix_mapping() {
+        let map = vec![("contoso.local".to_string(), "contoso.com".to_string())];
+        assert_eq!(map_upn("Alice@Contoso.Local", &map), "Alice@contoso.com");
+        assert_eq!(
+            map_upn("bob@sub.contoso.local", &map),
+            "bob@sub.contoso.local"
+        );
+        let input = input(vec![row(
+            2,
+            &[(Role::Upn, "a@contoso.local"), (Role::ObjectGuid, ALICE)],
+        )]);
+        let out = compute(
+            &input,
+            &ComputeOptions {
+                upn_suffixes: map,
+                ..Default::default()
+            },
+        );
+        assert_eq!(out[0].target_upn.as_deref(), Some("a@contoso.com"));
+    }
+}

@@ -23,6 +23,7 @@ pub mod emulator;
 pub mod error;
 pub mod journal;
 pub mod outcome;
+pub mod pipeline;
 pub mod plan;
 pub mod report;
 pub mod source;

@@ -389,7 +389,7 @@ impl<'t> TenantIndex<'t> {
 
     fn is_federated(&self, upn: &str) -> bool {
         let domain = upn.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase());
-        domain.is_some_and(|d| self.federated.iter().any(|f| *f == d))
+        domain.is_some_and(|d| self.federated.contains(&d))
     }
 
     /// The tenant's initial `*.onmicrosoft.com` domain, the federated hop's stopover.
@@ -520,10 +520,14 @@ mod tests {
     fn decide(upn: &str, anchor: &str, options: PlanOptions) -> Decision {
         let tenant = tenant();
         let index = TenantIndex::new(&tenant);
-        let anchor = ImmutableId::from_trusted(anchor);
+        let anchor = (!anchor.is_empty()).then(|| {
+            crate::anchor::parse(anchor, crate::anchor::AnchorKind::String)
+                .unwrap()
+                .id
+        });
         index.decide(
             &Subject {
-                anchor: Some(&anchor),
+                anchor: anchor.as_ref(),
                 upn: Some(upn),
                 mail: Some(upn),
                 cloud_object_id: None,

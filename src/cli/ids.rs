@@ -1,11 +1,85 @@
-//! `hardmatch ids` (being built).
+//! `hardmatch ids`: the offline stages on their own. Every row's ImmutableId, or why it has
+//! none, without touching a tenant. Replaces the seeds' Excel `=CONCATENATE` step.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// (being built)
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use super::input::InputArgs;
+use crate::outcome::Outcome;
+use crate::pipeline;
+use crate::report::csv as report_csv;
+use crate::source::Role;
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not built yet")
+const EXAMPLES: &str = "\
+Examples:
+  # A Get-ADUser export (Windows PowerShell 5.1 or 7), the ImmutableIds to a file:
+  hardmatch ids users.csv -o ids.csv
+
+  # An ldifde export, to the terminal:
+  hardmatch ids export.ldf -o -
+
+  # A workbook whose sheet 'Migration' has a column 'Login' for the UPN:
+  hardmatch ids wave1.xlsx --sheet Migration --column upn=Login -o ids.csv
+
+Output columns: line, upn, object_guid, immutable_id, outcome, detail.
+Exit codes: 0 every row has an ImmutableId, 1 some rows need attention, 2 the file could not be read.";
+
+/// Compute the ImmutableId of every row of an export, offline.
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// Where to write the CSV; `-` for stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+
+    /// Start the CSV with a UTF-8 byte-order mark, so Excel reads accents right.
+    #[arg(long)]
+    pub excel: bool,
+}
+
+const COLUMNS: [&str; 6] = [
+    "line",
+    "upn",
+    "object_guid",
+    "immutable_id",
+    "outcome",
+    "detail",
+];
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let prepared = pipeline::prepare(&args.input)?;
+    let mut writer = report_csv::open(&args.output, args.excel)?;
+    report_csv::write_row(&mut writer, &args.output, COLUMNS)?;
+    let mut counts: BTreeMap<Outcome, usize> = BTreeMap::new();
+    for (row, candidate) in prepared.input.rows.iter().zip(&prepared.candidates) {
+        let line = row.location.as_ref().map_or(0, |l| l.line()).to_string();
+        let guid = candidate.guid.map(|g| g.to_string()).unwrap_or_default();
+        let id = candidate.immutable_id.as_ref().map_or("", |id| id.as_str());
+        let (outcome, detail) = match &candidate.verdict {
+            Some(verdict) => (verdict.outcome, verdict.detail.as_str()),
+            None => (Outcome::Computed, ""),
+        };
+        *counts.entry(outcome).or_default() += 1;
+        let upn = row.value(Role::Upn).unwrap_or_default();
+        report_csv::write_row(
+            &mut writer,
+            &args.output,
+            [line.as_str(), upn, &guid, id, outcome.code(), detail],
+        )?;
+    }
+    report_csv::finish(writer, &args.output)?;
+    eprintln!(
+        "{}: {} rows",
+        prepared.input.name,
+        prepared.input.rows.len()
+    );
+    for (outcome, count) in &counts {
+        eprintln!("  {:<28} {count:>9}", outcome.code());
+    }
+    let needs_attention = counts.keys().any(|o| !o.is_success());
+    Ok(ExitCode::from(u8::from(needs_attention)))
 }

@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 pub mod convert;
 pub mod emulator;
 pub mod ids;
+pub mod input;
+pub mod plan;
 
 /// Hard-match on-premises AD users to Microsoft Entra ID cloud users in bulk.
 #[derive(Debug, Parser)]
@@ -21,6 +23,7 @@ pub struct Cli {
 pub enum Command {
     Convert(convert::Args),
     Ids(ids::Args),
+    Plan(plan::Args),
     Emulator(emulator::Args),
 }
 
@@ -30,6 +33,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Convert(args) => convert::run(args),
         Command::Ids(args) => ids::run(args),
+        Command::Plan(args) => plan::run(args),
         Command::Emulator(args) => emulator::run(args),
     }
 }

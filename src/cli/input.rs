@@ -1,0 +1,103 @@
+//! The input options every command that reads an export shares (xsv's `Config`): the file,
+//! how to read it, and how to compute each row's anchor and target.
+
+use std::path::PathBuf;
+
+use crate::anchor::AnchorKind;
+use crate::compute::ComputeOptions;
+use crate::source::{Format, ReadOptions, Role};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct InputArgs {
+    /// The AD export: CSV (Export-Csv, csvde, Excel), LDIF (ldifde, ldapsearch) or a workbook
+    /// (XLSX, XLS, ODS).
+    pub input: PathBuf,
+
+    /// Read the input as this format instead of detecting it.
+    #[arg(long, value_parser = parse_format, value_name = "csv|ldif|xlsx")]
+    pub format: Option<Format>,
+
+    /// CSV delimiter, instead of sniffing among , ; and tab (`tab` for a tab).
+    #[arg(long, value_parser = parse_delimiter, value_name = "CHAR")]
+    pub delimiter: Option<u8>,
+
+    /// Map a role to a header by hand, e.g. `--column upn=Login --column object-guid=GUID`.
+    /// Roles: upn, object-guid, consistency-guid, immutable-id, mail, target-upn,
+    /// cloud-object-id, display-name, object-class, dn.
+    #[arg(long = "column", value_parser = parse_column, value_name = "ROLE=HEADER")]
+    pub columns: Vec<(Role, String)>,
+
+    /// The workbook's sheet (default: the first).
+    #[arg(long, value_name = "NAME")]
+    pub sheet: Option<String>,
+
+    /// `guid` (objectGUID / mS-DS-ConsistencyGuid) or `string` (a custom anchor such as
+    /// employeeID, mapped with --column immutable-id=HEADER and used as-is).
+    #[arg(long, value_enum, default_value = "guid")]
+    pub anchor_kind: AnchorKind,
+
+    /// Map an on-premises UPN suffix to the cloud one for a domain move, e.g.
+    /// `--upn-suffix contoso.local=contoso.com` (repeatable).
+    #[arg(long = "upn-suffix", value_parser = parse_suffix, value_name = "OLD=NEW")]
+    pub upn_suffixes: Vec<(String, String)>,
+}
+
+impl InputArgs {
+    pub fn read_options(&self) -> ReadOptions {
+        ReadOptions {
+            format: self.format,
+            delimiter: self.delimiter,
+            columns: self.columns.clone(),
+            sheet: self.sheet.clone(),
+        }
+    }
+
+    pub fn compute_options(&self) -> ComputeOptions {
+        ComputeOptions {
+            anchor_kind: self.anchor_kind,
+            upn_suffixes: self.upn_suffixes.clone(),
+            anchor_optional: false,
+        }
+    }
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "csv" => Ok(Format::Csv),
+        "ldif" | "ldf" => Ok(Format::Ldif),
+        "xlsx" | "xls" | "xlsm" | "ods" => Ok(Format::Spreadsheet),
+        other => Err(format!("unknown format {other:?}: use csv, ldif or xlsx")),
+    }
+}
+
+fn parse_delimiter(s: &str) -> Result<u8, String> {
+    match s {
+        "tab" | "\\t" | "\t" => Ok(b'\t'),
+        _ if s.len() == 1 && s.is_ascii() => Ok(s.as_bytes()[0]),
+        _ => Err(format!(
+            "{s:?} is not a one-character delimiter (use , ; | or tab)"
+        )),
+    }
+}
+
+fn parse_column(s: &str) -> Result<(Role, String), String> {
+    let (role, header) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected ROLE=HEADER, e.g. upn=Login"))?;
+    let role = Role::from_name(role.trim()).ok_or_else(|| {
+        let known: Vec<_> = Role::ALL.iter().map(|r| r.name()).collect();
+        format!("unknown role {role:?}; known roles: {}", known.join(", "))
+    })?;
+    Ok((role, header.trim().to_string()))
+}
+
+fn parse_suffix(s: &str) -> Result<(String, String), String> {
+    let (old, new) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected OLD=NEW, e.g. contoso.local=contoso.com"))?;
+    let clean = |d: &str| d.trim().trim_start_matches('@').to_ascii_lowercase();
+    match (clean(old), clean(new)) {
+        (old, new) if !old.is_empty() && !new.is_empty() => Ok((old, new)),
+        _ => Err(format!("{s:?}: both suffixes must be given")),
+    }
+}

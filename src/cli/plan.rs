@@ -1,0 +1,121 @@
+//! `hardmatch plan`: the dry run a change board approves. Never writes to the tenant.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::input::InputArgs;
+use crate::pipeline::{self, Prepared};
+use crate::plan::{MatchBy, Mode, Permissions, PlanOptions};
+use crate::report::{self, Record, Summary};
+use crate::tenant::Tenant;
+
+const EXAMPLES: &str = "\
+Examples:
+  # Plan against a snapshot taken earlier with `hardmatch snapshot -o tenant.json`:
+  hardmatch plan users.csv --snapshot tenant.json -o plan.xlsx
+
+  # A domain move: on-premises UPNs end in contoso.local, cloud UPNs in contoso.com:
+  hardmatch plan users.csv --snapshot tenant.json --upn-suffix contoso.local=contoso.com -o plan.csv
+
+  # Find cloud users by mail or proxyAddresses instead of UPN, and keep a JSON plan for apply:
+  hardmatch plan users.ldf --snapshot tenant.json --match mail -o plan.json
+
+Exit codes: 0 every row can be stamped or needs nothing, 1 some rows need attention,
+2 the plan could not be made.";
+
+/// Predict what apply would do to every row, without writing anything.
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// Plan offline against a tenant file written by `hardmatch snapshot`.
+    #[arg(long, value_name = "FILE")]
+    pub snapshot: PathBuf,
+
+    /// The report: .csv, .xlsx or .json by extension; `-` for CSV on stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+
+    #[command(flatten)]
+    pub plan: PlanArgs,
+
+    /// Start the CSV with a UTF-8 byte-order mark, so Excel reads accents right.
+    #[arg(long)]
+    pub excel: bool,
+}
+
+/// How rows are matched and which destructive steps a plan may include.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlanArgs {
+    /// Find cloud users by UPN (default) or by mail and proxyAddresses.
+    #[arg(long = "match", value_enum, default_value = "upn")]
+    pub match_by: MatchBy,
+
+    /// Replace an ImmutableId the target already holds (the old value is recorded).
+    #[arg(long)]
+    pub overwrite: bool,
+
+    /// Permanently delete a recycle-bin user that holds the anchor, then stamp.
+    #[arg(long)]
+    pub purge_deleted_holders: bool,
+
+    /// For a UPN in a federated domain: move it to the initial domain, stamp, move it back.
+    #[arg(long)]
+    pub federated_hop: bool,
+}
+
+impl PlanArgs {
+    pub fn options(&self, mode: Mode) -> PlanOptions {
+        PlanOptions {
+            match_by: self.match_by,
+            mode,
+            allow: Permissions {
+                overwrite: self.overwrite,
+                purge_deleted_holders: self.purge_deleted_holders,
+                federated_hop: self.federated_hop,
+            },
+        }
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let started = chrono::Utc::now();
+    let prepared = pipeline::prepare(&args.input)?;
+    let tenant = Tenant::load(&args.snapshot)?;
+    let records = plan_records(&prepared, &tenant, &args.plan.options(Mode::Stamp));
+    let summary = Summary {
+        command_line: report::redact_args(std::env::args()),
+        tenant: tenant.tenant_id.clone(),
+        started: started.to_rfc3339(),
+        finished: chrono::Utc::now().to_rfc3339(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        notes: vec![(
+            "tenant read".into(),
+            format!("offline, from {}", args.snapshot.display()),
+        )],
+    };
+    report::write(&args.output, &records, &summary, args.excel)?;
+    eprint!("{}", report::outcome_table(&records));
+    Ok(exit_code(&records))
+}
+
+/// The planned record of every row, in input order.
+pub fn plan_records(prepared: &Prepared, tenant: &Tenant, options: &PlanOptions) -> Vec<Record> {
+    let mut records = prepared.records();
+    for (record, decision) in records.iter_mut().zip(prepared.decide(tenant, options)) {
+        if let Some(decision) = decision {
+            pipeline::apply_decision(record, &decision);
+        }
+    }
+    records
+}
+
+/// 0 when every row succeeded or needs nothing, 1 when any row needs attention.
+pub fn exit_code(records: &[Record]) -> ExitCode {
+    let all_fine = records
+        .iter()
+        .all(|r| r.outcome.is_some_and(|o| o.is_success()));
+    ExitCode::from(if all_fine { 0 } else { 1 })
+}
