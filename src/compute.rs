@@ -256,6 +256,7 @@ mod tests {
             name: "users.csv".into(),
             format: Format::Csv,
             headers: vec![],
+            columns: vec![],
             rows,
         }
     }

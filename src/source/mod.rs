@@ -6,10 +6,17 @@
 //! Only a file that cannot be used at all (unreadable, no anchor or UPN column) is an
 //! [`Error`](crate::Error).
 
+pub mod columns;
+pub mod csv;
+pub mod ldif;
+pub mod spreadsheet;
+pub mod text;
+
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::error::Error;
 use crate::outcome::Verdict;
 
 /// What a column (or LDIF attribute) means to hardmatch.
@@ -66,6 +73,19 @@ impl Role {
 
     fn index(self) -> usize {
         self as usize
+    }
+
+    /// Roles whose value is an anchor in some encoding, not text to decode.
+    pub fn is_anchor(self) -> bool {
+        matches!(
+            self,
+            Role::ObjectGuid | Role::ConsistencyGuid | Role::ImmutableId
+        )
+    }
+
+    /// Roles whose value is text (csvde and LDIF may encode it).
+    pub fn is_text(self) -> bool {
+        !self.is_anchor()
     }
 }
 
@@ -149,6 +169,8 @@ pub struct Input {
     pub format: Format,
     /// The headers (or attribute names) found, for messages and `--column`.
     pub headers: Vec<String>,
+    /// The roles found and the header each came from.
+    pub columns: Vec<(Role, Arc<str>)>,
     pub rows: Vec<Row>,
 }
 
@@ -230,8 +252,91 @@ pub struct ReadOptions {
 
 /// Reads an export of any supported format.
 pub fn read(path: &Path, options: &ReadOptions) -> crate::Result<Input> {
-    let _ = (path, options);
-    unimplemented!("the reader stage is being built in issue 2")
+    let name = path.display().to_string();
+    if options.format == Some(Format::Spreadsheet)
+        || (options.format.is_none() && has_workbook_extension(path))
+    {
+        return spreadsheet::read(&name, path, options);
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    if options.format.is_none() && is_workbook(&bytes) {
+        return spreadsheet::read(&name, path, options);
+    }
+    let decoded = text::decode(&bytes);
+    let format = options
+        .format
+        .unwrap_or_else(|| detect_text_format(path, &decoded.text));
+    match format {
+        Format::Ldif => ldif::read(&name, &decoded.text, options),
+        _ => csv::read(&name, &decoded.text, options),
+    }
+}
+
+fn has_workbook_extension(path: &Path) -> bool {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    matches!(ext.as_str(), "xlsx" | "xlsm" | "xlsb" | "xls" | "ods")
+}
+
+/// Zip (XLSX, ODS) and OLE2 (XLS) signatures, for workbooks with a misleading extension.
+fn is_workbook(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0])
+}
+
+/// LDIF by extension, or by its first meaningful line (`dn:`, `version:`); else CSV.
+fn detect_text_format(path: &Path, text: &str) -> Format {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if matches!(ext.as_str(), "ldf" | "ldif") {
+        return Format::Ldif;
+    }
+    let first = text
+        .lines()
+        .map(str::trim_start)
+        .find(|l| !l.is_empty() && !l.starts_with('#'));
+    let is_ldif = first.is_some_and(|l| {
+        let lower = l.to_ascii_lowercase();
+        lower.starts_with("dn:") || lower.starts_with("version:")
+    });
+    if is_ldif {
+        Format::Ldif
+    } else {
+        Format::Csv
+    }
+}
+
+/// Why an entry with these objectClass values is not a user, if it is not.
+/// A computer is also of class `user` in AD, so computer is checked first.
+pub(crate) fn classify_object_class<'a>(classes: impl Iterator<Item = &'a str>) -> Option<String> {
+    let classes: Vec<String> = classes
+        .map(|c| c.trim().to_ascii_lowercase())
+        .filter(|c| !c.is_empty())
+        .collect();
+    if classes.is_empty() {
+        return None;
+    }
+    for other in ["computer", "group", "contact"] {
+        if classes.iter().any(|c| c == other) {
+            return Some(format!(
+                "a {other} (objectClass {other}), not a user: hardmatch only matches user accounts"
+            ));
+        }
+    }
+    let is_user = classes
+        .iter()
+        .any(|c| matches!(c.as_str(), "user" | "person" | "inetorgperson"));
+    (!is_user).then(|| {
+        format!(
+            "objectClass {} is not a user: hardmatch only matches user accounts",
+            classes.join(";")
+        )
+    })
 }
 
 #[cfg(test)]
