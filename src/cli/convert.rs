@@ -1,11 +1,133 @@
-//! `hardmatch convert` (being built).
+//! `hardmatch convert`: one value in every anchor form. For the admin with one GUID in one
+//! window and an ImmutableId in another, wondering whether they are the same user.
 
 use std::process::ExitCode;
 
-/// (being built)
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use serde::Serialize;
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not built yet")
+use crate::anchor::{self, AnchorKind, ImmutableId};
+
+const EXAMPLES: &str = "\
+Examples:
+  # An objectGUID from Get-ADUser:
+  hardmatch convert f7cc07d7-7c15-447d-876d-c01b0e5a9e38
+
+  # An ImmutableId from Get-MgUser, and csvde's hex, at once:
+  hardmatch convert 1wfM9xV8fUSHbcAbDlqeOA== \"X'd707ccf7157c7d44876dc01b0e5a9e38'\"
+
+  # A connector-space DN from the Synchronization Service Manager, as JSON:
+  hardmatch convert --json 'CN={514635484D4B376E38307176645973555049486139513D3D}'
+
+Accepted forms: GUID text (braces and dashes optional), base64 ImmutableId, 32 hex digits in AD
+byte order (bare, separated by spaces, commas or dashes, \\xx LDAP filter form, csvde X'..'),
+16 decimal bytes, CN={...}. 32 bare hex digits are read as AD byte order; the other reading
+(.NET \"N\" GUID text) is shown as a note.
+Exit codes: 0 every value converted, 1 some value is not an anchor.";
+
+/// Show anchor values in every form: GUID, ImmutableId, hex, LDAP filter, DN.
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// The values to convert.
+    #[arg(required = true, value_name = "VALUE")]
+    pub values: Vec<String>,
+
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// `guid`, or `string` for a custom anchor such as employeeID (only checked, not encoded).
+    #[arg(long, value_enum, default_value = "guid")]
+    pub anchor_kind: AnchorKind,
+}
+
+/// One value's conversions, or its error.
+#[derive(Debug, Serialize)]
+struct Conversion {
+    input: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    form: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    guid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    immutable_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hex: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ldap_filter: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let conversions: Vec<Conversion> = args
+        .values
+        .iter()
+        .map(|v| convert(v, args.anchor_kind))
+        .collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&conversions)?);
+    } else {
+        print_table(&conversions);
+    }
+    let failed = conversions.iter().any(|c| c.error.is_some());
+    Ok(ExitCode::from(u8::from(failed)))
+}
+
+fn convert(value: &str, kind: AnchorKind) -> Conversion {
+    let mut conversion = Conversion {
+        input: value.to_string(),
+        form: None,
+        guid: None,
+        immutable_id: None,
+        hex: None,
+        ldap_filter: None,
+        dn: None,
+        note: None,
+        error: None,
+    };
+    match anchor::parse(value, kind) {
+        Ok(parsed) => {
+            let id: &ImmutableId = &parsed.id;
+            conversion.form = Some(parsed.form.name());
+            conversion.guid = id.guid().map(|g| g.to_string());
+            conversion.immutable_id = Some(id.to_string());
+            conversion.hex = id.hex();
+            conversion.ldap_filter = id.ldap_filter();
+            conversion.dn = Some(id.connector_dn());
+            conversion.note = anchor::alternative_reading(value).map(|other| {
+                format!("read as hex in AD byte order; if this is .NET \"N\" GUID text, the ImmutableId is {other}")
+            });
+        }
+        Err(e) => conversion.error = Some(e.to_string()),
+    }
+    conversion
+}
+
+fn print_table(conversions: &[Conversion]) {
+    for (i, c) in conversions.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        let rows = [
+            ("input", Some(c.input.as_str())),
+            ("form", c.form),
+            ("guid", c.guid.as_deref()),
+            ("immutable_id", c.immutable_id.as_deref()),
+            ("hex", c.hex.as_deref()),
+            ("ldap_filter", c.ldap_filter.as_deref()),
+            ("dn", c.dn.as_deref()),
+            ("note", c.note.as_deref()),
+            ("error", c.error.as_deref()),
+        ];
+        for (name, value) in rows {
+            if let Some(value) = value {
+                println!("{name:<13} {value}");
+            }
+        }
+    }
 }

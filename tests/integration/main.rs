@@ -1,4 +1,6 @@
 //! One test binary for the whole crate (ripgrep's habit): each module drives the real
 //! `hardmatch` binary, and the emulator over real HTTP on 127.0.0.1.
 
+mod convert;
+mod ids;
 mod util;
