@@ -173,7 +173,7 @@ fn duplicates_inside_the_input_name_each_other() {
 #[test]
 fn unusable_file_fails_at_once_with_headers_and_aliases() {
     let dir = Dir::new();
-    let file = dir.write("names.csv", "Name,Title\nAlice,CEO\n");
+    dir.write("names.csv", "Name,Title\nAlice,CEO\n");
     let out = run(dir.hardmatch().args(["ids", "names.csv", "-o", "-"]));
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
@@ -247,7 +247,7 @@ fn mangled_excel_cells_name_the_cell() {
 #[test]
 fn output_cells_cannot_run_as_formulas() {
     let dir = Dir::new();
-    let file = dir.write(
+    dir.write(
         "evil.csv",
         "UPN,ObjectGUID\n=HYPERLINK(\"http://x\"),f7cc07d7-7c15-447d-876d-c01b0e5a9e38\n",
     );
