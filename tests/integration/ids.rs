@@ -185,7 +185,6 @@ fn unusable_file_fails_at_once_with_headers_and_aliases() {
         err.contains("UserPrincipalName") && err.contains("--column"),
         "{err}"
     );
-    let _ = file;
 }
 
 #[test]
