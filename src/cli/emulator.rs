@@ -1,11 +1,161 @@
-//! `hardmatch emulator` (being built).
+//! `hardmatch emulator`: a local Microsoft Graph for rehearsals, seeded from a tenant file.
 
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// (being built)
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use crate::emulator::faults::Faults;
+use crate::emulator::throttle::Quotas;
+use crate::emulator::{self, Config};
+use crate::tenant::Tenant;
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not built yet")
+const EXAMPLES: &str = "\
+Examples:
+  # Rehearse against a copy of your tenant (from `hardmatch snapshot -o tenant.json`):
+  hardmatch emulator --tenant tenant.json --access-token rehearsal
+  # then, in another terminal:
+  HARDMATCH_ACCESS_TOKEN=rehearsal hardmatch plan users.csv --graph-url http://127.0.0.1:PORT -o plan.xlsx
+
+  # A 10,000-user migration in seconds: the clock runs 60 times faster, with Graph's faults:
+  hardmatch emulator --tenant tenant.json --time-scale 60 --faults 503=0.05,reset=0.01,seed=1 --access-token t
+
+  # HTTPS and client-credential sign-in, for clients that insist on both:
+  hardmatch emulator --tenant samples/tenant.json --tls --cert-out emulator.pem --client-id app1 --client-secret '<a made-up secret>'
+
+The first line on stdout is `listening on <url>`. GET /_emulator/stats and /_emulator/state show
+what clients did. Runs until Ctrl-C.";
+
+/// Run a local Microsoft Graph emulator seeded from a tenant file.
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// The tenant file (the format `hardmatch snapshot` writes; see samples/tenant.json).
+    #[arg(long, value_name = "FILE")]
+    pub tenant: PathBuf,
+
+    /// Address to listen on. Keep it on loopback: the emulator has no real security.
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    /// Run the clock this many times faster (quota windows, Retry-After and latency alike).
+    #[arg(long, default_value_t = 1.0, value_name = "X")]
+    pub time_scale: f64,
+
+    /// Faults to inject, e.g. `503=0.05,504=0.01,reset=0.02,slow=0.01,429=0.01,expire=0.001,seed=7`.
+    #[arg(long, value_name = "SPEC", value_parser = clap::value_parser!(Faults))]
+    pub faults: Option<Faults>,
+
+    /// Per-request latency range in emulated milliseconds.
+    #[arg(long, default_value = "30..250", value_parser = parse_range, value_name = "MIN..MAX")]
+    pub latency_ms: (u64, u64),
+
+    /// Serve HTTPS with a self-signed certificate (written to --cert-out).
+    #[arg(long)]
+    pub tls: bool,
+
+    /// Where --tls writes its certificate (PEM), for clients to trust.
+    #[arg(long, default_value = "hardmatch-emulator.pem", value_name = "FILE")]
+    pub cert_out: PathBuf,
+
+    /// An app that may sign in with client credentials (with --client-secret).
+    #[arg(long, value_name = "ID", requires = "client_secret")]
+    pub client_id: Option<String>,
+
+    /// That app's secret (an emulator-only value; never a real one).
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "HARDMATCH_EMULATOR_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub client_secret: Option<String>,
+
+    /// A bearer token that is always accepted, to skip sign-in.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "HARDMATCH_EMULATOR_ACCESS_TOKEN",
+        hide_env_values = true
+    )]
+    pub access_token: Option<String>,
+
+    /// Lifetime of issued tokens, in emulated seconds.
+    #[arg(long, default_value_t = 3599.0, value_name = "SECS")]
+    pub token_lifetime: f64,
+
+    /// Resource units per 10 s per app (default: by tenant size, 3,500 / 5,000 / 8,000).
+    #[arg(long, value_name = "N")]
+    pub ru_per_10s: Option<f64>,
+
+    /// Writes per 150 s per app and tenant.
+    #[arg(long, default_value_t = 3000.0, value_name = "N")]
+    pub writes_per_150s: f64,
+
+    /// Writes per 5 min per tenant, all apps.
+    #[arg(long, default_value_t = 18000.0, value_name = "N")]
+    pub tenant_writes_per_5min: f64,
+
+    /// Let deleted users' anchors be reused (INFERRED behaviour; default: they stay reserved).
+    #[arg(long)]
+    pub deleted_users_free_anchors: bool,
+
+    /// Let the anchor of a user in a federated domain be changed in place (INFERRED; default: refused).
+    #[arg(long)]
+    pub allow_federated_change: bool,
+}
+
+fn parse_range(s: &str) -> Result<(u64, u64), String> {
+    let (low, high) = s.split_once("..").unwrap_or((s, s));
+    match (low.trim().parse(), high.trim().parse()) {
+        (Ok(low), Ok(high)) if low <= high => Ok((low, high)),
+        _ => Err(format!(
+            "{s:?}: expected MIN..MAX in milliseconds, e.g. 30..250"
+        )),
+    }
+}
+
+impl Args {
+    fn config(&self) -> Config {
+        Config {
+            quotas: Quotas {
+                resource_units_per_10s: self.ru_per_10s,
+                app_writes_per_150s: self.writes_per_150s,
+                tenant_writes_per_5min: self.tenant_writes_per_5min,
+            },
+            time_scale: self.time_scale,
+            latency_ms: self.latency_ms,
+            faults: self.faults.clone().unwrap_or_default(),
+            deleted_users_reserve_anchors: !self.deleted_users_free_anchors,
+            refuse_federated_anchor_change: !self.allow_federated_change,
+            clients: self
+                .client_id
+                .iter()
+                .cloned()
+                .zip(self.client_secret.iter().cloned())
+                .collect(),
+            access_token: self.access_token.clone(),
+            token_lifetime_secs: self.token_lifetime,
+            tls_cert_out: self.tls.then(|| self.cert_out.clone()),
+        }
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let tenant = Tenant::load(&args.tenant)?;
+    let config = args.config();
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen).await?;
+        let running = emulator::spawn_on(listener, tenant, config).await?;
+        let mut stdout = std::io::stdout();
+        writeln!(stdout, "listening on {}", running.url)?;
+        if let Some(cert) = &running.cert_path {
+            writeln!(stdout, "certificate {}", cert.display())?;
+        }
+        stdout.flush()?;
+        tokio::signal::ctrl_c().await?;
+        running.stop().await;
+        Ok(ExitCode::SUCCESS)
+    })
 }

@@ -1,1 +1,521 @@
-//! The local Microsoft Graph emulator. (Being built: issue 3.)
+//! A local Microsoft Graph emulator, for rehearsals and for hardmatch's own tests: users,
+//! deleted users, domains, `$batch`, client-credential sign-in, the identity throttling model,
+//! latency and faults, all as graph-facts.md documents them.
+//!
+//! [`run`] takes its listener and its shutdown future (mini-redis's pattern): tests bind
+//! `127.0.0.1:0` and spawn it, or call [`spawn`]. [`service`] is the API itself, independent
+//! of HTTP; [`throttle`] the quotas; [`odata`] the `$filter` language; [`state`] the tenant.
+
+pub mod faults;
+pub mod odata;
+pub mod service;
+pub mod state;
+pub mod throttle;
+mod tls;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::body::{Body as HttpBody, Bytes};
+use axum::extract::State as AxumState;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::Response;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use self::faults::{Fault, Faults};
+use self::service::{graph_error, Body, Reply, Request};
+use self::state::{State, Stats};
+use self::throttle::{Clock, Decision, Quotas, Throttle};
+use crate::tenant::Tenant;
+
+/// Every switch of the emulator. The defaults behave like Graph.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub quotas: Quotas,
+    /// The clock runs this many times faster than the wall clock.
+    pub time_scale: f64,
+    /// Per-request latency in emulated milliseconds, drawn evenly from this range.
+    pub latency_ms: (u64, u64),
+    pub faults: Faults,
+    /// INFERRED (graph-facts.md): a soft-deleted user still reserves its ImmutableId.
+    pub deleted_users_reserve_anchors: bool,
+    /// INFERRED: the ImmutableId of a user in a federated domain cannot be changed in place.
+    pub refuse_federated_anchor_change: bool,
+    /// Apps that may sign in with client credentials: (client id, secret).
+    pub clients: Vec<(String, String)>,
+    /// A bearer token that is always accepted, for tests that skip sign-in.
+    pub access_token: Option<String>,
+    /// Lifetime of issued tokens, in emulated seconds.
+    pub token_lifetime_secs: f64,
+    /// Serve HTTPS with a self-signed certificate written to this file.
+    pub tls_cert_out: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            quotas: Quotas::default(),
+            time_scale: 1.0,
+            latency_ms: (30, 250),
+            faults: Faults::default(),
+            deleted_users_reserve_anchors: true,
+            refuse_federated_anchor_change: true,
+            clients: Vec::new(),
+            access_token: None,
+            token_lifetime_secs: 3599.0,
+            tls_cert_out: None,
+        }
+    }
+}
+
+/// The emulator's shared state. Behind `std::sync::Mutex`es: every critical section is short
+/// and never awaits, so a blocking lock is cheaper than an async one.
+pub struct Emulator {
+    config: Config,
+    clock: Clock,
+    state: Mutex<State>,
+    throttle: Mutex<Throttle>,
+    tokens: Mutex<HashMap<String, IssuedToken>>,
+    faults: Mutex<faults::Dice>,
+    next_request: AtomicU64,
+}
+
+#[derive(Clone, Debug)]
+struct IssuedToken {
+    app: String,
+    expires_at: f64,
+}
+
+impl Emulator {
+    pub fn new(tenant: Tenant, config: Config) -> Emulator {
+        let throttle = Throttle::new(config.quotas.clone(), &tenant.tenant_id, tenant.users.len());
+        Emulator {
+            clock: Clock::new(config.time_scale),
+            faults: Mutex::new(config.faults.dice()),
+            state: Mutex::new(State::new(tenant)),
+            throttle: Mutex::new(throttle),
+            tokens: Mutex::new(HashMap::new()),
+            next_request: AtomicU64::new(1),
+            config,
+        }
+    }
+
+    /// The tenant as it is now.
+    pub fn tenant(&self) -> Tenant {
+        self.with_state(|s| s.tenant.clone())
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.with_state(|s| s.stats.clone())
+    }
+
+    fn with_state<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        f(&mut self.state.lock().expect("emulator state lock"))
+    }
+
+    fn count(&self, key: String) {
+        self.with_state(|s| *s.stats.requests.entry(key).or_insert(0) += 1);
+    }
+
+    fn charge(&self, app: &str, cost: u32, write: bool) -> Decision {
+        let now = self.clock.now();
+        self.throttle
+            .lock()
+            .expect("throttle lock")
+            .charge(now, app, cost, write)
+    }
+
+    /// Serves any request: sign-in, the emulator's own endpoints, or Graph.
+    pub fn handle(&self, request: &Request) -> Reply {
+        if request.method == "POST" && request.path.ends_with("/oauth2/v2.0/token") {
+            return self.token(request);
+        }
+        match request.path.as_str() {
+            "/_emulator/stats" => {
+                return Reply {
+                    status: 200,
+                    headers: vec![],
+                    body: Body::Json(json!(self.stats())),
+                }
+            }
+            "/_emulator/state" => {
+                return Reply {
+                    status: 200,
+                    headers: vec![],
+                    body: Body::Json(json!(self.tenant())),
+                }
+            }
+            _ => {}
+        }
+        match self.authenticate(request) {
+            Ok(app) => self.serve_graph(request, &app),
+            Err(reply) => reply,
+        }
+    }
+
+    /// The bearer token's app, or Graph's 401.
+    fn authenticate(&self, request: &Request) -> Result<String, Reply> {
+        let unauthorized = |message: &str| graph_error(401, "InvalidAuthenticationToken", message);
+        let token = request
+            .authorization
+            .as_deref()
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| unauthorized("Access token is empty."))?;
+        if self.config.access_token.as_deref() == Some(token) {
+            return Ok("fixed-token-app".to_string());
+        }
+        let issued = self.tokens.lock().expect("tokens lock").get(token).cloned();
+        match issued {
+            Some(t) if t.expires_at > self.clock.now() => Ok(t.app),
+            Some(_) => Err(unauthorized(
+                "Lifetime validation failed, the token is expired.",
+            )),
+            None => Err(unauthorized("IDX14100: JWT is not well formed.")),
+        }
+    }
+
+    /// Forgets every issued token: the next call with one gets 401, as after an expiry.
+    pub fn expire_tokens(&self) {
+        let now = self.clock.now();
+        for token in self.tokens.lock().expect("tokens lock").values_mut() {
+            token.expires_at = now;
+        }
+    }
+
+    /// `POST /{tenant}/oauth2/v2.0/token`, client credentials with a secret.
+    fn token(&self, request: &Request) -> Reply {
+        let form: HashMap<String, String> = url::form_urlencoded::parse(&request.body)
+            .into_owned()
+            .collect();
+        let tenant = request
+            .path
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or("");
+        let tenant_id = self.with_state(|s| s.tenant.tenant_id.clone());
+        let known_tenant = tenant.eq_ignore_ascii_case(&tenant_id)
+            || self.with_state(|s| {
+                s.tenant
+                    .domains
+                    .iter()
+                    .any(|d| d.id.eq_ignore_ascii_case(tenant))
+            });
+        let aad_error = |status: u16, error: &str, code: u32, text: String| Reply {
+            status,
+            headers: vec![],
+            body: Body::Json(json!({
+                "error": error,
+                "error_description": format!("AADSTS{code}: {text}"),
+                "error_codes": [code],
+                "timestamp": chrono::Utc::now().format("%Y-%m-%d %H:%M:%SZ").to_string(),
+                "trace_id": uuid::Uuid::new_v4().to_string(),
+                "correlation_id": uuid::Uuid::new_v4().to_string(),
+            })),
+        };
+        if !known_tenant {
+            return aad_error(400, "invalid_request", 90002, format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."));
+        }
+        if form.get("grant_type").map(String::as_str) != Some("client_credentials")
+            || !form.get("scope").is_some_and(|s| s.ends_with("/.default"))
+        {
+            return aad_error(400, "invalid_request", 900144, "The request body must contain grant_type=client_credentials and a scope ending in /.default.".into());
+        }
+        let client_id = form.get("client_id").cloned().unwrap_or_default();
+        let Some((_, secret)) = self.config.clients.iter().find(|(id, _)| *id == client_id) else {
+            return aad_error(400, "unauthorized_client", 700016, format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'."));
+        };
+        if form.get("client_secret") != Some(secret) {
+            return aad_error(401, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.".into());
+        }
+        let token = format!("emu.{}", uuid::Uuid::new_v4().simple());
+        let expires_at = self.clock.now() + self.config.token_lifetime_secs;
+        self.tokens.lock().expect("tokens lock").insert(
+            token.clone(),
+            IssuedToken {
+                app: client_id,
+                expires_at,
+            },
+        );
+        self.with_state(|s| s.stats.tokens_issued += 1);
+        let expires_in = self.clock.to_real(self.config.token_lifetime_secs).floor() as u64;
+        Reply {
+            status: 200,
+            headers: vec![],
+            body: Body::Json(
+                json!({"token_type": "Bearer", "expires_in": expires_in, "ext_expires_in": expires_in, "access_token": token}),
+            ),
+        }
+    }
+
+    /// Gives an inner `$batch` reply its own request ids, as Graph does.
+    fn inner_request_ids(&self, reply: &mut Reply, outer: &Request) {
+        let id = self.request_id();
+        add_request_ids(reply, &id, outer.client_request_id.as_deref());
+    }
+
+    fn request_id(&self) -> String {
+        let n = self.next_request.fetch_add(1, Ordering::Relaxed);
+        format!("00000000-0000-4000-8000-{n:012x}")
+    }
+}
+
+/// Adds `request-id`/`client-request-id` headers, and `innerError` to an error body.
+fn add_request_ids(reply: &mut Reply, request_id: &str, client_request_id: Option<&str>) {
+    reply.headers.push(("request-id".into(), request_id.into()));
+    if let Some(client) = client_request_id {
+        reply
+            .headers
+            .push(("client-request-id".into(), client.into()));
+    }
+    if let Body::Json(Value::Object(body)) = &mut reply.body {
+        if let Some(Value::Object(error)) = body.get_mut("error") {
+            let mut inner = json!({"date": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string(), "request-id": request_id});
+            if let Some(client) = client_request_id {
+                inner["client-request-id"] = json!(client);
+            }
+            error.insert("innerError".into(), inner);
+        }
+    }
+}
+
+/// A running emulator: its URL, its state, and how to stop it.
+pub struct Running {
+    pub url: String,
+    pub emulator: Arc<Emulator>,
+    /// The certificate to trust, when serving HTTPS.
+    pub cert_path: Option<PathBuf>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting connections and waits for the server task to end.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Starts an emulator on `127.0.0.1:0` in the current runtime.
+pub async fn spawn(tenant: Tenant, config: Config) -> std::io::Result<Running> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    spawn_on(listener, tenant, config).await
+}
+
+/// Starts an emulator on a listener the caller bound.
+pub async fn spawn_on(
+    listener: TcpListener,
+    tenant: Tenant,
+    config: Config,
+) -> std::io::Result<Running> {
+    let addr = listener.local_addr()?;
+    let tls = match &config.tls_cert_out {
+        Some(path) => Some(tls::acceptor(path)?),
+        None => None,
+    };
+    let url = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
+    let emulator = Arc::new(Emulator::new(tenant, config.clone()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(run(listener, Arc::clone(&emulator), tls, async {
+        let _ = stopped.await;
+    }));
+    Ok(Running {
+        url,
+        emulator,
+        cert_path: config.tls_cert_out,
+        stop: Some(stop),
+        task,
+    })
+}
+
+/// Serves until `shutdown` completes.
+pub async fn run(
+    listener: TcpListener,
+    emulator: Arc<Emulator>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let app = axum::Router::new()
+        .fallback(http_handler)
+        .with_state((Arc::clone(&emulator), scheme));
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            () = &mut shutdown => return Ok(()),
+        };
+        let service = service.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let result = match tls {
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(tls_stream) => {
+                        builder
+                            .serve_connection(hyper_util::rt::TokioIo::new(tls_stream), service)
+                            .await
+                    }
+                    Err(_) => return,
+                },
+                None => {
+                    builder
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await
+                }
+            };
+            // A client that hangs up mid-response is ordinary here (and a fault we inject).
+            drop(result);
+        });
+    }
+}
+
+type HandlerState = (Arc<Emulator>, &'static str);
+
+async fn http_handler(
+    AxumState((emulator, scheme)): AxumState<HandlerState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let request = Request {
+        method: method.as_str().to_string(),
+        path: uri.path().to_string(),
+        query: uri.query().unwrap_or("").to_string(),
+        authorization: header("authorization"),
+        client_request_id: header("client-request-id"),
+        consistency_eventual: header("consistencylevel")
+            .is_some_and(|v| v.eq_ignore_ascii_case("eventual")),
+        body: body.to_vec(),
+        base_url: format!(
+            "{scheme}://{}",
+            header("host").unwrap_or_else(|| "127.0.0.1".into())
+        ),
+    };
+    let is_graph = request.path.starts_with("/v1.0");
+    let fault = if is_graph {
+        emulator.faults.lock().expect("faults lock").roll()
+    } else {
+        None
+    };
+    emulator.sleep_latency(is_graph, fault.as_ref()).await;
+    let reply = match &fault {
+        Some(Fault::Status(status)) => {
+            emulator.with_state(|s| s.stats.faults += 1);
+            graph_error(
+                *status,
+                "ServiceUnavailable",
+                "The service is temporarily unavailable. Please retry.",
+            )
+        }
+        Some(Fault::Throttle) => {
+            emulator.with_state(|s| s.stats.faults += 1);
+            emulator.too_many_requests(
+                2.0 * emulator.clock.scale().min(1.0),
+                "Tenant_Application/ResourceUnit/any/tenant",
+                "ResourceUnitLimitExceeded",
+            )
+        }
+        Some(Fault::ExpireToken) => {
+            emulator.with_state(|s| s.stats.faults += 1);
+            emulator.expire_tokens();
+            emulator.handle(&request)
+        }
+        _ => emulator.handle(&request),
+    };
+    let mut reply = reply;
+    add_request_ids(
+        &mut reply,
+        &emulator.request_id(),
+        request.client_request_id.as_deref(),
+    );
+    let reset = matches!(fault, Some(Fault::Reset));
+    if reset {
+        emulator.with_state(|s| s.stats.faults += 1);
+    }
+    into_response(reply, reset)
+}
+
+impl Emulator {
+    async fn sleep_latency(&self, is_graph: bool, fault: Option<&Fault>) {
+        if !is_graph {
+            return;
+        }
+        let (low, high) = self.config.latency_ms;
+        let mut ms = if high > low {
+            self.faults.lock().expect("faults lock").between(low, high)
+        } else {
+            low
+        };
+        if let Some(Fault::Slow(extra)) = fault {
+            ms += extra;
+        }
+        if ms > 0 {
+            let real = self.clock.to_real(ms as f64 / 1000.0);
+            tokio::time::sleep(std::time::Duration::from_secs_f64(real)).await;
+        }
+    }
+}
+
+fn into_response(reply: Reply, reset: bool) -> Response {
+    let (bytes, content_type) = match reply.body {
+        Body::Empty => (Vec::new(), None),
+        Body::Json(v) => (
+            serde_json::to_vec(&v).expect("json"),
+            Some("application/json"),
+        ),
+        Body::Text(t) => (t.into_bytes(), Some("text/plain")),
+    };
+    let body = if reset {
+        // Half the body, then an error: hyper drops the connection mid-response.
+        let half = Bytes::from(bytes[..bytes.len() / 2].to_vec());
+        let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+            Ok(half),
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "injected reset",
+            )),
+        ];
+        HttpBody::from_stream(futures::stream::iter(chunks))
+    } else {
+        HttpBody::from(bytes)
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(ct) = content_type {
+        response
+            .headers_mut()
+            .insert("content-type", HeaderValue::from_static(ct));
+    }
+    for (name, value) in reply.headers {
+        if let (Ok(name), Ok(value)) = (
+            axum::http::HeaderName::try_from(name),
+            HeaderValue::try_from(value),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}

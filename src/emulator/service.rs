@@ -1,0 +1,657 @@
+//! The Graph API itself: one request in, one reply out, independent of HTTP so that `$batch`
+//! can run its inner requests through the very same code.
+//!
+//! Every behaviour here is written to graph-facts.md; where it says INFERRED, the behaviour is
+//! a switch in [`Config`](super::Config).
+
+use serde_json::{json, Map, Value};
+
+use super::odata::{self, Filter};
+use super::throttle::{self, Decision};
+use super::Emulator;
+use crate::tenant::User;
+
+/// A request as the service sees it.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    pub method: String,
+    /// The path, still percent-encoded, e.g. `/v1.0/users/kate.o'brien%40contoso.com`.
+    pub path: String,
+    /// The raw query string, without `?`.
+    pub query: String,
+    pub authorization: Option<String>,
+    pub client_request_id: Option<String>,
+    pub consistency_eventual: bool,
+    pub body: Vec<u8>,
+    /// `http://127.0.0.1:port`, for `@odata.nextLink`.
+    pub base_url: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Body {
+    Empty,
+    Json(Value),
+    Text(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Body,
+}
+
+impl Reply {
+    fn new(status: u16, body: Body) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body,
+        }
+    }
+
+    fn json(status: u16, value: Value) -> Reply {
+        Reply::new(status, Body::Json(value))
+    }
+
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Reply {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+}
+
+/// Graph's error body: `{"error":{"code","message","innerError":{...}}}`.
+pub fn graph_error(status: u16, code: &str, message: &str) -> Reply {
+    Reply::json(status, json!({"error": {"code": code, "message": message}}))
+}
+
+fn not_found(key: &str) -> Reply {
+    graph_error(
+        404,
+        "Request_ResourceNotFound",
+        &format!("Resource '{key}' does not exist or one of its queried reference-property objects are not present."),
+    )
+}
+
+fn bad_request(message: &str) -> Reply {
+    graph_error(400, "Request_BadRequest", message)
+}
+
+/// What a path names, after `/v1.0`.
+#[derive(Debug, PartialEq)]
+enum Route {
+    Users,
+    UsersCount,
+    User(String),
+    DeletedUsers,
+    DeletedItemsWithoutCast,
+    DeletedItem(String),
+    RestoreDeleted(String),
+    Domains,
+    OnPremisesSync,
+    Batch,
+}
+
+impl Route {
+    /// The path template for stats.
+    fn template(&self) -> &'static str {
+        match self {
+            Route::Users => "/users",
+            Route::UsersCount => "/users/$count",
+            Route::User(_) => "/users/{id}",
+            Route::DeletedUsers => "/directory/deletedItems/microsoft.graph.user",
+            Route::DeletedItemsWithoutCast => "/directory/deletedItems",
+            Route::DeletedItem(_) => "/directory/deletedItems/{id}",
+            Route::RestoreDeleted(_) => "/directory/deletedItems/{id}/restore",
+            Route::Domains => "/domains",
+            Route::OnPremisesSync => "/directory/onPremisesSynchronization",
+            Route::Batch => "/$batch",
+        }
+    }
+
+    fn parse(path: &str) -> Option<Route> {
+        let rest = path
+            .strip_prefix("/v1.0/")
+            .or_else(|| path.strip_prefix("/v1.0"))?;
+        let segments: Vec<String> = rest
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(decode)
+            .collect();
+        let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+        Some(match segs.as_slice() {
+            ["users"] => Route::Users,
+            ["users", "$count"] => Route::UsersCount,
+            ["users", key] => Route::User(key.to_string()),
+            [key] if key.starts_with("users(") => Route::User(parenthesised_key(key)?),
+            ["directory", "deletedItems", "microsoft.graph.user"] => Route::DeletedUsers,
+            ["directory", "deletedItems"] => Route::DeletedItemsWithoutCast,
+            ["directory", "deletedItems", id] => Route::DeletedItem(id.to_string()),
+            ["directory", "deletedItems", id, "restore"] => Route::RestoreDeleted(id.to_string()),
+            ["domains"] => Route::Domains,
+            ["directory", "onPremisesSynchronization"] => Route::OnPremisesSync,
+            ["$batch"] => Route::Batch,
+            _ => return None,
+        })
+    }
+}
+
+fn decode(segment: &str) -> String {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// `users('$x@y.com')`: the key form Graph needs for UPNs that start with `$`.
+fn parenthesised_key(segment: &str) -> Option<String> {
+    let inner = segment.strip_prefix("users(")?.strip_suffix(')')?;
+    let quoted = inner.strip_prefix('\'')?.strip_suffix('\'')?;
+    Some(quoted.replace("''", "'"))
+}
+
+/// Query options, percent-decoded.
+#[derive(Debug, Default)]
+struct Query {
+    select: Option<Vec<String>>,
+    filter: Option<String>,
+    top: Option<String>,
+    skiptoken: Option<String>,
+    count: bool,
+    search: bool,
+    expand: bool,
+}
+
+impl Query {
+    fn parse(raw: &str) -> Query {
+        let mut query = Query::default();
+        for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {
+            match key.as_ref() {
+                "$select" => {
+                    query.select = Some(value.split(',').map(|s| s.trim().to_string()).collect())
+                }
+                "$filter" => query.filter = Some(value.into_owned()),
+                "$top" => query.top = Some(value.into_owned()),
+                "$skiptoken" => query.skiptoken = Some(value.into_owned()),
+                "$count" => query.count = value.eq_ignore_ascii_case("true"),
+                "$search" => query.search = true,
+                "$expand" => query.expand = true,
+                _ => {}
+            }
+        }
+        query
+    }
+}
+
+/// Properties Graph returns on users only when `$select`ed.
+const SELECT_ONLY: [&str; 4] = [
+    "onPremisesImmutableId",
+    "proxyAddresses",
+    "onPremisesSyncEnabled",
+    "accountEnabled",
+];
+const SELECTABLE: [&str; 9] = [
+    "id",
+    "userPrincipalName",
+    "displayName",
+    "mail",
+    "onPremisesImmutableId",
+    "proxyAddresses",
+    "onPremisesSyncEnabled",
+    "accountEnabled",
+    "deletedDateTime",
+];
+
+fn user_json(user: &User, select: Option<&[String]>) -> Value {
+    let full = serde_json::to_value(user).expect("users serialize");
+    let mut out = Map::new();
+    match select {
+        Some(properties) => {
+            for property in properties {
+                let canonical = SELECTABLE
+                    .iter()
+                    .find(|p| p.eq_ignore_ascii_case(property))
+                    .expect("checked");
+                out.insert(
+                    canonical.to_string(),
+                    full.get(*canonical).cloned().unwrap_or(Value::Null),
+                );
+            }
+        }
+        None => {
+            // Graph's default property set for users.
+            out.insert("businessPhones".into(), json!([]));
+            for name in [
+                "displayName",
+                "givenName",
+                "jobTitle",
+                "mail",
+                "mobilePhone",
+                "officeLocation",
+                "preferredLanguage",
+                "surname",
+                "userPrincipalName",
+                "id",
+            ] {
+                out.insert(name.into(), full.get(name).cloned().unwrap_or(Value::Null));
+            }
+            if let Some(deleted) = full.get("deletedDateTime") {
+                out.insert("deletedDateTime".into(), deleted.clone());
+            }
+            debug_assert!(SELECT_ONLY.iter().all(|p| !out.contains_key(*p)));
+        }
+    }
+    Value::Object(out)
+}
+
+impl Emulator {
+    /// Serves one Graph request (`/v1.0/...`), already authenticated. `app` is the caller's
+    /// application id, for the throttle.
+    pub(super) fn serve_graph(&self, request: &Request, app: &str) -> Reply {
+        let Some(route) = Route::parse(&request.path) else {
+            return graph_error(
+                400,
+                "Request_BadRequest",
+                &format!("Resource not found for the segment '{}'.", request.path),
+            );
+        };
+        self.count(format!("{} {}", request.method, route.template()));
+        if route == Route::Batch {
+            return self.batch(request, app);
+        }
+        let query = Query::parse(&request.query);
+        let is_list = matches!(route, Route::Users | Route::DeletedUsers);
+        let top = query.top.as_deref().and_then(|t| t.parse().ok());
+        let is_write = request.method != "GET";
+        let cost = throttle::cost(
+            &request.method,
+            is_list,
+            query.select.is_some(),
+            query.expand,
+            top,
+        );
+        match self.charge(app, cost, is_write) {
+            Decision::Allowed {
+                resource_units,
+                limit_percentage,
+            } => {
+                let mut reply = self.dispatch(request, route, &query);
+                reply = reply.header("x-ms-resource-unit", resource_units.to_string());
+                if let Some(pct) = limit_percentage {
+                    reply = reply.header("x-ms-throttle-limit-percentage", format!("{pct:.1}"));
+                }
+                reply
+            }
+            Decision::Throttled {
+                retry_after,
+                scope,
+                information,
+            } => self.too_many_requests(retry_after, &scope, information),
+        }
+    }
+
+    /// The 429 Graph sends: fractional Retry-After in real seconds, scope and information.
+    pub(super) fn too_many_requests(
+        &self,
+        retry_after: f64,
+        scope: &str,
+        information: &str,
+    ) -> Reply {
+        self.with_state(|s| s.stats.throttled += 1);
+        let real = self.clock.to_real(retry_after).max(0.001);
+        graph_error(429, "TooManyRequests", "Please retry again later.")
+            .header("Retry-After", format!("{real:.3}"))
+            .header("x-ms-throttle-scope", scope)
+            .header("x-ms-throttle-information", information)
+    }
+
+    fn dispatch(&self, request: &Request, route: Route, query: &Query) -> Reply {
+        match (request.method.as_str(), route) {
+            ("GET", Route::Users) => self.list(request, query, false),
+            ("GET", Route::DeletedUsers) => self.list(request, query, true),
+            ("GET", Route::UsersCount) => self.count_users(request),
+            ("GET", Route::User(key)) => self.get_user(&key, query),
+            ("PATCH", Route::User(key)) => self.patch_user(&key, &request.body),
+            ("GET", Route::DeletedItemsWithoutCast) => bad_request(
+                "The request URI is not valid. Since the segment 'deletedItems' refers to a collection, cast it to a type such as microsoft.graph.user.",
+            ),
+            ("DELETE", Route::DeletedItem(id)) => self.purge(&id),
+            ("GET", Route::DeletedItem(id)) => self.with_state(|s| match s.find_deleted(&id) {
+                Some(i) => Reply::json(200, user_json(&s.tenant.deleted_users[i], None)),
+                None => not_found(&id),
+            }),
+            ("POST", Route::RestoreDeleted(id)) => self.restore(&id),
+            ("GET", Route::Domains) => self.with_state(|s| {
+                Reply::json(200, json!({"value": s.tenant.domains}))
+            }),
+            ("GET", Route::OnPremisesSync) => self.with_state(|s| {
+                let blocked = s.tenant.block_cloud_object_takeover_through_hard_match_enabled.unwrap_or(false);
+                Reply::json(200, json!({"value": [{"id": s.tenant.tenant_id, "features": {"blockCloudObjectTakeoverThroughHardMatchEnabled": blocked}}]}))
+            }),
+            (method, route) => graph_error(405, "Request_BadRequest", &format!("{method} is not supported on {}.", route.template())),
+        }
+    }
+
+    fn list(&self, request: &Request, query: &Query, deleted: bool) -> Reply {
+        let top: usize = match query.top.as_deref().map(str::parse::<usize>) {
+            None => 100,
+            Some(Ok(t)) if (1..=999).contains(&t) => t,
+            Some(_) => {
+                return bad_request(&format!(
+                    "Invalid page size specified: '{}'. Must be between 1 and 999 inclusive.",
+                    query.top.as_deref().unwrap_or("")
+                ))
+            }
+        };
+        if let Some(select) = &query.select {
+            if let Some(unknown) = select
+                .iter()
+                .find(|p| !SELECTABLE.iter().any(|s| s.eq_ignore_ascii_case(p)))
+            {
+                return bad_request(&format!(
+                    "Could not find a property named '{unknown}' on type 'microsoft.graph.user'."
+                ));
+            }
+        }
+        let filter = match query.filter.as_deref().map(odata::parse).transpose() {
+            Ok(f) => f,
+            Err(e) => return bad_request(&format!("Invalid filter clause: {e}")),
+        };
+        let advanced = filter
+            .as_ref()
+            .and_then(Filter::advanced_operator)
+            .or(query.search.then_some("$search"))
+            .or(query.count.then_some("$count"));
+        if let Some(op) = advanced {
+            if !(request.consistency_eventual && query.count) {
+                return graph_error(
+                    400,
+                    "Request_UnsupportedQuery",
+                    &format!("Operator '{op}' is not supported because the required parameters might be missing. Try adding $count=true query parameter and ConsistencyLevel:eventual header."),
+                );
+            }
+        }
+        let offset = match query.skiptoken.as_deref().map(decode_skiptoken) {
+            None => 0,
+            Some(Some(offset)) => offset,
+            Some(None) => return bad_request("The specified page token value has expired and can no longer be included in your request."),
+        };
+        self.with_state(|s| {
+            let users = if deleted {
+                &s.tenant.deleted_users
+            } else {
+                &s.tenant.users
+            };
+            let matching: Vec<&User> = users
+                .iter()
+                .filter(|u| filter.as_ref().is_none_or(|f| f.matches(u)))
+                .collect();
+            let page: Vec<Value> = matching
+                .iter()
+                .skip(offset)
+                .take(top)
+                .map(|u| user_json(u, query.select.as_deref()))
+                .collect();
+            let resource = if deleted {
+                "directory/deletedItems/microsoft.graph.user"
+            } else {
+                "users"
+            };
+            let mut body = Map::new();
+            body.insert(
+                "@odata.context".into(),
+                json!(format!("{}/v1.0/$metadata#{resource}", request.base_url)),
+            );
+            if query.count {
+                body.insert("@odata.count".into(), json!(matching.len()));
+            }
+            if offset + top < matching.len() {
+                body.insert(
+                    "@odata.nextLink".into(),
+                    json!(next_link(request, offset + top)),
+                );
+            }
+            body.insert("value".into(), Value::Array(page));
+            Reply::json(200, Value::Object(body))
+        })
+    }
+
+    fn count_users(&self, request: &Request) -> Reply {
+        if !request.consistency_eventual {
+            return graph_error(
+                400,
+                "Request_UnsupportedQuery",
+                "Count is not currently supported without the ConsistencyLevel:eventual header.",
+            );
+        }
+        self.with_state(|s| {
+            Reply::new(200, Body::Text(s.tenant.users.len().to_string()))
+                .header("content-type", "text/plain")
+        })
+    }
+
+    fn get_user(&self, key: &str, query: &Query) -> Reply {
+        self.with_state(|s| match s.find_user(key) {
+            Some(i) => Reply::json(200, user_json(&s.tenant.users[i], query.select.as_deref())),
+            None => not_found(key),
+        })
+    }
+
+    fn patch_user(&self, key: &str, body: &[u8]) -> Reply {
+        let Ok(Value::Object(changes)) = serde_json::from_slice::<Value>(body) else {
+            return bad_request("Write requests (excluding DELETE) must contain the Content-Type header declaration.");
+        };
+        let deleted_reserve = self.config.deleted_users_reserve_anchors;
+        let refuse_federated = self.config.refuse_federated_anchor_change;
+        self.with_state(|s| {
+            let Some(i) = s.find_user(key) else { return not_found(key) };
+            let user = s.tenant.users[i].clone();
+            for name in changes.keys() {
+                if !["onPremisesImmutableId", "userPrincipalName"].contains(&name.as_str()) {
+                    return bad_request(&format!("Property '{name}' is not supported by the emulator for PATCH."));
+                }
+            }
+            if user.on_premises_sync_enabled == Some(true) {
+                return bad_request(
+                    "Unable to update the specified properties for on-premises mastered Directory Sync objects or objects currently undergoing migration.",
+                );
+            }
+            let new_anchor = match changes.get("onPremisesImmutableId") {
+                None => None,
+                // The PowerShell SDK sends "" to clear (msgraph-sdk-powershell issues 852, 2514).
+                Some(Value::Null) => Some(None),
+                Some(Value::String(v)) if v.is_empty() => Some(None),
+                Some(Value::String(v)) => Some(Some(v.clone())),
+                Some(_) => return bad_request("Invalid value specified for property 'onPremisesImmutableId' of resource 'User'."),
+            };
+            let new_upn = match changes.get("userPrincipalName") {
+                None => None,
+                Some(Value::String(v)) => Some(v.clone()),
+                Some(_) => return bad_request("Invalid value specified for property 'userPrincipalName' of resource 'User'."),
+            };
+            if let Some(Some(anchor)) = &new_anchor {
+                if anchor.contains(['$', '_']) || anchor.chars().count() >= 60 {
+                    return bad_request("Invalid value specified for property 'onPremisesImmutableId' of resource 'User'.");
+                }
+                if refuse_federated && s.is_federated(new_upn.as_deref().unwrap_or(&user.user_principal_name)) {
+                    // INFERRED (graph-facts.md): Graph's text for this refusal is not documented.
+                    return bad_request(
+                        "Unable to update the specified properties for objects in a federated domain. Change the userPrincipalName to a managed domain, set onPremisesImmutableId, then change it back.",
+                    );
+                }
+                if let Some(holder) = s.anchor_holder(anchor, i, deleted_reserve) {
+                    return uniqueness_violation("onPremisesImmutableId", &holder.id);
+                }
+            }
+            if let Some(upn) = &new_upn {
+                if s.domain_of(upn).is_none() {
+                    return bad_request(&format!("The domain portion of the userPrincipalName property is invalid. You must use one of the verified domain names in your organization. ({upn})"));
+                }
+                if let Some(other) = s.find_user(upn).filter(|&j| j != i) {
+                    let holder = s.tenant.users[other].id.clone();
+                    return uniqueness_violation("userPrincipalName", &holder);
+                }
+            }
+            s.update_user(i, |u| {
+                if let Some(anchor) = new_anchor.clone() {
+                    u.on_premises_immutable_id = anchor;
+                }
+                if let Some(upn) = new_upn.clone() {
+                    u.user_principal_name = upn;
+                }
+            });
+            s.stats.writes_total += 1;
+            if new_anchor.is_some() {
+                *s.stats.writes_applied.entry(user.id.clone()).or_insert(0) += 1;
+            }
+            Reply::new(204, Body::Empty)
+        })
+    }
+
+    fn purge(&self, id: &str) -> Reply {
+        self.with_state(|s| match s.find_deleted(id) {
+            Some(i) => {
+                s.tenant.deleted_users.remove(i);
+                s.stats.writes_total += 1;
+                Reply::new(204, Body::Empty)
+            }
+            None => not_found(id),
+        })
+    }
+
+    fn restore(&self, id: &str) -> Reply {
+        self.with_state(|s| match s.find_deleted(id) {
+            Some(i) => {
+                s.stats.writes_total += 1;
+                let user = s.restore(i).clone();
+                Reply::json(200, user_json(&user, None))
+            }
+            None => not_found(id),
+        })
+    }
+
+    /// `POST /$batch`: at most 20 requests, each run (and throttled) on its own, replies in an
+    /// order of the emulator's choosing, `dependsOn` on a failed request gives 424.
+    fn batch(&self, request: &Request, app: &str) -> Reply {
+        let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
+            return bad_request("Invalid batch payload format.");
+        };
+        let Some(requests) = body.get("requests").and_then(Value::as_array) else {
+            return bad_request("Invalid batch payload format.");
+        };
+        if requests.len() > 20 {
+            return bad_request("Invalid batch payload: the number of requests in the batch exceeds the limit of 20.");
+        }
+        let mut statuses: Vec<(String, u16)> = Vec::new();
+        let mut responses = Vec::new();
+        for inner in requests {
+            let id = inner
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let depends: Vec<&str> = inner
+                .get("dependsOn")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let failed_parent = depends
+                .iter()
+                .any(|d| statuses.iter().any(|(pid, st)| pid == d && *st >= 400));
+            let reply = if failed_parent {
+                graph_error(
+                    424,
+                    "FailedDependency",
+                    "The request failed because it depended on a request that failed.",
+                )
+            } else {
+                let url = inner.get("url").and_then(Value::as_str).unwrap_or("");
+                let (path, query) = url.split_once('?').unwrap_or((url, ""));
+                let sub = Request {
+                    method: inner
+                        .get("method")
+                        .and_then(Value::as_str)
+                        .unwrap_or("GET")
+                        .to_ascii_uppercase(),
+                    path: format!(
+                        "/v1.0{}",
+                        if path.starts_with('/') {
+                            path.to_string()
+                        } else {
+                            format!("/{path}")
+                        }
+                    ),
+                    query: query.to_string(),
+                    body: inner
+                        .get("body")
+                        .map(|b| serde_json::to_vec(b).expect("json"))
+                        .unwrap_or_default(),
+                    ..request.clone()
+                };
+                let mut reply = self.serve_graph(&sub, app);
+                self.inner_request_ids(&mut reply, request);
+                reply
+            };
+            statuses.push((id.clone(), reply.status));
+            let headers: Map<String, Value> = reply
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect();
+            let body = match reply.body {
+                Body::Empty => Value::Null,
+                Body::Json(v) => v,
+                Body::Text(t) => json!(t),
+            };
+            responses
+                .push(json!({"id": id, "status": reply.status, "headers": headers, "body": body}));
+        }
+        // Graph answers in any order; reversing makes clients that assume order fail loudly.
+        responses.reverse();
+        Reply::json(200, json!({"responses": responses}))
+    }
+}
+
+/// The uniqueness 400, naming the holder as Graph does (`ConflictingObjects`, `User_<id>`).
+fn uniqueness_violation(property: &str, holder_id: &str) -> Reply {
+    let message =
+        format!("Another object with the same value for property {property} already exists.");
+    Reply::json(
+        400,
+        json!({"error": {
+            "code": "Request_BadRequest",
+            "message": message,
+            "details": [
+                {"code": "ObjectConflict", "message": message, "target": property},
+                {"code": "ConflictingObjects", "message": message, "target": format!("User_{holder_id}")}
+            ]
+        }}),
+    )
+}
+
+fn next_link(request: &Request, offset: usize) -> String {
+    let kept: Vec<String> = request
+        .query
+        .split('&')
+        .filter(|p| {
+            !p.is_empty() && !p.starts_with("$skiptoken=") && !p.starts_with("%24skiptoken=")
+        })
+        .map(str::to_string)
+        .collect();
+    let token = encode_skiptoken(offset);
+    let query = kept
+        .into_iter()
+        .chain([format!("$skiptoken={token}")])
+        .collect::<Vec<_>>()
+        .join("&");
+    format!("{}{}?{query}", request.base_url, request.path)
+}
+
+/// An opaque page token; hex of a tagged offset, so clients cannot do arithmetic on it.
+fn encode_skiptoken(offset: usize) -> String {
+    format!("RFNwdAIAAQAAA{:x}", offset ^ 0x5A5A_5A5A)
+}
+
+fn decode_skiptoken(token: &str) -> Option<usize> {
+    let hex = token.strip_prefix("RFNwdAIAAQAAA")?;
+    usize::from_str_radix(hex, 16).ok().map(|v| v ^ 0x5A5A_5A5A)
+}

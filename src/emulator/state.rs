@@ -1,0 +1,136 @@
+//! The emulated tenant: users, deleted users and domains, indexed for the lookups Graph does,
+//! and the record of what clients did to it (`/_emulator/stats`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use crate::tenant::{AuthenticationType, Tenant, User};
+
+/// The tenant as the emulator holds it. Users are never removed from `tenant.users` (Graph
+/// users can be deleted, but hardmatch never does that), so indexes are positions.
+#[derive(Debug)]
+pub struct State {
+    pub tenant: Tenant,
+    pub stats: Stats,
+    by_key: HashMap<String, usize>,
+    by_anchor: HashMap<String, usize>,
+}
+
+/// What clients did, for tests to check exactly.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Requests by `METHOD /path/template`.
+    pub requests: BTreeMap<String, u64>,
+    /// 429 responses served (top-level and inside $batch).
+    pub throttled: u64,
+    /// Faults injected by `--faults`.
+    pub faults: u64,
+    /// onPremisesImmutableId writes applied, per user id: a test sees any write sent twice.
+    pub writes_applied: BTreeMap<String, u64>,
+    /// Every write that reached the tenant, of any kind.
+    pub writes_total: u64,
+    pub tokens_issued: u64,
+}
+
+impl State {
+    pub fn new(tenant: Tenant) -> State {
+        let mut state = State {
+            tenant,
+            stats: Stats::default(),
+            by_key: HashMap::new(),
+            by_anchor: HashMap::new(),
+        };
+        for i in 0..state.tenant.users.len() {
+            state.index(i);
+        }
+        state
+    }
+
+    fn index(&mut self, i: usize) {
+        let user = &self.tenant.users[i];
+        self.by_key.insert(user.id.to_lowercase(), i);
+        self.by_key
+            .insert(user.user_principal_name.to_lowercase(), i);
+        if let Some(anchor) = &user.on_premises_immutable_id {
+            self.by_anchor.insert(anchor.clone(), i);
+        }
+    }
+
+    fn unindex(&mut self, i: usize) {
+        let user = &self.tenant.users[i];
+        self.by_key.remove(&user.user_principal_name.to_lowercase());
+        if let Some(anchor) = &user.on_premises_immutable_id {
+            self.by_anchor.remove(anchor);
+        }
+    }
+
+    /// A user by object id or UPN (case-insensitive), as `/users/{id | userPrincipalName}`.
+    pub fn find_user(&self, key: &str) -> Option<usize> {
+        self.by_key.get(&key.to_lowercase()).copied()
+    }
+
+    pub fn find_deleted(&self, id: &str) -> Option<usize> {
+        self.tenant
+            .deleted_users
+            .iter()
+            .position(|u| u.id.eq_ignore_ascii_case(id))
+    }
+
+    /// Changes a user through `change`, keeping the indexes right.
+    pub fn update_user(&mut self, i: usize, change: impl FnOnce(&mut User)) {
+        self.unindex(i);
+        change(&mut self.tenant.users[i]);
+        self.index(i);
+    }
+
+    /// Moves a deleted user back among the users.
+    pub fn restore(&mut self, deleted: usize) -> &User {
+        let mut user = self.tenant.deleted_users.remove(deleted);
+        user.deleted_date_time = None;
+        self.tenant.users.push(user);
+        let i = self.tenant.users.len() - 1;
+        self.index(i);
+        &self.tenant.users[i]
+    }
+
+    /// The other object that holds `anchor`: an active user, or (when deleted users reserve
+    /// anchors) a deleted one.
+    pub fn anchor_holder(
+        &self,
+        anchor: &str,
+        except: usize,
+        include_deleted: bool,
+    ) -> Option<&User> {
+        let active = self
+            .by_anchor
+            .get(anchor)
+            .filter(|&&i| i != except)
+            .map(|&i| &self.tenant.users[i]);
+        active.or_else(|| {
+            include_deleted
+                .then(|| {
+                    self.tenant
+                        .deleted_users
+                        .iter()
+                        .find(|u| u.on_premises_immutable_id.as_deref() == Some(anchor))
+                })
+                .flatten()
+        })
+    }
+
+    pub fn is_federated(&self, upn: &str) -> bool {
+        self.domain_of(upn)
+            .is_some_and(|d| d == AuthenticationType::Federated)
+    }
+
+    pub fn domain_of(&self, upn: &str) -> Option<AuthenticationType> {
+        let domain = upn.rsplit_once('@').map_or("", |(_, d)| d);
+        self.tenant
+            .domains
+            .iter()
+            .find(|d| d.id.eq_ignore_ascii_case(domain))
+            .map(|d| d.authentication_type)
+    }
+}
