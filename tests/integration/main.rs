@@ -2,5 +2,6 @@
 //! `hardmatch` binary, and the emulator over real HTTP on 127.0.0.1.
 
 mod convert;
+mod emulator;
 mod ids;
 mod util;

@@ -1,0 +1,588 @@
+//! The Graph emulator over real HTTP on 127.0.0.1: each behaviour graph-facts.md documents.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use hardmatch::emulator::throttle::Quotas;
+use hardmatch::emulator::{self, Config, Running};
+use hardmatch::tenant::{Tenant, User};
+use serde_json::{json, Value};
+
+use crate::util::sample;
+
+const TOKEN: &str = "test-token";
+
+fn sample_tenant() -> Tenant {
+    Tenant::load(&sample("tenant.json")).unwrap()
+}
+
+/// A fast emulator: no latency, a fixed token.
+fn config() -> Config {
+    Config {
+        latency_ms: (0, 0),
+        access_token: Some(TOKEN.into()),
+        ..Config::default()
+    }
+}
+
+async fn start(tenant: Tenant, config: Config) -> Running {
+    emulator::spawn(tenant, config).await.unwrap()
+}
+
+struct Call {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+async fn call(method: &str, url: &str, body: Option<Value>, eventual: bool) -> Call {
+    let client = reqwest::Client::new();
+    let mut request = client
+        .request(method.parse().unwrap(), url)
+        .bearer_auth(TOKEN)
+        .header("client-request-id", "c-1");
+    if eventual {
+        request = request.header("ConsistencyLevel", "eventual");
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Call {
+        status,
+        headers,
+        body,
+    }
+}
+
+async fn get(url: &str) -> Call {
+    call("GET", url, None, false).await
+}
+
+fn many_users(n: usize) -> Tenant {
+    let users = (0..n)
+        .map(|i| User {
+            id: format!("00000000-0000-0000-0000-{i:012}"),
+            user_principal_name: format!("user{i}@contoso.com"),
+            ..User::default()
+        })
+        .collect();
+    Tenant {
+        tenant_id: "t".into(),
+        users,
+        ..Tenant::default()
+    }
+}
+
+#[tokio::test]
+async fn pages_through_2500_users_with_absolute_next_links() {
+    let emu = start(many_users(2500), config()).await;
+    let mut url = format!(
+        "{}/v1.0/users?$select=id,userPrincipalName&$top=999",
+        emu.url
+    );
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = get(&url).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        pages += 1;
+        for user in page.body["value"].as_array().unwrap() {
+            seen.push(user["userPrincipalName"].as_str().unwrap().to_string());
+        }
+        match page.body["@odata.nextLink"].as_str() {
+            Some(next) => {
+                assert!(next.starts_with(&emu.url), "absolute: {next}");
+                assert!(next.contains("$skiptoken="), "{next}");
+                url = next.to_string();
+            }
+            None => break,
+        }
+    }
+    assert_eq!((pages, seen.len()), (3, 2500));
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 2500, "no user twice");
+    let stats = emu.emulator.stats();
+    assert_eq!(stats.requests["GET /users"], 3);
+}
+
+#[tokio::test]
+async fn select_only_properties_and_filters() {
+    let emu = start(sample_tenant(), config()).await;
+    let plain = get(&format!("{}/v1.0/users/bob.brown@contoso.com", emu.url)).await;
+    assert!(
+        plain.body.get("onPremisesImmutableId").is_none(),
+        "only on $select: {}",
+        plain.body
+    );
+    let selected = get(&format!(
+        "{}/v1.0/users/bob.brown@contoso.com?$select=id,onPremisesImmutableId",
+        emu.url
+    ))
+    .await;
+    assert_eq!(
+        selected.body["onPremisesImmutableId"],
+        "BpazOkLGm0iEtljAONPvOQ=="
+    );
+
+    let by_upn = get(&format!(
+        "{}/v1.0/users?$filter={}",
+        emu.url,
+        urlencode("userPrincipalName eq 'kate.o''brien@contoso.com'")
+    ))
+    .await;
+    assert_eq!(by_upn.body["value"][0]["displayName"], "Kate O'Brien");
+    let by_proxy = get(&format!(
+        "{}/v1.0/users?$filter={}",
+        emu.url,
+        urlencode("proxyAddresses/any(x:x eq 'smtp:sales@contoso.com')")
+    ))
+    .await;
+    assert_eq!(by_proxy.body["value"].as_array().unwrap().len(), 2);
+    let by_anchor = get(&format!(
+        "{}/v1.0/users?$filter={}&$select=userPrincipalName",
+        emu.url,
+        urlencode("onPremisesImmutableId in ('yYuRNW0Z6kCXeYidebdT8A==', 'nope')")
+    ))
+    .await;
+    assert_eq!(
+        by_anchor.body["value"][0]["userPrincipalName"],
+        "frank.old@contoso.com"
+    );
+
+    let ne = format!(
+        "{}/v1.0/users?$filter={}",
+        emu.url,
+        urlencode("mail ne 'x@y.com'")
+    );
+    let refused = get(&ne).await;
+    assert_eq!(
+        (refused.status, refused.body["error"]["code"].as_str()),
+        (400, Some("Request_UnsupportedQuery"))
+    );
+    let allowed = call("GET", &format!("{ne}&$count=true"), None, true).await;
+    assert_eq!(allowed.status, 200);
+    assert!(allowed.body["@odata.count"].as_u64().unwrap() > 10);
+    let count = call("GET", &format!("{}/v1.0/users/$count", emu.url), None, true).await;
+    assert_eq!(count.headers["content-type"], "text/plain");
+    assert_eq!(count.body, json!(17));
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn odd_upns_and_the_exact_404() {
+    let emu = start(sample_tenant(), config()).await;
+    let dollar = get(&format!(
+        "{}/v1.0/users('$svc-backup@contoso.com')",
+        emu.url
+    ))
+    .await;
+    assert_eq!(dollar.body["displayName"], "Backup service account");
+    let guest = get(&format!(
+        "{}/v1.0/users/partner_fabrikam.com%23EXT%23@contoso.onmicrosoft.com",
+        emu.url
+    ))
+    .await;
+    assert_eq!(guest.status, 200);
+    let missing = get(&format!("{}/v1.0/users/hank.hill@contoso.com", emu.url)).await;
+    assert_eq!(missing.status, 404);
+    let error = &missing.body["error"];
+    assert_eq!(error["code"], "Request_ResourceNotFound");
+    assert_eq!(
+        error["message"],
+        "Resource 'hank.hill@contoso.com' does not exist or one of its queried reference-property objects are not present."
+    );
+    assert_eq!(error["innerError"]["client-request-id"], "c-1");
+    assert!(
+        error["innerError"]["request-id"].is_string() && error["innerError"]["date"].is_string()
+    );
+    assert_eq!(missing.headers["client-request-id"], "c-1");
+    assert!(missing.headers.contains_key("request-id"));
+}
+
+#[tokio::test]
+async fn patch_rules() {
+    let emu = start(sample_tenant(), config()).await;
+    let patch = |who: &str, value: Value| {
+        let url = format!("{}/v1.0/users/{who}", emu.url);
+        async move {
+            call(
+                "PATCH",
+                &url,
+                Some(json!({"onPremisesImmutableId": value})),
+                false,
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        patch("alice.adams@contoso.com", json!("1wfM9xV8fUSHbcAbDlqeOA=="))
+            .await
+            .status,
+        204
+    );
+    let held = patch("erin.evans@contoso.com", json!("yYuRNW0Z6kCXeYidebdT8A==")).await;
+    assert_eq!(held.status, 400);
+    let frank = emu
+        .emulator
+        .tenant()
+        .users
+        .iter()
+        .find(|u| u.user_principal_name == "frank.old@contoso.com")
+        .unwrap()
+        .id
+        .clone();
+    let error = &held.body["error"];
+    assert_eq!(error["code"], "Request_BadRequest");
+    assert_eq!(
+        error["message"],
+        "Another object with the same value for property onPremisesImmutableId already exists."
+    );
+    assert_eq!(error["details"][0]["code"], "ObjectConflict");
+    assert_eq!(error["details"][1]["code"], "ConflictingObjects");
+    assert_eq!(error["details"][1]["target"], format!("User_{frank}"));
+    let deleted_holder = patch("gina.gray@contoso.com", json!("YNUtEnUxmkygYLgUmFN2Vg==")).await;
+    assert_eq!(
+        deleted_holder.status, 400,
+        "deleted users reserve anchors by default"
+    );
+    let synced = patch("carol.clark@contoso.com", json!("MsNKjF+XF0ete7pKTpaP/w==")).await;
+    assert!(synced.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Unable to update the specified properties for on-premises mastered"));
+    let federated = patch(
+        "ivan.ito@fed.contoso.com",
+        json!("T7QuCxT4zU65bifcqZckTQ=="),
+    )
+    .await;
+    assert!(federated.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("federated domain"));
+    for bad in ["a$b", "a_b", &"x".repeat(60)] {
+        assert_eq!(
+            patch("mike.miller@contoso.com", json!(bad)).await.status,
+            400,
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        patch("bob.brown@contoso.com", Value::Null).await.status,
+        204
+    );
+    assert_eq!(
+        patch("dave.dunn@contoso.com", json!("")).await.status,
+        204,
+        "the SDK's empty string clears"
+    );
+    let state = get(&format!("{}/_emulator/state", emu.url)).await.body;
+    let anchor_of = |upn: &str| {
+        state["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["userPrincipalName"] == upn)
+            .unwrap()["onPremisesImmutableId"]
+            .clone()
+    };
+    assert_eq!(
+        anchor_of("alice.adams@contoso.com"),
+        "1wfM9xV8fUSHbcAbDlqeOA=="
+    );
+    assert_eq!(anchor_of("bob.brown@contoso.com"), Value::Null);
+    let stats = get(&format!("{}/_emulator/stats", emu.url)).await.body;
+    assert_eq!(stats["writesApplied"].as_object().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn deleted_users_purge_and_restore() {
+    let emu = start(
+        sample_tenant(),
+        Config {
+            deleted_users_reserve_anchors: true,
+            ..config()
+        },
+    )
+    .await;
+    let cast = get(&format!("{}/v1.0/directory/deletedItems/microsoft.graph.user?$select=id,userPrincipalName,onPremisesImmutableId,deletedDateTime", emu.url)).await;
+    let deleted = cast.body["value"].as_array().unwrap().clone();
+    assert_eq!(deleted.len(), 2);
+    assert_eq!(
+        get(&format!("{}/v1.0/directory/deletedItems", emu.url))
+            .await
+            .status,
+        400,
+        "the cast is required"
+    );
+    let gina_old = deleted
+        .iter()
+        .find(|d| d["onPremisesImmutableId"] == "YNUtEnUxmkygYLgUmFN2Vg==")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let purge = call(
+        "DELETE",
+        &format!("{}/v1.0/directory/deletedItems/{gina_old}", emu.url),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(purge.status, 204);
+    let stamp = call(
+        "PATCH",
+        &format!("{}/v1.0/users/gina.gray@contoso.com", emu.url),
+        Some(json!({"onPremisesImmutableId": "YNUtEnUxmkygYLgUmFN2Vg=="})),
+        false,
+    )
+    .await;
+    assert_eq!(
+        stamp.status, 204,
+        "the purged holder no longer reserves the anchor"
+    );
+    let lena = deleted
+        .iter()
+        .find(|d| d["onPremisesImmutableId"].is_null())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let restore = call(
+        "POST",
+        &format!("{}/v1.0/directory/deletedItems/{lena}/restore", emu.url),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(restore.status, 200);
+    let domains = get(&format!("{}/v1.0/domains", emu.url)).await;
+    assert_eq!(domains.body["value"][2]["authenticationType"], "Federated");
+}
+
+#[tokio::test]
+async fn write_quota_and_retry_after() {
+    let quotas = Quotas {
+        app_writes_per_150s: 3.0,
+        ..Quotas::default()
+    };
+    let emu = start(
+        sample_tenant(),
+        Config {
+            quotas,
+            time_scale: 100.0,
+            ..config()
+        },
+    )
+    .await;
+    let url = format!("{}/v1.0/users/alice.adams@contoso.com", emu.url);
+    let body = json!({"onPremisesImmutableId": "1wfM9xV8fUSHbcAbDlqeOA=="});
+    for _ in 0..3 {
+        assert_eq!(
+            call("PATCH", &url, Some(body.clone()), false).await.status,
+            204
+        );
+    }
+    let throttled = call("PATCH", &url, Some(body.clone()), false).await;
+    assert_eq!(throttled.status, 429);
+    assert_eq!(throttled.body["error"]["code"], "TooManyRequests");
+    let retry_after: f64 = throttled.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // 3 writes per 150 s: one every 50 emulated s, 0.5 real s at 100x.
+    assert!(retry_after > 0.3 && retry_after <= 0.5, "{retry_after}");
+    assert_eq!(
+        throttled.headers["x-ms-throttle-information"],
+        "WriteLimitExceeded"
+    );
+    assert!(throttled.headers["x-ms-throttle-scope"]
+        .to_str()
+        .unwrap()
+        .starts_with("Tenant_Application/Write/fixed-token-app/"));
+    let again = call("PATCH", &url, Some(body.clone()), false).await;
+    assert_eq!(again.status, 429, "too early: throttled again");
+    tokio::time::sleep(std::time::Duration::from_secs_f64(retry_after + 0.05)).await;
+    assert_eq!(call("PATCH", &url, Some(body), false).await.status, 204);
+    let reads = get(&format!("{}/v1.0/users/bob.brown@contoso.com", emu.url)).await;
+    assert_eq!(reads.headers["x-ms-resource-unit"], "1");
+}
+
+#[tokio::test]
+async fn batch_rules() {
+    let quotas = Quotas {
+        app_writes_per_150s: 1.0,
+        ..Quotas::default()
+    };
+    let emu = start(sample_tenant(), Config { quotas, ..config() }).await;
+    let url = format!("{}/v1.0/$batch", emu.url);
+    let too_many: Vec<Value> = (0..21)
+        .map(|i| json!({"id": i.to_string(), "method": "GET", "url": "/domains"}))
+        .collect();
+    assert_eq!(
+        call("POST", &url, Some(json!({"requests": too_many})), false)
+            .await
+            .status,
+        400
+    );
+    let patch = |id: &str, who: &str| json!({"id": id, "method": "PATCH", "url": format!("/users/{who}"), "headers": {"Content-Type": "application/json"}, "body": {"onPremisesImmutableId": "D+jRzX3jZEKAfuwLKy9New=="}});
+    let requests = json!({"requests": [
+        patch("1", "kate.o'brien@contoso.com"),
+        patch("2", "mike.miller@contoso.com"),
+        {"id": "3", "method": "GET", "url": "/users/nobody@contoso.com"},
+        {"id": "4", "method": "GET", "url": "/domains", "dependsOn": ["3"]},
+    ]});
+    let batch = call("POST", &url, Some(requests), false).await;
+    assert_eq!(batch.status, 200);
+    let by_id = |id: &str| {
+        batch.body["responses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_id("1")["status"], 204);
+    let throttled = by_id("2");
+    assert_eq!(
+        throttled["status"], 429,
+        "each inner request is throttled on its own"
+    );
+    assert!(
+        throttled["headers"]["Retry-After"]
+            .as_str()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+            > 0.0
+    );
+    assert_eq!(by_id("3")["status"], 404);
+    assert_eq!(by_id("4")["status"], 424);
+    assert_eq!(
+        batch.body["responses"][0]["id"], "4",
+        "answers come in the emulator's own order"
+    );
+}
+
+#[tokio::test]
+async fn client_credentials_and_token_expiry() {
+    let config = Config {
+        clients: vec![("app-1".into(), "emulator-secret".into())],
+        access_token: None,
+        token_lifetime_secs: 60.0,
+        time_scale: 200.0,
+        ..config()
+    };
+    let emu = start(sample_tenant(), config).await;
+    let tenant_id = emu.emulator.tenant().tenant_id;
+    let token_url = format!("{}/{tenant_id}/oauth2/v2.0/token", emu.url);
+    let client = reqwest::Client::new();
+    let sign_in = |secret: &'static str, id: &'static str| {
+        let client = client.clone();
+        let url = token_url.clone();
+        async move {
+            let form = [
+                ("client_id", id),
+                ("client_secret", secret),
+                ("scope", "https://graph.microsoft.com/.default"),
+                ("grant_type", "client_credentials"),
+            ];
+            let response = client.post(&url).form(&form).send().await.unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let (status, wrong) = sign_in("nope", "app-1").await;
+    assert_eq!(status, 401);
+    assert_eq!(wrong["error"], "invalid_client");
+    assert!(wrong["error_description"]
+        .as_str()
+        .unwrap()
+        .starts_with("AADSTS7000215: Invalid client secret provided."));
+    assert!(
+        !wrong.to_string().contains("nope"),
+        "the secret is never echoed"
+    );
+    let (_, unknown) = sign_in("x", "app-2").await;
+    assert_eq!(unknown["error_codes"][0], 700016);
+    let (status, ok) = sign_in("emulator-secret", "app-1").await;
+    assert_eq!(status, 200);
+    assert_eq!(ok["token_type"], "Bearer");
+    let token = ok["access_token"].as_str().unwrap().to_string();
+    let users = format!("{}/v1.0/domains", emu.url);
+    let fine = client.get(&users).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(fine.status().as_u16(), 200);
+    let none = client.get(&users).send().await.unwrap();
+    assert_eq!(none.status().as_u16(), 401);
+    // 60 emulated seconds at 200x: 0.3 s.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let expired = client.get(&users).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(expired.status().as_u16(), 401);
+    let body: Value = expired.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "InvalidAuthenticationToken");
+}
+
+#[tokio::test]
+async fn tls_with_a_generated_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("emulator.pem");
+    let emu = start(
+        sample_tenant(),
+        Config {
+            tls_cert_out: Some(cert.clone()),
+            ..config()
+        },
+    )
+    .await;
+    assert!(emu.url.starts_with("https://127.0.0.1:"));
+    let root = reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(root)
+        .build()
+        .unwrap();
+    let response = client
+        .get(format!("{}/v1.0/domains", emu.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+}
+
+#[test]
+fn the_command_prints_its_url_and_serves() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hardmatch"))
+        .args(["emulator", "--tenant"])
+        .arg(sample("tenant.json"))
+        .args(["--access-token", TOKEN, "--latency-ms", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let domains = runtime.block_on(get(&format!("{url}/v1.0/domains")));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(domains.status, 200);
+}
