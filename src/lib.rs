@@ -21,6 +21,7 @@ pub mod cli;
 pub mod compute;
 pub mod emulator;
 pub mod error;
+pub mod graph;
 pub mod journal;
 pub mod outcome;
 pub mod pipeline;

@@ -1,0 +1,311 @@
+//! Sign-in: which credential, which cloud, which Graph. Tokens come from Microsoft's
+//! azure_identity crate (Azure CLI, client secret, managed identity), or from the environment
+//! variable HARDMATCH_ACCESS_TOKEN for a token obtained elsewhere; never from argv, which
+//! other users can read in the process list.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use azure_core::credentials::{Secret, TokenCredential};
+use azure_core::http::{ClientOptions, Transport};
+use tokio::sync::Mutex;
+
+use super::GraphError;
+
+/// The environment variable that carries a bearer token obtained elsewhere.
+pub const TOKEN_ENV: &str = "HARDMATCH_ACCESS_TOKEN";
+
+/// National clouds: the sign-in host and the Graph host (graph-facts.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Cloud {
+    #[default]
+    Global,
+    Usgov,
+    UsgovDod,
+    China,
+}
+
+impl Cloud {
+    pub fn login_host(self) -> &'static str {
+        match self {
+            Cloud::Global => "https://login.microsoftonline.com",
+            Cloud::Usgov | Cloud::UsgovDod => "https://login.microsoftonline.us",
+            Cloud::China => "https://login.chinacloudapi.cn",
+        }
+    }
+
+    pub fn graph_host(self) -> &'static str {
+        match self {
+            Cloud::Global => "https://graph.microsoft.com",
+            Cloud::Usgov => "https://graph.microsoft.us",
+            Cloud::UsgovDod => "https://dod-graph.microsoft.us",
+            Cloud::China => "https://microsoftgraph.chinacloudapi.cn",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthKind {
+    /// The Azure CLI's signed-in account (`az login`).
+    Cli,
+    /// Client secret from AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET.
+    Secret,
+    /// The managed identity of the machine (optionally AZURE_CLIENT_ID for a user-assigned one).
+    ManagedIdentity,
+    /// A bearer token from HARDMATCH_ACCESS_TOKEN.
+    Token,
+}
+
+/// How to reach Graph, shared by every command that does.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct AuthArgs {
+    /// Which credential to use. Default: a token in HARDMATCH_ACCESS_TOKEN if set, else a client
+    /// secret if AZURE_CLIENT_SECRET is set, else the Azure CLI.
+    #[arg(long, value_enum)]
+    pub auth: Option<AuthKind>,
+
+    /// The national cloud: picks the sign-in and Graph hosts.
+    #[arg(long, value_enum, default_value = "global")]
+    pub cloud: Cloud,
+
+    /// Graph's root URL instead of the cloud's (an emulator); hardmatch adds /v1.0. Plain http is
+    /// refused except on loopback.
+    #[arg(long, value_name = "URL")]
+    pub graph_url: Option<String>,
+
+    /// The sign-in host instead of the cloud's (an emulator's, which must be https).
+    #[arg(long, value_name = "URL", hide = true)]
+    pub login_url: Option<String>,
+
+    /// Trust one more root certificate (PEM): a TLS-inspecting proxy, the emulator's --tls.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+
+    /// The tenant id or domain (default: AZURE_TENANT_ID).
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<String>,
+}
+
+/// Where bearer tokens come from.
+pub enum TokenSource {
+    /// A fixed token from the environment. It cannot be refreshed.
+    Fixed(Secret),
+    /// An azure_identity credential; a new one is made to force a refresh after a 401.
+    Credential {
+        kind: AuthKind,
+        make: Box<dyn Fn() -> azure_core::Result<Arc<dyn TokenCredential>> + Send + Sync>,
+        current: Mutex<Arc<dyn TokenCredential>>,
+        scope: String,
+    },
+}
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenSource::Fixed(_) => f.write_str("TokenSource::Fixed(<redacted>)"),
+            TokenSource::Credential { kind, .. } => write!(f, "TokenSource::Credential({kind:?})"),
+        }
+    }
+}
+
+impl TokenSource {
+    /// A bearer token, fresh if `refresh` (after a 401).
+    pub async fn token(&self, refresh: bool) -> Result<String, GraphError> {
+        match self {
+            TokenSource::Fixed(secret) => Ok(secret.secret().to_string()),
+            TokenSource::Credential {
+                kind,
+                make,
+                current,
+                scope,
+            } => {
+                let mut credential = current.lock().await;
+                if refresh {
+                    *credential = make().map_err(|e| sign_in_failed(*kind, &e))?;
+                }
+                let token = credential
+                    .get_token(&[scope.as_str()], None)
+                    .await
+                    .map_err(|e| sign_in_failed(*kind, &e))?;
+                Ok(token.token.secret().to_string())
+            }
+        }
+    }
+}
+
+fn sign_in_failed(kind: AuthKind, error: &azure_core::Error) -> GraphError {
+    // azure_identity's messages carry the AADSTS code and text, never the secret.
+    GraphError::Auth(format!("{} credential: {error}", kind_name(kind)))
+}
+
+fn kind_name(kind: AuthKind) -> &'static str {
+    match kind {
+        AuthKind::Cli => "Azure CLI",
+        AuthKind::Secret => "client secret (AZURE_CLIENT_SECRET)",
+        AuthKind::ManagedIdentity => "managed identity",
+        AuthKind::Token => "HARDMATCH_ACCESS_TOKEN",
+    }
+}
+
+impl AuthArgs {
+    /// The Graph root URL, checked: https, or http on loopback only.
+    pub fn graph_root(&self) -> Result<String, GraphError> {
+        let root = self
+            .graph_url
+            .clone()
+            .unwrap_or_else(|| self.cloud.graph_host().to_string());
+        let root = root.trim_end_matches('/').to_string();
+        check_url(&root)?;
+        Ok(root)
+    }
+
+    /// The token source these arguments and the environment select.
+    pub fn token_source(&self, http: &reqwest::Client) -> Result<TokenSource, GraphError> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let kind = self.auth.unwrap_or(if env(TOKEN_ENV).is_some() {
+            AuthKind::Token
+        } else if env("AZURE_CLIENT_SECRET").is_some() {
+            AuthKind::Secret
+        } else {
+            AuthKind::Cli
+        });
+        if kind == AuthKind::Token {
+            let token = env(TOKEN_ENV)
+                .ok_or_else(|| GraphError::Auth(format!("--auth token: {TOKEN_ENV} is not set")))?;
+            return Ok(TokenSource::Fixed(Secret::new(token)));
+        }
+        let root = self.graph_root()?;
+        let scope = format!(
+            "{}/.default",
+            if self.graph_url.is_some() {
+                self.cloud.graph_host()
+            } else {
+                root.as_str()
+            }
+        );
+        let options = self.client_options(http)?;
+        let tenant = self.tenant.clone().or_else(|| env("AZURE_TENANT_ID"));
+        let make: Box<dyn Fn() -> azure_core::Result<Arc<dyn TokenCredential>> + Send + Sync> =
+            match kind {
+                AuthKind::Secret => {
+                    let missing = |name: &str| {
+                        GraphError::Auth(format!("client secret credential: {name} is not set"))
+                    };
+                    let tenant = tenant.ok_or_else(|| missing("AZURE_TENANT_ID (or --tenant)"))?;
+                    let client_id =
+                        env("AZURE_CLIENT_ID").ok_or_else(|| missing("AZURE_CLIENT_ID"))?;
+                    let secret =
+                        env("AZURE_CLIENT_SECRET").ok_or_else(|| missing("AZURE_CLIENT_SECRET"))?;
+                    Box::new(move || {
+                        let options = azure_identity::ClientSecretCredentialOptions {
+                            client_options: options.clone(),
+                        };
+                        let credential: Arc<dyn TokenCredential> =
+                            azure_identity::ClientSecretCredential::new(
+                                &tenant,
+                                client_id.clone(),
+                                Secret::new(secret.clone()),
+                                Some(options),
+                            )?;
+                        Ok(credential)
+                    })
+                }
+                AuthKind::ManagedIdentity => Box::new(move || {
+                    let credential: Arc<dyn TokenCredential> =
+                        azure_identity::ManagedIdentityCredential::new(None)?;
+                    Ok(credential)
+                }),
+                AuthKind::Cli | AuthKind::Token => Box::new(move || {
+                    let options = azure_identity::AzureCliCredentialOptions {
+                        tenant_id: tenant.clone(),
+                        ..Default::default()
+                    };
+                    let credential: Arc<dyn TokenCredential> =
+                        azure_identity::AzureCliCredential::new(Some(options))?;
+                    Ok(credential)
+                }),
+            };
+        let current = make().map_err(|e| sign_in_failed(kind, &e))?;
+        Ok(TokenSource::Credential {
+            kind,
+            make,
+            current: Mutex::new(current),
+            scope,
+        })
+    }
+
+    /// azure_core options: our reqwest client (so --ca-cert applies to sign-in too) and the
+    /// cloud's authority host, or --login-url.
+    fn client_options(&self, http: &reqwest::Client) -> Result<ClientOptions, GraphError> {
+        let authority_host = self
+            .login_url
+            .clone()
+            .unwrap_or_else(|| self.cloud.login_host().to_string());
+        let mut cloud = azure_core::cloud::CustomConfiguration::default();
+        cloud.authority_host = authority_host;
+        Ok(ClientOptions {
+            transport: Some(Transport::new(Arc::new(http.clone()))),
+            cloud: Some(Arc::new(cloud.into())),
+            ..ClientOptions::default()
+        })
+    }
+
+    /// The HTTP client every call uses: rustls, the extra root if any, a sane timeout.
+    pub fn http_client(&self) -> Result<reqwest::Client, GraphError> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(100))
+            .connect_timeout(std::time::Duration::from_secs(15))
+            .pool_max_idle_per_host(64);
+        if let Some(path) = &self.ca_cert {
+            let pem = std::fs::read(path)
+                .map_err(|e| GraphError::Auth(format!("--ca-cert {}: {e}", path.display())))?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                GraphError::Auth(format!(
+                    "--ca-cert {}: not a PEM certificate: {e}",
+                    path.display()
+                ))
+            })?;
+            builder = builder.add_root_certificate(cert);
+        }
+        builder
+            .build()
+            .map_err(|e| GraphError::Auth(format!("cannot build the HTTP client: {e}")))
+    }
+}
+
+/// Graph over HTTPS only, except loopback (design.md's contracts).
+pub fn check_url(url: &str) -> Result<(), GraphError> {
+    let parsed =
+        url::Url::parse(url).map_err(|e| GraphError::Auth(format!("{url}: not a URL: {e}")))?;
+    let loopback = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        scheme => Err(GraphError::Auth(format!(
+            "{url}: refusing {scheme}:// to a host that is not loopback; Graph is reached over https only"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_on_loopback() {
+        assert!(check_url("http://127.0.0.1:8080").is_ok());
+        assert!(check_url("http://localhost:1").is_ok());
+        assert!(check_url("http://[::1]:1").is_ok());
+        assert!(check_url("https://graph.microsoft.com").is_ok());
+        let refused = check_url("http://graph.example.com")
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("refusing http://"), "{refused}");
+        assert!(check_url("http://10.0.0.1").is_err());
+    }
+}

@@ -1,0 +1,157 @@
+//! What can go wrong talking to Graph, classified the way the report needs it.
+
+use std::fmt;
+
+/// The facts of a failed call that an audit row keeps.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    pub status: Option<u16>,
+    pub code: String,
+    pub message: String,
+    pub request_id: Option<String>,
+    pub client_request_id: String,
+    pub attempts: u32,
+}
+
+/// A Graph call that did not succeed. Never holds a token or a secret.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GraphError {
+    #[error("not found: {}", .0.message)]
+    NotFound(Meta),
+    /// Another object holds the value (`ObjectConflict`); the holder's id from `ConflictingObjects`.
+    #[error("uniqueness violation on {property}: {}", .meta.message)]
+    Conflict {
+        property: String,
+        holder_id: Option<String>,
+        meta: Meta,
+    },
+    /// The target is mastered on-premises (or by an external service).
+    #[error("synced object: {}", .0.message)]
+    Synced(Meta),
+    #[error("federated domain: {}", .0.message)]
+    Federated(Meta),
+    #[error("permission denied: {}", .0.message)]
+    Forbidden(Meta),
+    /// The retry budget ran out while Graph kept answering 429 (or 503/504).
+    #[error("throttled out after {} attempts: {}", .0.attempts, .0.message)]
+    Throttled(Meta),
+    /// Sign-in failed, or Graph refused every token.
+    #[error("sign-in failed: {0}")]
+    Auth(String),
+    /// No HTTP answer at all after every retry.
+    #[error("connection failed after {} attempts: {}", .0.attempts, .0.message)]
+    Transport(Meta),
+    #[error("Graph answered {}: {} {}", .0.status.map_or("-".to_string(), |s| s.to_string()), .0.code, .0.message)]
+    Other(Meta),
+}
+
+impl GraphError {
+    pub fn meta(&self) -> Option<&Meta> {
+        match self {
+            GraphError::NotFound(m)
+            | GraphError::Synced(m)
+            | GraphError::Federated(m)
+            | GraphError::Forbidden(m)
+            | GraphError::Throttled(m)
+            | GraphError::Transport(m)
+            | GraphError::Other(m) => Some(m),
+            GraphError::Conflict { meta, .. } => Some(meta),
+            GraphError::Auth(_) => None,
+        }
+    }
+
+    /// Classifies an error answer from its status and Graph's error body.
+    pub fn classify(meta: Meta, body: &serde_json::Value) -> GraphError {
+        let details = body["error"]["details"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let conflict = details.iter().find(|d| d["code"] == "ObjectConflict");
+        let message = meta.message.to_ascii_lowercase();
+        match meta.status {
+            Some(404) => GraphError::NotFound(meta),
+            Some(403) => GraphError::Forbidden(meta),
+            Some(401) => GraphError::Auth(format!(
+                "Graph refused the token: {} {}",
+                meta.code, meta.message
+            )),
+            Some(400)
+                if conflict.is_some()
+                    || message.starts_with("another object with the same value") =>
+            {
+                let property = conflict
+                    .and_then(|c| c["target"].as_str())
+                    .unwrap_or("onPremisesImmutableId")
+                    .to_string();
+                let holder_id = details
+                    .iter()
+                    .find(|d| d["code"] == "ConflictingObjects")
+                    .and_then(|d| d["target"].as_str())
+                    .map(|t| t.split_once('_').map_or(t, |(_, id)| id).to_string());
+                GraphError::Conflict {
+                    property,
+                    holder_id,
+                    meta,
+                }
+            }
+            Some(400)
+                if message.contains("on-premises mastered")
+                    || message.contains("originated within an external service") =>
+            {
+                GraphError::Synced(meta)
+            }
+            Some(400) if message.contains("federated") => GraphError::Federated(meta),
+            _ => GraphError::Other(meta),
+        }
+    }
+}
+
+impl fmt::Display for Meta {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.code, self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn meta(status: u16, message: &str) -> Meta {
+        Meta {
+            status: Some(status),
+            code: "Request_BadRequest".into(),
+            message: message.into(),
+            ..Meta::default()
+        }
+    }
+
+    #[test]
+    fn graph_facts_bodies_are_classified() {
+        let body = json!({"error": {"code": "Request_BadRequest", "message": "Another object with the same value for property onPremisesImmutableId already exists.",
+            "details": [{"code": "ObjectConflict", "target": "onPremisesImmutableId"}, {"code": "ConflictingObjects", "target": "User_1234-abcd"}]}});
+        let error = GraphError::classify(meta(400, "Another object with the same value for property onPremisesImmutableId already exists."), &body);
+        assert!(
+            matches!(&error, GraphError::Conflict { holder_id: Some(id), property, .. } if id == "1234-abcd" && property == "onPremisesImmutableId"),
+            "{error:?}"
+        );
+        let synced = meta(400, "Unable to update the specified properties for on-premises mastered Directory Sync objects or objects currently undergoing migration.");
+        assert!(matches!(
+            GraphError::classify(synced, &json!({})),
+            GraphError::Synced(_)
+        ));
+        let exchange = meta(400, "Unable to update the specified properties for objects that have originated within an external service.");
+        assert!(matches!(
+            GraphError::classify(exchange, &json!({})),
+            GraphError::Synced(_)
+        ));
+        assert!(matches!(
+            GraphError::classify(meta(403, "Insufficient privileges"), &json!({})),
+            GraphError::Forbidden(_)
+        ));
+        assert!(matches!(
+            GraphError::classify(meta(404, "Resource 'x' does not exist"), &json!({})),
+            GraphError::NotFound(_)
+        ));
+    }
+}
