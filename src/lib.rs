@@ -26,8 +26,10 @@ pub mod journal;
 pub mod outcome;
 pub mod pipeline;
 pub mod plan;
+pub mod progress;
 pub mod report;
 pub mod source;
 pub mod tenant;
+pub mod write;
 
 pub use error::{Error, Result};

@@ -7,6 +7,7 @@
 use crate::cli::input::InputArgs;
 use crate::compute::{self, Candidate};
 use crate::plan::{Decision, PlanOptions, Subject, TenantIndex};
+use crate::progress;
 use crate::report::Record;
 use crate::source::{self, Input, Role, Row};
 use crate::tenant::Tenant;
@@ -96,4 +97,15 @@ pub fn apply_decision(record: &mut Record, decision: &Decision) {
         record.holder_upn = holder.user_principal_name.clone();
         record.holder_deleted_at = holder.deleted_date_time.clone().unwrap_or_default();
     }
+}
+
+/// Reads the whole tenant through Graph, with a progress line on a terminal.
+pub async fn read_tenant(client: &crate::graph::GraphClient) -> crate::Result<Tenant> {
+    let bar = progress::spinner("reading the tenant");
+    let tenant = client
+        .snapshot(|what, n| bar.set_message(format!("reading the tenant: {n} {what}")))
+        .await
+        .map_err(|e| crate::Error::Other(format!("cannot read the tenant: {e}")))?;
+    bar.finish_and_clear();
+    Ok(tenant)
 }

@@ -10,6 +10,8 @@ pub mod emulator;
 pub mod ids;
 pub mod input;
 pub mod plan;
+pub mod snapshot;
+pub mod target;
 
 /// Hard-match on-premises AD users to Microsoft Entra ID cloud users in bulk.
 #[derive(Debug, Parser)]
@@ -24,6 +26,7 @@ pub enum Command {
     Convert(convert::Args),
     Ids(ids::Args),
     Plan(plan::Args),
+    Snapshot(snapshot::Args),
     Emulator(emulator::Args),
 }
 
@@ -34,6 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Convert(args) => convert::run(args),
         Command::Ids(args) => ids::run(args),
         Command::Plan(args) => plan::run(args),
+        Command::Snapshot(args) => snapshot::run(args),
         Command::Emulator(args) => emulator::run(args),
     }
 }

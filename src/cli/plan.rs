@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::input::InputArgs;
+use super::target::{self, TargetArgs};
 use crate::pipeline::{self, Prepared};
 use crate::plan::{MatchBy, Mode, Permissions, PlanOptions};
 use crate::report::{self, Record, Summary};
@@ -11,8 +12,14 @@ use crate::tenant::Tenant;
 
 const EXAMPLES: &str = "\
 Examples:
-  # Plan against a snapshot taken earlier with `hardmatch snapshot -o tenant.json`:
+  # Plan against the live tenant (read-only), signed in with the Azure CLI:
+  hardmatch plan users.csv -o plan.xlsx
+
+  # Plan offline against a snapshot taken earlier with `hardmatch snapshot -o tenant.json`:
   hardmatch plan users.csv --snapshot tenant.json -o plan.xlsx
+
+  # Rehearse against an emulated copy of the sample tenant:
+  hardmatch plan samples/getaduser-ps51.csv --emulate samples/tenant.json -o plan.csv
 
   # A domain move: on-premises UPNs end in contoso.local, cloud UPNs in contoso.com:
   hardmatch plan users.csv --snapshot tenant.json --upn-suffix contoso.local=contoso.com -o plan.csv
@@ -31,8 +38,11 @@ pub struct Args {
     pub input: InputArgs,
 
     /// Plan offline against a tenant file written by `hardmatch snapshot`.
-    #[arg(long, value_name = "FILE")]
-    pub snapshot: PathBuf,
+    #[arg(long, value_name = "FILE", conflicts_with = "emulate")]
+    pub snapshot: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub target: TargetArgs,
 
     /// The report: .csv, .xlsx or .json by extension; `-` for CSV on stdout.
     #[arg(short, long, value_name = "FILE")]
@@ -83,7 +93,13 @@ impl PlanArgs {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = chrono::Utc::now();
     let prepared = pipeline::prepare(&args.input)?;
-    let tenant = Tenant::load(&args.snapshot)?;
+    let (tenant, read_note) = match &args.snapshot {
+        Some(path) => (
+            Tenant::load(path)?,
+            format!("offline, from {}", path.display()),
+        ),
+        None => target::runtime()?.block_on(read_live(&args.target))?,
+    };
     let records = plan_records(&prepared, &tenant, &args.plan.options(Mode::Stamp));
     let summary = Summary {
         command_line: report::redact_args(std::env::args()),
@@ -91,14 +107,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         started: started.to_rfc3339(),
         finished: chrono::Utc::now().to_rfc3339(),
         version: env!("CARGO_PKG_VERSION").to_string(),
-        notes: vec![(
-            "tenant read".into(),
-            format!("offline, from {}", args.snapshot.display()),
-        )],
+        notes: vec![("tenant read".into(), read_note.clone())],
     };
     report::write(&args.output, &records, &summary, args.excel)?;
+    eprintln!("tenant read: {read_note}");
     eprint!("{}", report::outcome_table(&records));
     Ok(exit_code(&records))
+}
+
+/// Reads the tenant through Graph (read-only) and says how, for the summary.
+async fn read_live(target: &TargetArgs) -> anyhow::Result<(Tenant, String)> {
+    let connection = target.connect().await?;
+    let tenant = pipeline::read_tenant(&connection.client).await?;
+    let note = format!(
+        "live bulk snapshot: {} users, {} deleted users, {} Graph requests",
+        tenant.users.len(),
+        tenant.deleted_users.len(),
+        connection.client.requests()
+    );
+    if let Some(emulator) = connection.emulator {
+        emulator.stop().await;
+    }
+    Ok((tenant, note))
 }
 
 /// The planned record of every row, in input order.

@@ -120,6 +120,10 @@ pub struct GraphClient {
     requests: AtomicU64,
     /// Writes are sent at low throttle priority: this is a bulk job (graph-facts.md).
     low_priority: bool,
+    /// After a 429, no request of this client goes out before this moment: Graph throttles the
+    /// app, not the request, and an early retry is throttled again.
+    paused_until: std::sync::Mutex<Option<tokio::time::Instant>>,
+    throttled: AtomicU64,
 }
 
 impl GraphClient {
@@ -136,6 +140,8 @@ impl GraphClient {
             retry: RetryPolicy::default(),
             requests: AtomicU64::new(0),
             low_priority: true,
+            paused_until: std::sync::Mutex::new(None),
+            throttled: AtomicU64::new(0),
         })
     }
 
@@ -149,6 +155,26 @@ impl GraphClient {
     /// HTTP requests sent so far (each retry counts).
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// 429 answers received so far.
+    pub fn throttled(&self) -> u64 {
+        self.throttled.load(Ordering::Relaxed)
+    }
+
+    async fn wait_for_pause(&self) {
+        let until = *self.paused_until.lock().expect("pause lock");
+        if let Some(until) = until {
+            tokio::time::sleep_until(until).await;
+        }
+    }
+
+    fn pause_for(&self, wait: Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        let mut paused = self.paused_until.lock().expect("pause lock");
+        if paused.is_none_or(|current| current < until) {
+            *paused = Some(until);
+        }
     }
 
     /// Sends one request with retries. `target` is a path under `/v1.0` with its query, or an
@@ -170,6 +196,7 @@ impl GraphClient {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            self.wait_for_pause().await;
             let token = self.tokens.token(false).await?;
             let mut request = self
                 .http
@@ -202,6 +229,12 @@ impl GraphClient {
                     continue;
                 }
                 Err(Failure::Retry { wait, error }) => {
+                    if error.meta().is_some_and(|m| m.status == Some(429)) {
+                        self.throttled.fetch_add(1, Ordering::Relaxed);
+                        if let Some(wait) = wait {
+                            self.pause_for(wait);
+                        }
+                    }
                     if attempt > self.retry.max_retries {
                         return Err(match *error {
                             GraphError::Other(meta) if meta.status == Some(429) => {

@@ -1,0 +1,55 @@
+//! `hardmatch snapshot`: a read-only copy of the tenant, for offline plans and rehearsals.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::target::{self, TargetArgs};
+use crate::pipeline;
+
+const EXAMPLES: &str = "\
+Examples:
+  # Signed in with the Azure CLI (`az login`), the whole tenant to a file:
+  hardmatch snapshot -o tenant.json
+
+  # An app registration with a client secret from the environment, in US Government L4:
+  AZURE_TENANT_ID=... AZURE_CLIENT_ID=... AZURE_CLIENT_SECRET=... hardmatch snapshot --cloud usgov -o tenant.json
+
+  # Then plan offline, or rehearse against an emulated copy:
+  hardmatch plan users.csv --snapshot tenant.json -o plan.xlsx
+  hardmatch emulator --tenant tenant.json --access-token rehearsal
+
+Reads users (with onPremisesImmutableId, proxyAddresses, onPremisesSyncEnabled), deleted users,
+domains and the hard-match takeover setting. Needs User.Read.All and Domain.Read.All.";
+
+/// Save the tenant's users, deleted users and domains to a file (read-only).
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// Where to write the tenant file (JSON).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let (tenant, requests) = target::runtime()?.block_on(async {
+        let connection = args.target.connect().await?;
+        let tenant = pipeline::read_tenant(&connection.client).await?;
+        let requests = connection.client.requests();
+        if let Some(emulator) = connection.emulator {
+            emulator.stop().await;
+        }
+        anyhow::Ok((tenant, requests))
+    })?;
+    tenant.save(&args.output)?;
+    eprintln!(
+        "{}: {} users, {} deleted users, {} domains ({requests} Graph requests)",
+        args.output.display(),
+        tenant.users.len(),
+        tenant.deleted_users.len(),
+        tenant.domains.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}

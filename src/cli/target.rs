@@ -1,0 +1,63 @@
+//! Where a command's Graph is: the real one (sign-in and cloud from [`AuthArgs`]) or, with
+//! `--emulate TENANT_FILE`, an emulator started in-process for a rehearsal.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::emulator::{self, Config, Running};
+use crate::graph::{AuthArgs, GraphClient, TokenSource};
+use crate::tenant::Tenant;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TargetArgs {
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
+    /// Rehearse against a Graph emulator started in-process, seeded from this tenant file.
+    #[arg(long, value_name = "TENANT_FILE", conflicts_with = "graph_url")]
+    pub emulate: Option<PathBuf>,
+}
+
+/// A Graph to talk to, and the emulator behind it when rehearsing.
+pub struct Connection {
+    pub client: Arc<GraphClient>,
+    pub emulator: Option<Running>,
+}
+
+impl TargetArgs {
+    /// Connects (or starts the emulator). Must run inside a tokio runtime.
+    pub async fn connect(&self) -> anyhow::Result<Connection> {
+        let Some(tenant_file) = &self.emulate else {
+            let client = GraphClient::from_args(&self.auth)?;
+            return Ok(Connection {
+                client: Arc::new(client),
+                emulator: None,
+            });
+        };
+        let tenant = Tenant::load(tenant_file)?;
+        // A throwaway token: the emulator lives as long as this command.
+        let token = format!("rehearsal-{}", uuid::Uuid::new_v4().simple());
+        let config = Config {
+            access_token: Some(token.clone()),
+            ..Config::default()
+        };
+        let running = emulator::spawn(tenant, config).await?;
+        let http = self.auth.http_client()?;
+        let client = GraphClient::new(
+            http,
+            &running.url,
+            TokenSource::Fixed(azure_core::credentials::Secret::new(token)),
+        )?;
+        Ok(Connection {
+            client: Arc::new(client),
+            emulator: Some(running),
+        })
+    }
+}
+
+/// The runtime for commands that talk to Graph.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
