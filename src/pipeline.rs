@@ -4,13 +4,23 @@
 //! the output of the stage before and gives one report [`Record`] per input row, in input
 //! order, so that the reporter can never lose a row.
 
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio_util::sync::CancellationToken;
+
 use crate::cli::input::InputArgs;
 use crate::compute::{self, Candidate};
-use crate::plan::{Decision, PlanOptions, Subject, TenantIndex};
+use crate::graph::GraphClient;
+use crate::journal::{Entry, Journal, Replay, Step};
+use crate::outcome::Outcome;
+use crate::plan::{Action, Decision, Holder, PlanOptions, Subject, TargetState, TenantIndex};
 use crate::progress;
 use crate::report::Record;
 use crate::source::{self, Input, Role, Row};
 use crate::tenant::Tenant;
+use crate::write::{WorkItem, WriteOptions, Writer};
 
 /// An export read and computed: the offline half of every run.
 pub struct Prepared {
@@ -108,4 +118,202 @@ pub async fn read_tenant(client: &crate::graph::GraphClient) -> crate::Result<Te
         .map_err(|e| crate::Error::Other(format!("cannot read the tenant: {e}")))?;
     bar.finish_and_clear();
     Ok(tenant)
+}
+
+/// The writes a set of planned records calls for: every row whose action sends something.
+/// `new_anchor` gives the value each row's write sets (`None` clears).
+pub fn work_items(
+    records: &[Record],
+    tenant: &Tenant,
+    new_anchor: impl Fn(&Record) -> Option<String>,
+) -> Vec<WorkItem> {
+    let initial = TenantIndex::new(tenant)
+        .initial_domain()
+        .map(str::to_string);
+    records
+        .iter()
+        .filter_map(|record| {
+            let action = Action::from_code(&record.action).filter(|a| *a != Action::None)?;
+            let planned = record
+                .outcome
+                .is_some_and(|o| matches!(o, Outcome::WouldStamp | Outcome::WouldClear));
+            if !planned {
+                return None;
+            }
+            let user = tenant.users.iter().find(|u| u.id == record.cloud_user_id);
+            let target = user.map(TargetState::of).unwrap_or_else(|| TargetState {
+                id: record.cloud_user_id.clone(),
+                user_principal_name: record.cloud_upn.clone(),
+                on_premises_immutable_id: record.previous_immutable_id.clone(),
+                on_premises_sync_enabled: false,
+            });
+            let hop_upn = (action == Action::FederatedHopThenStamp)
+                .then(|| {
+                    let local = target
+                        .user_principal_name
+                        .split('@')
+                        .next()
+                        .unwrap_or_default();
+                    initial.as_ref().map(|domain| format!("{local}@{domain}"))
+                })
+                .flatten();
+            let holder = (!record.holder_id.is_empty()).then(|| Holder {
+                id: record.holder_id.clone(),
+                user_principal_name: record.holder_upn.clone(),
+                deleted_date_time: (!record.holder_deleted_at.is_empty())
+                    .then(|| record.holder_deleted_at.clone()),
+            });
+            Some(WorkItem {
+                row: record.row,
+                action,
+                target,
+                new_anchor: new_anchor(record),
+                holder,
+                hop_upn,
+            })
+        })
+        .collect()
+}
+
+/// How to carry out the writes of a run.
+pub struct Execution<'a> {
+    pub client: Arc<GraphClient>,
+    pub tenant: &'a Tenant,
+    pub journal_path: PathBuf,
+    /// Continue the run this journal belongs to, instead of starting a new journal.
+    pub resume: bool,
+    pub options: WriteOptions,
+    pub quiet: bool,
+    pub command: String,
+    pub input: String,
+}
+
+/// Carries out `items`, journaled, and writes each row's result into `records`. Returns
+/// whether the run was interrupted (Ctrl-C).
+pub async fn execute(
+    execution: Execution<'_>,
+    records: &mut [Record],
+    items: Vec<WorkItem>,
+) -> crate::Result<bool> {
+    let replay = if execution.resume {
+        Some(Journal::replay(&execution.journal_path)?)
+    } else {
+        None
+    };
+    let journal = match &replay {
+        Some(_) => Journal::append_to(&execution.journal_path)?,
+        None => {
+            let mut journal = Journal::create(&execution.journal_path)?;
+            journal.record(&Entry::Run {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                command: execution.command.clone(),
+                input: execution.input.clone(),
+                started: chrono::Utc::now().to_rfc3339(),
+            })?;
+            journal
+        }
+    };
+    if let Some(replay) = &replay {
+        credit_interrupted_run(records, replay, execution.tenant);
+    }
+    let cancel = CancellationToken::new();
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn({
+        let cancel = cancel.clone();
+        let interrupted = Arc::clone(&interrupted);
+        async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!(
+                    "\nhardmatch: interrupted: finishing the writes in flight, sending no more"
+                );
+                interrupted.store(true, Ordering::SeqCst);
+                cancel.cancel();
+            }
+        }
+    });
+    let bar = progress::rows(items.len() as u64, execution.quiet);
+    let client = Arc::clone(&execution.client);
+    let writer = Writer {
+        client: Arc::clone(&execution.client),
+        journal: Arc::new(Mutex::new(journal)),
+        replay: replay.as_ref(),
+        tenant: execution.tenant,
+        cancel: cancel.clone(),
+        options: execution.options,
+        on_row: Box::new(|_| {
+            bar.inc(1);
+            bar.set_message(format!("throttled {}", client.throttled()));
+        }),
+    };
+    let results = writer.run(items).await;
+    bar.finish_and_clear();
+    watcher.abort();
+    let stamp_time = chrono::Utc::now().to_rfc3339();
+    let index = row_index(records);
+    for written in results {
+        let record = &mut records[index[&written.row]];
+        record.outcome = Some(written.verdict.outcome);
+        record.detail = written.verdict.detail;
+        record.timestamp = stamp_time.clone();
+        if let Some(meta) = written.meta {
+            record.http_status = meta.status;
+            record.graph_error_code = meta.code;
+            record.request_id = meta.request_id.unwrap_or_default();
+            record.attempts = meta.attempts;
+        }
+        if let Some(holder) = written.holder {
+            record.holder_id = holder.id;
+            record.holder_upn = holder.user_principal_name;
+            record.holder_deleted_at = holder.deleted_date_time.unwrap_or_default();
+        }
+    }
+    Ok(interrupted.load(Ordering::SeqCst))
+}
+
+/// On resume, the tenant already shows what the interrupted run wrote, so the planner calls
+/// those rows `already-matched`. The journal knows better: they were written by this run.
+fn credit_interrupted_run(records: &mut [Record], replay: &Replay, tenant: &Tenant) {
+    let index = row_index(records);
+    for (row, history) in &replay.rows {
+        let Some(record) = index.get(row).map(|&i| &mut records[i]) else {
+            continue;
+        };
+        let Some(Entry::Intent { user_id, new, .. }) = history.intents.iter().find(|e| {
+            matches!(
+                e,
+                Entry::Intent {
+                    step: Step::Anchor,
+                    ..
+                }
+            )
+        }) else {
+            continue;
+        };
+        let now_holds = tenant
+            .users
+            .iter()
+            .find(|u| &u.id == user_id)
+            .and_then(|u| u.on_premises_immutable_id.clone());
+        let applied = history
+            .result(Step::Anchor)
+            .is_some_and(|r| matches!(r, Entry::Result { applied: true, .. }));
+        if applied || (now_holds.is_some() && now_holds == *new) {
+            record.outcome = history
+                .outcome()
+                .filter(|_| applied)
+                .or(Some(Outcome::Stamped));
+            record.detail =
+                "written by the interrupted run (from its journal); not sent again".into();
+            record.action = Action::None.code().into();
+        }
+    }
+}
+
+/// Position of each report row number in `records` (a rollback's rows are not 1..n).
+fn row_index(records: &[Record]) -> std::collections::HashMap<usize, usize> {
+    records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.row, i))
+        .collect()
 }

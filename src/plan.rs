@@ -75,6 +75,18 @@ pub enum Action {
 }
 
 impl Action {
+    pub const ALL: [Action; 5] = [
+        Action::None,
+        Action::Stamp,
+        Action::PurgeHolderThenStamp,
+        Action::FederatedHopThenStamp,
+        Action::Clear,
+    ];
+
+    pub fn from_code(code: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.code() == code)
+    }
+
     pub fn code(self) -> &'static str {
         match self {
             Action::None => "none",

@@ -308,7 +308,7 @@ impl Writer<'_> {
         if now_holds == item.new_anchor {
             Ok(())
         } else {
-            Err(GraphError::Other(Meta {
+            Err(GraphError::Other(Box::new(Meta {
                 code: "VerifyMismatch".into(),
                 message: format!(
                     "read back {} instead of {}",
@@ -316,7 +316,7 @@ impl Writer<'_> {
                     item.new_anchor.as_deref().unwrap_or("no value")
                 ),
                 ..Meta::default()
-            }))
+            })))
         }
     }
 

@@ -5,11 +5,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod apply;
+pub mod clear;
 pub mod convert;
 pub mod emulator;
 pub mod ids;
 pub mod input;
 pub mod plan;
+pub mod rollback;
 pub mod snapshot;
 pub mod target;
 
@@ -26,6 +29,9 @@ pub enum Command {
     Convert(convert::Args),
     Ids(ids::Args),
     Plan(plan::Args),
+    Apply(apply::Args),
+    Clear(clear::Args),
+    Rollback(rollback::Args),
     Snapshot(snapshot::Args),
     Emulator(emulator::Args),
 }
@@ -37,6 +43,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Convert(args) => convert::run(args),
         Command::Ids(args) => ids::run(args),
         Command::Plan(args) => plan::run(args),
+        Command::Apply(args) => apply::run(args),
+        Command::Clear(args) => clear::run(args),
+        Command::Rollback(args) => rollback::run(args),
         Command::Snapshot(args) => snapshot::run(args),
         Command::Emulator(args) => emulator::run(args),
     }

@@ -13,36 +13,37 @@ pub struct Meta {
     pub attempts: u32,
 }
 
-/// A Graph call that did not succeed. Never holds a token or a secret.
+/// A Graph call that did not succeed. Never holds a token or a secret. The audit facts are
+/// boxed: errors are per row and rare, and a small `Result` keeps the happy path lean.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum GraphError {
     #[error("not found: {}", .0.message)]
-    NotFound(Meta),
+    NotFound(Box<Meta>),
     /// Another object holds the value (`ObjectConflict`); the holder's id from `ConflictingObjects`.
     #[error("uniqueness violation on {property}: {}", .meta.message)]
     Conflict {
         property: String,
         holder_id: Option<String>,
-        meta: Meta,
+        meta: Box<Meta>,
     },
     /// The target is mastered on-premises (or by an external service).
     #[error("synced object: {}", .0.message)]
-    Synced(Meta),
+    Synced(Box<Meta>),
     #[error("federated domain: {}", .0.message)]
-    Federated(Meta),
+    Federated(Box<Meta>),
     #[error("permission denied: {}", .0.message)]
-    Forbidden(Meta),
+    Forbidden(Box<Meta>),
     /// The retry budget ran out while Graph kept answering 429 (or 503/504).
     #[error("throttled out after {} attempts: {}", .0.attempts, .0.message)]
-    Throttled(Meta),
+    Throttled(Box<Meta>),
     /// Sign-in failed, or Graph refused every token.
     #[error("sign-in failed: {0}")]
     Auth(String),
     /// No HTTP answer at all after every retry.
     #[error("connection failed after {} attempts: {}", .0.attempts, .0.message)]
-    Transport(Meta),
+    Transport(Box<Meta>),
     #[error("Graph answered {}: {} {}", .0.status.map_or("-".to_string(), |s| s.to_string()), .0.code, .0.message)]
-    Other(Meta),
+    Other(Box<Meta>),
 }
 
 impl GraphError {
@@ -54,14 +55,15 @@ impl GraphError {
             | GraphError::Forbidden(m)
             | GraphError::Throttled(m)
             | GraphError::Transport(m)
-            | GraphError::Other(m) => Some(m),
-            GraphError::Conflict { meta, .. } => Some(meta),
+            | GraphError::Other(m) => Some(m.as_ref()),
+            GraphError::Conflict { meta, .. } => Some(meta.as_ref()),
             GraphError::Auth(_) => None,
         }
     }
 
     /// Classifies an error answer from its status and Graph's error body.
     pub fn classify(meta: Meta, body: &serde_json::Value) -> GraphError {
+        let meta = Box::new(meta);
         let details = body["error"]["details"]
             .as_array()
             .cloned()

@@ -253,7 +253,7 @@ impl GraphClient {
                             attempts: attempt,
                             ..Meta::default()
                         };
-                        return Err(GraphError::Transport(meta));
+                        return Err(GraphError::Transport(Box::new(meta)));
                     }
                     self.retry.backoff(attempt)
                 }
@@ -305,11 +305,11 @@ impl GraphClient {
             // Decide by status, not by code: older directory answers say Request_ThrottledTemporarily.
             429 | 503 | 504 => Err(Failure::Retry {
                 wait: retry_after,
-                error: Box::new(GraphError::Other(meta)),
+                error: Box::new(GraphError::Other(Box::new(meta))),
             }),
             500 | 502 => Err(Failure::Retry {
                 wait: retry_after,
-                error: Box::new(GraphError::Other(meta)),
+                error: Box::new(GraphError::Other(Box::new(meta))),
             }),
             _ => Err(Failure::Final(Box::new(GraphError::classify(meta, &body)))),
         }
@@ -461,10 +461,10 @@ enum Failure {
 
 fn parse<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, GraphError> {
     serde_json::from_value(value).map_err(|e| {
-        GraphError::Other(Meta {
+        GraphError::Other(Box::new(Meta {
             message: format!("unexpected Graph answer: {e}"),
             ..Meta::default()
-        })
+        }))
     })
 }
 

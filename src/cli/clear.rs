@@ -1,0 +1,76 @@
+//! `hardmatch clear`: set onPremisesImmutableId to null on the matched cloud users, for the
+//! seeds' soft-match and cloud-only conversions. Synced users are refused with the reason.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::apply::{WriteArgs, WriteRun};
+use super::input::InputArgs;
+use super::plan::plan_records;
+use super::target::{self, TargetArgs};
+use crate::outcome::Outcome;
+use crate::pipeline::{self, Prepared};
+use crate::plan::{MatchBy, Mode, PlanOptions};
+
+const EXAMPLES: &str = "\
+Examples:
+  # Clear the ImmutableId of every user in a list (UPN column is enough), after a review:
+  hardmatch clear users.csv -o cleared.csv
+
+  # Rehearse on the samples:
+  hardmatch clear samples/excel-de.csv --emulate samples/tenant.json --yes -o cleared.csv
+
+  # Undo it: every previous value is in the journal.
+  hardmatch rollback cleared.csv.journal -o restored.csv
+
+Graph is sent JSON null (not \"\" as the PowerShell SDK does).
+Exit codes: 0 every row cleared or had nothing to clear, 1 some rows need attention, 2 the run
+could not start, 130 interrupted.";
+
+/// Clear onPremisesImmutableId on the matched cloud users.
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// The report: .csv, .xlsx or .json; the journal is written beside it.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+
+    /// Find cloud users by UPN (default) or by mail and proxyAddresses.
+    #[arg(long = "match", value_enum, default_value = "upn")]
+    pub match_by: MatchBy,
+
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut compute = args.input.compute_options();
+    compute.anchor_optional = true;
+    let input = crate::source::read(&args.input.input, &args.input.read_options())?;
+    let candidates = crate::compute::compute(&input, &compute);
+    let prepared = Prepared { input, candidates };
+    let options = PlanOptions {
+        match_by: args.match_by,
+        mode: Mode::Clear,
+        ..PlanOptions::default()
+    };
+    target::runtime()?.block_on(async {
+        let connection = args.target.connect().await?;
+        let tenant = pipeline::read_tenant(&connection.client).await?;
+        let records = plan_records(&prepared, &tenant, &options);
+        let run = WriteRun {
+            connection,
+            tenant,
+            write: &args.write,
+            output: &args.output,
+            input: &args.input.input,
+        };
+        run.carry_out(records, Outcome::Cleared, |_| None).await
+    })
+}
