@@ -349,6 +349,7 @@ impl<'t> TenantIndex<'t> {
             }
         }
         let mut action = Action::Stamp;
+        let mut purged_holder = None;
         if let Some(&i) = self.deleted_by_anchor.get(anchor.as_str()) {
             let holder = &self.tenant.deleted_users[i];
             if !allow.purge_deleted_holders {
@@ -368,6 +369,7 @@ impl<'t> TenantIndex<'t> {
                 };
             }
             action = Action::PurgeHolderThenStamp;
+            purged_holder = Some(Holder::of(holder));
         }
         if self.is_federated(&user.user_principal_name) {
             if !allow.federated_hop {
@@ -391,11 +393,18 @@ impl<'t> TenantIndex<'t> {
             ),
             None => (Outcome::WouldStamp, format!("will stamp {anchor}")),
         };
+        let detail = match &purged_holder {
+            Some(h) => format!(
+                "{detail} after purging the deleted holder {} (id {})",
+                h.user_principal_name, h.id
+            ),
+            None => detail,
+        };
         Decision {
             verdict: Verdict::new(outcome, detail),
             action,
             target: Some(TargetState::of(user)),
-            holder: None,
+            holder: purged_holder,
         }
     }
 

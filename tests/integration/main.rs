@@ -1,6 +1,7 @@
 //! One test binary for the whole crate (ripgrep's habit): each module drives the real
 //! `hardmatch` binary, and the emulator over real HTTP on 127.0.0.1.
 
+mod apply;
 mod convert;
 mod emulator;
 mod ids;

@@ -67,3 +67,119 @@ pub fn assert_same(expected: &str, actual: &str) {
         panic!("\n--- expected ---\n{expected}\n--- actual ---\n{actual}\n----------------");
     }
 }
+
+/// A Graph emulator running in the test process, for the real binary to talk to over HTTP.
+pub struct Graph {
+    pub running: hardmatch::emulator::Running,
+    runtime: tokio::runtime::Runtime,
+}
+
+pub const TOKEN: &str = "integration-token";
+
+impl Graph {
+    pub fn start(tenant: hardmatch::tenant::Tenant, config: hardmatch::emulator::Config) -> Graph {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let config = hardmatch::emulator::Config {
+            access_token: Some(TOKEN.into()),
+            ..config
+        };
+        let running = runtime
+            .block_on(hardmatch::emulator::spawn(tenant, config))
+            .unwrap();
+        Graph { running, runtime }
+    }
+
+    /// The sample tenant, no latency.
+    pub fn sample() -> Graph {
+        let tenant = hardmatch::tenant::Tenant::load(&sample("tenant.json")).unwrap();
+        Graph::start(tenant, fast())
+    }
+
+    pub fn url(&self) -> &str {
+        &self.running.url
+    }
+
+    pub fn tenant(&self) -> hardmatch::tenant::Tenant {
+        self.running.emulator.tenant()
+    }
+
+    pub fn stats(&self) -> hardmatch::emulator::state::Stats {
+        self.running.emulator.stats()
+    }
+
+    /// The binary pointed at this emulator, signed in with its fixed token.
+    pub fn hardmatch(&self, dir: &Dir, args: &[&str]) -> Command {
+        let mut cmd = dir.hardmatch();
+        cmd.args(args)
+            .args(["--graph-url", self.url()])
+            .env("HARDMATCH_ACCESS_TOKEN", TOKEN);
+        cmd
+    }
+
+    pub fn anchor_of(&self, upn: &str) -> Option<String> {
+        self.tenant()
+            .users
+            .into_iter()
+            .find(|u| u.user_principal_name.eq_ignore_ascii_case(upn))
+            .and_then(|u| u.on_premises_immutable_id)
+    }
+
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+}
+
+/// An emulator config with no latency, for tests that do not measure time.
+pub fn fast() -> hardmatch::emulator::Config {
+    hardmatch::emulator::Config {
+        latency_ms: (0, 0),
+        ..hardmatch::emulator::Config::default()
+    }
+}
+
+/// A generated migration: `n` cloud-only users and the Get-ADUser export that matches them.
+pub fn generated(dir: &Dir, n: usize) -> (hardmatch::tenant::Tenant, PathBuf) {
+    let mut csv = String::from("\"UserPrincipalName\",\"ObjectGUID\"\r\n");
+    let mut users = Vec::new();
+    for i in 0..n {
+        let guid = uuid::Uuid::from_u128(0x1234_0000_0000_4000_8000_0000_0000_0000 + i as u128);
+        csv.push_str(&format!("\"user{i}@contoso.com\",\"{guid}\"\r\n"));
+        users.push(hardmatch::tenant::User {
+            id: uuid::Uuid::from_u128(0xAAAA_0000_0000_4000_8000_0000_0000_0000 + i as u128)
+                .to_string(),
+            user_principal_name: format!("user{i}@contoso.com"),
+            ..Default::default()
+        });
+    }
+    let tenant = hardmatch::tenant::Tenant {
+        tenant_id: "generated".into(),
+        domains: vec![hardmatch::tenant::Domain {
+            id: "contoso.com".into(),
+            ..Default::default()
+        }],
+        users,
+        ..Default::default()
+    };
+    (tenant, dir.write("export.csv", csv))
+}
+
+/// A report's rows as (upn, outcome) plus the whole record, by column name.
+pub fn report_rows(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            headers
+                .iter()
+                .map(str::to_string)
+                .zip(r.iter().map(str::to_string))
+                .collect()
+        })
+        .collect()
+}

@@ -1,0 +1,528 @@
+//! plan, apply, clear and rollback: the real binary against the emulator over real HTTP.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use hardmatch::emulator::throttle::Quotas;
+use hardmatch::emulator::Config;
+
+use crate::util::{fast, generated, report_rows, run, sample, stderr, Dir, Graph};
+
+/// What samples/README.md says each sample person ends as, planned.
+const PLANNED: [(&str, &str); 13] = [
+    ("alice.adams@contoso.com", "would-stamp"),
+    ("bob.brown@contoso.com", "already-matched"),
+    ("carol.clark@contoso.com", "target-synced"),
+    ("dave.dunn@contoso.com", "target-has-other-anchor"),
+    ("erin.evans@contoso.com", "anchor-held-by-user"),
+    ("gina.gray@contoso.com", "anchor-held-by-deleted-user"),
+    ("hank.hill@contoso.com", "target-not-found"),
+    ("ivan.ito@fed.contoso.com", "federated-domain"),
+    ("jose.jonsson@contoso.com", "would-stamp"),
+    ("kate.o'brien@contoso.com", "would-stamp"),
+    ("lena.lopez@contoso.com", "target-deleted"),
+    ("mike.miller@contoso.com", "would-stamp"),
+    ("nina.nash@contoso.com", "would-stamp"),
+];
+
+fn outcomes(rows: &[HashMap<String, String>]) -> HashMap<String, String> {
+    rows.iter()
+        .map(|r| (r["upn"].clone(), r["outcome"].clone()))
+        .collect()
+}
+
+#[test]
+fn plan_live_gives_every_plannable_outcome_and_writes_nothing() {
+    let graph = Graph::sample();
+    let dir = Dir::new();
+    let out = run(graph
+        .hardmatch(&dir, &["plan"])
+        .arg(sample("csvde.csv"))
+        .args(["-o", "plan.csv"]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let rows = report_rows(&dir.join("plan.csv"));
+    assert_eq!(rows.len(), 14, "one row per input row");
+    let got = outcomes(&rows);
+    for (upn, expected) in PLANNED {
+        assert_eq!(got[upn], expected, "{upn}");
+    }
+    let gina = rows
+        .iter()
+        .find(|r| r["upn"] == "gina.gray@contoso.com")
+        .unwrap();
+    assert_eq!(gina["holder_deleted_at"], "2026-11-01T09:14:00Z");
+    assert!(gina["detail"].contains("--purge-deleted-holders"));
+    let stats = graph.stats();
+    assert_eq!(stats.writes_total, 0, "plan never writes");
+    assert!(
+        stderr(&out).contains("live bulk snapshot"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn plan_reports_as_xlsx_and_json() {
+    let graph = Graph::sample();
+    let dir = Dir::new();
+    run(graph
+        .hardmatch(&dir, &["plan"])
+        .arg(sample("ldifde.ldf"))
+        .args(["-o", "plan.xlsx"]));
+    use calamine::Reader;
+    let mut workbook = calamine::open_workbook_auto(dir.join("plan.xlsx")).unwrap();
+    assert_eq!(workbook.sheet_names(), ["Summary", "Rows"]);
+    let rows = workbook.worksheet_range("Rows").unwrap();
+    assert_eq!(rows.height(), 17, "header + 16 rows");
+    assert_eq!(rows.get((0, 11)).unwrap().to_string(), "outcome");
+    let summary = workbook.worksheet_range("Summary").unwrap();
+    let text: Vec<String> = summary
+        .rows()
+        .flat_map(|r| r.iter().map(|c| c.to_string()))
+        .collect();
+    assert!(text.iter().any(|c| c == "not-a-user"), "{text:?}");
+    run(graph
+        .hardmatch(&dir, &["plan"])
+        .arg(sample("ldifde.ldf"))
+        .args(["-o", "plan.json"]));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("plan.json")).unwrap()).unwrap();
+    assert_eq!(json["rows"].as_array().unwrap().len(), 16);
+    assert_eq!(json["rows"][0]["outcome"], "would-stamp");
+}
+
+#[test]
+fn apply_on_the_samples_stamps_once_and_reports_every_row() {
+    let graph = Graph::sample();
+    let dir = Dir::new();
+    let out = run(graph
+        .hardmatch(&dir, &["apply", "--yes", "-q"])
+        .arg(sample("excel-de.csv"))
+        .args(["-o", "report.csv"]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let rows = report_rows(&dir.join("report.csv"));
+    assert_eq!(rows.len(), 14);
+    let got = outcomes(&rows);
+    for (upn, planned) in PLANNED {
+        let expected = if planned == "would-stamp" {
+            "stamped"
+        } else {
+            planned
+        };
+        assert_eq!(got[upn], expected, "{upn}");
+    }
+    assert_eq!(
+        graph.anchor_of("alice.adams@contoso.com").as_deref(),
+        Some("1wfM9xV8fUSHbcAbDlqeOA==")
+    );
+    assert_eq!(
+        graph.anchor_of("nina.nash@contoso.com").as_deref(),
+        Some("H+EUXYXDykOYtGivEfs7jw=="),
+        "consistency GUID wins"
+    );
+    let stats = graph.stats();
+    assert_eq!(stats.writes_applied.len(), 5);
+    assert!(
+        stats.writes_applied.values().all(|&n| n == 1),
+        "{:?}",
+        stats.writes_applied
+    );
+    let alice = rows
+        .iter()
+        .find(|r| r["upn"] == "alice.adams@contoso.com")
+        .unwrap();
+    assert_eq!(
+        (alice["http_status"].as_str(), alice["attempts"].as_str()),
+        ("204", "1")
+    );
+    assert!(!alice["request_id"].is_empty());
+    assert!(dir.join("report.csv.journal").exists());
+}
+
+#[test]
+fn destructive_steps_run_only_with_their_flags() {
+    let graph = Graph::sample();
+    let dir = Dir::new();
+    let out = run(graph
+        .hardmatch(
+            &dir,
+            &[
+                "apply",
+                "--yes",
+                "-q",
+                "--overwrite",
+                "--purge-deleted-holders",
+                "--federated-hop",
+            ],
+        )
+        .arg(sample("csvde.csv"))
+        .args(["-o", "report.csv"]));
+    let got = outcomes(&report_rows(&dir.join("report.csv")));
+    assert_eq!(got["dave.dunn@contoso.com"], "stamped", "{}", stderr(&out));
+    assert_eq!(got["gina.gray@contoso.com"], "stamped");
+    assert_eq!(got["ivan.ito@fed.contoso.com"], "stamped");
+    assert!(
+        stderr(&out).contains("DESTRUCTIVE: 1 rows will purge a deleted holder"),
+        "{}",
+        stderr(&out)
+    );
+    let tenant = graph.tenant();
+    let ivan = tenant
+        .users
+        .iter()
+        .find(|u| u.on_premises_immutable_id.as_deref() == Some("T7QuCxT4zU65bifcqZckTQ=="))
+        .unwrap();
+    assert_eq!(
+        ivan.user_principal_name, "ivan.ito@fed.contoso.com",
+        "the UPN came home after the hop"
+    );
+    assert_eq!(tenant.deleted_users.len(), 1, "the holder was purged");
+    let journal = std::fs::read_to_string(dir.join("report.csv.journal")).unwrap();
+    for step in ["\"purge-holder\"", "\"upn-out\"", "\"upn-back\""] {
+        assert!(journal.contains(step), "{step} journaled");
+    }
+}
+
+#[test]
+fn without_a_terminal_yes_is_required() {
+    let graph = Graph::sample();
+    let dir = Dir::new();
+    let out = run(graph
+        .hardmatch(&dir, &["apply"])
+        .arg(sample("csvde.csv"))
+        .args(["-o", "report.csv"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("pass --yes"), "{}", stderr(&out));
+    assert_eq!(graph.stats().writes_total, 0);
+}
+
+#[test]
+fn canary_batch_then_resume_writes_each_row_once() {
+    let dir = Dir::new();
+    let (tenant, export) = generated(&dir, 40);
+    let graph = Graph::start(tenant, fast());
+    let canary = run(graph
+        .hardmatch(&dir, &["apply", "--yes", "-q", "--max-writes", "10"])
+        .arg(&export)
+        .args(["-o", "r.csv"]));
+    assert_eq!(canary.status.code(), Some(1));
+    let first = report_rows(&dir.join("r.csv"));
+    assert_eq!(
+        first.iter().filter(|r| r["outcome"] == "stamped").count(),
+        10
+    );
+    assert_eq!(
+        first
+            .iter()
+            .filter(|r| r["outcome"] == "not-attempted")
+            .count(),
+        30
+    );
+    let resumed = run(graph
+        .hardmatch(&dir, &["apply", "--yes", "-q", "--resume", "r.csv.journal"])
+        .arg(&export)
+        .args(["-o", "r.csv"]));
+    assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
+    let rows = report_rows(&dir.join("r.csv"));
+    assert_eq!(rows.len(), 40);
+    assert!(rows.iter().all(|r| r["outcome"] == "stamped"), "{rows:?}");
+    let stats = graph.stats();
+    assert_eq!(stats.writes_applied.len(), 40);
+    assert!(
+        stats.writes_applied.values().all(|&n| n == 1),
+        "no write sent twice"
+    );
+}
+
+#[test]
+fn kill_nine_then_resume_loses_nothing_and_repeats_nothing() {
+    let dir = Dir::new();
+    let (tenant, export) = generated(&dir, 150);
+    let graph = Graph::start(
+        tenant,
+        Config {
+            latency_ms: (5, 20),
+            ..fast()
+        },
+    );
+    let mut child = graph
+        .hardmatch(&dir, &["apply", "--yes", "-q", "--write-rate", "100"])
+        .arg(&export)
+        .args(["-o", "r.csv"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it mid-run, once some writes are journaled.
+    let journal = dir.join("r.csv.journal");
+    for _ in 0..200 {
+        let lines = std::fs::read_to_string(&journal)
+            .map(|j| j.lines().count())
+            .unwrap_or(0);
+        if lines > 40 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = graph.stats().writes_applied.len();
+    assert!(
+        before > 0 && before < 150,
+        "killed mid-run: {before} written"
+    );
+    let resumed = run(graph
+        .hardmatch(&dir, &["apply", "--yes", "-q", "--resume", "r.csv.journal"])
+        .arg(&export)
+        .args(["-o", "r.csv"]));
+    assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
+    let rows = report_rows(&dir.join("r.csv"));
+    assert_eq!(rows.len(), 150, "every input row reported");
+    assert!(rows.iter().all(|r| r["outcome"] == "stamped"));
+    let stats = graph.stats();
+    assert_eq!(stats.writes_applied.len(), 150);
+    assert!(
+        stats.writes_applied.values().all(|&n| n == 1),
+        "no write sent twice: {:?}",
+        stats.writes_applied.values().filter(|&&n| n > 1).count()
+    );
+}
+
+#[test]
+fn writes_offered_at_three_times_the_quota_all_land_once() {
+    let dir = Dir::new();
+    let (tenant, export) = generated(&dir, 30);
+    // 15 writes per 150 s at 20x: 2 writes per real second after a burst of 15; offered at 6.
+    let quotas = Quotas {
+        app_writes_per_150s: 15.0,
+        ..Quotas::default()
+    };
+    let graph = Graph::start(
+        tenant,
+        Config {
+            quotas,
+            time_scale: 20.0,
+            ..fast()
+        },
+    );
+    let out = run(graph
+        .hardmatch(&dir, &["apply", "--yes", "-q", "--write-rate", "6"])
+        .arg(&export)
+        .args(["-o", "r.csv"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = report_rows(&dir.join("r.csv"));
+    assert!(rows.iter().all(|r| r["outcome"] == "stamped"));
+    let stats = graph.stats();
+    assert_eq!(stats.writes_applied.len(), 30);
+    assert!(stats.throttled > 0, "the quota was hit");
+    assert!(stats.writes_applied.values().all(|&n| n == 1));
+}
+
+#[test]
+fn five_percent_503s_and_connection_resets_lose_nothing() {
+    let dir = Dir::new();
+    let (tenant, export) = generated(&dir, 80);
+    let faults = "503=0.05,reset=0.05,seed=3".parse().unwrap();
+    let graph = Graph::start(tenant, Config { faults, ..fast() });
+    let out = run(graph
+        .hardmatch(&dir, &["apply", "--yes", "-q", "--write-rate", "200"])
+        .arg(&export)
+        .args(["-o", "r.csv"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = report_rows(&dir.join("r.csv"));
+    assert_eq!(rows.len(), 80);
+    assert!(
+        rows.iter().all(|r| r["outcome"] == "stamped"),
+        "{:?}",
+        rows.iter()
+            .filter(|r| r["outcome"] != "stamped")
+            .collect::<Vec<_>>()
+    );
+    assert!(graph.stats().faults > 0, "faults were injected");
+    assert!(
+        rows.iter().any(|r| r["attempts"] != "1"),
+        "some rows needed a retry"
+    );
+}
+
+#[test]
+fn a_token_graph_refuses_stops_the_run_before_any_write() {
+    let dir = Dir::new();
+    let (tenant, export) = generated(&dir, 20);
+    let graph = Graph::start(tenant, fast());
+    // A token the emulator does not know: every call is 401, which a fixed token cannot fix.
+    let out = run(dir
+        .hardmatch()
+        .args(["apply", "--yes", "-q"])
+        .arg(&export)
+        .args(["-o", "r.csv", "--graph-url", graph.url()])
+        .env("HARDMATCH_ACCESS_TOKEN", "wrong"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("cannot read the tenant"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(graph.stats().writes_total, 0);
+}
+
+#[test]
+fn rollback_restores_exactly_the_previous_state() {
+    let graph = Graph::sample();
+    let dir = Dir::new();
+    let before = graph.tenant();
+    run(graph
+        .hardmatch(&dir, &["apply", "--yes", "-q", "--overwrite"])
+        .arg(sample("csvde.csv"))
+        .args(["-o", "report.csv"]));
+    assert_ne!(graph.tenant(), before);
+    let out = run(&mut graph.hardmatch(
+        &dir,
+        &[
+            "rollback",
+            "report.csv.journal",
+            "--yes",
+            "-q",
+            "-o",
+            "rollback.csv",
+        ],
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        graph.tenant(),
+        before,
+        "every previous value is back, null where there was none"
+    );
+    let rows = report_rows(&dir.join("rollback.csv"));
+    assert_eq!(rows.len(), 6);
+    assert!(rows.iter().all(|r| r["outcome"] == "restored"));
+    let dave = rows
+        .iter()
+        .find(|r| r["cloud_upn"] == "dave.dunn@contoso.com")
+        .unwrap();
+    assert_eq!(dave["previous_immutable_id"], "oaJBpkPVr0+yOPZwhHcGwg==");
+}
+
+#[test]
+fn rollback_from_the_csv_report_and_drift_is_left_alone() {
+    let graph = Graph::sample();
+    let dir = Dir::new();
+    run(graph
+        .hardmatch(&dir, &["apply", "--yes", "-q"])
+        .arg(sample("csvde.csv"))
+        .args(["-o", "report.csv"]));
+    // Someone changes Alice by hand after the run.
+    let alice = graph
+        .tenant()
+        .users
+        .iter()
+        .find(|u| u.user_principal_name == "alice.adams@contoso.com")
+        .unwrap()
+        .id
+        .clone();
+    graph.block_on(async {
+        reqwest::Client::new()
+            .patch(format!("{}/v1.0/users/{alice}", graph.url()))
+            .bearer_auth(crate::util::TOKEN)
+            .json(&serde_json::json!({"onPremisesImmutableId": "HandEdited0000000000000=="}))
+            .send()
+            .await
+            .unwrap()
+    });
+    let out = run(&mut graph.hardmatch(
+        &dir,
+        &[
+            "rollback",
+            "report.csv",
+            "--yes",
+            "-q",
+            "-o",
+            "rollback.csv",
+        ],
+    ));
+    assert_eq!(out.status.code(), Some(1));
+    let got: HashMap<_, _> = report_rows(&dir.join("rollback.csv"))
+        .into_iter()
+        .map(|r| (r["cloud_upn"].clone(), r["outcome"].clone()))
+        .collect();
+    assert_eq!(got["alice.adams@contoso.com"], "target-changed-since-plan");
+    assert_eq!(got["jose.jonsson@contoso.com"], "restored");
+    assert_eq!(
+        graph.anchor_of("alice.adams@contoso.com").as_deref(),
+        Some("HandEdited0000000000000==")
+    );
+    assert_eq!(graph.anchor_of("jose.jonsson@contoso.com"), None);
+}
+
+#[test]
+fn clear_refuses_synced_users_and_clears_the_rest() {
+    let graph = Graph::sample();
+    let dir = Dir::new();
+    dir.write("clear.csv", "UserPrincipalName\nbob.brown@contoso.com\ncarol.clark@contoso.com\nalice.adams@contoso.com\n");
+    let out = run(&mut graph.hardmatch(
+        &dir,
+        &["clear", "clear.csv", "--yes", "-q", "-o", "cleared.csv"],
+    ));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let got = outcomes(&report_rows(&dir.join("cleared.csv")));
+    assert_eq!(got["bob.brown@contoso.com"], "cleared");
+    assert_eq!(got["carol.clark@contoso.com"], "target-synced");
+    assert_eq!(got["alice.adams@contoso.com"], "already-matched");
+    assert_eq!(graph.anchor_of("bob.brown@contoso.com"), None);
+}
+
+#[test]
+fn an_approved_plan_is_applied_with_drift_checked() {
+    let graph = Graph::sample();
+    let dir = Dir::new();
+    run(graph
+        .hardmatch(&dir, &["plan"])
+        .arg(sample("csvde.csv"))
+        .args(["-o", "plan.json"]));
+    let jose = graph
+        .tenant()
+        .users
+        .iter()
+        .find(|u| u.user_principal_name == "jose.jonsson@contoso.com")
+        .unwrap()
+        .id
+        .clone();
+    graph.block_on(async {
+        reqwest::Client::new()
+            .patch(format!("{}/v1.0/users/{jose}", graph.url()))
+            .bearer_auth(crate::util::TOKEN)
+            .json(&serde_json::json!({"onPremisesImmutableId": "SetMeanwhile000000000=="}))
+            .send()
+            .await
+            .unwrap()
+    });
+    let out = run(&mut graph.hardmatch(
+        &dir,
+        &["apply", "plan.json", "--yes", "-q", "-o", "report.csv"],
+    ));
+    let got = outcomes(&report_rows(&dir.join("report.csv")));
+    assert_eq!(
+        got["jose.jonsson@contoso.com"],
+        "target-changed-since-plan",
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(got["alice.adams@contoso.com"], "stamped");
+    assert_eq!(got["carol.clark@contoso.com"], "target-synced");
+}
+
+#[test]
+fn plain_http_to_a_remote_graph_is_refused() {
+    let dir = Dir::new();
+    let out = run(dir
+        .hardmatch()
+        .args(["plan"])
+        .arg(sample("csvde.csv"))
+        .args(["-o", "p.csv", "--graph-url", "http://graph.example.com"])
+        .env("HARDMATCH_ACCESS_TOKEN", "x"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("refusing http://"),
+        "{}",
+        stderr(&out)
+    );
+}
