@@ -4,9 +4,9 @@
 //!
 //! Pure functions over the rows: no I/O, so it is as fast as the cores allow.
 
-use std::collections::HashMap;
-
 use rayon::prelude::*;
+// A fast non-cryptographic hash: the keys come from the admin's own export, not an attacker.
+use rustc_hash::FxHashMap as HashMap;
 use uuid::Uuid;
 
 use crate::anchor::{self, AnchorForm, AnchorKind, ImmutableId};
@@ -49,14 +49,14 @@ pub fn compute(input: &Input, options: &ComputeOptions) -> Vec<Candidate> {
         &mut candidates,
         Outcome::DuplicateAnchorInInput,
         "ImmutableId",
-        |c| c.immutable_id.as_ref().map(|id| id.to_string()),
+        |c| c.immutable_id.as_ref().map(|id| Key::Exact(id.as_str())),
     );
     flag_duplicates(
         input,
         &mut candidates,
         Outcome::DuplicateTargetInInput,
         "target UPN",
-        |c| c.target_upn.as_ref().map(|upn| upn.to_lowercase()),
+        |c| c.target_upn.as_deref().map(Key::Caseless),
     );
     candidates
 }
@@ -176,26 +176,93 @@ fn invalid(input: &Input, row: &Row, field: &Field, error: anchor::AnchorError) 
     )
 }
 
+/// A duplicate-detection key borrowed from a candidate: ImmutableIds compare exactly (they
+/// are case-sensitive), UPNs without regard to case. Borrowing keeps a million-row input from
+/// allocating a million keys.
+#[derive(Clone, Copy, Debug)]
+enum Key<'a> {
+    Exact(&'a str),
+    Caseless(&'a str),
+}
+
+impl Key<'_> {
+    fn text(&self) -> &str {
+        match self {
+            Key::Exact(t) | Key::Caseless(t) => t,
+        }
+    }
+}
+
+fn folded(text: &str) -> impl Iterator<Item = char> + '_ {
+    text.chars().flat_map(char::to_lowercase)
+}
+
+impl PartialEq for Key<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Key::Exact(a), Key::Exact(b)) => a == b,
+            (Key::Caseless(a), Key::Caseless(b)) if a.is_ascii() && b.is_ascii() => {
+                a.eq_ignore_ascii_case(b)
+            }
+            (Key::Caseless(a), Key::Caseless(b)) => folded(a).eq(folded(b)),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Key<'_> {}
+
+impl std::hash::Hash for Key<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            Key::Exact(t) => state.write(t.as_bytes()),
+            Key::Caseless(t) if t.is_ascii() => write_lowercase(t.as_bytes(), state),
+            // Rare: fold first, then hash the same way, so equal keys hash equal.
+            Key::Caseless(t) => write_lowercase(folded(t).collect::<String>().as_bytes(), state),
+        }
+    }
+}
+
+/// ASCII-lowercases into a stack buffer, 64 bytes at a time: no allocation per key.
+fn write_lowercase<H: std::hash::Hasher>(bytes: &[u8], state: &mut H) {
+    let mut buffer = [0u8; 64];
+    for chunk in bytes.chunks(buffer.len()) {
+        let lower = &mut buffer[..chunk.len()];
+        lower.copy_from_slice(chunk);
+        lower.make_ascii_lowercase();
+        state.write(lower);
+    }
+}
+
 /// Every open row whose key another open row shares gets `outcome`, naming the other rows'
-/// lines. Rows that already have an outcome take no part.
+/// lines. Rows that already have an outcome take no part. Two passes: count, then group only
+/// what repeats.
 fn flag_duplicates(
     input: &Input,
     candidates: &mut [Candidate],
     outcome: Outcome,
     what: &str,
-    key: impl Fn(&Candidate) -> Option<String>,
+    key: impl for<'a> Fn(&'a Candidate) -> Option<Key<'a>>,
 ) {
-    let keys: Vec<Option<String>> = candidates
-        .iter()
-        .map(|c| if c.verdict.is_none() { key(c) } else { None })
-        .collect();
-    let mut rows_by_key: HashMap<&str, Vec<usize>> = HashMap::with_capacity(keys.len());
-    for (i, key) in keys.iter().enumerate() {
-        if let Some(key) = key {
-            rows_by_key.entry(key.as_str()).or_default().push(i);
+    let groups: Vec<(String, Vec<usize>)> = {
+        let open = |c: &Candidate| c.verdict.is_none();
+        let mut counts: HashMap<Key<'_>, u32> =
+            HashMap::with_capacity_and_hasher(candidates.len(), Default::default());
+        for k in candidates.iter().filter(|c| open(c)).filter_map(&key) {
+            *counts.entry(k).or_insert(0) += 1;
         }
-    }
-    for (key, rows) in rows_by_key.into_iter().filter(|(_, rows)| rows.len() > 1) {
+        let mut groups: HashMap<Key<'_>, Vec<usize>> = HashMap::default();
+        for (i, c) in candidates.iter().enumerate().filter(|(_, c)| open(c)) {
+            if let Some(k) = key(c).filter(|k| counts[k] > 1) {
+                groups.entry(k).or_default().push(i);
+            }
+        }
+        groups
+            .into_iter()
+            .map(|(k, rows)| (k.text().to_string(), rows))
+            .collect()
+    };
+    for (shown, rows) in groups {
         for &i in &rows {
             let others: Vec<String> = rows
                 .iter()
@@ -212,7 +279,7 @@ fn flag_duplicates(
             candidates[i].verdict = Some(Verdict::new(
                 outcome,
                 format!(
-                    "{}: the {what} {key} is also on line {}{tail}; keep one row per user",
+                    "{}: the {what} {shown} is also on line {}{tail}; keep one row per user",
                     input.place(&input.rows[i], None),
                     others.join(", ")
                 ),

@@ -57,7 +57,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut counts: BTreeMap<Outcome, usize> = BTreeMap::new();
     for (row, candidate) in prepared.input.rows.iter().zip(&prepared.candidates) {
         let line = row.location.as_ref().map_or(0, |l| l.line()).to_string();
-        let guid = candidate.guid.map(|g| g.to_string()).unwrap_or_default();
+        let mut guid_buffer = uuid::Uuid::encode_buffer();
+        let guid = candidate
+            .guid
+            .map_or("", |g| g.hyphenated().encode_lower(&mut guid_buffer));
         let id = candidate.immutable_id.as_ref().map_or("", |id| id.as_str());
         let (outcome, detail) = match &candidate.verdict {
             Some(verdict) => (verdict.outcome, verdict.detail.as_str()),

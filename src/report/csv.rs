@@ -32,15 +32,19 @@ pub fn open(path: &Path, excel_bom: bool) -> crate::Result<Writer> {
     Ok(csv::WriterBuilder::new().from_writer(sink))
 }
 
-/// Writes one row, each cell made Excel-safe.
+/// Writes one row, each cell made Excel-safe (copied only when it needs the apostrophe).
 pub fn write_row<'a>(
     writer: &mut Writer,
     path: &Path,
     cells: impl IntoIterator<Item = &'a str>,
 ) -> crate::Result<()> {
-    writer
-        .write_record(cells.into_iter().map(|c| excel_safe(c).into_owned()))
-        .map_err(|e| Error::io(path, e.into()))
+    let fail = |e: csv::Error| Error::io(path, e.into());
+    for cell in cells {
+        writer
+            .write_field(excel_safe(cell).as_bytes())
+            .map_err(fail)?;
+    }
+    writer.write_record(None::<&[u8]>).map_err(fail)
 }
 
 /// Flushes the writer, reporting a failure against `path`.

@@ -142,11 +142,12 @@ fn row_of(name: &str, record: &ByteRecord, line: u64, headers: &[String], map: &
         let Some(raw) = record.get(*index) else {
             continue;
         };
-        let value = String::from_utf8_lossy(raw);
-        let value = if role.is_text() {
-            csvde_text(&value)
-        } else {
-            value.into_owned()
+        // The text was decoded to UTF-8 already, so the strict check (fast) nearly always holds.
+        let value = std::str::from_utf8(raw)
+            .map_or_else(|_| String::from_utf8_lossy(raw), std::borrow::Cow::Borrowed);
+        let value = match role.is_text().then(|| csvde_text(&value)).flatten() {
+            Some(text) => text,
+            None => value.into_owned(),
         };
         row.set(
             *role,
@@ -186,18 +187,20 @@ fn unreadable(name: &str, line: u64, error: &csv::Error) -> Row {
     row
 }
 
-/// csvde writes non-ASCII strings as `X'<utf-8 hex>'`; text roles get their text back.
-/// Anchor roles keep `X'..'`, which the anchor parser reads as AD-order bytes.
-fn csvde_text(value: &str) -> String {
-    let hex = value.strip_prefix("X'").and_then(|v| v.strip_suffix('\''));
-    hex.and_then(|hex| {
+/// csvde writes non-ASCII strings as `X'<utf-8 hex>'`; text roles get their text back
+/// (`None` when the value is not in that form). Anchor roles keep `X'..'`, which the anchor
+/// parser reads as AD-order bytes.
+fn csvde_text(value: &str) -> Option<String> {
+    let hex = value
+        .strip_prefix("X'")
+        .and_then(|v| v.strip_suffix('\''))?;
+    {
         let bytes: Option<Vec<u8>> = (0..hex.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
             .collect();
         String::from_utf8(bytes?).ok()
-    })
-    .unwrap_or_else(|| value.to_string())
+    }
 }
 
 #[cfg(test)]

@@ -311,32 +311,31 @@ fn detect_text_format(path: &Path, text: &str) -> Format {
     }
 }
 
-/// Why an entry with these objectClass values is not a user, if it is not.
-/// A computer is also of class `user` in AD, so computer is checked first.
-pub(crate) fn classify_object_class<'a>(classes: impl Iterator<Item = &'a str>) -> Option<String> {
-    let classes: Vec<String> = classes
-        .map(|c| c.trim().to_ascii_lowercase())
-        .filter(|c| !c.is_empty())
-        .collect();
-    if classes.is_empty() {
+/// Why an entry with these objectClass values is not a user, if it is not. A computer is also
+/// of class `user` in AD, so computer is checked first. Allocates only for a non-user.
+pub(crate) fn classify_object_class<'a>(
+    classes: impl Iterator<Item = &'a str> + Clone,
+) -> Option<String> {
+    let named = |name: &str| classes.clone().any(|c| c.trim().eq_ignore_ascii_case(name));
+    if classes.clone().all(|c| c.trim().is_empty()) {
         return None;
     }
-    for other in ["computer", "group", "contact"] {
-        if classes.iter().any(|c| c == other) {
-            return Some(format!(
-                "a {other} (objectClass {other}), not a user: hardmatch only matches user accounts"
-            ));
-        }
+    if let Some(other) = ["computer", "group", "contact"]
+        .into_iter()
+        .find(|c| named(c))
+    {
+        return Some(format!(
+            "a {other} (objectClass {other}), not a user: hardmatch only matches user accounts"
+        ));
     }
-    let is_user = classes
-        .iter()
-        .any(|c| matches!(c.as_str(), "user" | "person" | "inetorgperson"));
-    (!is_user).then(|| {
-        format!(
-            "objectClass {} is not a user: hardmatch only matches user accounts",
-            classes.join(";")
-        )
-    })
+    if ["user", "person", "inetOrgPerson"].into_iter().any(named) {
+        return None;
+    }
+    let listed: Vec<&str> = classes.map(str::trim).filter(|c| !c.is_empty()).collect();
+    Some(format!(
+        "objectClass {} is not a user: hardmatch only matches user accounts",
+        listed.join(";")
+    ))
 }
 
 #[cfg(test)]
