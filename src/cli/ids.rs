@@ -71,7 +71,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         report_csv::write_row(
             &mut writer,
             &args.output,
-            [line.as_str(), upn, &guid, id, outcome.code(), detail],
+            [line.as_str(), upn, guid, id, outcome.code(), detail],
         )?;
     }
     report_csv::finish(writer, &args.output)?;
