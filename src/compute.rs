@@ -223,6 +223,13 @@ impl std::hash::Hash for Key<'_> {
     }
 }
 
+fn hash_of(key: &Key<'_>) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut hasher = rustc_hash::FxBuildHasher.build_hasher();
+    key.hash(&mut hasher);
+    hasher.finish()
+}
+
 /// ASCII-lowercases into a stack buffer, 64 bytes at a time: no allocation per key.
 fn write_lowercase<H: std::hash::Hasher>(bytes: &[u8], state: &mut H) {
     let mut buffer = [0u8; 64];
@@ -235,30 +242,45 @@ fn write_lowercase<H: std::hash::Hasher>(bytes: &[u8], state: &mut H) {
 }
 
 /// Every open row whose key another open row shares gets `outcome`, naming the other rows'
-/// lines. Rows that already have an outcome take no part. Two passes: count, then group only
-/// what repeats.
+/// lines. Rows that already have an outcome take no part.
+///
+/// Keys are hashed in parallel first, and only rows whose hash repeats are grouped by their
+/// real key: a million scattered strings are read once, by both cores, instead of being
+/// chased through a hash map.
 fn flag_duplicates(
     input: &Input,
     candidates: &mut [Candidate],
     outcome: Outcome,
     what: &str,
-    key: impl for<'a> Fn(&'a Candidate) -> Option<Key<'a>>,
+    key: impl for<'a> Fn(&'a Candidate) -> Option<Key<'a>> + Sync,
 ) {
     let groups: Vec<(String, Vec<usize>)> = {
-        let open = |c: &Candidate| c.verdict.is_none();
-        let mut counts: HashMap<Key<'_>, u32> =
-            HashMap::with_capacity_and_hasher(candidates.len(), Default::default());
-        for k in candidates.iter().filter(|c| open(c)).filter_map(&key) {
-            *counts.entry(k).or_insert(0) += 1;
+        let hashes: Vec<Option<u64>> = candidates
+            .par_iter()
+            .map(|c| {
+                c.verdict
+                    .is_none()
+                    .then(|| key(c))
+                    .flatten()
+                    .map(|k| hash_of(&k))
+            })
+            .collect();
+        let mut counts: HashMap<u64, u32> =
+            HashMap::with_capacity_and_hasher(hashes.len(), Default::default());
+        for hash in hashes.iter().flatten() {
+            *counts.entry(*hash).or_insert(0) += 1;
         }
         let mut groups: HashMap<Key<'_>, Vec<usize>> = HashMap::default();
-        for (i, c) in candidates.iter().enumerate().filter(|(_, c)| open(c)) {
-            if let Some(k) = key(c).filter(|k| counts[k] > 1) {
+        for (i, hash) in hashes.iter().enumerate() {
+            if let Some(hash) = hash.filter(|h| counts[h] > 1) {
+                let k = key(&candidates[i]).expect("hashed above");
+                debug_assert_eq!(hash, hash_of(&k));
                 groups.entry(k).or_default().push(i);
             }
         }
         groups
             .into_iter()
+            .filter(|(_, rows)| rows.len() > 1)
             .map(|(k, rows)| (k.text().to_string(), rows))
             .collect()
     };
