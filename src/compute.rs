@@ -224,10 +224,8 @@ impl std::hash::Hash for Key<'_> {
 }
 
 fn hash_of(key: &Key<'_>) -> u64 {
-    use std::hash::{BuildHasher, Hash, Hasher};
-    let mut hasher = rustc_hash::FxBuildHasher.build_hasher();
-    key.hash(&mut hasher);
-    hasher.finish()
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(key)
 }
 
 /// ASCII-lowercases into a stack buffer, 64 bytes at a time: no allocation per key.
