@@ -1,0 +1,238 @@
+//! Whole-binary figures against the emulator, printed for BENCHMARKS.md (not criterion: each
+//! figure is one long run against a time-scaled Graph).
+//!
+//!     cargo bench --bench graph [-- emulator|plan|apply]
+//!
+//! - emulator: load a 500,000-user tenant and page through all of it; time and peak memory.
+//! - plan: 10,000 rows against a 100,000-user tenant; Graph requests used and wall time.
+//! - apply: 10,000 stamps at the documented quota with realistic latency, time-scaled 10x;
+//!   achieved writes per second divided by the quota, and the seeds' way (look up, patch, read
+//!   back, one user at a time) against the same emulator.
+
+use std::process::Command;
+use std::time::Instant;
+
+use hardmatch::emulator::{self, Config};
+use hardmatch::graph::{query, GraphClient, TokenSource, USER_SELECT};
+use hardmatch::tenant::{Domain, Tenant, User};
+
+const TOKEN: &str = "bench-token";
+
+fn tenant(users: usize) -> Tenant {
+    Tenant {
+        tenant_id: "bench".into(),
+        domains: vec![Domain {
+            id: "contoso.com".into(),
+            ..Domain::default()
+        }],
+        users: (0..users)
+            .map(|i| User {
+                id: uuid::Uuid::from_u128(0xAAAA_0000_0000_4000_8000_0000_0000_0000 + i as u128)
+                    .to_string(),
+                user_principal_name: format!("user{i}@contoso.com"),
+                mail: Some(format!("user{i}@contoso.com")),
+                proxy_addresses: vec![format!("SMTP:user{i}@contoso.com")],
+                ..User::default()
+            })
+            .collect(),
+        ..Tenant::default()
+    }
+}
+
+fn export(rows: usize, path: &std::path::Path) {
+    let mut csv = String::from("UserPrincipalName,ObjectGUID\n");
+    for i in 0..rows {
+        let guid = uuid::Uuid::from_u128(0x1234_0000_0000_4000_8000_0000_0000_0000 + i as u128);
+        csv.push_str(&format!("user{i}@contoso.com,{guid}\n"));
+    }
+    std::fs::write(path, csv).unwrap();
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
+}
+
+fn client(url: &str) -> GraphClient {
+    let secret = azure_core::credentials::Secret::new(TOKEN.to_string());
+    GraphClient::new(reqwest::Client::new(), url, TokenSource::Fixed(secret)).unwrap()
+}
+
+fn config(time_scale: f64, latency: (u64, u64)) -> Config {
+    Config {
+        access_token: Some(TOKEN.into()),
+        time_scale,
+        latency_ms: latency,
+        ..Config::default()
+    }
+}
+
+async fn bench_emulator() {
+    let started = Instant::now();
+    let running = emulator::spawn(tenant(500_000), config(1.0, (0, 0)))
+        .await
+        .unwrap();
+    let loaded = started.elapsed();
+    let client = client(&running.url);
+    let listing = Instant::now();
+    let users = client
+        .list_all(
+            &format!(
+                "/users?{}",
+                query(&[("$select", USER_SELECT), ("$top", "999")])
+            ),
+            |_| {},
+        )
+        .await
+        .unwrap();
+    println!(
+        "emulator: 500,000 users loaded in {:.2} s; whole paged listing ({} users, {} requests) in {:.2} s; peak memory {:.0} MiB",
+        loaded.as_secs_f64(),
+        users.len(),
+        client.requests(),
+        listing.elapsed().as_secs_f64(),
+        peak_rss_mib()
+    );
+    running.stop().await;
+}
+
+/// Runs the real binary against `url` off the async runtime (the emulator runs on it).
+async fn hardmatch(url: &str, args: &[&str]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hardmatch"));
+    command
+        .args(args)
+        .args(["--graph-url", url])
+        .env("HARDMATCH_ACCESS_TOKEN", TOKEN);
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+async fn bench_plan(dir: &std::path::Path) {
+    let running = emulator::spawn(tenant(100_000), config(10.0, (30, 250)))
+        .await
+        .unwrap();
+    let input = dir.join("plan-input.csv");
+    export(10_000, &input);
+    let started = Instant::now();
+    let out_path = dir.join("plan.csv");
+    let out = hardmatch(
+        &running.url,
+        &[
+            "plan",
+            input.to_str().unwrap(),
+            "-o",
+            out_path.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let wall = started.elapsed().as_secs_f64();
+    let requests: u64 = running.emulator.stats().requests.values().sum();
+    println!(
+        "plan: 10,000 rows against a 100,000-user tenant: {requests} Graph requests (a per-user script needs 20,000), {wall:.1} s wall at time scale 10 ({:.0} s of emulated Graph time); exit {:?}",
+        wall * 10.0,
+        out.status.code()
+    );
+    running.stop().await;
+}
+
+async fn bench_apply(dir: &std::path::Path) {
+    const USERS: usize = 10_000;
+    const SCALE: f64 = 10.0;
+    let running = emulator::spawn(tenant(USERS), config(SCALE, (30, 250)))
+        .await
+        .unwrap();
+    let input = dir.join("apply-input.csv");
+    export(USERS, &input);
+    let rate = (20.0 * SCALE).to_string();
+    let report = dir.join("apply.csv");
+    let started = Instant::now();
+    let args = [
+        "apply",
+        input.to_str().unwrap(),
+        "-o",
+        report.to_str().unwrap(),
+        "--yes",
+        "-q",
+        "--write-rate",
+        &rate,
+    ];
+    let out = hardmatch(&running.url, &args).await;
+    let wall = started.elapsed().as_secs_f64();
+    let stats = running.emulator.stats();
+    let written = stats.writes_applied.len();
+    let twice = stats.writes_applied.values().filter(|&&n| n > 1).count();
+    let achieved = written as f64 / wall / SCALE;
+    println!(
+        "apply: {written} of {USERS} users stamped in {wall:.1} s at time scale {SCALE} (whole command, tenant read included): {achieved:.2} writes/s of Graph time = {:.3} of the 20/s quota; written twice: {twice}; 429s: {}; exit {:?}",
+        achieved / 20.0,
+        stats.throttled,
+        out.status.code()
+    );
+    running.stop().await;
+
+    // The seeds' way against a fresh copy: for each user in turn, look up, patch, read back.
+    let running = emulator::spawn(tenant(USERS), config(SCALE, (30, 250)))
+        .await
+        .unwrap();
+    let client = client(&running.url);
+    const SAMPLE: usize = 200;
+    let started = Instant::now();
+    for i in 0..SAMPLE {
+        let upn = format!("user{i}@contoso.com");
+        let filter = format!(
+            "userPrincipalName eq {}",
+            hardmatch::graph::odata_literal(&upn)
+        );
+        let found = client
+            .send(
+                reqwest::Method::GET,
+                &format!("/users?{}", query(&[("$filter", &filter)])),
+                None,
+                false,
+            )
+            .await
+            .unwrap();
+        let id = found.body["value"][0]["id"].as_str().unwrap().to_string();
+        let anchor = hardmatch::anchor::ImmutableId::from_guid(uuid::Uuid::from_u128(
+            0x1234_0000_0000_4000_8000_0000_0000_0000 + i as u128,
+        ));
+        client.set_anchor(&id, Some(anchor.as_str())).await.unwrap();
+        client.get_user(&id).await.unwrap();
+    }
+    let seeds_rate = SAMPLE as f64 / started.elapsed().as_secs_f64() / SCALE;
+    println!(
+        "seeds' way: {seeds_rate:.2} users/s of Graph time (200 users, one at a time: look up, patch, read back); hardmatch is {:.0}x faster",
+        achieved / seeds_rate
+    );
+    running.stop().await;
+}
+
+fn main() {
+    let which: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wants = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        if wants("emulator") {
+            bench_emulator().await;
+        }
+        if wants("plan") {
+            bench_plan(dir.path()).await;
+        }
+        if wants("apply") {
+            bench_apply(dir.path()).await;
+        }
+    });
+}
