@@ -26,7 +26,11 @@ pub const USER_SELECT: &str =
 /// they back off exponentially. A bulk job keeps going longer than an SDK default.
 #[derive(Clone, Copy, Debug)]
 pub struct RetryPolicy {
+    /// Retries of 5xx answers and connection failures.
     pub max_retries: u32,
+    /// Retries of 429s. Graph says when to come back, so a bulk job keeps coming back far
+    /// longer than after a failure; only a throttle that never lifts ends in `throttled-out`.
+    pub max_throttled_retries: u32,
     pub base_backoff: Duration,
     pub max_backoff: Duration,
 }
@@ -35,6 +39,7 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
             max_retries: 8,
+            max_throttled_retries: 60,
             base_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
         }
@@ -194,6 +199,7 @@ impl GraphClient {
         let client_request_id = uuid::Uuid::new_v4().to_string();
         let mut refreshed = false;
         let mut attempt = 0u32;
+        let mut throttled = 0u32;
         loop {
             attempt += 1;
             self.wait_for_pause().await;
@@ -229,13 +235,18 @@ impl GraphClient {
                     continue;
                 }
                 Err(Failure::Retry { wait, error }) => {
-                    if error.meta().is_some_and(|m| m.status == Some(429)) {
+                    let is_429 = error.meta().is_some_and(|m| m.status == Some(429));
+                    if is_429 {
+                        throttled += 1;
                         self.throttled.fetch_add(1, Ordering::Relaxed);
                         if let Some(wait) = wait {
                             self.pause_for(wait);
                         }
                     }
-                    if attempt > self.retry.max_retries {
+                    let failures = attempt - throttled;
+                    if throttled > self.retry.max_throttled_retries
+                        || failures > self.retry.max_retries
+                    {
                         return Err(match *error {
                             GraphError::Other(meta) if meta.status == Some(429) => {
                                 GraphError::Throttled(meta)

@@ -526,3 +526,139 @@ fn plain_http_to_a_remote_graph_is_refused() {
         stderr(&out)
     );
 }
+
+#[test]
+fn ctrl_c_finishes_in_flight_writes_and_reports_every_row() {
+    let dir = Dir::new();
+    let (tenant, export) = generated(&dir, 200);
+    let graph = Graph::start(
+        tenant,
+        Config {
+            latency_ms: (5, 10),
+            ..fast()
+        },
+    );
+    let child = graph
+        .hardmatch(&dir, &["apply", "--yes", "-q", "--write-rate", "40"])
+        .arg(&export)
+        .args(["-o", "r.csv"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while graph.stats().writes_applied.len() < 10 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let interrupt = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupt.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let rows = report_rows(&dir.join("r.csv"));
+    assert_eq!(rows.len(), 200, "every row is in the report");
+    let stamped = rows.iter().filter(|r| r["outcome"] == "stamped").count();
+    let not_attempted = rows
+        .iter()
+        .filter(|r| r["outcome"] == "not-attempted")
+        .count();
+    assert_eq!(stamped + not_attempted, 200);
+    assert!(not_attempted > 0, "it stopped early");
+    assert_eq!(
+        stamped,
+        graph.stats().writes_applied.len(),
+        "the report says exactly what reached Graph"
+    );
+}
+
+#[test]
+fn client_secret_sign_in_and_a_token_expiring_mid_run() {
+    let dir = Dir::new();
+    let (tenant, export) = generated(&dir, 60);
+    let cert = dir.join("emulator.pem");
+    let config = Config {
+        clients: vec![("app-1".into(), "emulator-only-secret".into())],
+        // Tokens live 2 s: a 60-row run at 20 writes/s outlives several of them.
+        token_lifetime_secs: 2.0,
+        tls_cert_out: Some(cert.clone()),
+        ..fast()
+    };
+    let graph = Graph::start(tenant, config);
+    let url = graph.url().to_string();
+    let out = run(dir
+        .hardmatch()
+        .args([
+            "apply",
+            "--yes",
+            "-q",
+            "--auth",
+            "secret",
+            "--graph-url",
+            &url,
+            "--login-url",
+            &url,
+            "--ca-cert",
+        ])
+        .arg(&cert)
+        .arg(&export)
+        .args(["-o", "r.csv"])
+        .env("AZURE_TENANT_ID", "generated")
+        .env("AZURE_CLIENT_ID", "app-1")
+        .env("AZURE_CLIENT_SECRET", "emulator-only-secret")
+        .env_remove("HARDMATCH_ACCESS_TOKEN"));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = report_rows(&dir.join("r.csv"));
+    assert!(rows.iter().all(|r| r["outcome"] == "stamped"));
+    assert!(
+        graph.stats().tokens_issued >= 2,
+        "a new token after the first expired: {}",
+        graph.stats().tokens_issued
+    );
+    let everything = format!(
+        "{}{}",
+        stderr(&out),
+        std::fs::read_to_string(dir.join("r.csv")).unwrap()
+    );
+    assert!(
+        !everything.contains("emulator-only-secret"),
+        "the secret never reaches output"
+    );
+}
+
+#[test]
+fn a_wrong_client_secret_says_which_credential_failed_and_why() {
+    let dir = Dir::new();
+    let cert = dir.join("emulator.pem");
+    let config = Config {
+        clients: vec![("app-1".into(), "right".into())],
+        tls_cert_out: Some(cert.clone()),
+        ..fast()
+    };
+    let graph = Graph::sample_with(config);
+    let url = graph.url().to_string();
+    let out = run(dir
+        .hardmatch()
+        .args([
+            "plan",
+            "--auth",
+            "secret",
+            "--graph-url",
+            &url,
+            "--login-url",
+            &url,
+            "--ca-cert",
+        ])
+        .arg(&cert)
+        .arg(sample("csvde.csv"))
+        .args(["-o", "p.csv"])
+        .env("AZURE_TENANT_ID", "72f988bf-0000-4000-8000-00000000c0a7")
+        .env("AZURE_CLIENT_ID", "app-1")
+        .env("AZURE_CLIENT_SECRET", "wrong-secret-value"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("client secret") && err.contains("AADSTS7000215"),
+        "{err}"
+    );
+    assert!(!err.contains("wrong-secret-value"), "{err}");
+}

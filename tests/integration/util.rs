@@ -95,8 +95,12 @@ impl Graph {
 
     /// The sample tenant, no latency.
     pub fn sample() -> Graph {
+        Graph::sample_with(fast())
+    }
+
+    pub fn sample_with(config: hardmatch::emulator::Config) -> Graph {
         let tenant = hardmatch::tenant::Tenant::load(&sample("tenant.json")).unwrap();
-        Graph::start(tenant, fast())
+        Graph::start(tenant, config)
     }
 
     pub fn url(&self) -> &str {
