@@ -71,10 +71,6 @@ impl Role {
             .find(|r| r.name().eq_ignore_ascii_case(name))
     }
 
-    fn index(self) -> usize {
-        self as usize
-    }
-
     /// Roles whose value is an anchor in some encoding, not text to decode.
     pub fn is_anchor(self) -> bool {
         matches!(
@@ -131,7 +127,9 @@ pub struct Field {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Row {
     pub location: Option<Location>,
-    fields: [Option<Field>; Role::COUNT],
+    /// Only the roles the file has; a handful, so a scan beats an index (and keeps a million
+    /// rows small).
+    fields: Vec<(Role, Field)>,
     /// Set by the reader when the record cannot be a candidate (`not-a-user`, a malformed
     /// record, a cell Excel mangled). Later stages keep it and add nothing.
     pub problem: Option<Verdict>,
@@ -146,7 +144,7 @@ impl Row {
     }
 
     pub fn get(&self, role: Role) -> Option<&Field> {
-        self.fields[role.index()].as_ref()
+        self.fields.iter().find(|(r, _)| *r == role).map(|(_, f)| f)
     }
 
     /// The trimmed, non-empty value of a role, if the row has one.
@@ -157,7 +155,10 @@ impl Row {
     }
 
     pub fn set(&mut self, role: Role, field: Field) {
-        self.fields[role.index()] = Some(field);
+        match self.fields.iter_mut().find(|(r, _)| *r == role) {
+            Some(slot) => slot.1 = field,
+            None => self.fields.push((role, field)),
+        }
     }
 }
 
