@@ -339,4 +339,31 @@ mod tests {
             }
         ));
     }
+
+    #[test]
+    fn the_tenant_write_quota_spans_apps() {
+        let quotas = Quotas {
+            app_writes_per_150s: 100.0,
+            tenant_writes_per_5min: 4.0,
+            ..Quotas::default()
+        };
+        let mut throttle = Throttle::new(quotas, "t", 10);
+        for app in ["a", "b", "a", "b"] {
+            assert!(matches!(
+                throttle.charge(0.0, app, 1, true),
+                Decision::Allowed { .. }
+            ));
+        }
+        let Decision::Throttled {
+            retry_after,
+            information,
+            ..
+        } = throttle.charge(0.0, "c", 1, true)
+        else {
+            panic!("a fifth write from a third app exceeds the tenant's quota");
+        };
+        // 4 per 300 s: one every 75 s.
+        assert!((retry_after - 75.0).abs() < 1e-9, "{retry_after}");
+        assert_eq!(information, "WriteLimitExceeded");
+    }
 }

@@ -586,3 +586,87 @@ fn the_command_prints_its_url_and_serves() {
     child.wait().unwrap();
     assert_eq!(domains.status, 200);
 }
+
+#[tokio::test]
+async fn every_fault_kind_over_http() {
+    let fault = |spec: &str| Config {
+        faults: spec.parse().unwrap(),
+        ..config()
+    };
+    let domains = |emu: &Running| format!("{}/v1.0/domains", emu.url);
+
+    let emu = start(sample_tenant(), fault("500=1")).await;
+    assert_eq!(get(&domains(&emu)).await.status, 500);
+    let emu = start(sample_tenant(), fault("504=1")).await;
+    assert_eq!(get(&domains(&emu)).await.status, 504);
+
+    // A 429 below every limit, as Graph sends when it is loaded.
+    let emu = start(sample_tenant(), fault("429=1")).await;
+    let throttled = get(&domains(&emu)).await;
+    assert_eq!(throttled.status, 429);
+    assert!(throttled.headers.contains_key("retry-after"));
+
+    // A reset mid-response: the client sees a broken body, not an answer.
+    let emu = start(sample_tenant(), fault("reset=1")).await;
+    let broken = reqwest::Client::new()
+        .get(domains(&emu))
+        .bearer_auth(TOKEN)
+        .send()
+        .await;
+    let failed = match broken {
+        Err(_) => true,
+        Ok(response) => response.bytes().await.is_err(),
+    };
+    assert!(failed, "the connection was cut mid-response");
+
+    // Slow: 2,000 emulated ms at 10x is 200 real ms.
+    let emu = start(
+        sample_tenant(),
+        Config {
+            time_scale: 10.0,
+            ..fault("slow=1,slow-ms=2000")
+        },
+    )
+    .await;
+    let started = std::time::Instant::now();
+    assert_eq!(get(&domains(&emu)).await.status, 200);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(190),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Early expiry: issued tokens stop working at once.
+    let config = Config {
+        clients: vec![("app".into(), "s".into())],
+        access_token: None,
+        ..fault("expire=1")
+    };
+    let emu = start(sample_tenant(), config).await;
+    let form = [
+        ("client_id", "app"),
+        ("client_secret", "s"),
+        ("scope", "https://graph.microsoft.com/.default"),
+        ("grant_type", "client_credentials"),
+    ];
+    let token: Value = reqwest::Client::new()
+        .post(format!(
+            "{}/72f988bf-0000-4000-8000-00000000c0a7/oauth2/v2.0/token",
+            emu.url
+        ))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let response = reqwest::Client::new()
+        .get(domains(&emu))
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    assert_eq!(emu.emulator.stats().faults, 1);
+}
