@@ -361,18 +361,16 @@ impl GraphClient {
         user_id: &str,
         value: Option<&str>,
     ) -> Result<Answer, GraphError> {
-        let body = json!({ "onPremisesImmutableId": value });
-        self.send(
-            reqwest::Method::PATCH,
-            &user_path(user_id),
-            Some(&body),
-            false,
-        )
-        .await
+        self.patch_user(user_id, json!({ "onPremisesImmutableId": value }))
+            .await
     }
 
     pub async fn set_upn(&self, user_id: &str, upn: &str) -> Result<Answer, GraphError> {
-        let body = json!({ "userPrincipalName": upn });
+        self.patch_user(user_id, json!({ "userPrincipalName": upn }))
+            .await
+    }
+
+    async fn patch_user(&self, user_id: &str, body: Value) -> Result<Answer, GraphError> {
         self.send(
             reqwest::Method::PATCH,
             &user_path(user_id),

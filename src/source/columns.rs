@@ -138,6 +138,18 @@ impl ColumnMap {
     pub fn has(&self, role: Role) -> bool {
         self.columns.iter().any(|(r, _, _)| *r == role)
     }
+
+    pub fn roles(&self) -> Vec<Role> {
+        self.columns.iter().map(|(r, _, _)| *r).collect()
+    }
+
+    /// The roles found and their headers, as [`Input::columns`](super::Input) keeps them.
+    pub fn found(&self) -> Vec<(Role, Arc<str>)> {
+        self.columns
+            .iter()
+            .map(|(r, _, h)| (*r, h.clone()))
+            .collect()
+    }
 }
 
 /// Fails unless the mapped roles can identify a user: an anchor column or a way to find the

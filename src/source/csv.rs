@@ -37,7 +37,7 @@ pub fn read(name: &str, text: &str, options: &ReadOptions) -> crate::Result<Inpu
         }
     };
     let map = ColumnMap::new(name, &headers, &options.columns)?;
-    let roles: Vec<Role> = map.columns.iter().map(|(r, _, _)| *r).collect();
+    let roles = map.roles();
     columns::require_usable(name, &roles, &headers)?;
 
     // The records after the header, and how many lines come before them.
@@ -53,11 +53,7 @@ pub fn read(name: &str, text: &str, options: &ReadOptions) -> crate::Result<Inpu
     Ok(Input {
         name: name.to_string(),
         format: super::Format::Csv,
-        columns: map
-            .columns
-            .iter()
-            .map(|(r, _, h)| (*r, h.clone()))
-            .collect(),
+        columns: map.found(),
         headers,
         rows,
     })

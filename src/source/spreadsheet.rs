@@ -50,7 +50,7 @@ pub fn read(name: &str, path: &Path, options: &ReadOptions) -> crate::Result<Inp
         .map_or_else(Vec::new, |(_, cells)| headers_of(cells, first_col as usize));
     let rows_iter = non_empty.into_iter().skip(header_at + 1);
     let map = ColumnMap::new(name, &headers, &options.columns)?;
-    let roles: Vec<Role> = map.columns.iter().map(|(r, _, _)| *r).collect();
+    let roles = map.roles();
     columns::require_usable(&format!("{name} sheet {sheet}"), &roles, &headers)?;
     let sheet_name: Arc<str> = Arc::from(sheet.as_str());
     let rows = rows_iter
@@ -69,11 +69,7 @@ pub fn read(name: &str, path: &Path, options: &ReadOptions) -> crate::Result<Inp
     Ok(Input {
         name: name.to_string(),
         format: Format::Spreadsheet,
-        columns: map
-            .columns
-            .iter()
-            .map(|(r, _, h)| (*r, h.clone()))
-            .collect(),
+        columns: map.found(),
         headers,
         rows,
     })
@@ -88,7 +84,7 @@ fn header_row(rows: &[(usize, &[Data])], first_col: usize, options: &ReadOptions
         .position(|(_, cells)| {
             let headers = headers_of(cells, first_col);
             ColumnMap::new("", &headers, &options.columns).is_ok_and(|map| {
-                let roles: Vec<Role> = map.columns.iter().map(|(r, _, _)| *r).collect();
+                let roles = map.roles();
                 columns::require_usable("", &roles, &headers).is_ok()
             })
         })
