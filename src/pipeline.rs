@@ -317,3 +317,70 @@ fn row_index(records: &[Record]) -> std::collections::HashMap<usize, usize> {
         .map(|(i, r)| (r.row, i))
         .collect()
 }
+
+/// On resume, before the tenant is read: a federated hop cut short between moving the UPN
+/// out and moving it back leaves the user under the stopover domain, where the plan would not
+/// find it. Move each such user home first, journaled like any step.
+pub async fn repair_interrupted_hops(
+    client: &GraphClient,
+    journal_path: &std::path::Path,
+) -> crate::Result<usize> {
+    let replay = Journal::replay(journal_path)?;
+    let mut journal = None;
+    let mut repaired = 0;
+    for (row, history) in &replay.rows {
+        let moved_out = matches!(
+            history.result(Step::UpnOut),
+            Some(Entry::Result { applied: true, .. })
+        );
+        let moved_back = matches!(
+            history.result(Step::UpnBack),
+            Some(Entry::Result { applied: true, .. })
+        );
+        let Some(Entry::Intent {
+            user_id, upn: home, ..
+        }) = history.intents.iter().find(|e| {
+            matches!(
+                e,
+                Entry::Intent {
+                    step: Step::UpnOut,
+                    ..
+                }
+            )
+        })
+        else {
+            continue;
+        };
+        if !moved_out || moved_back {
+            continue;
+        }
+        let journal = match &mut journal {
+            Some(j) => j,
+            None => journal.insert(Journal::append_to(journal_path)?),
+        };
+        journal.record(&Entry::Intent {
+            row: *row,
+            step: Step::UpnBack,
+            user_id: user_id.clone(),
+            upn: home.clone(),
+            previous: None,
+            new: Some(home.clone()),
+            at: chrono::Utc::now().to_rfc3339(),
+        })?;
+        let result = client.set_upn(user_id, home).await;
+        journal.record(&Entry::Result {
+            row: *row,
+            step: Step::UpnBack,
+            applied: result.is_ok(),
+            outcome: result
+                .as_ref()
+                .map_or(Outcome::GraphError, |_| Outcome::Stamped),
+            http_status: result.as_ref().ok().and_then(|a| a.meta.status),
+            request_id: result.as_ref().ok().and_then(|a| a.meta.request_id.clone()),
+            at: chrono::Utc::now().to_rfc3339(),
+        })?;
+        result.map_err(|e| crate::Error::Other(format!("cannot move {home} back from its federated hop: {e}; move it back by hand, then resume")))?;
+        repaired += 1;
+    }
+    Ok(repaired)
+}

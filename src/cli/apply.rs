@@ -126,6 +126,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mode = Mode::Stamp;
     target::runtime()?.block_on(async {
         let connection = args.target.connect().await?;
+        if let Some(journal) = &args.write.resume {
+            let repaired = pipeline::repair_interrupted_hops(&connection.client, journal).await?;
+            if repaired > 0 {
+                eprintln!("moved {repaired} users back home from an interrupted federated hop");
+            }
+        }
         let tenant = pipeline::read_tenant(&connection.client).await?;
         let records = if is_plan_file(&args.input.input) {
             approved_plan(&args.input.input, &tenant)?

@@ -662,3 +662,62 @@ fn a_wrong_client_secret_says_which_credential_failed_and_why() {
     );
     assert!(!err.contains("wrong-secret-value"), "{err}");
 }
+
+#[test]
+fn resume_moves_a_user_home_from_an_interrupted_federated_hop() {
+    let graph = Graph::sample();
+    let dir = Dir::new();
+    let ivan = graph
+        .tenant()
+        .users
+        .iter()
+        .find(|u| u.user_principal_name == "ivan.ito@fed.contoso.com")
+        .unwrap()
+        .id
+        .clone();
+    // The crash came after the UPN moved out and before it came back.
+    graph.block_on(async {
+        reqwest::Client::new()
+            .patch(format!("{}/v1.0/users/{ivan}", graph.url()))
+            .bearer_auth(crate::util::TOKEN)
+            .json(&serde_json::json!({"userPrincipalName": "ivan.ito@contoso.onmicrosoft.com"}))
+            .send()
+            .await
+            .unwrap()
+    });
+    let journal = [
+        serde_json::json!({"kind": "run", "version": "0", "command": "apply", "input": "csvde.csv", "started": "2026-11-22T10:00:00Z"}),
+        serde_json::json!({"kind": "intent", "row": 8, "step": "upn-out", "user_id": ivan, "upn": "ivan.ito@fed.contoso.com", "previous": "ivan.ito@fed.contoso.com", "new": "ivan.ito@contoso.onmicrosoft.com", "at": "2026-11-22T10:00:01Z"}),
+        serde_json::json!({"kind": "result", "row": 8, "step": "upn-out", "applied": true, "outcome": "stamped", "http_status": 204, "request_id": null, "at": "2026-11-22T10:00:02Z"}),
+    ];
+    dir.write(
+        "r.csv.journal",
+        journal.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    );
+    let out = run(graph
+        .hardmatch(
+            &dir,
+            &[
+                "apply",
+                "--yes",
+                "-q",
+                "--federated-hop",
+                "--resume",
+                "r.csv.journal",
+            ],
+        )
+        .arg(sample("csvde.csv"))
+        .args(["-o", "r.csv"]));
+    assert!(
+        stderr(&out).contains("moved 1 users back home"),
+        "{}",
+        stderr(&out)
+    );
+    let got = outcomes(&report_rows(&dir.join("r.csv")));
+    assert_eq!(got["ivan.ito@fed.contoso.com"], "stamped");
+    assert_eq!(
+        graph.anchor_of("ivan.ito@fed.contoso.com").as_deref(),
+        Some("T7QuCxT4zU65bifcqZckTQ=="),
+        "home again, and stamped"
+    );
+}
