@@ -103,6 +103,10 @@ pub struct Args {
     /// Let the anchor of a user in a federated domain be changed in place (INFERRED; default: refused).
     #[arg(long)]
     pub allow_federated_change: bool,
+
+    /// Answer every write with 403, as for an app that lacks User.ReadWrite.All.
+    #[arg(long)]
+    pub forbid_writes: bool,
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -128,6 +132,7 @@ impl Args {
             faults: self.faults.clone().unwrap_or_default(),
             deleted_users_reserve_anchors: !self.deleted_users_free_anchors,
             refuse_federated_anchor_change: !self.allow_federated_change,
+            forbid_writes: self.forbid_writes,
             clients: self
                 .client_id
                 .iter()

@@ -45,6 +45,8 @@ pub struct Config {
     pub deleted_users_reserve_anchors: bool,
     /// INFERRED: the ImmutableId of a user in a federated domain cannot be changed in place.
     pub refuse_federated_anchor_change: bool,
+    /// Answer every write with 403, as for an app without User.ReadWrite.All.
+    pub forbid_writes: bool,
     /// Apps that may sign in with client credentials: (client id, secret).
     pub clients: Vec<(String, String)>,
     /// A bearer token that is always accepted, for tests that skip sign-in.
@@ -64,6 +66,7 @@ impl Default for Config {
             faults: Faults::default(),
             deleted_users_reserve_anchors: true,
             refuse_federated_anchor_change: true,
+            forbid_writes: false,
             clients: Vec::new(),
             access_token: None,
             token_lifetime_secs: 3599.0,

@@ -305,6 +305,13 @@ impl Emulator {
     }
 
     fn dispatch(&self, request: &Request, route: Route, query: &Query) -> Reply {
+        if self.config.forbid_writes && request.method != "GET" {
+            return graph_error(
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            );
+        }
         match (request.method.as_str(), route) {
             ("GET", Route::Users) => self.list(request, query, false),
             ("GET", Route::DeletedUsers) => self.list(request, query, true),

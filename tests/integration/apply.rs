@@ -721,3 +721,39 @@ fn resume_moves_a_user_home_from_an_interrupted_federated_hop() {
         "home again, and stamped"
     );
 }
+
+#[test]
+fn repeated_403s_stop_the_run_instead_of_failing_every_row() {
+    let dir = Dir::new();
+    let (tenant, export) = generated(&dir, 20);
+    let graph = Graph::start(
+        tenant,
+        Config {
+            forbid_writes: true,
+            ..fast()
+        },
+    );
+    let out = run(graph
+        .hardmatch(&dir, &["apply", "--yes", "-q", "--concurrency", "1"])
+        .arg(&export)
+        .args(["-o", "r.csv"]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let rows = report_rows(&dir.join("r.csv"));
+    assert_eq!(rows.len(), 20);
+    let denied = rows
+        .iter()
+        .filter(|r| r["outcome"] == "permission-denied")
+        .count();
+    let rest = rows
+        .iter()
+        .filter(|r| r["outcome"] == "not-attempted")
+        .count();
+    assert_eq!((denied, rest), (3, 17));
+    let patches = graph
+        .stats()
+        .requests
+        .get("PATCH /users/{id}")
+        .copied()
+        .unwrap_or(0);
+    assert_eq!(patches, 3, "no write sent after the third 403");
+}
