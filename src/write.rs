@@ -92,12 +92,14 @@ impl Writer<'_> {
     /// Writes every item and returns one [`Written`] per item, in any order.
     pub async fn run(&self, items: Vec<WorkItem>) -> Vec<Written> {
         let limiter = RateLimiter::direct(quota(self.options.rate));
+        let backoff = Backoff::default();
         let forbidden_in_a_row = AtomicUsize::new(0);
         let started = AtomicUsize::new(0);
         let stop = self.cancel.child_token();
         stream::iter(items)
             .map(|item| {
                 let limiter = &limiter;
+                let backoff = &backoff;
                 let forbidden_in_a_row = &forbidden_in_a_row;
                 let started = &started;
                 let stop = &stop;
@@ -115,7 +117,10 @@ impl Writer<'_> {
                         () = limiter.until_ready() => {}
                         () = stop.cancelled() => return not_attempted(&item, "the run stopped before this row was written"),
                     }
+                    backoff.wait().await;
+                    let throttled_before = self.client.throttled();
                     let written = self.write_row(&item).await;
+                    backoff.learn(self.client.throttled() > throttled_before);
                     if written.verdict.outcome == Outcome::PermissionDenied {
                         if forbidden_in_a_row.fetch_add(1, Ordering::SeqCst) + 1 >= self.options.forbidden_limit {
                             stop.cancel();
@@ -356,6 +361,42 @@ impl Writer<'_> {
             meta: error.meta().cloned(),
             holder,
         }
+    }
+}
+
+/// Extra spacing between writes when Graph throttles below the documented quota (it does
+/// when the service is loaded): doubled after a row that met a 429, halved after a row that
+/// did not, so the rate backs off and recovers. The pause for Retry-After itself is the
+/// client's; this keeps the next rows from running straight back into the limit.
+#[derive(Default)]
+struct Backoff {
+    micros: std::sync::atomic::AtomicU64,
+}
+
+impl Backoff {
+    const FIRST: u64 = 10_000;
+    const MOST: u64 = 2_000_000;
+
+    async fn wait(&self) {
+        let micros = self.micros.load(Ordering::Relaxed);
+        if micros > 0 {
+            tokio::time::sleep(Duration::from_micros(micros)).await;
+        }
+    }
+
+    fn learn(&self, throttled: bool) {
+        let update = |micros: u64| {
+            Some(if throttled {
+                (micros * 2).clamp(Self::FIRST, Self::MOST)
+            } else if micros / 2 < 1_000 {
+                0
+            } else {
+                micros / 2
+            })
+        };
+        let _ = self
+            .micros
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, update);
     }
 }
 

@@ -757,3 +757,28 @@ fn repeated_403s_stop_the_run_instead_of_failing_every_row() {
         .unwrap_or(0);
     assert_eq!(patches, 3, "no write sent after the third 403");
 }
+
+#[test]
+fn throttling_below_the_quota_slows_the_run_and_loses_nothing() {
+    let dir = Dir::new();
+    let (tenant, export) = generated(&dir, 60);
+    let faults = "429=0.2,seed=5".parse().unwrap();
+    let graph = Graph::start(
+        tenant,
+        Config {
+            faults,
+            time_scale: 50.0,
+            ..fast()
+        },
+    );
+    let out = run(graph
+        .hardmatch(&dir, &["apply", "--yes", "-q", "--write-rate", "100"])
+        .arg(&export)
+        .args(["-o", "r.csv"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = report_rows(&dir.join("r.csv"));
+    assert!(rows.iter().all(|r| r["outcome"] == "stamped"));
+    let stats = graph.stats();
+    assert!(stats.throttled > 0);
+    assert!(stats.writes_applied.values().all(|&n| n == 1));
+}
