@@ -411,23 +411,10 @@ fn rollback_from_the_csv_report_and_drift_is_left_alone() {
         .arg(sample("csvde.csv"))
         .args(["-o", "report.csv"]));
     // Someone changes Alice by hand after the run.
-    let alice = graph
-        .tenant()
-        .users
-        .iter()
-        .find(|u| u.user_principal_name == "alice.adams@contoso.com")
-        .unwrap()
-        .id
-        .clone();
-    graph.block_on(async {
-        reqwest::Client::new()
-            .patch(format!("{}/v1.0/users/{alice}", graph.url()))
-            .bearer_auth(crate::util::TOKEN)
-            .json(&serde_json::json!({"onPremisesImmutableId": "HandEdited0000000000000=="}))
-            .send()
-            .await
-            .unwrap()
-    });
+    graph.edit_user(
+        "alice.adams@contoso.com",
+        serde_json::json!({"onPremisesImmutableId": "HandEdited0000000000000=="}),
+    );
     let out = run(&mut graph.hardmatch(
         &dir,
         &[
@@ -478,23 +465,10 @@ fn an_approved_plan_is_applied_with_drift_checked() {
         .hardmatch(&dir, &["plan"])
         .arg(sample("csvde.csv"))
         .args(["-o", "plan.json"]));
-    let jose = graph
-        .tenant()
-        .users
-        .iter()
-        .find(|u| u.user_principal_name == "jose.jonsson@contoso.com")
-        .unwrap()
-        .id
-        .clone();
-    graph.block_on(async {
-        reqwest::Client::new()
-            .patch(format!("{}/v1.0/users/{jose}", graph.url()))
-            .bearer_auth(crate::util::TOKEN)
-            .json(&serde_json::json!({"onPremisesImmutableId": "SetMeanwhile000000000=="}))
-            .send()
-            .await
-            .unwrap()
-    });
+    graph.edit_user(
+        "jose.jonsson@contoso.com",
+        serde_json::json!({"onPremisesImmutableId": "SetMeanwhile000000000=="}),
+    );
     let out = run(&mut graph.hardmatch(
         &dir,
         &["apply", "plan.json", "--yes", "-q", "-o", "report.csv"],
@@ -670,21 +644,15 @@ fn resume_moves_a_user_home_from_an_interrupted_federated_hop() {
     let ivan = graph
         .tenant()
         .users
-        .iter()
+        .into_iter()
         .find(|u| u.user_principal_name == "ivan.ito@fed.contoso.com")
         .unwrap()
-        .id
-        .clone();
+        .id;
     // The crash came after the UPN moved out and before it came back.
-    graph.block_on(async {
-        reqwest::Client::new()
-            .patch(format!("{}/v1.0/users/{ivan}", graph.url()))
-            .bearer_auth(crate::util::TOKEN)
-            .json(&serde_json::json!({"userPrincipalName": "ivan.ito@contoso.onmicrosoft.com"}))
-            .send()
-            .await
-            .unwrap()
-    });
+    graph.edit_user(
+        "ivan.ito@fed.contoso.com",
+        serde_json::json!({"userPrincipalName": "ivan.ito@contoso.onmicrosoft.com"}),
+    );
     let journal = [
         serde_json::json!({"kind": "run", "version": "0", "command": "apply", "input": "csvde.csv", "started": "2026-11-22T10:00:00Z"}),
         serde_json::json!({"kind": "intent", "row": 8, "step": "upn-out", "user_id": ivan, "upn": "ivan.ito@fed.contoso.com", "previous": "ivan.ito@fed.contoso.com", "new": "ivan.ito@contoso.onmicrosoft.com", "at": "2026-11-22T10:00:01Z"}),

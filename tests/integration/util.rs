@@ -132,8 +132,23 @@ impl Graph {
             .and_then(|u| u.on_premises_immutable_id)
     }
 
-    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
-        self.runtime.block_on(future)
+    /// Changes a user behind hardmatch's back, as an admin in the portal would.
+    pub fn edit_user(&self, upn: &str, changes: serde_json::Value) {
+        let id = self
+            .tenant()
+            .users
+            .into_iter()
+            .find(|u| u.user_principal_name == upn)
+            .unwrap_or_else(|| panic!("no user {upn}"))
+            .id;
+        let response = self.runtime.block_on(
+            reqwest::Client::new()
+                .patch(format!("{}/v1.0/users/{id}", self.url()))
+                .bearer_auth(TOKEN)
+                .json(&changes)
+                .send(),
+        );
+        assert_eq!(response.unwrap().status().as_u16(), 204);
     }
 }
 
