@@ -12,10 +12,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::input::InputArgs;
 use crate::compute::{self, Candidate};
+use crate::graph::read::{ReadStrategy, TenantRead, Wanted};
 use crate::graph::GraphClient;
 use crate::journal::{Entry, Journal, Replay, Step};
 use crate::outcome::Outcome;
-use crate::plan::{Action, Decision, Holder, PlanOptions, Subject, TargetState, TenantIndex};
+use crate::plan::{
+    Action, Decision, Holder, MatchBy, Mode, PlanOptions, Subject, TargetState, TenantIndex,
+};
 use crate::progress;
 use crate::report::Record;
 use crate::source::{self, Input, Role, Row};
@@ -70,6 +73,32 @@ impl Prepared {
         record
     }
 
+    /// The cloud users this export's rows need to be planned: each open row's target (by
+    /// CloudObjectId, or by UPN or mail as `match_by` says) and, when stamping, its anchor's
+    /// current holder.
+    pub fn wanted(&self, match_by: MatchBy, mode: Mode) -> Wanted {
+        let mut wanted = Wanted::default();
+        for (row, candidate) in self.input.rows.iter().zip(&self.candidates) {
+            if candidate.verdict.is_some() {
+                continue;
+            }
+            if let Some(id) = row.value(Role::CloudObjectId) {
+                wanted.id(id);
+            } else if let (MatchBy::Mail, Some(mail)) = (match_by, row.value(Role::Mail)) {
+                wanted.mail(mail);
+            } else if let Some(upn) = &candidate.target_upn {
+                match match_by {
+                    MatchBy::Upn => wanted.upn(upn),
+                    MatchBy::Mail => wanted.mail(upn),
+                }
+            }
+            if let (Mode::Stamp, Some(anchor)) = (mode, &candidate.immutable_id) {
+                wanted.anchor(&anchor.to_string());
+            }
+        }
+        wanted
+    }
+
     /// The planner's decision for every row that the offline stages left open.
     pub fn decide(&self, tenant: &Tenant, options: &PlanOptions) -> Vec<Option<Decision>> {
         let index = TenantIndex::new(tenant);
@@ -109,15 +138,22 @@ pub fn apply_decision(record: &mut Record, decision: &Decision) {
     }
 }
 
-/// Reads the whole tenant through Graph, with a progress line on a terminal.
-pub async fn read_tenant(client: &crate::graph::GraphClient) -> crate::Result<Tenant> {
+/// Reads what the run needs of the tenant through Graph, the way `strategy` says, with a
+/// progress line on a terminal.
+pub async fn read_tenant(
+    client: &crate::graph::GraphClient,
+    wanted: &Wanted,
+    strategy: ReadStrategy,
+) -> crate::Result<TenantRead> {
     let bar = progress::spinner("reading the tenant");
-    let tenant = client
-        .snapshot(|what, n| bar.set_message(format!("reading the tenant: {n} {what}")))
+    let read = client
+        .read_tenant(wanted, strategy, |what, n| {
+            bar.set_message(format!("reading the tenant: {n} {what}"))
+        })
         .await
         .map_err(|e| crate::Error::Other(format!("cannot read the tenant: {e}")))?;
     bar.finish_and_clear();
-    Ok(tenant)
+    Ok(read)
 }
 
 /// The writes a set of planned records calls for: every row whose action sends something.
@@ -130,6 +166,7 @@ pub fn work_items(
     let initial = TenantIndex::new(tenant)
         .initial_domain()
         .map(str::to_string);
+    let users = tenant.users_by_id();
     records
         .iter()
         .filter_map(|record| {
@@ -140,7 +177,7 @@ pub fn work_items(
             if !planned {
                 return None;
             }
-            let user = tenant.users.iter().find(|u| u.id == record.cloud_user_id);
+            let user = users.get(record.cloud_user_id.as_str()).copied();
             let target = user.map(TargetState::of).unwrap_or_else(|| TargetState {
                 id: record.cloud_user_id.clone(),
                 user_principal_name: record.cloud_upn.clone(),
@@ -274,6 +311,7 @@ pub async fn execute(
 /// those rows `already-matched`. The journal knows better: they were written by this run.
 fn credit_interrupted_run(records: &mut [Record], replay: &Replay, tenant: &Tenant) {
     let index = row_index(records);
+    let users = tenant.users_by_id();
     for (row, history) in &replay.rows {
         let Some(record) = index.get(row).map(|&i| &mut records[i]) else {
             continue;
@@ -289,10 +327,8 @@ fn credit_interrupted_run(records: &mut [Record], replay: &Replay, tenant: &Tena
         }) else {
             continue;
         };
-        let now_holds = tenant
-            .users
-            .iter()
-            .find(|u| &u.id == user_id)
+        let now_holds = users
+            .get(user_id.as_str())
             .and_then(|u| u.on_premises_immutable_id.clone());
         let applied = history
             .result(Step::Anchor)

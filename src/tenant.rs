@@ -77,6 +77,11 @@ impl Tenant {
         })
     }
 
+    /// Users by object id, for the many lookups by id a run makes.
+    pub fn users_by_id(&self) -> std::collections::HashMap<&str, &User> {
+        self.users.iter().map(|u| (u.id.as_str(), u)).collect()
+    }
+
     /// Writes the tenant file (pretty JSON, so a change board can diff it).
     pub fn save(&self, path: &Path) -> crate::Result<()> {
         let json = serde_json::to_vec_pretty(self).expect("tenant serializes");

@@ -7,9 +7,10 @@ use std::process::ExitCode;
 
 use super::input::InputArgs;
 use super::plan::{exit_code, plan_records, PlanArgs};
-use super::target::{self, Connection, TargetArgs};
+use super::target::{self, Connection, ReadArgs, TargetArgs};
+use crate::graph::read::{TenantRead, Wanted};
 use crate::outcome::Outcome;
-use crate::pipeline::{self, Execution};
+use crate::pipeline::{self, read_tenant, Execution};
 use crate::plan::Mode;
 use crate::report::{self, Record, Summary};
 use crate::tenant::Tenant;
@@ -49,6 +50,9 @@ pub struct Args {
 
     #[command(flatten)]
     pub target: TargetArgs,
+
+    #[command(flatten)]
+    pub read: ReadArgs,
 
     #[command(flatten)]
     pub plan: PlanArgs,
@@ -132,16 +136,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 eprintln!("moved {repaired} users back home from an interrupted federated hop");
             }
         }
-        let tenant = pipeline::read_tenant(&connection.client).await?;
-        let records = if is_plan_file(&args.input.input) {
-            approved_plan(&args.input.input, &tenant)?
+        let options = args.plan.options(mode);
+        let (records, read) = if is_plan_file(&args.input.input) {
+            let mut records = load_plan(&args.input.input)?;
+            let mut wanted = Wanted::default();
+            for record in records.iter().filter(|r| !r.cloud_user_id.is_empty()) {
+                wanted.id(&record.cloud_user_id);
+            }
+            let read = read_tenant(&connection.client, &wanted, args.read.strategy).await?;
+            check_drift(&mut records, &read.tenant);
+            (records, read)
         } else {
             let prepared = pipeline::prepare(&args.input)?;
-            plan_records(&prepared, &tenant, &args.plan.options(mode))
+            let wanted = prepared.wanted(options.match_by, mode);
+            let read = read_tenant(&connection.client, &wanted, args.read.strategy).await?;
+            (plan_records(&prepared, &read.tenant, &options), read)
         };
         let run = WriteRun {
             connection,
-            tenant,
+            read,
             write: &args.write,
             output: &args.output,
             input: &args.input.input,
@@ -154,7 +167,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// What every write command does once it has its planned records.
 pub struct WriteRun<'a> {
     pub connection: Connection,
-    pub tenant: Tenant,
+    /// The tenant as read before planning, and how it was read.
+    pub read: TenantRead,
     pub write: &'a WriteArgs,
     pub output: &'a Path,
     pub input: &'a Path,
@@ -168,14 +182,14 @@ impl WriteRun<'_> {
         new_anchor: impl Fn(&Record) -> Option<String>,
     ) -> anyhow::Result<ExitCode> {
         let started = chrono::Utc::now();
-        let items = pipeline::work_items(&records, &self.tenant, new_anchor);
-        eprintln!("{}", describe(&records, items.len(), &self.tenant));
+        let items = pipeline::work_items(&records, &self.read.tenant, new_anchor);
+        eprintln!("{}", describe(&records, items.len(), &self.read.tenant));
         if !items.is_empty() && self.write.resume.is_none() {
-            confirm(self.write.yes, items.len(), &self.tenant)?;
+            confirm(self.write.yes, items.len(), &self.read.tenant)?;
         }
         let execution = Execution {
             client: self.connection.client.clone(),
-            tenant: &self.tenant,
+            tenant: &self.read.tenant,
             journal_path: self.write.journal_path(self.output),
             resume: self.write.resume.is_some(),
             options: self.write.options(success),
@@ -187,11 +201,12 @@ impl WriteRun<'_> {
         let interrupted = pipeline::execute(execution, &mut records, items).await?;
         let summary = Summary {
             command_line: report::redact_args(std::env::args()),
-            tenant: self.tenant.tenant_id.clone(),
+            tenant: self.read.tenant.tenant_id.clone(),
             started: started.to_rfc3339(),
             finished: chrono::Utc::now().to_rfc3339(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             notes: vec![
+                ("tenant read".into(), self.read.how.clone()),
                 ("journal".into(), journal.display().to_string()),
                 (
                     "Graph requests".into(),
@@ -292,9 +307,8 @@ fn is_plan_file(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
 }
 
-/// A reviewed plan's rows, each approved write re-checked against the tenant now: a target
-/// whose state moved since the plan is `target-changed-since-plan`, not written.
-fn approved_plan(path: &Path, tenant: &Tenant) -> anyhow::Result<Vec<Record>> {
+/// A reviewed plan's rows, as `hardmatch plan -o plan.json` wrote them.
+fn load_plan(path: &Path) -> anyhow::Result<Vec<Record>> {
     #[derive(serde::Deserialize)]
     struct PlanFile {
         rows: Vec<Record>,
@@ -306,12 +320,18 @@ fn approved_plan(path: &Path, tenant: &Tenant) -> anyhow::Result<Vec<Record>> {
             path.display()
         ))
     })?;
-    let mut records = plan.rows;
+    Ok(plan.rows)
+}
+
+/// Re-checks each approved write against the tenant now: a target whose state moved since the
+/// plan is `target-changed-since-plan`, not written.
+fn check_drift(records: &mut [Record], tenant: &Tenant) {
+    let users = tenant.users_by_id();
     for record in records
         .iter_mut()
         .filter(|r| r.outcome == Some(Outcome::WouldStamp))
     {
-        let now = tenant.users.iter().find(|u| u.id == record.cloud_user_id);
+        let now = users.get(record.cloud_user_id.as_str()).copied();
         let drift = match now {
             None => Some("the target no longer exists".to_string()),
             Some(user) if user.on_premises_sync_enabled == Some(true) => {
@@ -354,5 +374,4 @@ fn approved_plan(path: &Path, tenant: &Tenant) -> anyhow::Result<Vec<Record>> {
             record.action = "none".into();
         }
     }
-    Ok(records)
 }

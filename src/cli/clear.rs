@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use super::apply::{WriteArgs, WriteRun};
 use super::input::InputArgs;
 use super::plan::plan_records;
-use super::target::{self, TargetArgs};
+use super::target::{self, ReadArgs, TargetArgs};
 use crate::outcome::Outcome;
 use crate::pipeline::{self, Prepared};
 use crate::plan::{MatchBy, Mode, PlanOptions};
@@ -46,6 +46,9 @@ pub struct Args {
     pub target: TargetArgs,
 
     #[command(flatten)]
+    pub read: ReadArgs,
+
+    #[command(flatten)]
     pub write: WriteArgs,
 }
 
@@ -62,11 +65,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     target::runtime()?.block_on(async {
         let connection = args.target.connect().await?;
-        let tenant = pipeline::read_tenant(&connection.client).await?;
-        let records = plan_records(&prepared, &tenant, &options);
+        let wanted = prepared.wanted(options.match_by, Mode::Clear);
+        let read = pipeline::read_tenant(&connection.client, &wanted, args.read.strategy).await?;
+        let records = plan_records(&prepared, &read.tenant, &options);
         let run = WriteRun {
             connection,
-            tenant,
+            read,
             write: &args.write,
             output: &args.output,
             input: &args.input.input,

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::input::InputArgs;
-use super::target::{self, TargetArgs};
+use super::target::{self, ReadArgs, TargetArgs};
+use crate::graph::read::{ReadStrategy, Wanted};
 use crate::pipeline::{self, Prepared};
 use crate::plan::{MatchBy, Mode, Permissions, PlanOptions};
 use crate::report::{self, Record, Summary};
@@ -43,6 +44,9 @@ pub struct Args {
 
     #[command(flatten)]
     pub target: TargetArgs,
+
+    #[command(flatten)]
+    pub read: ReadArgs,
 
     /// The report: .csv, .xlsx or .json by extension; `-` for CSV on stdout.
     #[arg(short, long, value_name = "FILE")]
@@ -98,7 +102,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Tenant::load(path)?,
             format!("offline, from {}", path.display()),
         ),
-        None => target::runtime()?.block_on(read_live(&args.target))?,
+        None => {
+            let wanted = prepared.wanted(args.plan.match_by, Mode::Stamp);
+            target::runtime()?.block_on(read_live(&args.target, &wanted, args.read.strategy))?
+        }
     };
     let records = plan_records(&prepared, &tenant, &args.plan.options(Mode::Stamp));
     let summary = Summary {
@@ -116,19 +123,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Reads the tenant through Graph (read-only) and says how, for the summary.
-async fn read_live(target: &TargetArgs) -> anyhow::Result<(Tenant, String)> {
+async fn read_live(
+    target: &TargetArgs,
+    wanted: &Wanted,
+    strategy: ReadStrategy,
+) -> anyhow::Result<(Tenant, String)> {
     let connection = target.connect().await?;
-    let tenant = pipeline::read_tenant(&connection.client).await?;
-    let note = format!(
-        "live bulk snapshot: {} users, {} deleted users, {} Graph requests",
-        tenant.users.len(),
-        tenant.deleted_users.len(),
-        connection.client.requests()
-    );
+    let read = pipeline::read_tenant(&connection.client, wanted, strategy).await?;
     if let Some(emulator) = connection.emulator {
         emulator.stop().await;
     }
-    Ok((tenant, note))
+    Ok((read.tenant, format!("live, {}", read.how)))
 }
 
 /// The planned record of every row, in input order.

@@ -5,13 +5,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::apply::{WriteArgs, WriteRun};
-use super::target::{self, TargetArgs};
+use super::target::{self, ReadArgs, TargetArgs};
+use crate::graph::read::Wanted;
 use crate::journal::{Entry, Journal, Step};
 use crate::outcome::Outcome;
 use crate::pipeline;
 use crate::plan::Action;
 use crate::report::{self, Record};
-use crate::tenant::Tenant;
+use crate::tenant::User;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -41,6 +42,9 @@ pub struct Args {
     pub target: TargetArgs,
 
     #[command(flatten)]
+    pub read: ReadArgs,
+
+    #[command(flatten)]
     pub write: WriteArgs,
 }
 
@@ -61,14 +65,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     target::runtime()?.block_on(async {
         let connection = args.target.connect().await?;
-        let tenant = pipeline::read_tenant(&connection.client).await?;
+        let mut wanted = Wanted::default();
+        for change in &changes {
+            wanted.id(&change.user_id);
+        }
+        let read = pipeline::read_tenant(&connection.client, &wanted, args.read.strategy).await?;
+        let users = read.tenant.users_by_id();
         let records = changes
             .iter()
-            .map(|c| record_for(c, &tenant, &args.source))
+            .map(|c| record_for(c, users.get(c.user_id.as_str()).copied(), &args.source))
             .collect();
         let run = WriteRun {
             connection,
-            tenant,
+            read,
             write: &args.write,
             output: &args.output,
             input: &args.source,
@@ -193,8 +202,8 @@ fn read_csv_report(path: &Path) -> anyhow::Result<Vec<Record>> {
     Ok(records)
 }
 
-/// The planned rollback of one change, checked against the tenant now.
-fn record_for(change: &Change, tenant: &Tenant, source: &Path) -> Record {
+/// The planned rollback of one change, checked against the user as it is now (`None`: gone).
+fn record_for(change: &Change, now: Option<&User>, source: &Path) -> Record {
     let mut record = Record {
         row: change.row,
         source: format!("{} row {}", source.display(), change.row),
@@ -206,7 +215,6 @@ fn record_for(change: &Change, tenant: &Tenant, source: &Path) -> Record {
         previous_immutable_id: change.previous.clone(),
         ..Record::default()
     };
-    let now = tenant.users.iter().find(|u| u.id == change.user_id);
     let holds = now
         .and_then(|u| u.on_premises_immutable_id.clone())
         .filter(|v| !v.is_empty());

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::target::{self, TargetArgs};
+use crate::graph::read::{ReadStrategy, Wanted};
 use crate::pipeline;
 
 const EXAMPLES: &str = "\
@@ -36,7 +37,10 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (tenant, requests) = target::runtime()?.block_on(async {
         let connection = args.target.connect().await?;
-        let tenant = pipeline::read_tenant(&connection.client).await?;
+        let everyone = Wanted::default();
+        let tenant = pipeline::read_tenant(&connection.client, &everyone, ReadStrategy::Bulk)
+            .await?
+            .tenant;
         let requests = connection.client.requests();
         if let Some(emulator) = connection.emulator {
             emulator.stop().await;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::emulator::{self, Config, Running};
+use crate::graph::read::ReadStrategy;
 use crate::graph::{AuthArgs, GraphClient, TokenSource};
 use crate::tenant::Tenant;
 
@@ -16,6 +17,15 @@ pub struct TargetArgs {
     /// Rehearse against a Graph emulator started in-process, seeded from this tenant file.
     #[arg(long, value_name = "TENANT_FILE", conflicts_with = "graph_url")]
     pub emulate: Option<PathBuf>,
+}
+
+/// How a command that plans reads the tenant.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReadArgs {
+    /// How to read the tenant: `auto` counts its users and takes whichever of a bulk
+    /// snapshot and batched per-row lookups needs fewer Graph requests.
+    #[arg(long = "read", value_enum, default_value = "auto", value_name = "HOW")]
+    pub strategy: ReadStrategy,
 }
 
 /// A Graph to talk to, and the emulator behind it when rehearsing.

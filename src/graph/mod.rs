@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod read;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -91,7 +92,7 @@ const ENCODE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-fn encode(value: &str) -> String {
+pub(crate) fn encode(value: &str) -> String {
     utf8_percent_encode(value, ENCODE).to_string()
 }
 
@@ -129,6 +130,22 @@ pub struct GraphClient {
     /// app, not the request, and an early retry is throttled again.
     paused_until: std::sync::Mutex<Option<tokio::time::Instant>>,
     throttled: AtomicU64,
+    /// Resource units Graph says the answers cost (`x-ms-resource-unit`).
+    resource_units: AtomicU64,
+    /// The highest `x-ms-throttle-limit-percentage` seen, in tenths of a percent of the
+    /// limit (Graph sends it above 80% use).
+    peak_limit_use: AtomicU64,
+}
+
+/// The most requests one `$batch` may carry.
+pub const BATCH_LIMIT: usize = 20;
+
+/// One request inside a `$batch`: `url` is relative to `/v1.0`, with its query.
+#[derive(Clone, Debug)]
+pub struct BatchRequest {
+    pub method: reqwest::Method,
+    pub url: String,
+    pub body: Option<Value>,
 }
 
 impl GraphClient {
@@ -147,6 +164,8 @@ impl GraphClient {
             low_priority: true,
             paused_until: std::sync::Mutex::new(None),
             throttled: AtomicU64::new(0),
+            resource_units: AtomicU64::new(0),
+            peak_limit_use: AtomicU64::new(0),
         })
     }
 
@@ -165,6 +184,17 @@ impl GraphClient {
     /// 429 answers received so far.
     pub fn throttled(&self) -> u64 {
         self.throttled.load(Ordering::Relaxed)
+    }
+
+    /// Resource units spent so far, as Graph reported them.
+    pub fn resource_units(&self) -> u64 {
+        self.resource_units.load(Ordering::Relaxed)
+    }
+
+    /// The highest share of its limit Graph reported (1.0 = at the limit), when it said.
+    pub fn peak_limit_use(&self) -> Option<f64> {
+        let tenths = self.peak_limit_use.load(Ordering::Relaxed);
+        (tenths > 0).then(|| tenths as f64 / 1000.0)
     }
 
     async fn wait_for_pause(&self) {
@@ -235,24 +265,11 @@ impl GraphClient {
                     continue;
                 }
                 Err(Failure::Retry { wait, error }) => {
-                    let is_429 = error.meta().is_some_and(|m| m.status == Some(429));
-                    if is_429 {
+                    if self.note_throttle(&error, wait) {
                         throttled += 1;
-                        self.throttled.fetch_add(1, Ordering::Relaxed);
-                        if let Some(wait) = wait {
-                            self.pause_for(wait);
-                        }
                     }
-                    let failures = attempt - throttled;
-                    if throttled > self.retry.max_throttled_retries
-                        || failures > self.retry.max_retries
-                    {
-                        return Err(match *error {
-                            GraphError::Other(meta) if meta.status == Some(429) => {
-                                GraphError::Throttled(meta)
-                            }
-                            other => other,
-                        });
+                    if let Some(error) = self.out_of_retries(*error, attempt, throttled) {
+                        return Err(error);
                     }
                     wait.unwrap_or_else(|| self.retry.backoff(attempt))
                 }
@@ -289,6 +306,10 @@ impl GraphClient {
         };
         let request_id = header("request-id");
         let retry_after = header("retry-after").and_then(|v| parse_retry_after(&v));
+        self.note_usage(
+            header("x-ms-resource-unit").as_deref(),
+            header("x-ms-throttle-limit-percentage").as_deref(),
+        );
         // A body cut short (a connection reset mid-response) is a transport failure: retry.
         let bytes = response
             .bytes()
@@ -308,22 +329,163 @@ impl GraphClient {
             client_request_id: client_request_id.to_string(),
             attempts: attempt,
         };
-        match status {
-            200..=299 => Ok(Answer { status, body, meta }),
-            401 => Err(Failure::Unauthorized(Box::new(GraphError::classify(
-                meta, &body,
-            )))),
-            // Decide by status, not by code: older directory answers say Request_ThrottledTemporarily.
-            429 | 503 | 504 => Err(Failure::Retry {
-                wait: retry_after,
-                error: Box::new(GraphError::Other(Box::new(meta))),
-            }),
-            500 | 502 => Err(Failure::Retry {
-                wait: retry_after,
-                error: Box::new(GraphError::Other(Box::new(meta))),
-            }),
-            _ => Err(Failure::Final(Box::new(GraphError::classify(meta, &body)))),
+        judge(meta, body, retry_after)
+    }
+
+    /// Keeps the resource-unit figures Graph sends with its answers.
+    fn note_usage(&self, units: Option<&str>, limit_percentage: Option<&str>) {
+        if let Some(units) = units.and_then(|u| u.trim().parse::<u64>().ok()) {
+            self.resource_units.fetch_add(units, Ordering::Relaxed);
         }
+        if let Some(share) = limit_percentage.and_then(|p| p.trim().parse::<f64>().ok()) {
+            self.peak_limit_use
+                .fetch_max((share * 1000.0) as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Sends requests in `$batch`es of twenty and returns one result per request, in order.
+    /// Graph throttles each inner request on its own and SDKs do not retry inner 429s, so this
+    /// does: the inner requests that met a 429, 503 or 504 go again in the next batch, after
+    /// the longest Retry-After among them, within the same retry budget as single requests.
+    pub async fn batch(&self, requests: &[BatchRequest]) -> Vec<Result<Answer, GraphError>> {
+        let mut results = Vec::with_capacity(requests.len());
+        for twenty in requests.chunks(BATCH_LIMIT) {
+            results.extend(self.batch_of_twenty(twenty).await);
+        }
+        results
+    }
+
+    async fn batch_of_twenty(&self, requests: &[BatchRequest]) -> Vec<Result<Answer, GraphError>> {
+        let mut results: Vec<Option<Result<Answer, GraphError>>> = vec![None; requests.len()];
+        let mut attempts = vec![0u32; requests.len()];
+        let mut throttled = vec![0u32; requests.len()];
+        let mut pending: Vec<usize> = (0..requests.len()).collect();
+        while !pending.is_empty() {
+            let payload = batch_payload(requests, &pending);
+            let answer = match self
+                .send(reqwest::Method::POST, "/$batch", Some(&payload), false)
+                .await
+            {
+                Ok(answer) => answer,
+                Err(error) => {
+                    for &i in &pending {
+                        results[i] = Some(Err(error.clone()));
+                    }
+                    break;
+                }
+            };
+            let mut again = Vec::new();
+            let mut wait: Option<Duration> = None;
+            for inner in answer.body["responses"].as_array().into_iter().flatten() {
+                let Some(i) = inner["id"]
+                    .as_str()
+                    .and_then(|id| id.parse::<usize>().ok())
+                    .filter(|i| pending.contains(i))
+                else {
+                    continue;
+                };
+                attempts[i] += 1;
+                match self.judge_inner(inner, &answer.meta, attempts[i]) {
+                    Ok(ok) => results[i] = Some(Ok(ok)),
+                    Err(Failure::Retry {
+                        wait: inner_wait,
+                        error,
+                    }) => {
+                        if self.note_throttle(&error, inner_wait) {
+                            throttled[i] += 1;
+                        }
+                        match self.out_of_retries(*error, attempts[i], throttled[i]) {
+                            Some(error) => results[i] = Some(Err(error)),
+                            None => {
+                                again.push(i);
+                                let this =
+                                    inner_wait.unwrap_or_else(|| self.retry.backoff(attempts[i]));
+                                wait = Some(wait.map_or(this, |w| w.max(this)));
+                            }
+                        }
+                    }
+                    Err(Failure::Final(error)) | Err(Failure::Unauthorized(error)) => {
+                        results[i] = Some(Err(*error))
+                    }
+                    Err(Failure::Transport(message)) => {
+                        results[i] = Some(Err(GraphError::Transport(Box::new(Meta {
+                            message,
+                            ..answer.meta.clone()
+                        }))))
+                    }
+                }
+            }
+            if let Some(wait) = wait {
+                tokio::time::sleep(wait).await;
+            }
+            pending = again;
+        }
+        results
+            .into_iter()
+            .map(|result| {
+                result.unwrap_or_else(|| {
+                    Err(GraphError::Other(Box::new(Meta {
+                        message: "the $batch answer had no response for this request".into(),
+                        ..Meta::default()
+                    })))
+                })
+            })
+            .collect()
+    }
+
+    /// One inner answer of a `$batch`, judged like a whole response.
+    fn judge_inner(&self, inner: &Value, outer: &Meta, attempt: u32) -> Result<Answer, Failure> {
+        let header = |name: &str| {
+            inner["headers"]
+                .as_object()
+                .and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
+                .and_then(|(_, v)| match v {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+        };
+        let body = inner["body"].clone();
+        let meta = Meta {
+            status: inner["status"].as_u64().map(|s| s as u16),
+            code: body["error"]["code"].as_str().unwrap_or("").to_string(),
+            message: body["error"]["message"].as_str().unwrap_or("").to_string(),
+            request_id: header("request-id").or_else(|| outer.request_id.clone()),
+            client_request_id: outer.client_request_id.clone(),
+            attempts: attempt,
+        };
+        let retry_after = header("retry-after").and_then(|v| parse_retry_after(&v));
+        judge(meta, body, retry_after)
+    }
+
+    /// Counts a retryable failure; a 429 also pauses the whole client for its Retry-After.
+    /// Says whether it was a 429.
+    fn note_throttle(&self, error: &GraphError, wait: Option<Duration>) -> bool {
+        let is_429 = error.meta().is_some_and(|m| m.status == Some(429));
+        if is_429 {
+            self.throttled.fetch_add(1, Ordering::Relaxed);
+            if let Some(wait) = wait {
+                self.pause_for(wait);
+            }
+        }
+        is_429
+    }
+
+    /// The error to give up with once the retry budget is spent, or `None` to try again.
+    fn out_of_retries(
+        &self,
+        error: GraphError,
+        attempt: u32,
+        throttled: u32,
+    ) -> Option<GraphError> {
+        let failures = attempt - throttled;
+        if throttled <= self.retry.max_throttled_retries && failures <= self.retry.max_retries {
+            return None;
+        }
+        Some(match error {
+            GraphError::Other(meta) if meta.status == Some(429) => GraphError::Throttled(meta),
+            other => other,
+        })
     }
 
     /// Every item of a paged list, following `@odata.nextLink`; `on_page` sees the count so far.
@@ -400,7 +562,21 @@ impl GraphClient {
         let list = query(&[("$select", USER_SELECT), ("$top", "999")]);
         let users = self
             .list_all(&format!("/users?{list}"), |n| progress("users", n))
-            .await?;
+            .await?
+            .into_iter()
+            .map(parse_user)
+            .collect::<Result<_, _>>()?;
+        self.tenant_around(users, progress).await
+    }
+
+    /// A tenant of `users` and everything else hardmatch reads in full whichever way the users
+    /// were found: the recycle bin (small: items stay 30 days), domains, and the takeover
+    /// setting.
+    pub async fn tenant_around(
+        &self,
+        users: Vec<User>,
+        mut progress: impl FnMut(&str, usize),
+    ) -> Result<Tenant, GraphError> {
         let deleted_select = format!("{USER_SELECT},deletedDateTime");
         let deleted_query = query(&[("$select", &deleted_select), ("$top", "999")]);
         let deleted = self
@@ -433,10 +609,7 @@ impl GraphClient {
                 .into_iter()
                 .map(parse)
                 .collect::<Result<Vec<Domain>, _>>()?,
-            users: users
-                .into_iter()
-                .map(parse_user)
-                .collect::<Result<_, _>>()?,
+            users,
             deleted_users: deleted
                 .into_iter()
                 .map(parse_user)
@@ -454,6 +627,45 @@ impl GraphClient {
             .and_then(|d| d["id"].as_str())
             .unwrap_or("")
             .to_string()
+    }
+}
+
+/// The `$batch` body for the `pending` requests, each with its index as its id.
+fn batch_payload(requests: &[BatchRequest], pending: &[usize]) -> Value {
+    let inner: Vec<Value> = pending
+        .iter()
+        .map(|&i| {
+            let request = &requests[i];
+            let mut inner = json!({
+                "id": i.to_string(),
+                "method": request.method.as_str(),
+                "url": request.url,
+            });
+            if let Some(body) = &request.body {
+                inner["body"] = body.clone();
+                inner["headers"] = json!({"Content-Type": "application/json"});
+            }
+            inner
+        })
+        .collect();
+    json!({ "requests": inner })
+}
+
+/// Turns one answer (a whole response, or one inside a `$batch`) into success or a failure
+/// that says whether another attempt may succeed.
+fn judge(meta: Meta, body: Value, retry_after: Option<Duration>) -> Result<Answer, Failure> {
+    let status = meta.status.unwrap_or(0);
+    match status {
+        200..=299 => Ok(Answer { status, body, meta }),
+        401 => Err(Failure::Unauthorized(Box::new(GraphError::classify(
+            meta, &body,
+        )))),
+        // Decide by status, not by code: older directory answers say Request_ThrottledTemporarily.
+        429 | 500 | 502 | 503 | 504 => Err(Failure::Retry {
+            wait: retry_after,
+            error: Box::new(GraphError::Other(Box::new(meta))),
+        }),
+        _ => Err(Failure::Final(Box::new(GraphError::classify(meta, &body)))),
     }
 }
 
@@ -477,7 +689,7 @@ fn parse<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, GraphError> 
     })
 }
 
-fn parse_user(value: Value) -> Result<User, GraphError> {
+pub(crate) fn parse_user(value: Value) -> Result<User, GraphError> {
     parse(value)
 }
 

@@ -54,11 +54,55 @@ fn plan_live_gives_every_plannable_outcome_and_writes_nothing() {
     assert!(gina["detail"].contains("--purge-deleted-holders"));
     let stats = graph.stats();
     assert_eq!(stats.writes_total, 0, "plan never writes");
+    let said = stderr(&out);
     assert!(
-        stderr(&out).contains("live bulk snapshot"),
-        "{}",
-        stderr(&out)
+        said.contains("tenant read: live, bulk snapshot of 17 users and 2 deleted users"),
+        "{said}"
     );
+    assert!(said.contains("Graph requests"), "{said}");
+}
+
+#[test]
+fn lookups_and_bulk_reads_plan_every_row_alike() {
+    let graph = Graph::sample();
+    let dir = Dir::new();
+    let batches = || {
+        graph
+            .stats()
+            .requests
+            .get("POST /$batch")
+            .copied()
+            .unwrap_or(0)
+    };
+    let plan = |how: &str, report: &str| {
+        let before = batches();
+        let out = run(graph
+            .hardmatch(&dir, &["plan", "--read", how])
+            .arg(sample("csvde.csv"))
+            .args(["-o", report]));
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        (
+            report_rows(&dir.join(report)),
+            stderr(&out),
+            batches() - before,
+        )
+    };
+    let (bulk, _, bulk_batches) = plan("bulk", "bulk.csv");
+    let (lookup, said, lookup_batches) = plan("lookup", "lookup.csv");
+    assert_eq!((bulk_batches, lookup_batches), (0, 1));
+    let without_time = |rows: Vec<HashMap<String, String>>| -> Vec<Vec<(String, String)>> {
+        rows.into_iter()
+            .map(|r| {
+                let mut cells: Vec<_> = r.into_iter().filter(|(k, _)| k != "timestamp").collect();
+                cells.sort();
+                cells
+            })
+            .collect()
+    };
+    assert_eq!(without_time(bulk), without_time(lookup));
+    assert!(said.contains("per-row lookups"), "{said}");
+    // One $batch of lookups, then the recycle bin, the domains and the takeover setting.
+    assert!(said.contains(": 4 Graph requests"), "{said}");
 }
 
 #[test]
