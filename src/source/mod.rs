@@ -260,10 +260,20 @@ pub fn read(path: &Path, options: &ReadOptions) -> crate::Result<Input> {
         return spreadsheet::read(&name, path, options);
     }
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    if options.format.is_none() && is_workbook(&bytes) {
-        return spreadsheet::read(&name, path, options);
+    read_bytes(path, &bytes, options)
+}
+
+/// [`read`] once the file's bytes are in memory: the workbook signature, the text encoding,
+/// the format sniff and the parse. `path` only names the file and gives its extension. Public
+/// so that the fuzz targets (fuzz/) feed it the bytes the binary would read.
+pub fn read_bytes(path: &Path, bytes: &[u8], options: &ReadOptions) -> crate::Result<Input> {
+    let name = path.display().to_string();
+    if options.format == Some(Format::Spreadsheet)
+        || (options.format.is_none() && is_workbook(bytes))
+    {
+        return spreadsheet::read_bytes(&name, bytes, options);
     }
-    let decoded = text::decode(&bytes);
+    let decoded = text::decode(bytes);
     let format = options
         .format
         .unwrap_or_else(|| detect_text_format(path, &decoded.text));

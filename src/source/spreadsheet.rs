@@ -3,10 +3,11 @@
 //! message. Excel likes to turn a GUID into a number or a date; such a cell is a row problem
 //! that names the cell, never a guess.
 
+use std::io::{Cursor, Read, Seek};
 use std::path::Path;
 use std::sync::Arc;
 
-use calamine::{open_workbook_auto, Data, Reader};
+use calamine::{open_workbook_auto, open_workbook_auto_from_rs, Data, Reader, Sheets};
 
 use super::columns::{self, ColumnMap};
 use super::{
@@ -16,8 +17,23 @@ use crate::error::Error;
 use crate::outcome::{Outcome, Verdict};
 
 pub fn read(name: &str, path: &Path, options: &ReadOptions) -> crate::Result<Input> {
-    let mut workbook = open_workbook_auto(path)
+    let workbook = open_workbook_auto(path)
         .map_err(|e| Error::Input(format!("{name}: not a readable workbook: {e}")))?;
+    read_workbook(name, workbook, options)
+}
+
+/// A workbook already in memory, whatever its format (calamine tries each in turn).
+pub fn read_bytes(name: &str, bytes: &[u8], options: &ReadOptions) -> crate::Result<Input> {
+    let workbook = open_workbook_auto_from_rs(Cursor::new(bytes))
+        .map_err(|e| Error::Input(format!("{name}: not a readable workbook: {e}")))?;
+    read_workbook(name, workbook, options)
+}
+
+fn read_workbook<RS: Read + Seek>(
+    name: &str,
+    mut workbook: Sheets<RS>,
+    options: &ReadOptions,
+) -> crate::Result<Input> {
     let sheets = workbook.sheet_names();
     let sheet = match &options.sheet {
         Some(wanted) => sheets
