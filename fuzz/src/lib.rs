@@ -1,0 +1,256 @@
+//! The checks behind the fuzz targets (fuzz_targets/), beyond "no panic": what must hold for
+//! any input, so that a wrong answer fails as loudly as a crash. See TESTING.md.
+
+use std::path::Path;
+
+use hardmatch::anchor::{self, AnchorForm, AnchorKind, ImmutableId, MAX_LEN};
+use hardmatch::compute::{self, Candidate, ComputeOptions};
+use hardmatch::pipeline::Prepared;
+use hardmatch::report::{excel_safe, from_excel_safe};
+use hardmatch::source::{self, text, Format, Input, Location, ReadOptions};
+
+/// Any text through the anchor parser, as both kinds.
+pub fn check_anchor(text: &str) {
+    let _ = anchor::alternative_reading(text);
+    for kind in [AnchorKind::Guid, AnchorKind::String] {
+        let parsed = match anchor::parse(text, kind) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                assert!(!error.to_string().is_empty());
+                continue;
+            }
+        };
+        let id = &parsed.id;
+        check_graph_rules(id);
+        if kind == AnchorKind::String {
+            assert_eq!(id.as_str(), text.trim());
+            assert_eq!(parsed.form, AnchorForm::CustomString);
+            continue;
+        }
+        // The connector-space DN form wraps any ImmutableId, GUID-based or not.
+        assert_eq!(reparse(&id.connector_dn()), *id, "{text:?}");
+        match id.ad_bytes() {
+            Some(bytes) => check_guid_forms(id, bytes),
+            None => assert_eq!(parsed.form, AnchorForm::ConnectorDn, "{text:?} -> {id}"),
+        }
+    }
+}
+
+fn reparse(form: &str) -> ImmutableId {
+    anchor::parse(form, AnchorKind::Guid)
+        .unwrap_or_else(|e| panic!("{form:?} does not parse back: {e}"))
+        .id
+}
+
+/// Graph's rules for an `onPremisesImmutableId`: not empty, fewer than 60 characters, no `$`
+/// or `_`.
+fn check_graph_rules(id: &ImmutableId) {
+    let value = id.as_str();
+    assert!(!value.trim().is_empty(), "empty ImmutableId");
+    assert!(value.chars().count() < MAX_LEN, "{value:?} is too long");
+    assert!(
+        !value.contains(['$', '_']),
+        "{value:?} has a forbidden char"
+    );
+}
+
+/// Every output form of a GUID-based ImmutableId parses back to it.
+fn check_guid_forms(id: &ImmutableId, bytes: [u8; 16]) {
+    let guid = id.guid().expect("16 bytes are a GUID");
+    assert_eq!(guid.to_bytes_le(), bytes);
+    assert_eq!(ImmutableId::from_guid(guid), *id);
+    let hex = id.hex().expect("GUID-based");
+    let forms = [
+        guid.to_string(),
+        guid.braced().to_string(),
+        guid.to_string().to_uppercase(),
+        id.to_string(),
+        hex.clone(),
+        id.ldap_filter().expect("GUID-based"),
+        format!("X'{hex}'"),
+        bytes.map(|b| b.to_string()).join(" "),
+    ];
+    for form in forms {
+        assert_eq!(reparse(&form), *id, "{form:?}");
+    }
+}
+
+/// Bytes as the binary reads a file of this name: workbook signature, encoding, format sniff,
+/// parse. Then the reader's, compute's and the report's invariants.
+pub fn check_export(name: &str, data: &[u8], format: Option<Format>) {
+    let options = ReadOptions {
+        format,
+        ..ReadOptions::default()
+    };
+    let Ok(input) = source::read_bytes(Path::new(name), data, &options) else {
+        return;
+    };
+    match input.format {
+        Format::Csv => check_csv(&text::decode(data).text, &input),
+        Format::Ldif => check_ldif(&text::decode(data).text, &input),
+        Format::Spreadsheet => check_spreadsheet(&input),
+    }
+    check_fields(&input);
+    check_compute_and_report(input);
+}
+
+/// 1-based numbers of the physical lines: what a row's line may be.
+fn line_count(text: &str) -> u64 {
+    text.bytes().filter(|&b| b == b'\n').count() as u64 + 1
+}
+
+fn lines_of(input: &Input) -> Vec<u64> {
+    input
+        .rows
+        .iter()
+        .map(|row| match &row.location {
+            Some(Location::Line(line)) => *line,
+            other => panic!("a text row must have a line, not {other:?}"),
+        })
+        .collect()
+}
+
+/// CSV: every row's line is in the file and after the one before; when no quote can make a
+/// record span lines, each non-empty line after the header is exactly one row.
+fn check_csv(text: &str, input: &Input) {
+    let lines = lines_of(input);
+    let last = line_count(text);
+    assert!(lines.iter().all(|&l| (1..=last).contains(&l)), "{lines:?}");
+    // A lone CR also ends a record (old Mac files), so two records may share a line number.
+    let lone_cr = text.replace("\r\n", "\n").contains('\r');
+    for pair in lines.windows(2) {
+        assert!(
+            pair[0] < pair[1] || (lone_cr && pair[0] == pair[1]),
+            "rows out of line order: {lines:?}"
+        );
+    }
+    if text.contains('"') || lone_cr {
+        return;
+    }
+    // No quotes: the header is the first non-empty line after an optional #TYPE line, and
+    // every later non-empty line is a record.
+    let skip = usize::from(text.starts_with("#TYPE"));
+    let non_empty: Vec<u64> = text
+        .split('\n')
+        .enumerate()
+        .skip(skip)
+        .filter(|(_, line)| !line.trim_end_matches('\r').is_empty())
+        .map(|(i, _)| i as u64 + 1)
+        .skip(1)
+        .collect();
+    assert_eq!(lines, non_empty, "one row per non-empty line");
+}
+
+/// LDIF: rows in line order, each on the line where its entry's `dn:` starts.
+fn check_ldif(text: &str, input: &Input) {
+    let lines = lines_of(input);
+    let physical: Vec<&str> = text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .collect();
+    for pair in lines.windows(2) {
+        assert!(pair[0] < pair[1], "rows out of line order: {lines:?}");
+    }
+    for &line in &lines {
+        let start = usize::try_from(line - 1).unwrap();
+        assert!(start < physical.len(), "line {line} is past the end");
+        // The logical line: this one and its continuation lines.
+        let mut logical = physical[start].to_string();
+        for next in &physical[start + 1..] {
+            match next.strip_prefix(' ') {
+                Some(rest) => logical.push_str(rest),
+                None => break,
+            }
+        }
+        let name = logical.split_once(':').map(|(n, _)| n.trim());
+        assert!(
+            name.is_some_and(|n| n.eq_ignore_ascii_case("dn")),
+            "line {line} is not a dn line: {logical:?}"
+        );
+    }
+}
+
+/// Spreadsheets: Excel's row numbers, in order.
+fn check_spreadsheet(input: &Input) {
+    let mut previous = 0;
+    for row in &input.rows {
+        let Some(Location::Sheet { row: number, .. }) = row.location else {
+            panic!("a sheet row must have a sheet location: {:?}", row.location);
+        };
+        assert!(number > previous, "sheet rows out of order");
+        previous = number;
+    }
+}
+
+/// Every field names a header the file has; every place prints.
+fn check_fields(input: &Input) {
+    for row in &input.rows {
+        let _ = input.place(row, None).to_string();
+        for role in source::Role::ALL {
+            if let Some(field) = row.get(role) {
+                let _ = input.place(row, Some(field)).to_string();
+                if input.format != Format::Ldif {
+                    let column = field.column as usize;
+                    assert!(
+                        column < input.headers.len(),
+                        "column {column} has no header"
+                    );
+                    assert_eq!(&*field.header, input.headers[column].trim());
+                }
+            }
+        }
+    }
+}
+
+/// One candidate per row, whatever the anchor kind; every ImmutableId obeys Graph's rules.
+fn check_compute(input: &Input, anchor_kind: AnchorKind) -> Vec<Candidate> {
+    let options = ComputeOptions {
+        anchor_kind,
+        ..ComputeOptions::default()
+    };
+    let candidates = compute::compute(input, &options);
+    assert_eq!(candidates.len(), input.rows.len());
+    for candidate in &candidates {
+        if let Some(id) = &candidate.immutable_id {
+            check_graph_rules(id);
+        }
+        if let (Some(guid), Some(id)) = (candidate.guid, &candidate.immutable_id) {
+            assert_eq!(ImmutableId::from_guid(guid), *id);
+        }
+        if let Some(verdict) = &candidate.verdict {
+            assert!(!verdict.detail.is_empty());
+        }
+    }
+    candidates
+}
+
+/// One report record per row, and the report's CSV cells read back exactly (`rollback`
+/// reads reports).
+fn check_compute_and_report(input: Input) {
+    check_compute(&input, AnchorKind::String);
+    let candidates = check_compute(&input, AnchorKind::Guid);
+    let prepared = Prepared { input, candidates };
+    let records = prepared.records();
+    assert_eq!(records.len(), prepared.input.rows.len());
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    for record in &records {
+        let cells = record.cells();
+        writer
+            .write_record(cells.iter().map(|c| excel_safe(c).into_owned()))
+            .unwrap();
+    }
+    let written = writer.into_inner().unwrap();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(written.as_slice());
+    let mut read_back = 0;
+    for (record, read) in records.iter().zip(reader.records()) {
+        let read = read.unwrap();
+        let back: Vec<&str> = read.iter().map(from_excel_safe).collect();
+        let cells = record.cells();
+        let original: Vec<&str> = cells.iter().map(|c| c.as_ref()).collect();
+        assert_eq!(back, original, "a report row does not read back");
+        read_back += 1;
+    }
+    assert_eq!(read_back, records.len());
+}
