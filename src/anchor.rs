@@ -201,10 +201,9 @@ fn parse_guid_anchor(value: &str) -> Result<Parsed, AnchorError> {
         let text = decode_hex(hex)
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .ok_or_else(|| AnchorError::Malformed(value.to_string()))?;
-        let inner = parse_guid_anchor(&text).or_else(|_| {
-            check_graph_rules(&text)?;
-            parse(&text, AnchorKind::String)
-        })?;
+        // The DN wraps any ImmutableId: GUID-based in any form, else a custom string. Both
+        // readings go through `parse`, which trims, as `connector_dn` wrote the trimmed value.
+        let inner = parse(&text, AnchorKind::Guid).or_else(|_| parse(&text, AnchorKind::String))?;
         return parsed(inner.id, AnchorForm::ConnectorDn);
     }
     if let Some(bytes) = strip_csvde(value).and_then(decode_16) {
@@ -257,15 +256,16 @@ fn check_graph_rules(value: &str) -> Result<(), AnchorError> {
 }
 
 fn strip_connector_dn(value: &str) -> Option<&str> {
-    let rest = value
-        .get(..3)
-        .filter(|p| p.eq_ignore_ascii_case("CN="))
-        .map(|_| &value[3..])
-        .unwrap_or(value);
-    // Longer than a braced GUID's 32 digits and hex only: a GUID never takes this form.
-    rest.strip_prefix('{')?
-        .strip_suffix('}')
-        .filter(|hex| hex.len() > 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    let prefixed = value.get(..3).filter(|p| p.eq_ignore_ascii_case("CN="));
+    let rest = prefixed.map_or(value, |_| &value[3..]);
+    // With `CN=` any hex is this form: a custom anchor of up to 16 characters makes 32 digits
+    // or fewer (found by fuzzing: `connector_dn` wrote what this did not read back). Without
+    // it, only more digits than a braced GUID's 32, which a GUID never takes.
+    rest.strip_prefix('{')?.strip_suffix('}').filter(|hex| {
+        !hex.is_empty()
+            && (prefixed.is_some() || hex.len() > 32)
+            && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    })
 }
 
 fn strip_csvde(value: &str) -> Option<&str> {
@@ -435,6 +435,26 @@ mod tests {
             ("QF5HMK7n80qvdYsUPIHa9Q==", AnchorForm::ConnectorDn)
         );
         assert_eq!(parsed.id.connector_dn(), dn);
+    }
+
+    /// Found by fuzzing (fuzz target `anchor`): the DN form of a custom anchor of 16
+    /// characters or fewer did not parse back, nor did one whose text had outer spaces.
+    #[test]
+    fn connector_dn_of_a_short_custom_anchor_parses_back() {
+        let parsed = id("CN={200440612D4B355049486139513D39513D}");
+        assert_eq!(parsed.id.as_str(), "\u{4}@a-K5PIHa9Q=9Q=");
+        assert_eq!(id(&parsed.id.connector_dn()).id, parsed.id);
+        let custom = parse("E12345", AnchorKind::String).unwrap().id;
+        assert_eq!(custom.connector_dn(), "CN={453132333435}");
+        assert_eq!(id(&custom.connector_dn()).id, custom);
+        // Outer spaces around GUID text inside the DN: still the GUID, not a custom string.
+        let spaced = ImmutableId(" f7cc07d7-7c15-447d-876d-c01b0e5a9e38".into()).connector_dn();
+        assert_eq!(id(&spaced).id.as_str(), "1wfM9xV8fUSHbcAbDlqeOA==");
+        // Without `CN=`, 32 digits in braces stay a GUID's.
+        assert_eq!(
+            id("{f7cc07d7-7c15-447d-876d-c01b0e5a9e38}").form,
+            AnchorForm::GuidText
+        );
     }
 
     #[test]
