@@ -43,8 +43,7 @@ pub fn read(name: &str, text: &str, options: &ReadOptions) -> crate::Result<Inpu
     // The records after the header, and how many lines come before them.
     let data_start = (reader.position().byte() as usize).min(body.len());
     let data = &body.as_bytes()[data_start..];
-    let lines_before =
-        skipped_lines + memchr::memchr_iter(b'\n', &body.as_bytes()[..data_start]).count() as u64;
+    let lines_before = skipped_lines + line_ends(body.as_bytes(), 0..data_start);
     // 8 MB pieces: enough of them to keep both cores busy, few enough to cost nothing.
     let rows = split_records(data, lines_before, 8 << 20)
         .into_par_iter()
@@ -100,7 +99,7 @@ fn split_records(data: &[u8], lines_before: u64, chunk_size: usize) -> Vec<Chunk
             bytes: &data[start..end],
             lines_before: lines,
         });
-        lines += memchr::memchr_iter(b'\n', &data[start..end]).count() as u64;
+        lines += line_ends(data, start..end);
         quotes_before_start = quotes;
         start = end;
     }
@@ -172,19 +171,33 @@ impl<'a> LineCounter<'a> {
             start += 1;
         }
         if start > self.counted_to {
-            self.newlines +=
-                memchr::memchr_iter(b'\n', &self.body[self.counted_to..start]).count() as u64;
+            self.newlines += line_ends(self.body, self.counted_to..start);
             self.counted_to = start;
         }
         self.first_line + self.newlines
     }
 }
 
+/// The line ends in `bytes[range]`: LF, CRLF, and a CR alone, which ends a record for the csv
+/// crate too (Excel's "CSV (Macintosh)" and old Mac files; with LF alone every row was line 1).
+/// A CR is alone unless the byte after it, inside or outside the range, is a LF.
+fn line_ends(bytes: &[u8], range: std::ops::Range<usize>) -> u64 {
+    let lf = memchr::memchr_iter(b'\n', &bytes[range.clone()]).count();
+    let lone_cr = memchr::memchr_iter(b'\r', &bytes[range.clone()])
+        .filter(|&i| bytes.get(range.start + i + 1) != Some(&b'\n'))
+        .count();
+    (lf + lone_cr) as u64
+}
+
 /// Windows PowerShell 5.1's Export-Csv starts with `#TYPE <type name>` unless told not to.
 fn skip_type_line(text: &str) -> (&str, u64) {
     if text.starts_with("#TYPE") {
-        match text.find('\n') {
-            Some(end) => (&text[end + 1..], 1),
+        match text.find(['\r', '\n']) {
+            Some(end) => {
+                let rest = &text[end..];
+                let rest = rest.strip_prefix("\r\n").unwrap_or(&rest[1..]);
+                (rest, 1)
+            }
             None => ("", 1),
         }
     } else {
@@ -302,6 +315,29 @@ mod tests {
             .collect();
         assert_eq!(lines, [3, 5]);
         assert_eq!(input.rows[1].value(Role::Upn), Some("b@x.com"));
+    }
+
+    /// Excel's "CSV (Macintosh)" ends lines with a CR alone: each record has its own line.
+    #[test]
+    fn cr_only_line_ends_number_each_record() {
+        let line_numbers = |text: &str| -> Vec<u64> {
+            read_text(text)
+                .rows
+                .iter()
+                .map(|r| r.location.as_ref().unwrap().line())
+                .collect()
+        };
+        assert_eq!(
+            line_numbers(
+                "#TYPE x\rUPN,ObjectGUID\ra@x.com,g1\r\rb@x.com,\"two\rlines\"\rc@x.com,g3\r"
+            ),
+            [3, 5, 7]
+        );
+        // Mixed: a CRLF file with a CR alone inside a quoted field, and the header's CRLF.
+        assert_eq!(
+            line_numbers("UPN,Note\r\na@x.com,\"x\ry\"\r\nb@x.com,z\r\n"),
+            [2, 4]
+        );
     }
 
     #[test]
