@@ -94,9 +94,17 @@ pub fn check_export(name: &str, data: &[u8], format: Option<Format>) {
     check_compute_and_report(input);
 }
 
-/// 1-based numbers of the physical lines: what a row's line may be.
-fn line_count(text: &str) -> u64 {
-    text.bytes().filter(|&b| b == b'\n').count() as u64 + 1
+/// The physical lines as an editor shows them: ended by LF, CRLF or a CR alone.
+fn physical_lines(text: &str) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let mut rest = text;
+    while let Some(end) = rest.find(['\r', '\n']) {
+        lines.push(&rest[..end]);
+        let after = &rest[end..];
+        rest = after.strip_prefix("\r\n").unwrap_or(&after[1..]);
+    }
+    lines.push(rest);
+    lines
 }
 
 fn lines_of(input: &Input) -> Vec<u64> {
@@ -114,27 +122,23 @@ fn lines_of(input: &Input) -> Vec<u64> {
 /// record span lines, each non-empty line after the header is exactly one row.
 fn check_csv(text: &str, input: &Input) {
     let lines = lines_of(input);
-    let last = line_count(text);
+    let physical = physical_lines(text);
+    let last = physical.len() as u64;
     assert!(lines.iter().all(|&l| (1..=last).contains(&l)), "{lines:?}");
-    // A lone CR also ends a record (old Mac files), so two records may share a line number.
-    let lone_cr = text.replace("\r\n", "\n").contains('\r');
     for pair in lines.windows(2) {
-        assert!(
-            pair[0] < pair[1] || (lone_cr && pair[0] == pair[1]),
-            "rows out of line order: {lines:?}"
-        );
+        assert!(pair[0] < pair[1], "rows out of line order: {lines:?}");
     }
-    if text.contains('"') || lone_cr {
+    if text.contains('"') {
         return;
     }
     // No quotes: the header is the first non-empty line after an optional #TYPE line, and
     // every later non-empty line is a record.
     let skip = usize::from(text.starts_with("#TYPE"));
-    let non_empty: Vec<u64> = text
-        .split('\n')
+    let non_empty: Vec<u64> = physical
+        .iter()
         .enumerate()
         .skip(skip)
-        .filter(|(_, line)| !line.trim_end_matches('\r').is_empty())
+        .filter(|(_, line)| !line.is_empty())
         .map(|(i, _)| i as u64 + 1)
         .skip(1)
         .collect();
