@@ -170,7 +170,7 @@ pub enum AnchorError {
     TooLong { len: usize },
     #[error(
         "{0:?} is not an anchor: expected a GUID (with or without braces or dashes), a base64 ImmutableId, \
-         32 hex digits in AD byte order (bare, separated, \\xx LDAP form or csvde X'..'), 16 decimal bytes, \
+         32 hex digits in AD byte order (bare, 0x-prefixed, separated, \\xx LDAP form or csvde X'..'), 16 decimal bytes, \
          or CN={{...}}; for a custom anchor such as employeeID pass --anchor-kind string"
     )]
     Malformed(String),
@@ -214,6 +214,11 @@ fn parse_guid_anchor(value: &str) -> Result<Parsed, AnchorError> {
     }
     if is_bare_hex32(value) {
         let bytes = decode_16(value).expect("32 hex digits");
+        return parsed(ImmutableId::from_ad_bytes(bytes), AnchorForm::Hex);
+    }
+    // `0x` and 32 hex digits: a binary column as SQL Server shows it (the sync databases).
+    if let Some(hex) = strip_0x(value).filter(|hex| is_bare_hex32(hex)) {
+        let bytes = decode_16(hex).expect("32 hex digits");
         return parsed(ImmutableId::from_ad_bytes(bytes), AnchorForm::Hex);
     }
     if let Ok(guid) = Uuid::try_parse(value) {
@@ -281,23 +286,38 @@ fn parse_ldap_filter(value: &str) -> Option<[u8; 16]> {
     decode_16(&hex)
 }
 
+fn strip_0x(value: &str) -> Option<&str> {
+    value
+        .strip_prefix("0x")
+        .or_else(|| value.strip_prefix("0X"))
+}
+
 fn is_bare_hex32(value: &str) -> bool {
     value.len() == 32 && value.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// 16 bytes separated by spaces, commas or dashes: two-digit groups are hex (ADSI Edit's
-/// `D7 07 CC F7 ...`); groups of one or three digits are decimal (PowerShell's `215 7 204`).
+/// 16 bytes separated by spaces, commas or dashes: two-digit groups are hex (the attribute
+/// editor's `D7 07 CC F7 ...`), and so is every group written `0xD7` (ADSI Edit's octet
+/// strings); groups of one or three digits are decimal (PowerShell's `215 7 204`).
 fn parse_separated_bytes(value: &str) -> Option<([u8; 16], AnchorForm)> {
-    let groups: Vec<&str> = value
+    let mut groups: Vec<&str> = value
         .split([' ', ',', '-', ';'])
         .filter(|g| !g.is_empty())
         .collect();
     if groups.len() != 16 {
         return None;
     }
-    let all_hex_pairs = groups
-        .iter()
-        .all(|g| g.len() == 2 && g.bytes().all(|b| b.is_ascii_hexdigit()));
+    let prefixed: Option<Vec<&str>> = groups.iter().map(|g| strip_0x(g)).collect();
+    let is_hex = |g: &&str, max_len| {
+        (1..=max_len).contains(&g.len()) && g.bytes().all(|b| b.is_ascii_hexdigit())
+    };
+    let all_hex_pairs = match prefixed {
+        Some(stripped) => {
+            groups = stripped;
+            groups.iter().all(|g| is_hex(g, 2))
+        }
+        None => groups.iter().all(|g| g.len() == 2 && is_hex(g, 2)),
+    };
     let (radix, form) = if all_hex_pairs {
         (16, AnchorForm::Hex)
     } else if groups
@@ -326,9 +346,22 @@ fn parse_base64(value: &str) -> Result<Option<Parsed>, AnchorError> {
             form: AnchorForm::Base64,
         }));
     }
-    let guid_text = std::str::from_utf8(&bytes)
-        .ok()
-        .and_then(|t| Uuid::try_parse(t.trim()).ok());
+    // The GUID's text as UTF-8 (Get-AADIntImmutableID) or as UTF-16LE (the same mistake made
+    // with [Text.Encoding]::Unicode, .NET's name for UTF-16LE).
+    let utf16 = (bytes.len() % 2 == 0)
+        .then(|| {
+            let units = bytes
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]));
+            char::decode_utf16(units)
+                .collect::<Result<String, _>>()
+                .ok()
+        })
+        .flatten();
+    let guid_text = [std::str::from_utf8(&bytes).ok(), utf16.as_deref()]
+        .into_iter()
+        .flatten()
+        .find_map(|t| Uuid::try_parse(t.trim_start_matches('\u{feff}').trim()).ok());
     match guid_text {
         Some(guid) => Err(AnchorError::GuidTextEncoded {
             value: value.to_string(),
@@ -340,7 +373,9 @@ fn parse_base64(value: &str) -> Result<Option<Parsed>, AnchorError> {
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    // Digits only: `from_str_radix` also takes a sign, which read X'+a+a...' as bytes
+    // (found by fuzzing).
+    if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..hex.len())
@@ -494,6 +529,44 @@ mod tests {
         }
     }
 
+    /// Found by fuzzing (fuzz target `anchor`): a `+` passed for a hex digit.
+    #[test]
+    fn signs_are_not_hex_digits() {
+        let plus = format!("X'{}'", "+a".repeat(16));
+        assert!(matches!(
+            parse(&plus, AnchorKind::Guid),
+            Err(AnchorError::Malformed(_))
+        ));
+        let ldap = "\\+a".repeat(16);
+        assert!(parse(&ldap, AnchorKind::Guid).is_err());
+    }
+
+    #[test]
+    fn adsi_edit_sql_and_comma_separated_bytes() {
+        let expected = "1wfM9xV8fUSHbcAbDlqeOA==";
+        let cases = [
+            "0xD7 0x07 0xCC 0xF7 0x15 0x7C 0x7D 0x44 0x87 0x6D 0xC0 0x1B 0x0E 0x5A 0x9E 0x38",
+            "0xd7,0x7,0xcc,0xf7,0x15,0x7c,0x7d,0x44,0x87,0x6d,0xc0,0x1b,0xe,0x5a,0x9e,0x38",
+            "0xD707CCF7157C7D44876DC01B0E5A9E38",
+            "215,7,204,247,21,124,125,68,135,109,192,27,14,90,158,56",
+            "215, 7, 204, 247, 21, 124, 125, 68, 135, 109, 192, 27, 14, 90, 158, 56",
+        ];
+        for text in cases {
+            assert_eq!(id(text).id.as_str(), expected, "{text}");
+        }
+        // Prefixed and bare groups mixed, or a prefixed group of three digits: not bytes.
+        assert!(parse(
+            "0xD7 07 CC F7 15 7C 7D 44 87 6D C0 1B 0E 5A 9E 38",
+            AnchorKind::Guid
+        )
+        .is_err());
+        assert!(parse(
+            "0x0D7 0x07 0xCC 0xF7 0x15 0x7C 0x7D 0x44 0x87 0x6D 0xC0 0x1B 0x0E 0x5A 0x9E 0x38",
+            AnchorKind::Guid
+        )
+        .is_err());
+    }
+
     #[test]
     fn rejections_say_why() {
         let err = |t: &str| parse(t, AnchorKind::Guid).unwrap_err();
@@ -509,6 +582,15 @@ mod tests {
         let wrong = BASE64.encode("f7cc07d7-7c15-447d-876d-c01b0e5a9e38");
         let message = err(&wrong).to_string();
         assert!(message.contains("1wfM9xV8fUSHbcAbDlqeOA=="), "{message}");
+        // The same mistake through [Text.Encoding]::Unicode (UTF-16LE), upper case.
+        let utf16: Vec<u8> = "F7CC07D7-7C15-447D-876D-C01B0E5A9E38"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        assert!(matches!(
+            err(&BASE64.encode(utf16)),
+            AnchorError::GuidTextEncoded { correct, .. } if correct.as_str() == "1wfM9xV8fUSHbcAbDlqeOA=="
+        ));
         assert!(matches!(
             err("abc$def"),
             AnchorError::ForbiddenChar { ch: '$', .. }

@@ -19,9 +19,9 @@ Examples:
   hardmatch convert --json 'CN={514635484D4B376E38307176645973555049486139513D3D}'
 
 Accepted forms: GUID text (braces and dashes optional), base64 ImmutableId, 32 hex digits in AD
-byte order (bare, separated by spaces, commas or dashes, \\xx LDAP filter form, csvde X'..'),
-16 decimal bytes, CN={...}. 32 bare hex digits are read as AD byte order; the other reading
-(.NET \"N\" GUID text) is shown as a note.
+byte order (bare, 0x-prefixed as a whole or per byte as in ADSI Edit, separated by spaces, commas
+or dashes, \\xx LDAP filter form, csvde X'..'), 16 decimal bytes, CN={...}. 32 bare hex digits
+are read as AD byte order; the other reading (.NET \"N\" GUID text) is shown as a note.
 Exit codes: 0 every value converted, 1 some value is not an anchor.";
 
 /// Show anchor values in every form: GUID, ImmutableId, hex, LDAP filter, DN.
