@@ -68,10 +68,15 @@ fn check_guid_forms(id: &ImmutableId, bytes: [u8; 16]) {
         hex.clone(),
         id.ldap_filter().expect("GUID-based"),
         format!("X'{hex}'"),
-        bytes.map(|b| b.to_string()).join(" "),
     ];
     for form in forms {
         assert_eq!(reparse(&form), *id, "{form:?}");
+    }
+    // Decimal bytes, unless every byte has two decimal digits: such a list reads as hex pairs
+    // by the documented rule (src/anchor.rs, parse_separated_bytes).
+    if !bytes.iter().all(|b| (10..=99).contains(b)) {
+        let decimal = bytes.map(|b| b.to_string()).join(" ");
+        assert_eq!(reparse(&decimal), *id, "{decimal:?}");
     }
 }
 
