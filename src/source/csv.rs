@@ -259,6 +259,11 @@ fn row_of(name: &str, record: &ByteRecord, line: u64, headers: &[String], map: &
                 headers.len()
             ),
         ));
+    } else if is_repeated_header(record, headers) {
+        row.problem = Some(Verdict::new(
+            Outcome::NotAUser,
+            format!("{name}:{line}: a repeated header line, not a user (were several exports joined into one file?)"),
+        ));
     } else if let Some(problem) =
         classify_object_class(row.value(Role::ObjectClass).unwrap_or("").split(';'))
     {
@@ -268,6 +273,16 @@ fn row_of(name: &str, record: &ByteRecord, line: u64, headers: &[String], map: &
         ));
     }
     row
+}
+
+/// Exports joined into one file (`Get-Content *.csv > all.csv`) repeat the header line and
+/// Export-Csv's `#TYPE` line mid-file: neither is a user with a bad anchor.
+fn is_repeated_header(record: &ByteRecord, headers: &[String]) -> bool {
+    let same = |field: &[u8], header: &String| {
+        std::str::from_utf8(field).is_ok_and(|f| f.trim() == header)
+    };
+    (record.len() == 1 && record[0].starts_with(b"#TYPE"))
+        || (record.len() == headers.len() && record.iter().zip(headers).all(|(f, h)| same(f, h)))
 }
 
 fn unreadable(name: &str, line: u64, error: &csv::Error) -> Row {
@@ -337,6 +352,24 @@ mod tests {
         assert_eq!(
             line_numbers("UPN,Note\r\na@x.com,\"x\ry\"\r\nb@x.com,z\r\n"),
             [2, 4]
+        );
+    }
+
+    #[test]
+    fn joined_exports_repeat_the_header_and_type_lines() {
+        let input = read_text("#TYPE T\r\n\"UPN\",\"ObjectGUID\"\r\n\"a@x.com\",\"g\"\r\n#TYPE T\r\n\"UPN\",\"ObjectGUID\"\r\n\"b@x.com\",\"g2\"\r\n");
+        let outcomes: Vec<_> = input
+            .rows
+            .iter()
+            .map(|r| r.problem.as_ref().map(|p| p.outcome))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [None, Some(Outcome::NotAUser), Some(Outcome::NotAUser), None]
+        );
+        assert_eq!(
+            input.rows[2].problem.as_ref().unwrap().detail,
+            "t.csv:5: a repeated header line, not a user (were several exports joined into one file?)"
         );
     }
 
