@@ -254,3 +254,312 @@ fn output_cells_cannot_run_as_formulas() {
     let text = stdout(&out);
     assert!(text.contains("\"'=HYPERLINK(\"\"http://x\"\")\""), "{text}");
 }
+
+// Shapes written by other tools and people, each reproduced by hand (no file copied), named
+// after its quirk. Each checks ImmutableIds, line numbers, not-a-user rows and messages.
+
+/// Writes `contents` as `name` and runs `ids` on it by its relative name, so that messages
+/// start with `name:`.
+fn ids_of(name: &str, contents: impl AsRef<[u8]>) -> (Vec<[String; 5]>, i32) {
+    let dir = Dir::new();
+    dir.write(name, contents);
+    let (rows, _, code) = ids(&dir, std::path::Path::new(name), &[]);
+    (rows, code)
+}
+
+/// (line, upn, immutable_id, outcome) of every row, for comparing a whole run at once.
+fn summary(rows: &[[String; 5]]) -> Vec<(u64, &str, &str, &str)> {
+    rows.iter()
+        .map(|r| {
+            (
+                r[0].parse().expect("a line number"),
+                r[1].as_str(),
+                r[2].as_str(),
+                r[3].as_str(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn ldapsearch_extended_ldif_with_comments_references_and_result_trailer() {
+    // OpenLDAP's ldapsearch against AD: `# extended LDIF` header, a comment before each entry,
+    // a dn folded at 78 columns, an entry the binder may not read (dn only), a search
+    // reference and the `search:`/`result:` trailer, which are not entries.
+    let (rows, code) = ids_of(
+        "users.ldif",
+        "# extended LDIF\n#\n# LDAPv3\n# base <dc=contoso,dc=com> with scope subtree\n# filter: (objectClass=*)\n# requesting: ALL\n#\n\n\
+         # contoso.com\ndn: DC=contoso,DC=com\nobjectClass: top\nobjectClass: domain\nobjectClass: domainDNS\nobjectGUID:: 7AZOUMEioUOTwM9IB/gzYw==\n\n\
+         # Alice Adams, Staff, contoso.com\ndn: CN=Alice Adams,OU=Staff,DC=contoso,DC=com\nobjectClass: top\nobjectClass: person\nobjectClass: organizationalPerson\nobjectClass: user\n\
+         objectGUID:: 1wfM9xV8fUSHbcAbDlqeOA==\nobjectSid:: AQUAAAAAAAUVAAAAMvuhxgsd8Uf1yHJFVQQAAA==\nuserPrincipalName: alice.adams@contoso.com\n\n\
+         # {4026EDF8-DBDA-4AED-8266-5A04B80D9327}, Policies, System, contoso.com\ndn: CN={4026EDF8-DBDA-4AED-8266-5A04B80D9327},CN=Policies,CN=System,DC=contoso\n ,DC=com\n\n\
+         # Bob Brown, Staff, contoso.com\ndn: CN=Bob Brown,OU=Staff,DC=contoso,DC=com\nobjectClass: user\nobjectGUID:: BpazOkLGm0\n iEtljAONPvOQ==\nuserPrincipalName: bob.brown@contoso.com\n\n\
+         # search reference\nref: ldap://ForestDnsZones.contoso.com/DC=ForestDnsZones,DC=contoso,DC=com\n\n\
+         # search result\nsearch: 2\nresult: 0 Success\n\n# numResponses: 6\n# numEntries: 4\n# numReferences: 1\n",
+    );
+    assert_eq!(code, 1);
+    assert_eq!(
+        summary(&rows),
+        [
+            (10, "", "7AZOUMEioUOTwM9IB/gzYw==", "not-a-user"),
+            (
+                17,
+                "alice.adams@contoso.com",
+                "1wfM9xV8fUSHbcAbDlqeOA==",
+                "computed"
+            ),
+            (27, "", "", "missing-field"),
+            (
+                31,
+                "bob.brown@contoso.com",
+                "BpazOkLGm0iEtljAONPvOQ==",
+                "computed"
+            ),
+        ]
+    );
+    assert_same(
+        "users.ldif:10: objectClass top;domain;domainDNS is not a user: hardmatch only matches user accounts",
+        &rows[0][4],
+    );
+}
+
+#[test]
+fn ldifde_unicode_export_with_a_leading_blank_line() {
+    // `ldifde -u`: UTF-16LE with a BOM, CRLF, a blank first line, `changetype: add`, a
+    // non-ASCII DN in plain text.
+    let text = "\r\ndn: CN=José Jönsson,OU=Staff,DC=contoso,DC=com\r\nchangetype: add\r\nobjectClass: top\r\nobjectClass: user\r\nobjectGUID:: b3fGykG3eUab73AhIB35Gg==\r\nuserPrincipalName: jose.jonsson@contoso.com\r\n\r\n";
+    let bytes: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain(text.encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    let (rows, code) = ids_of("unicode.ldf", bytes);
+    assert_eq!(code, 0);
+    assert_eq!(
+        summary(&rows),
+        [(
+            2,
+            "jose.jonsson@contoso.com",
+            "b3fGykG3eUab73AhIB35Gg==",
+            "computed"
+        )]
+    );
+}
+
+#[test]
+fn export_csv_with_semicolon_delimiter_bom_and_type_line() {
+    // Windows PowerShell 5.1: Export-Csv -Delimiter ';' -Encoding UTF8 (a BOM, then #TYPE),
+    // a `;` inside a quoted field.
+    let (rows, code) = ids_of(
+        "semicolon.csv",
+        "\u{feff}#TYPE Selected.Microsoft.ActiveDirectory.Management.ADUser\r\n\"UserPrincipalName\";\"ObjectGUID\";\"GivenName\"\r\n\"alice.adams@contoso.com\";\"f7cc07d7-7c15-447d-876d-c01b0e5a9e38\";\"Alice\"\r\n\"kate.o'brien@contoso.com\";\"cdd1e80f-e37d-4264-807e-ec0b2b2f4d7b\";\"Kate; K.\"\r\n",
+    );
+    assert_eq!(code, 0);
+    assert_eq!(
+        summary(&rows),
+        [
+            (
+                3,
+                "alice.adams@contoso.com",
+                "1wfM9xV8fUSHbcAbDlqeOA==",
+                "computed"
+            ),
+            (
+                4,
+                "kate.o'brien@contoso.com",
+                "D+jRzX3jZEKAfuwLKy9New==",
+                "computed"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn type_line_replaced_by_an_empty_line() {
+    // A common clean-up: `-replace '#TYPE ...', ''` leaves the first line empty.
+    let (rows, code) = ids_of(
+        "cleaned.csv",
+        "\r\nUserPrincipalName,ObjectGUID\r\nalice.adams@contoso.com,f7cc07d7-7c15-447d-876d-c01b0e5a9e38\r\nbob.brown@contoso.com,nope\r\n",
+    );
+    assert_eq!(code, 1, "some rows need attention");
+    assert_eq!(
+        summary(&rows),
+        [
+            (
+                3,
+                "alice.adams@contoso.com",
+                "1wfM9xV8fUSHbcAbDlqeOA==",
+                "computed"
+            ),
+            (4, "bob.brown@contoso.com", "", "invalid-anchor"),
+        ]
+    );
+    assert!(
+        rows[1][4].starts_with("cleaned.csv:4 column ObjectGUID: \"nope\" is not an anchor"),
+        "{}",
+        rows[1][4]
+    );
+}
+
+#[test]
+fn powershell_7_export_without_bom_or_type_line_quoting_as_needed() {
+    // PowerShell 7: UTF-8 without a BOM, no #TYPE line, LF; `-UseQuotes AsNeeded` quotes only
+    // the DN with a comma in it.
+    let (rows, code) = ids_of(
+        "ps7.csv",
+        "DistinguishedName,Enabled,Name,ObjectClass,ObjectGUID,UserPrincipalName\n\"CN=Jönsson, José,OU=Staff,DC=contoso,DC=com\",True,José Jönsson,user,cac6776f-b741-4679-9bef-7021201df91a,jose.jonsson@contoso.com\n\"CN=WS-0042,OU=Clients,DC=contoso,DC=com\",True,WS-0042,computer,50db76c0-d8ea-4e97-b9d0-94ef5d837d54,\n",
+    );
+    assert_eq!(code, 1, "some rows need attention");
+    assert_eq!(
+        summary(&rows),
+        [
+            (
+                2,
+                "jose.jonsson@contoso.com",
+                "b3fGykG3eUab73AhIB35Gg==",
+                "computed"
+            ),
+            (3, "", "wHbbUOrYl0650JTvXYN9VA==", "not-a-user"),
+        ]
+    );
+}
+
+#[test]
+fn excel_unicode_text_is_utf16_and_tab_separated() {
+    // Excel's "Unicode Text (*.txt)": UTF-16LE with a BOM, tabs, CRLF.
+    let text = "Name\tUserPrincipalName\tObjectGUID\r\nJosé Jönsson\tjose.jonsson@contoso.com\tcac6776f-b741-4679-9bef-7021201df91a\r\nAlice\talice.adams@contoso.com\t{F7CC07D7-7C15-447D-876D-C01B0E5A9E38}\r\n";
+    let bytes: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain(text.encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    let (rows, code) = ids_of("users.txt", bytes);
+    assert_eq!(code, 0);
+    assert_eq!(
+        summary(&rows),
+        [
+            (
+                2,
+                "jose.jonsson@contoso.com",
+                "b3fGykG3eUab73AhIB35Gg==",
+                "computed"
+            ),
+            (
+                3,
+                "alice.adams@contoso.com",
+                "1wfM9xV8fUSHbcAbDlqeOA==",
+                "computed"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn excel_mac_csv_ends_lines_with_cr_alone() {
+    // Excel's "CSV (Macintosh)": CR line ends. Every row used to say line 1.
+    let (rows, code) = ids_of(
+        "mac.csv",
+        "UserPrincipalName,ObjectGUID\ralice.adams@contoso.com,f7cc07d7-7c15-447d-876d-c01b0e5a9e38\rbob.brown@contoso.com,nope\r",
+    );
+    assert_eq!(code, 1, "some rows need attention");
+    assert_eq!(
+        summary(&rows),
+        [
+            (
+                2,
+                "alice.adams@contoso.com",
+                "1wfM9xV8fUSHbcAbDlqeOA==",
+                "computed"
+            ),
+            (3, "bob.brown@contoso.com", "", "invalid-anchor"),
+        ]
+    );
+    assert!(
+        rows[1][4].starts_with("mac.csv:3 column ObjectGUID"),
+        "{}",
+        rows[1][4]
+    );
+}
+
+#[test]
+fn joined_exports_repeat_header_and_type_lines() {
+    // `Get-Content a.csv, b.csv > all.csv`: the second #TYPE and header lines are not users.
+    let part = |upn: &str, guid: &str| {
+        format!("#TYPE Selected.Microsoft.ActiveDirectory.Management.ADUser\r\n\"UserPrincipalName\",\"ObjectGUID\"\r\n\"{upn}\",\"{guid}\"\r\n")
+    };
+    let (rows, _) = ids_of(
+        "all.csv",
+        part(
+            "alice.adams@contoso.com",
+            "f7cc07d7-7c15-447d-876d-c01b0e5a9e38",
+        ) + &part(
+            "bob.brown@contoso.com",
+            "3ab39606-c642-489b-84b6-58c038d3ef39",
+        ),
+    );
+    assert_eq!(
+        summary(&rows),
+        [
+            (
+                3,
+                "alice.adams@contoso.com",
+                "1wfM9xV8fUSHbcAbDlqeOA==",
+                "computed"
+            ),
+            (
+                4,
+                "#TYPE Selected.Microsoft.ActiveDirectory.Management.ADUser",
+                "",
+                "not-a-user"
+            ),
+            (5, "UserPrincipalName", "", "not-a-user"),
+            (
+                6,
+                "bob.brown@contoso.com",
+                "BpazOkLGm0iEtljAONPvOQ==",
+                "computed"
+            ),
+        ]
+    );
+    assert_same(
+        "all.csv:5: a repeated header line, not a user (were several exports joined into one file?)",
+        &rows[2][4],
+    );
+}
+
+#[test]
+fn anchor_forms_of_other_tools() {
+    // ADSI Edit's 0x-prefixed bytes, a SQL 0x value, comma-separated decimal bytes, and the
+    // AADInternals mistake made through UTF-16 ([Text.Encoding]::Unicode).
+    let utf16_mistake = {
+        use base64::Engine as _;
+        let bytes: Vec<u8> = "f7cc07d7-7c15-447d-876d-c01b0e5a9e38"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    };
+    let (rows, _) = ids_of(
+        "forms.csv",
+        format!(
+            "UPN;mS-DS-ConsistencyGuid\n\
+             a@x.com;0xD7 0x07 0xCC 0xF7 0x15 0x7C 0x7D 0x44 0x87 0x6D 0xC0 0x1B 0x0E 0x5A 0x9E 0x38\n\
+             b@x.com;0x0696B33A42C69B4884B658C038D3EF39\n\
+             c@x.com;50,195,74,140,95,151,23,71,173,123,186,74,78,150,143,255\n\
+             d@x.com;{utf16_mistake}\n"
+        ),
+    );
+    assert_eq!(
+        summary(&rows),
+        [
+            (2, "a@x.com", "1wfM9xV8fUSHbcAbDlqeOA==", "computed"),
+            (3, "b@x.com", "BpazOkLGm0iEtljAONPvOQ==", "computed"),
+            (4, "c@x.com", "MsNKjF+XF0ete7pKTpaP/w==", "computed"),
+            (5, "d@x.com", "", "invalid-anchor"),
+        ]
+    );
+    assert!(
+        rows[3][4].contains("base64 of the GUID's text")
+            && rows[3][4].contains("the ImmutableId of f7cc07d7-7c15-447d-876d-c01b0e5a9e38 is 1wfM9xV8fUSHbcAbDlqeOA=="),
+        "{}",
+        rows[3][4]
+    );
+}
