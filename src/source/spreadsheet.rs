@@ -1,7 +1,8 @@
 //! Workbooks (XLSX, XLSM, XLSB, XLS, ODS) through calamine: the first sheet or `--sheet`, the
-//! first non-empty row that names a known column as the header (else the first non-empty row), Excel's own row numbers and cell references in every
-//! message. Excel likes to turn a GUID into a number or a date; such a cell is a row problem
-//! that names the cell, never a guess.
+//! first non-empty row that names a known column as the header (else the first non-empty row),
+//! Excel's own row numbers and cell references in every message. Excel likes to turn a GUID
+//! into a number or a date; such a cell is a row problem that names the cell, never a guess.
+//! Rows are kept sparse (see [`SheetRow`]): memory follows the cells, not the sheet's extent.
 
 use std::io::{Cursor, Read, Seek};
 use std::path::Path;
@@ -51,36 +52,18 @@ fn read_workbook<RS: Read + Seek>(
             .cloned()
             .ok_or_else(|| Error::Input(format!("{name}: the workbook has no sheets")))?,
     };
-    let range = workbook
-        .worksheet_range(&sheet)
+    let rows = sheet_rows(&mut workbook, &sheet)
         .map_err(|e| Error::Input(format!("{name} sheet {sheet}: cannot be read: {e}")))?;
-    let (first_row, first_col) = range.start().unwrap_or((0, 0));
-    let non_empty: Vec<(usize, &[Data])> = range
-        .rows()
-        .enumerate()
-        .filter(|(_, cells)| cells.iter().any(|c| !is_blank(c)))
-        .collect();
-    let header_at = header_row(&non_empty, first_col as usize, options);
-    let headers = non_empty
-        .get(header_at)
-        .map_or_else(Vec::new, |(_, cells)| headers_of(cells, first_col as usize));
-    let rows_iter = non_empty.into_iter().skip(header_at + 1);
+    let header_at = header_row(&rows, options);
+    let headers = rows.get(header_at).map_or_else(Vec::new, headers_of);
     let map = ColumnMap::new(name, &headers, &options.columns)?;
     let roles = map.roles();
     columns::require_usable(&format!("{name} sheet {sheet}"), &roles, &headers)?;
     let sheet_name: Arc<str> = Arc::from(sheet.as_str());
-    let rows = rows_iter
-        .map(|(offset, cells)| {
-            let excel_row = first_row + offset as u32 + 1;
-            row_of(
-                name,
-                &sheet_name,
-                excel_row,
-                first_col as usize,
-                cells,
-                &map,
-            )
-        })
+    let rows = rows
+        .iter()
+        .skip(header_at + 1)
+        .map(|row| row_of(name, &sheet_name, row, &map))
         .collect();
     Ok(Input {
         name: name.to_string(),
@@ -91,14 +74,80 @@ fn read_workbook<RS: Read + Seek>(
     })
 }
 
+/// A sheet row with at least one non-blank cell: its 0-based row and its non-blank cells as
+/// (0-based column, value), in column order. Sparse, so that memory follows the cells the file
+/// has: calamine's dense range of a sheet spans from A1 to the farthest cell, and one stray
+/// value at XFD1048576 made that 17 billion cells (an allocation of 512 GiB, then an abort).
+struct SheetRow {
+    row: u32,
+    cells: Vec<(u32, Data)>,
+}
+
+/// The non-blank rows of a sheet. XLSX and XLSB stream their cells; XLS (at most 65,536 x 256
+/// cells) and ODS have only calamine's dense range.
+fn sheet_rows<RS: Read + Seek>(
+    workbook: &mut Sheets<RS>,
+    sheet: &str,
+) -> Result<Vec<SheetRow>, String> {
+    let mut cells: Vec<((u32, u32), Data)> = Vec::new();
+    let mut keep = |position: (u32, u32), value: Data| {
+        if !is_blank(&value) {
+            cells.push((position, value));
+        }
+    };
+    match workbook {
+        Sheets::Xlsx(xlsx) => match xlsx.worksheet_cells_reader(sheet) {
+            Ok(mut reader) => {
+                while let Some(cell) = reader.next_cell().map_err(|e| e.to_string())? {
+                    keep(cell.get_position(), cell.get_value().clone().into());
+                }
+            }
+            // A chart sheet has no cells, as calamine's own range says.
+            Err(calamine::XlsxError::NotAWorksheet(_)) => {}
+            Err(e) => return Err(e.to_string()),
+        },
+        Sheets::Xlsb(xlsb) => {
+            let mut reader = xlsb
+                .worksheet_cells_reader(sheet)
+                .map_err(|e| e.to_string())?;
+            while let Some(cell) = reader.next_cell().map_err(|e| e.to_string())? {
+                keep(cell.get_position(), cell.get_value().clone().into());
+            }
+        }
+        other => {
+            let range = other.worksheet_range(sheet).map_err(|e| e.to_string())?;
+            let (first_row, first_col) = range.start().unwrap_or((0, 0));
+            for (row, col, value) in range.used_cells() {
+                keep(
+                    (first_row + row as u32, first_col + col as u32),
+                    value.clone(),
+                );
+            }
+        }
+    }
+    // Cells come in row order from every format but nothing promises it.
+    cells.sort_by_key(|(position, _)| *position);
+    let mut rows: Vec<SheetRow> = Vec::new();
+    for ((row, col), value) in cells {
+        match rows.last_mut() {
+            Some(last) if last.row == row => last.cells.push((col, value)),
+            _ => rows.push(SheetRow {
+                row,
+                cells: vec![(col, value)],
+            }),
+        }
+    }
+    Ok(rows)
+}
+
 /// Which non-empty row is the header: the first whose cells name a usable column (admins
 /// put a title above the table), or the first non-empty row when none does.
-fn header_row(rows: &[(usize, &[Data])], first_col: usize, options: &ReadOptions) -> usize {
+fn header_row(rows: &[SheetRow], options: &ReadOptions) -> usize {
     const LOOK_AHEAD: usize = 20;
     rows.iter()
         .take(LOOK_AHEAD)
-        .position(|(_, cells)| {
-            let headers = headers_of(cells, first_col);
+        .position(|row| {
+            let headers = headers_of(row);
             ColumnMap::new("", &headers, &options.columns).is_ok_and(|map| {
                 let roles = map.roles();
                 columns::require_usable("", &roles, &headers).is_ok()
@@ -107,32 +156,30 @@ fn header_row(rows: &[(usize, &[Data])], first_col: usize, options: &ReadOptions
         .unwrap_or(0)
 }
 
-/// A header row's cells as text, indexed from column A.
-fn headers_of(cells: &[Data], first_col: usize) -> Vec<String> {
-    let mut headers = vec![String::new(); first_col];
-    headers.extend(cells.iter().map(|c| cell_text(c).trim().to_string()));
+/// A header row's cells as text, indexed from column A (blank where the row has no cell).
+fn headers_of(row: &SheetRow) -> Vec<String> {
+    let width = row.cells.last().map_or(0, |(col, _)| *col as usize + 1);
+    let mut headers = vec![String::new(); width];
+    for (col, value) in &row.cells {
+        headers[*col as usize] = cell_text(value).trim().to_string();
+    }
     headers
 }
 
-fn row_of(
-    file: &str,
-    sheet: &Arc<str>,
-    excel_row: u32,
-    first_col: usize,
-    cells: &[Data],
-    map: &ColumnMap,
-) -> Row {
+fn row_of(file: &str, sheet: &Arc<str>, sheet_row: &SheetRow, map: &ColumnMap) -> Row {
+    let excel_row = sheet_row.row + 1;
     let mut row = Row::new(Location::Sheet {
         sheet: sheet.clone(),
         row: excel_row,
     });
     for (role, index, header) in &map.columns {
-        let Some(cell) = index.checked_sub(first_col).and_then(|i| cells.get(i)) else {
+        let Ok(at) = sheet_row
+            .cells
+            .binary_search_by_key(&(*index as u64), |(col, _)| u64::from(*col))
+        else {
             continue;
         };
-        if is_blank(cell) {
-            continue;
-        }
+        let cell = &sheet_row.cells[at].1;
         if role.is_anchor() && row.problem.is_none() {
             if let Some(why) = mangled(cell) {
                 row.problem = Some(Verdict::new(
@@ -217,6 +264,42 @@ fn cell_text(cell: &Data) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A value in the last cell Excel has (XFD1048576) made calamine's dense range of the
+    /// sheet 17 billion cells: hardmatch asked for 512 GiB and aborted, or ate the machine's
+    /// memory where the allocation went through. Rows are sparse now.
+    #[test]
+    fn a_stray_cell_in_the_last_column_and_row_costs_nothing() {
+        let mut workbook = rust_xlsxwriter::Workbook::new();
+        let sheet = workbook.add_worksheet();
+        sheet.write_string(0, 0, "UserPrincipalName").unwrap();
+        sheet.write_string(0, 1, "ObjectGUID").unwrap();
+        sheet.write_string(1, 0, "a@x.com").unwrap();
+        sheet
+            .write_string(1, 1, "f7cc07d7-7c15-447d-876d-c01b0e5a9e38")
+            .unwrap();
+        sheet.write_string(1_048_575, 16_383, "stray").unwrap();
+        let bytes = workbook.save_to_buffer().unwrap();
+        let input = read_bytes("stray.xlsx", &bytes, &ReadOptions::default()).unwrap();
+        let rows: Vec<(u64, Option<&str>)> = input
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r.location.as_ref().unwrap().line(),
+                    r.value(Role::ObjectGuid),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (2, Some("f7cc07d7-7c15-447d-876d-c01b0e5a9e38")),
+                (1_048_576, None)
+            ]
+        );
+        assert_eq!(input.headers, ["UserPrincipalName", "ObjectGUID"]);
+    }
 
     #[test]
     fn scientific_notation_is_spotted() {
