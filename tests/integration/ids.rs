@@ -563,3 +563,40 @@ fn anchor_forms_of_other_tools() {
         rows[3][4]
     );
 }
+
+#[test]
+fn csvde_writes_only_the_most_specific_object_class() {
+    // Real csvde exports carry one objectClass value per entry (`user`, `computer`, `contact`),
+    // not the whole `top;person;...` chain; DN and distinguishedName both present.
+    let x = |hex: &str| format!("X'{hex}'");
+    let (rows, code) = ids_of(
+        "csvde.csv",
+        format!(
+            "DN,objectClass,distinguishedName,name,objectGUID,sAMAccountName,userPrincipalName\r\n\
+             \"CN=WS-0042,OU=Clients,DC=contoso,DC=com\",computer,\"CN=WS-0042,OU=Clients,DC=contoso,DC=com\",WS-0042,{},WS-0042$,\r\n\
+             \"CN=Alice Adams,OU=Staff,DC=contoso,DC=com\",user,\"CN=Alice Adams,OU=Staff,DC=contoso,DC=com\",Alice Adams,{},aadams,alice.adams@contoso.com\r\n\
+             \"CN=Ext Partner,OU=Contacts,DC=contoso,DC=com\",contact,\"CN=Ext Partner,OU=Contacts,DC=contoso,DC=com\",Ext Partner,{},,\r\n",
+            x("c076db50ead8974eb9d094ef5d837d54"),
+            x("d707ccf7157c7d44876dc01b0e5a9e38"),
+            x("0696b33a42c69b4884b658c038d3ef39"),
+        ),
+    );
+    assert_eq!(code, 1);
+    assert_eq!(
+        summary(&rows),
+        [
+            (2, "", "wHbbUOrYl0650JTvXYN9VA==", "not-a-user"),
+            (
+                3,
+                "alice.adams@contoso.com",
+                "1wfM9xV8fUSHbcAbDlqeOA==",
+                "computed"
+            ),
+            (4, "", "BpazOkLGm0iEtljAONPvOQ==", "not-a-user"),
+        ]
+    );
+    assert_same(
+        "csvde.csv:2: a computer (objectClass computer), not a user: hardmatch only matches user accounts",
+        &rows[0][4],
+    );
+}
