@@ -18,16 +18,37 @@ use crate::error::Error;
 use crate::outcome::{Outcome, Verdict};
 
 pub fn read(name: &str, path: &Path, options: &ReadOptions) -> crate::Result<Input> {
-    let workbook = open_workbook_auto(path)
-        .map_err(|e| Error::Input(format!("{name}: not a readable workbook: {e}")))?;
-    read_workbook(name, workbook, options)
+    unpanicked(name, || {
+        let workbook = open_workbook_auto(path)
+            .map_err(|e| Error::Input(format!("{name}: not a readable workbook: {e}")))?;
+        read_workbook(name, workbook, options)
+    })
 }
 
 /// A workbook already in memory, whatever its format (calamine tries each in turn).
 pub fn read_bytes(name: &str, bytes: &[u8], options: &ReadOptions) -> crate::Result<Input> {
-    let workbook = open_workbook_auto_from_rs(Cursor::new(bytes))
-        .map_err(|e| Error::Input(format!("{name}: not a readable workbook: {e}")))?;
-    read_workbook(name, workbook, options)
+    unpanicked(name, || {
+        let workbook = open_workbook_auto_from_rs(Cursor::new(bytes))
+            .map_err(|e| Error::Input(format!("{name}: not a readable workbook: {e}")))?;
+        read_workbook(name, workbook, options)
+    })
+}
+
+/// calamine panics on some malformed files (found by fuzzing: a cell reference of seven
+/// letters or more overflows its column arithmetic, which panics wherever overflow checks are
+/// on). A workbook it cannot read is an input error that says what to do, never a crash.
+/// Nothing outlives the closure, so a panic inside it leaves no broken state behind.
+fn unpanicked(name: &str, read: impl FnOnce() -> crate::Result<Input>) -> crate::Result<Input> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "an internal error".to_string());
+        Err(Error::Input(format!(
+            "{name}: not a readable workbook: the workbook reader failed ({why}); open it in Excel and save it again, or save the sheet as CSV"
+        )))
+    })
 }
 
 fn read_workbook<RS: Read + Seek>(
@@ -299,6 +320,34 @@ mod tests {
             ]
         );
         assert_eq!(input.headers, ["UserPrincipalName", "ObjectGUID"]);
+    }
+
+    /// Found by fuzzing (fuzz target `spreadsheet`): calamine panicked on the cell reference
+    /// `TableStyleLight2` (a style name where a reference belongs).
+    #[test]
+    fn a_workbook_calamine_panics_on_is_an_input_error() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/long-cell-reference.xlsx");
+        let bytes = std::fs::read(&path).unwrap();
+        for result in [
+            read("bad.xlsx", &path, &ReadOptions::default()),
+            read_bytes("bad.xlsx", &bytes, &ReadOptions::default()),
+        ] {
+            match result {
+                // Release builds wrap the arithmetic instead of panicking: any answer but a
+                // crash will do.
+                Ok(_) if cfg!(debug_assertions) => {
+                    panic!("overflow checks are on: calamine panics")
+                }
+                Ok(_) => {}
+                Err(e) => assert!(
+                    e.to_string().starts_with(
+                        "bad.xlsx: not a readable workbook: the workbook reader failed"
+                    ),
+                    "{e}"
+                ),
+            }
+        }
     }
 
     #[test]
