@@ -9,8 +9,19 @@ use hardmatch::pipeline::Prepared;
 use hardmatch::report::{excel_safe, from_excel_safe};
 use hardmatch::source::{self, text, Format, Input, Location, ReadOptions};
 
+/// libfuzzer-sys's panic hook aborts at once, even on a panic the code under test catches on
+/// purpose (`spreadsheet::read` turns calamine's panics into input errors). This hook prints
+/// the message and its place (no backtrace: symbolising one per input would crawl) and lets
+/// the panic unwind; one nobody catches still reaches the fuzz_target! wrapper, which aborts,
+/// so every real crash is still reported, with its message.
+fn let_caught_panics_unwind() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| std::panic::set_hook(Box::new(|info| eprintln!("{info}"))));
+}
+
 /// Any text through the anchor parser, as both kinds.
 pub fn check_anchor(text: &str) {
+    let_caught_panics_unwind();
     let _ = anchor::alternative_reading(text);
     for kind in [AnchorKind::Guid, AnchorKind::String] {
         let parsed = match anchor::parse(text, kind) {
@@ -83,6 +94,7 @@ fn check_guid_forms(id: &ImmutableId, bytes: [u8; 16]) {
 /// Bytes as the binary reads a file of this name: workbook signature, encoding, format sniff,
 /// parse. Then the reader's, compute's and the report's invariants.
 pub fn check_export(name: &str, data: &[u8], format: Option<Format>) {
+    let_caught_panics_unwind();
     let options = ReadOptions {
         format,
         ..ReadOptions::default()
