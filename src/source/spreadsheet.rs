@@ -104,6 +104,10 @@ struct SheetRow {
     cells: Vec<(u32, Data)>,
 }
 
+/// Excel's limits: 1,048,576 rows and 16,384 columns (A to XFD). No format holds more.
+const EXCEL_ROWS: u32 = 1 << 20;
+const EXCEL_COLUMNS: u32 = 1 << 14;
+
 /// The non-blank rows of a sheet. XLSX and XLSB stream their cells; XLS (at most 65,536 x 256
 /// cells) and ODS have only calamine's dense range.
 fn sheet_rows<RS: Read + Seek>(
@@ -145,6 +149,18 @@ fn sheet_rows<RS: Read + Seek>(
                 );
             }
         }
+    }
+    // Past Excel's last cell (XFD1048576) the file is damaged, and a header row's width would
+    // be whatever the damage says: column ZZZZZZ asked for 7.7 GB of empty headers.
+    if let Some(((row, col), _)) = cells
+        .iter()
+        .find(|((row, col), _)| *row >= EXCEL_ROWS || *col >= EXCEL_COLUMNS)
+    {
+        return Err(format!(
+            "a cell at row {} column {} lies beyond Excel's last cell XFD1048576, so the file is damaged; open it in Excel and save it again, or save the sheet as CSV",
+            u64::from(*row) + 1,
+            u64::from(*col) + 1
+        ));
     }
     // Cells come in row order from every format but nothing promises it.
     cells.sort_by_key(|(position, _)| *position);
@@ -348,6 +364,19 @@ mod tests {
                 ),
             }
         }
+    }
+
+    /// A header cell at column ZZZZZZ (321 million) made a header row of that many empty
+    /// names (7.7 GB) before anything was read.
+    #[test]
+    fn a_cell_beyond_excels_last_column_is_damage() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/column-beyond-xfd.xlsx");
+        let error = read("wide.xlsx", &path, &ReadOptions::default()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "wide.xlsx sheet Users: cannot be read: a cell at row 1 column 321272406 lies beyond Excel's last cell XFD1048576, so the file is damaged; open it in Excel and save it again, or save the sheet as CSV"
+        );
     }
 
     #[test]
