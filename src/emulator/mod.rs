@@ -6,6 +6,7 @@
 //! `127.0.0.1:0` and spawn it, or call [`spawn`]. [`service`] is the API itself, independent
 //! of HTTP; [`throttle`] the quotas; [`odata`] the `$filter` language; [`state`] the tenant.
 
+pub mod assertion;
 pub mod faults;
 pub mod odata;
 pub mod service;
@@ -49,6 +50,8 @@ pub struct Config {
     pub forbid_writes: bool,
     /// Apps that may sign in with client credentials: (client id, secret).
     pub clients: Vec<(String, String)>,
+    /// Apps that may sign in with a certificate: (client id, certificate PEM).
+    pub client_certificates: Vec<(String, Vec<u8>)>,
     /// A bearer token that is always accepted, for tests that skip sign-in.
     pub access_token: Option<String>,
     /// Lifetime of issued tokens, in emulated seconds.
@@ -68,6 +71,7 @@ impl Default for Config {
             refuse_federated_anchor_change: true,
             forbid_writes: false,
             clients: Vec::new(),
+            client_certificates: Vec::new(),
             access_token: None,
             token_lifetime_secs: 3599.0,
             tls_cert_out: None,
@@ -194,7 +198,7 @@ impl Emulator {
         }
     }
 
-    /// `POST /{tenant}/oauth2/v2.0/token`, client credentials with a secret.
+    /// `POST /{tenant}/oauth2/v2.0/token`, client credentials with a secret or a certificate.
     fn token(&self, request: &Request) -> Reply {
         let form: HashMap<String, String> = url::form_urlencoded::parse(&request.body)
             .into_owned()
@@ -234,11 +238,44 @@ impl Emulator {
             return aad_error(400, "invalid_request", 900144, "The request body must contain grant_type=client_credentials and a scope ending in /.default.".into());
         }
         let client_id = form.get("client_id").cloned().unwrap_or_default();
-        let Some((_, secret)) = self.config.clients.iter().find(|(id, _)| *id == client_id) else {
+        let secret = self
+            .config
+            .clients
+            .iter()
+            .find(|(id, _)| *id == client_id)
+            .map(|(_, secret)| secret);
+        let certificates: Vec<&[u8]> = self
+            .config
+            .client_certificates
+            .iter()
+            .filter(|(id, _)| *id == client_id)
+            .map(|(_, pem)| pem.as_slice())
+            .collect();
+        if secret.is_none() && certificates.is_empty() {
             return aad_error(400, "unauthorized_client", 700016, format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'."));
-        };
-        if form.get("client_secret") != Some(secret) {
-            return aad_error(401, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.".into());
+        }
+        match (form.get("client_assertion"), form.get("client_secret")) {
+            (Some(jwt), _) => {
+                if form.get("client_assertion_type").map(String::as_str)
+                    != Some(assertion::JWT_BEARER)
+                {
+                    return aad_error(400, "invalid_request", 50027, "JWT token is invalid or malformed: client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer.".into());
+                }
+                let token_url = format!("{}{}", request.base_url, request.path);
+                let now = chrono::Utc::now().timestamp();
+                if let Err(refused) =
+                    assertion::check(jwt, &client_id, &certificates, &token_url, now)
+                {
+                    return aad_error(401, "invalid_client", refused.code, refused.text);
+                }
+            }
+            (None, Some(sent)) if Some(sent) == secret => {}
+            (None, Some(_)) => {
+                return aad_error(401, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.".into());
+            }
+            (None, None) => {
+                return aad_error(401, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.".into());
+            }
         }
         let token = format!("emu.{}", uuid::Uuid::new_v4().simple());
         let expires_at = self.clock.now() + self.config.token_lifetime_secs;

@@ -1,13 +1,17 @@
 //! Sign-in: which credential, which cloud, which Graph. Tokens come from Microsoft's
-//! azure_identity crate (Azure CLI, client secret, managed identity), or from the environment
-//! variable HARDMATCH_ACCESS_TOKEN for a token obtained elsewhere; never from argv, which
-//! other users can read in the process list.
+//! azure_identity crate (Azure CLI, client secret, client certificate, managed identity), or
+//! from the environment variable HARDMATCH_ACCESS_TOKEN for a token obtained elsewhere; never
+//! from argv, which other users can read in the process list.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use azure_core::credentials::{Secret, TokenCredential};
+use azure_core::credentials::{Secret, SecretBytes, TokenCredential};
 use azure_core::http::{ClientOptions, Transport};
+use openssl::pkcs12::Pkcs12;
+use openssl::pkey::PKey;
+use openssl::stack::Stack;
+use openssl::x509::X509;
 use tokio::sync::Mutex;
 
 use super::GraphError;
@@ -50,6 +54,10 @@ pub enum AuthKind {
     Cli,
     /// Client secret from AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET.
     Secret,
+    /// Client certificate from AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_CERTIFICATE_PATH
+    /// (PEM with the certificate and its RSA key, or PKCS#12; AZURE_CLIENT_CERTIFICATE_PASSWORD
+    /// when the key is encrypted).
+    Certificate,
     /// The managed identity of the machine (optionally AZURE_CLIENT_ID for a user-assigned one).
     ManagedIdentity,
     /// A bearer token from HARDMATCH_ACCESS_TOKEN.
@@ -60,7 +68,8 @@ pub enum AuthKind {
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct AuthArgs {
     /// Which credential to use. Default: a token in HARDMATCH_ACCESS_TOKEN if set, else a client
-    /// secret if AZURE_CLIENT_SECRET is set, else the Azure CLI.
+    /// secret if AZURE_CLIENT_SECRET is set, else a client certificate if
+    /// AZURE_CLIENT_CERTIFICATE_PATH is set, else the Azure CLI.
     #[arg(long, value_enum)]
     pub auth: Option<AuthKind>,
 
@@ -142,6 +151,7 @@ fn kind_name(kind: AuthKind) -> &'static str {
     match kind {
         AuthKind::Cli => "Azure CLI",
         AuthKind::Secret => "client secret (AZURE_CLIENT_SECRET)",
+        AuthKind::Certificate => "client certificate (AZURE_CLIENT_CERTIFICATE_PATH)",
         AuthKind::ManagedIdentity => "managed identity",
         AuthKind::Token => "HARDMATCH_ACCESS_TOKEN",
     }
@@ -166,6 +176,8 @@ impl AuthArgs {
             AuthKind::Token
         } else if env("AZURE_CLIENT_SECRET").is_some() {
             AuthKind::Secret
+        } else if env("AZURE_CLIENT_CERTIFICATE_PATH").is_some() {
+            AuthKind::Certificate
         } else {
             AuthKind::Cli
         });
@@ -205,6 +217,36 @@ impl AuthArgs {
                                 &tenant,
                                 client_id.clone(),
                                 Secret::new(secret.clone()),
+                                Some(options),
+                            )?;
+                        Ok(credential)
+                    })
+                }
+                AuthKind::Certificate => {
+                    let missing = |name: &str| {
+                        GraphError::Auth(format!(
+                            "{} credential: {name} is not set",
+                            kind_name(kind)
+                        ))
+                    };
+                    let tenant = tenant.ok_or_else(|| missing("AZURE_TENANT_ID (or --tenant)"))?;
+                    let client_id =
+                        env("AZURE_CLIENT_ID").ok_or_else(|| missing("AZURE_CLIENT_ID"))?;
+                    let path = env("AZURE_CLIENT_CERTIFICATE_PATH")
+                        .ok_or_else(|| missing("AZURE_CLIENT_CERTIFICATE_PATH"))?;
+                    let password = env("AZURE_CLIENT_CERTIFICATE_PASSWORD");
+                    let pkcs12 =
+                        pkcs12_from_file(std::path::Path::new(&path), password.as_deref())?;
+                    Box::new(move || {
+                        let options = azure_identity::ClientCertificateCredentialOptions {
+                            client_options: options.clone(),
+                            password: password.clone().map(Secret::new),
+                        };
+                        let credential: Arc<dyn TokenCredential> =
+                            azure_identity::ClientCertificateCredential::new(
+                                tenant.clone(),
+                                client_id.clone(),
+                                SecretBytes::new(pkcs12.clone()),
                                 Some(options),
                             )?;
                         Ok(credential)
@@ -271,6 +313,48 @@ impl AuthArgs {
             .build()
             .map_err(|e| GraphError::Auth(format!("cannot build the HTTP client: {e}")))
     }
+}
+
+/// The certificate file as the PKCS#12 bytes azure_identity signs with. The Azure SDKs take
+/// PEM (certificate and private key in one file) or PKCS#12 in AZURE_CLIENT_CERTIFICATE_PATH;
+/// azure_identity for Rust takes only PKCS#12, so a PEM file is bundled here with OpenSSL, the
+/// library azure_identity itself signs with. Errors name the file, never its contents.
+fn pkcs12_from_file(path: &Path, password: Option<&str>) -> Result<Vec<u8>, GraphError> {
+    let failed = |what: &str| {
+        GraphError::Auth(format!(
+            "{} credential: {}: {what}",
+            kind_name(AuthKind::Certificate),
+            path.display()
+        ))
+    };
+    let bytes = std::fs::read(path).map_err(|e| failed(&e.to_string()))?;
+    if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+        return Ok(bytes);
+    }
+    let certificates = X509::stack_from_pem(&bytes)
+        .ok()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| failed("no PEM certificate in the file"))?;
+    let key = match password {
+        Some(password) => PKey::private_key_from_pem_passphrase(&bytes, password.as_bytes()),
+        None => PKey::private_key_from_pem(&bytes),
+    }
+    .map_err(|_| {
+        failed("no usable PEM private key in the file (set AZURE_CLIENT_CERTIFICATE_PASSWORD if it is encrypted)")
+    })?;
+    let mut chain = Stack::new().map_err(|e| failed(&e.to_string()))?;
+    for ca in certificates.iter().skip(1) {
+        chain.push(ca.clone()).map_err(|e| failed(&e.to_string()))?;
+    }
+    let mut builder = Pkcs12::builder();
+    builder.pkey(&key).cert(&certificates[0]);
+    if certificates.len() > 1 {
+        builder.ca(chain);
+    }
+    builder
+        .build2(password.unwrap_or(""))
+        .and_then(|p| p.to_der())
+        .map_err(|_| failed("cannot bundle the certificate and key"))
 }
 
 /// Graph over HTTPS only, except loopback (design.md's contracts).
