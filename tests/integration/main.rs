@@ -6,4 +6,5 @@ mod convert;
 mod emulator;
 mod ids;
 mod sign_in;
+mod snapshot;
 mod util;

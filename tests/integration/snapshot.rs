@@ -1,0 +1,121 @@
+//! Reading the tenant through a Graph that misbehaves: `snapshot` pages through 429s, 503s,
+//! connection resets and a token that expires mid-listing; `plan --read lookup` gets inner
+//! 429s inside its `$batch`es. Every user must come back exactly once.
+
+use std::collections::BTreeSet;
+
+use hardmatch::emulator::throttle::Quotas;
+use hardmatch::emulator::Config;
+use hardmatch::tenant::Tenant;
+
+use crate::util::{fast, generated, report_rows, run, stderr, Dir, Graph};
+
+fn ids(tenant: &Tenant) -> BTreeSet<String> {
+    tenant.users.iter().map(|u| u.id.clone()).collect()
+}
+
+/// Asserts the saved snapshot holds exactly the emulator's users, each once.
+fn assert_whole(graph: &Graph, dir: &Dir) {
+    let saved = Tenant::load(&dir.join("tenant.json")).unwrap();
+    let live = graph.tenant();
+    assert_eq!(
+        saved.users.len(),
+        live.users.len(),
+        "no user twice, none lost"
+    );
+    assert_eq!(ids(&saved), ids(&live));
+    assert_eq!(saved.deleted_users.len(), live.deleted_users.len());
+    assert_eq!(saved.domains.len(), live.domains.len());
+}
+
+#[test]
+fn snapshot_pages_through_429s_503s_and_resets_and_keeps_every_user_once() {
+    let dir = Dir::new();
+    // Eleven pages: with close to half of all answers faulty, the listing meets them.
+    let (tenant, _) = generated(&dir, 10_000);
+    let config = Config {
+        faults: "429=0.3,503=0.1,reset=0.05,seed=11".parse().unwrap(),
+        time_scale: 50.0,
+        ..fast()
+    };
+    let graph = Graph::start(tenant, config);
+    let out = run(graph
+        .hardmatch(&dir, &["snapshot"])
+        .args(["-o", "tenant.json"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_whole(&graph, &dir);
+    let stats = graph.stats();
+    // Faulty answers are not counted by route, only in all: more of them than there are
+    // requests outside the listing means the listing met some.
+    let outside_listing: u64 = stats
+        .requests
+        .iter()
+        .filter(|(route, _)| route.as_str() != "GET /users")
+        .map(|(_, n)| n)
+        .sum();
+    assert!(stats.faults > outside_listing, "{stats:?}");
+    // A reset comes after the page was served: that page is served again.
+    assert!(stats.requests["GET /users"] >= 11, "{stats:?}");
+}
+
+#[test]
+fn a_token_expiring_mid_snapshot_is_renewed_and_the_snapshot_is_whole() {
+    let dir = Dir::new();
+    let (tenant, _) = generated(&dir, 3_000);
+    let cert = dir.join("emulator.pem");
+    let config = Config {
+        clients: vec![("app-1".into(), "emulator-only-secret".into())],
+        // Some request in the listing makes every issued token expire.
+        faults: "expire=0.3,seed=4".parse().unwrap(),
+        tls_cert_out: Some(cert.clone()),
+        ..fast()
+    };
+    let graph = Graph::start(tenant, config);
+    let url = graph.url().to_string();
+    let out = run(dir
+        .hardmatch()
+        .args(["snapshot", "--auth", "secret", "--graph-url", &url])
+        .args(["--login-url", &url, "--ca-cert"])
+        .arg(&cert)
+        .args(["-o", "tenant.json"])
+        .env("AZURE_TENANT_ID", "generated")
+        .env("AZURE_CLIENT_ID", "app-1")
+        .env("AZURE_CLIENT_SECRET", "emulator-only-secret")
+        .env_remove("HARDMATCH_ACCESS_TOKEN"));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_whole(&graph, &dir);
+    let stats = graph.stats();
+    assert!(stats.faults >= 1, "a token expired: {stats:?}");
+    assert!(
+        stats.tokens_issued >= 2,
+        "a new token after the first expired: {stats:?}"
+    );
+}
+
+#[test]
+fn lookups_retry_inner_429s_and_plan_every_row() {
+    let dir = Dir::new();
+    let (tenant, export) = generated(&dir, 1_200);
+    let config = Config {
+        // A small tenant's budget cut to 40 resource units per 10 s: most inner GETs of a
+        // 20-request $batch meet a 429 and must be sent again after their Retry-After.
+        quotas: Quotas {
+            resource_units_per_10s: Some(40.0),
+            ..Quotas::default()
+        },
+        time_scale: 100.0,
+        ..fast()
+    };
+    let graph = Graph::start(tenant, config);
+    let out = run(graph
+        .hardmatch(&dir, &["plan", "--read", "lookup"])
+        .arg(&export)
+        .args(["-o", "plan.csv"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = report_rows(&dir.join("plan.csv"));
+    assert_eq!(rows.len(), 1_200);
+    let planned: BTreeSet<&str> = rows.iter().map(|r| r["outcome"].as_str()).collect();
+    assert_eq!(planned, BTreeSet::from(["would-stamp"]), "{}", stderr(&out));
+    assert!(graph.stats().throttled > 0, "inner 429s did happen");
+    assert!(stderr(&out).contains("per-row lookups"), "{}", stderr(&out));
+}
