@@ -205,18 +205,13 @@ impl WriteRun<'_> {
             started: started.to_rfc3339(),
             finished: chrono::Utc::now().to_rfc3339(),
             version: env!("CARGO_PKG_VERSION").to_string(),
-            notes: vec![
-                ("tenant read".into(), self.read.how.clone()),
-                ("journal".into(), journal.display().to_string()),
-                (
-                    "Graph requests".into(),
-                    self.connection.client.requests().to_string(),
-                ),
-                (
-                    "429 answers".into(),
-                    self.connection.client.throttled().to_string(),
-                ),
-            ],
+            notes: [
+                ("tenant read".to_string(), self.read.how.clone()),
+                ("journal".to_string(), journal.display().to_string()),
+            ]
+            .into_iter()
+            .chain(self.connection.client.usage_notes())
+            .collect(),
         };
         report::write(self.output, &records, &summary, self.write.excel)?;
         eprint!("{}", report::outcome_table(&records));

@@ -97,10 +97,11 @@ impl PlanArgs {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = chrono::Utc::now();
     let prepared = pipeline::prepare(&args.input)?;
-    let (tenant, read_note) = match &args.snapshot {
+    let (tenant, read_note, usage) = match &args.snapshot {
         Some(path) => (
             Tenant::load(path)?,
             format!("offline, from {}", path.display()),
+            Vec::new(),
         ),
         None => {
             let wanted = prepared.wanted(args.plan.match_by, Mode::Stamp);
@@ -114,7 +115,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         started: started.to_rfc3339(),
         finished: chrono::Utc::now().to_rfc3339(),
         version: env!("CARGO_PKG_VERSION").to_string(),
-        notes: vec![("tenant read".into(), read_note.clone())],
+        notes: [("tenant read".to_string(), read_note.clone())]
+            .into_iter()
+            .chain(usage)
+            .collect(),
     };
     report::write(&args.output, &records, &summary, args.excel)?;
     eprintln!("tenant read: {read_note}");
@@ -122,18 +126,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(exit_code(&records))
 }
 
-/// Reads the tenant through Graph (read-only) and says how, for the summary.
+/// Reads the tenant through Graph (read-only) and says how, and at what cost, for the summary.
 async fn read_live(
     target: &TargetArgs,
     wanted: &Wanted,
     strategy: ReadStrategy,
-) -> anyhow::Result<(Tenant, String)> {
+) -> anyhow::Result<(Tenant, String, Vec<(String, String)>)> {
     let connection = target.connect().await?;
     let read = pipeline::read_tenant(&connection.client, wanted, strategy).await?;
     if let Some(emulator) = connection.emulator {
         emulator.stop().await;
     }
-    Ok((read.tenant, format!("live, {}", read.how)))
+    let usage = connection.client.usage_notes();
+    Ok((read.tenant, format!("live, {}", read.how), usage))
 }
 
 /// The planned record of every row, in input order.

@@ -186,15 +186,28 @@ impl GraphClient {
         self.throttled.load(Ordering::Relaxed)
     }
 
-    /// Resource units spent so far, as Graph reported them.
-    pub fn resource_units(&self) -> u64 {
-        self.resource_units.load(Ordering::Relaxed)
-    }
-
-    /// The highest share of its limit Graph reported (1.0 = at the limit), when it said.
-    pub fn peak_limit_use(&self) -> Option<f64> {
-        let tenths = self.peak_limit_use.load(Ordering::Relaxed);
-        (tenths > 0).then(|| tenths as f64 / 1000.0)
+    /// What this client's requests cost so far, for a report's summary: requests, 429s, and
+    /// the resource units and peak share of the limit that Graph reported in its headers.
+    pub fn usage_notes(&self) -> Vec<(String, String)> {
+        let mut notes = vec![
+            ("Graph requests".to_string(), self.requests().to_string()),
+            ("429 answers".to_string(), self.throttled().to_string()),
+        ];
+        let units = self.resource_units.load(Ordering::Relaxed);
+        if units > 0 {
+            notes.push((
+                "resource units (x-ms-resource-unit)".into(),
+                units.to_string(),
+            ));
+        }
+        let peak = self.peak_limit_use.load(Ordering::Relaxed);
+        if peak > 0 {
+            notes.push((
+                "peak use of the throttle limit (x-ms-throttle-limit-percentage)".into(),
+                format!("{}%", peak / 10),
+            ));
+        }
+        notes
     }
 
     async fn wait_for_pause(&self) {

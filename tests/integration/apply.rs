@@ -125,6 +125,19 @@ fn plan_reports_as_xlsx_and_json() {
         .flat_map(|r| r.iter().map(|c| c.to_string()))
         .collect();
     assert!(text.iter().any(|c| c == "not-a-user"), "{text:?}");
+    // What the read cost, as hardmatch counted it and as Graph's headers said.
+    let note = |name: &str| {
+        let at = text.iter().position(|c| c == name);
+        at.map(|i| text[i + 1].clone())
+            .unwrap_or_else(|| panic!("no {name} in {text:?}"))
+    };
+    assert!(note("Graph requests").parse::<u32>().unwrap() >= 4);
+    assert!(
+        note("resource units (x-ms-resource-unit)")
+            .parse::<u32>()
+            .unwrap()
+            >= 4
+    );
     run(graph
         .hardmatch(&dir, &["plan"])
         .arg(sample("ldifde.ldf"))
