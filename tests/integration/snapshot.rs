@@ -119,3 +119,40 @@ fn lookups_retry_inner_429s_and_plan_every_row() {
     assert!(graph.stats().throttled > 0, "inner 429s did happen");
     assert!(stderr(&out).contains("per-row lookups"), "{}", stderr(&out));
 }
+
+#[test]
+fn odd_upns_are_found_and_stamped_whichever_way_the_tenant_is_read() {
+    // An apostrophe, a guest's `#EXT#` UPN and a UPN starting with `$` (graph-facts.md).
+    let export = "\"UserPrincipalName\",\"ObjectGUID\"\r\n\
+        \"kate.o'brien@contoso.com\",\"cdd1e80f-e37d-4264-807e-ec0b2b2f4d7b\"\r\n\
+        \"partner_fabrikam.com#EXT#@contoso.onmicrosoft.com\",\"0d8c1a7e-2a4b-4c1e-9d3f-6b5a4c3d2e1f\"\r\n\
+        \"$svc-backup@contoso.com\",\"5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b\"\r\n";
+    for how in ["bulk", "lookup"] {
+        let graph = Graph::sample();
+        let dir = Dir::new();
+        let input = dir.write("odd.csv", export);
+        let out = run(graph
+            .hardmatch(&dir, &["plan", "--read", how])
+            .arg(&input)
+            .args(["-o", "plan.csv"]));
+        assert_eq!(out.status.code(), Some(0), "{how}: {}", stderr(&out));
+        let planned = report_rows(&dir.join("plan.csv"));
+        assert!(
+            planned.iter().all(|r| r["outcome"] == "would-stamp"),
+            "{how}: {planned:?}"
+        );
+        let out = run(graph
+            .hardmatch(&dir, &["apply", "--yes", "-q", "--read", how])
+            .arg(&input)
+            .args(["-o", "report.csv"]));
+        assert_eq!(out.status.code(), Some(0), "{how}: {}", stderr(&out));
+        for row in report_rows(&dir.join("report.csv")) {
+            assert_eq!(row["outcome"], "stamped", "{how}: {row:?}");
+            assert_eq!(
+                graph.anchor_of(&row["upn"]).as_deref(),
+                Some(row["immutable_id"].as_str()),
+                "{how}: the right user holds the anchor"
+            );
+        }
+    }
+}
