@@ -457,7 +457,7 @@ fn decide_clear(user: &User) -> Decision {
 }
 
 impl Holder {
-    fn of(user: &User) -> Holder {
+    pub fn of(user: &User) -> Holder {
         Holder {
             id: user.id.clone(),
             user_principal_name: user.user_principal_name.clone(),

@@ -171,7 +171,7 @@ impl Writer<'_> {
                     holder: None,
                 }
             }
-            Err(error) => self.failure(item, error),
+            Err(error) => self.failure(item, error).await,
         }
     }
 
@@ -336,14 +336,12 @@ impl Writer<'_> {
         }
     }
 
-    fn failure(&self, item: &WorkItem, error: GraphError) -> Written {
+    async fn failure(&self, item: &WorkItem, error: GraphError) -> Written {
         let outcome = outcome_of(&error);
         let mut holder = None;
         let detail = match &error {
             GraphError::Conflict { holder_id, .. } => {
-                holder = holder_id
-                    .as_deref()
-                    .and_then(|id| find_holder(self.tenant, id));
+                holder = self.conflict_holder(holder_id.as_deref(), item).await;
                 let name = holder.as_ref().map_or_else(
                     || holder_id.clone().unwrap_or_else(|| "another object".into()),
                     |h| format!("{} (id {})", h.user_principal_name, h.id),
@@ -361,6 +359,18 @@ impl Writer<'_> {
             meta: error.meta().cloned(),
             holder,
         }
+    }
+
+    /// Who holds the anchor a write was refused for: from the tenant as read before the run,
+    /// else looked up in Graph (a holder that appeared since, or one a per-row read did not
+    /// fetch). A failed lookup leaves the holder unnamed; the row's outcome stands.
+    async fn conflict_holder(&self, holder_id: Option<&str>, item: &WorkItem) -> Option<Holder> {
+        if let Some(known) = holder_id.and_then(|id| find_holder(self.tenant, id)) {
+            return Some(known);
+        }
+        let anchor = item.new_anchor.as_deref()?;
+        let user = self.client.anchor_holder(holder_id, anchor).await.ok()??;
+        Some(Holder::of(&user))
     }
 }
 
@@ -431,11 +441,7 @@ fn find_holder(tenant: &Tenant, id: &str) -> Option<Holder> {
         .iter()
         .chain(&tenant.deleted_users)
         .find(|u| u.id.eq_ignore_ascii_case(id))
-        .map(|u| Holder {
-            id: u.id.clone(),
-            user_principal_name: u.user_principal_name.clone(),
-            deleted_date_time: u.deleted_date_time.clone(),
-        })
+        .map(Holder::of)
 }
 
 fn not_attempted(item: &WorkItem, why: &str) -> Written {

@@ -530,6 +530,47 @@ impl GraphClient {
         }
     }
 
+    /// The user, active or in the recycle bin, that holds `anchor`: the object Graph named in
+    /// a uniqueness conflict (`holder_id`), else whichever user a filter on the value finds.
+    /// `None` when no user holds it (another kind of object may).
+    pub async fn anchor_holder(
+        &self,
+        holder_id: Option<&str>,
+        anchor: &str,
+    ) -> Result<Option<User>, GraphError> {
+        let deleted_select = format!("{USER_SELECT},deletedDateTime");
+        if let Some(id) = holder_id {
+            if let Some(user) = self.get_user(id).await? {
+                return Ok(Some(user));
+            }
+            let target = format!(
+                "/directory/deletedItems/{}?{}",
+                encode(id),
+                query(&[("$select", &deleted_select)])
+            );
+            match self.send(reqwest::Method::GET, &target, None, false).await {
+                Ok(answer) => return Ok(Some(parse_user(answer.body)?)),
+                Err(GraphError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let filter = format!("onPremisesImmutableId eq {}", odata_literal(anchor));
+        for (collection, select) in [
+            ("/users", USER_SELECT),
+            ("/directory/deletedItems/microsoft.graph.user", &deleted_select),
+        ] {
+            let target = format!(
+                "{collection}?{}",
+                query(&[("$filter", &filter), ("$select", select)])
+            );
+            let answer = self.send(reqwest::Method::GET, &target, None, false).await?;
+            if let Some(first) = answer.body["value"].as_array().and_then(|v| v.first()) {
+                return Ok(Some(parse_user(first.clone())?));
+            }
+        }
+        Ok(None)
+    }
+
     /// Sets (or with `None` clears) onPremisesImmutableId. Sends JSON null to clear, not "".
     pub async fn set_anchor(
         &self,

@@ -526,9 +526,16 @@ fn an_approved_plan_is_applied_with_drift_checked() {
         "jose.jonsson@contoso.com",
         serde_json::json!({"onPremisesImmutableId": "SetMeanwhile000000000=="}),
     );
+    // Meanwhile a user the plan never read takes Kate's anchor: Graph refuses the write, and
+    // hardmatch looks the holder up to name it.
+    graph.edit_user(
+        "partner_fabrikam.com#EXT#@contoso.onmicrosoft.com",
+        serde_json::json!({"onPremisesImmutableId": "D+jRzX3jZEKAfuwLKy9New=="}),
+    );
     let out = run(&mut graph.hardmatch(
         &dir,
-        &["apply", "plan.json", "--yes", "-q", "-o", "report.csv"],
+        // Per-row reads: only the plan's targets are read again, not the new holder.
+        &["apply", "plan.json", "--read", "lookup", "--yes", "-q", "-o", "report.csv"],
     ));
     let got = outcomes(&report_rows(&dir.join("report.csv")));
     assert_eq!(
@@ -539,6 +546,18 @@ fn an_approved_plan_is_applied_with_drift_checked() {
     );
     assert_eq!(got["alice.adams@contoso.com"], "stamped");
     assert_eq!(got["carol.clark@contoso.com"], "target-synced");
+    let rows = report_rows(&dir.join("report.csv"));
+    let kate = rows
+        .iter()
+        .find(|r| r["upn"] == "kate.o'brien@contoso.com")
+        .unwrap();
+    assert_eq!(kate["outcome"], "anchor-held-by-user", "{kate:?}");
+    assert_eq!(
+        kate["holder_upn"],
+        "partner_fabrikam.com#EXT#@contoso.onmicrosoft.com"
+    );
+    assert_eq!(kate["holder_id"], "27842dbc-eefd-546d-a525-65afb0f4d48a");
+    assert!(kate["detail"].contains("partner_fabrikam.com"), "{kate:?}");
 }
 
 #[test]
