@@ -77,6 +77,14 @@ impl Tenant {
         })
     }
 
+    /// When the tenant blocks hard-match takeover of cloud users, a stamp is written but the
+    /// next sync cycle refuses to match: the admin must hear it before stamping, not after.
+    pub fn takeover_warning(&self) -> Option<String> {
+        (self.block_cloud_object_takeover_through_hard_match_enabled == Some(true)).then(|| {
+            "this tenant blocks hard-match takeover (onPremisesSynchronization feature blockCloudObjectTakeoverThroughHardMatchEnabled is on): stamped cloud users will not be matched by sync until it is turned off (Update-MgDirectoryOnPremiseSynchronization); turn it back on after the first sync cycle".to_string()
+        })
+    }
+
     /// Users by object id, for the many lookups by id a run makes.
     pub fn users_by_id(&self) -> std::collections::HashMap<&str, &User> {
         self.users.iter().map(|u| (u.id.as_str(), u)).collect()

@@ -211,6 +211,12 @@ impl WriteRun<'_> {
             ]
             .into_iter()
             .chain(self.connection.client.usage_notes())
+            .chain(
+                self.read
+                    .tenant
+                    .takeover_warning()
+                    .map(|w| ("WARNING".to_string(), w)),
+            )
             .collect(),
         };
         report::write(self.output, &records, &summary, self.write.excel)?;
@@ -271,6 +277,17 @@ fn describe(records: &[Record], writes: usize, tenant: &Tenant) -> String {
         if n > 0 {
             text.push_str(&format!("  DESTRUCTIVE: {n} rows will {what}\n"));
         }
+    }
+    let stamps = [
+        "stamp",
+        "purge-holder-then-stamp",
+        "federated-hop-then-stamp",
+    ]
+    .into_iter()
+    .map(count)
+    .sum::<usize>();
+    if let (true, Some(warning)) = (stamps > 0, tenant.takeover_warning()) {
+        text.push_str(&format!("  WARNING: {warning}\n"));
     }
     text.push_str(&format!("{writes} rows to write"));
     text

@@ -118,10 +118,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         notes: [("tenant read".to_string(), read_note.clone())]
             .into_iter()
             .chain(usage)
+            .chain(
+                tenant
+                    .takeover_warning()
+                    .map(|w| ("WARNING".to_string(), w)),
+            )
             .collect(),
     };
     report::write(&args.output, &records, &summary, args.excel)?;
     eprintln!("tenant read: {read_note}");
+    if let Some(warning) = tenant.takeover_warning() {
+        eprintln!("WARNING: {warning}");
+    }
     eprint!("{}", report::outcome_table(&records));
     Ok(exit_code(&records))
 }

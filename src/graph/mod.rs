@@ -557,13 +557,18 @@ impl GraphClient {
         let filter = format!("onPremisesImmutableId eq {}", odata_literal(anchor));
         for (collection, select) in [
             ("/users", USER_SELECT),
-            ("/directory/deletedItems/microsoft.graph.user", &deleted_select),
+            (
+                "/directory/deletedItems/microsoft.graph.user",
+                &deleted_select,
+            ),
         ] {
             let target = format!(
                 "{collection}?{}",
                 query(&[("$filter", &filter), ("$select", select)])
             );
-            let answer = self.send(reqwest::Method::GET, &target, None, false).await?;
+            let answer = self
+                .send(reqwest::Method::GET, &target, None, false)
+                .await?;
             if let Some(first) = answer.body["value"].as_array().and_then(|v| v.first()) {
                 return Ok(Some(parse_user(first.clone())?));
             }

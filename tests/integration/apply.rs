@@ -535,7 +535,16 @@ fn an_approved_plan_is_applied_with_drift_checked() {
     let out = run(&mut graph.hardmatch(
         &dir,
         // Per-row reads: only the plan's targets are read again, not the new holder.
-        &["apply", "plan.json", "--read", "lookup", "--yes", "-q", "-o", "report.csv"],
+        &[
+            "apply",
+            "plan.json",
+            "--read",
+            "lookup",
+            "--yes",
+            "-q",
+            "-o",
+            "report.csv",
+        ],
     ));
     let got = outcomes(&report_rows(&dir.join("report.csv")));
     assert_eq!(

@@ -156,3 +156,38 @@ fn odd_upns_are_found_and_stamped_whichever_way_the_tenant_is_read() {
         }
     }
 }
+
+#[test]
+fn a_tenant_that_blocks_hard_match_takeover_is_named_before_stamping() {
+    let dir = Dir::new();
+    let (mut tenant, export) = generated(&dir, 3);
+    tenant.block_cloud_object_takeover_through_hard_match_enabled = Some(true);
+    let graph = Graph::start(tenant, fast());
+    let out = run(graph
+        .hardmatch(&dir, &["plan"])
+        .arg(&export)
+        .args(["-o", "plan.xlsx"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("WARNING: this tenant blocks hard-match takeover"),
+        "{}",
+        stderr(&out)
+    );
+    use calamine::Reader;
+    let mut workbook = calamine::open_workbook_auto(dir.join("plan.xlsx")).unwrap();
+    let summary = workbook.worksheet_range("Summary").unwrap();
+    assert!(summary
+        .rows()
+        .flat_map(|r| r.iter().map(|c| c.to_string()))
+        .any(|c| c.contains("blockCloudObjectTakeoverThroughHardMatchEnabled")));
+    let out = run(graph
+        .hardmatch(&dir, &["apply", "--yes", "-q"])
+        .arg(&export)
+        .args(["-o", "report.csv"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("WARNING: this tenant blocks"),
+        "{}",
+        stderr(&out)
+    );
+}
