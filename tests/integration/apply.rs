@@ -241,6 +241,81 @@ fn destructive_steps_run_only_with_their_flags() {
 }
 
 #[test]
+fn a_run_cut_off_between_purge_and_stamp_stamps_on_resume_without_purging_again() {
+    // A full run on one emulator gives a real journal; its first lines up to Gina's purge
+    // are what a run killed right after the purge leaves behind.
+    let flags = ["apply", "--yes", "-q", "--purge-deleted-holders"];
+    let first = Graph::sample();
+    let dir = Dir::new();
+    run(first
+        .hardmatch(&dir, &flags)
+        .arg(sample("csvde.csv"))
+        .args(["-o", "full.csv"]));
+    // Its run line, then Gina's purge: intent and result (other rows' lines left out, as if
+    // the run had not reached them).
+    let full = std::fs::read_to_string(dir.join("full.csv.journal")).unwrap();
+    let entries: Vec<serde_json::Value> = full
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let purge = |e: &serde_json::Value| e["step"] == "purge-holder";
+    let gina = entries.iter().find(|e| purge(e)).expect("a purge")["row"].clone();
+    let cut_off: String = entries
+        .iter()
+        .filter(|e| e["kind"] == "run" || (e["row"] == gina && purge(e)))
+        .map(|e| format!("{e}\n"))
+        .collect();
+    assert_eq!(cut_off.lines().count(), 3, "{cut_off}");
+    std::fs::write(dir.join("r.csv.journal"), cut_off).unwrap();
+
+    // The tenant as that run left it: the holder purged, Gina not stamped yet.
+    let graph = Graph::sample();
+    let holder = graph
+        .tenant()
+        .deleted_users
+        .into_iter()
+        .find(|u| u.on_premises_immutable_id.as_deref() == Some("YNUtEnUxmkygYLgUmFN2Vg=="))
+        .unwrap();
+    graph.purge_deleted(&holder.id);
+
+    let out = run(graph
+        .hardmatch(&dir, &flags)
+        .args(["--resume", "r.csv.journal"])
+        .arg(sample("csvde.csv"))
+        .args(["-o", "r.csv"]));
+    let got = outcomes(&report_rows(&dir.join("r.csv")));
+    assert_eq!(got["gina.gray@contoso.com"], "stamped", "{}", stderr(&out));
+    assert_eq!(
+        graph.anchor_of("gina.gray@contoso.com").as_deref(),
+        Some("YNUtEnUxmkygYLgUmFN2Vg==")
+    );
+    let stats = graph.stats();
+    assert_eq!(
+        stats.requests["DELETE /directory/deletedItems/{id}"], 1,
+        "the holder was purged once, by the cut-off run: {stats:?}"
+    );
+}
+
+#[test]
+fn verify_reads_every_stamp_back() {
+    let dir = Dir::new();
+    let (tenant, export) = generated(&dir, 25);
+    let graph = Graph::start(tenant, fast());
+    let out = run(graph
+        .hardmatch(&dir, &["apply", "--yes", "-q", "--verify"])
+        .arg(&export)
+        .args(["-o", "r.csv"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = report_rows(&dir.join("r.csv"));
+    assert!(rows.iter().all(|r| r["outcome"] == "stamped"));
+    let stats = graph.stats();
+    assert_eq!(
+        stats.requests["GET /users/{id}"], 25,
+        "one read-back per stamp"
+    );
+}
+
+#[test]
 fn without_a_terminal_yes_is_required() {
     let graph = Graph::sample();
     let dir = Dir::new();
@@ -292,7 +367,7 @@ fn canary_batch_then_resume_writes_each_row_once() {
 }
 
 #[test]
-fn kill_nine_then_resume_loses_nothing_and_repeats_nothing() {
+fn kill_nine_at_several_points_then_resume_loses_nothing_and_repeats_nothing() {
     let dir = Dir::new();
     let (tenant, export) = generated(&dir, 150);
     let graph = Graph::start(
@@ -302,26 +377,38 @@ fn kill_nine_then_resume_loses_nothing_and_repeats_nothing() {
             ..fast()
         },
     );
-    let mut child = graph
-        .hardmatch(&dir, &["apply", "--yes", "-q", "--write-rate", "100"])
-        .arg(&export)
-        .args(["-o", "r.csv"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Kill it mid-run, once some writes are journaled.
     let journal = dir.join("r.csv.journal");
-    for _ in 0..200 {
-        let lines = std::fs::read_to_string(&journal)
+    let journal_lines = || {
+        std::fs::read_to_string(&journal)
             .map(|j| j.lines().count())
-            .unwrap_or(0);
-        if lines > 40 {
-            break;
+            .unwrap_or(0)
+    };
+    // Four runs killed at growing journal lengths (each row journals an intent and a result),
+    // every one after the first resuming the journal of the one before.
+    for (run_number, kill_at) in [40, 110, 180, 250].into_iter().enumerate() {
+        let mut command = graph.hardmatch(&dir, &["apply", "--yes", "-q", "--write-rate", "100"]);
+        if run_number > 0 {
+            command.args(["--resume", "r.csv.journal"]);
         }
-        std::thread::sleep(Duration::from_millis(10));
+        let mut child = command
+            .arg(&export)
+            .args(["-o", "r.csv"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..500 {
+            if journal_lines() > kill_at {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "run {run_number} was still writing when killed"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
     let before = graph.stats().writes_applied.len();
     assert!(
         before > 0 && before < 150,
@@ -334,7 +421,7 @@ fn kill_nine_then_resume_loses_nothing_and_repeats_nothing() {
     assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
     let rows = report_rows(&dir.join("r.csv"));
     assert_eq!(rows.len(), 150, "every input row reported");
-    assert!(rows.iter().all(|r| r["outcome"] == "stamped"));
+    assert!(rows.iter().all(|r| r["outcome"] == "stamped"), "{rows:?}");
     let stats = graph.stats();
     assert_eq!(stats.writes_applied.len(), 150);
     assert!(

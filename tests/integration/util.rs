@@ -141,14 +141,22 @@ impl Graph {
             .find(|u| u.user_principal_name == upn)
             .unwrap_or_else(|| panic!("no user {upn}"))
             .id;
-        let response = self.runtime.block_on(
-            reqwest::Client::new()
-                .patch(format!("{}/v1.0/users/{id}", self.url()))
-                .bearer_auth(TOKEN)
-                .json(&changes)
-                .send(),
-        );
-        assert_eq!(response.unwrap().status().as_u16(), 204);
+        let request = reqwest::Client::new()
+            .patch(format!("{}/v1.0/users/{id}", self.url()))
+            .json(&changes);
+        self.send_expecting(request, 204);
+    }
+
+    /// Removes a deleted user from the recycle bin behind hardmatch's back.
+    pub fn purge_deleted(&self, id: &str) {
+        let request = reqwest::Client::new()
+            .delete(format!("{}/v1.0/directory/deletedItems/{id}", self.url()));
+        self.send_expecting(request, 204);
+    }
+
+    fn send_expecting(&self, request: reqwest::RequestBuilder, status: u16) {
+        let response = self.runtime.block_on(request.bearer_auth(TOKEN).send());
+        assert_eq!(response.unwrap().status().as_u16(), status);
     }
 }
 
