@@ -1,7 +1,7 @@
 //! Whole-binary figures against the emulator, printed for BENCHMARKS.md (not criterion: each
 //! figure is one long run against a time-scaled Graph).
 //!
-//!     cargo bench --bench graph [-- emulator|plan|apply]
+//!     cargo bench --bench graph [-- emulator|plan|apply|batch]
 //!
 //! - emulator: load a 500,000-user tenant and page through all of it; time and peak memory.
 //! - plan: 10,000 rows against a 100,000-user tenant, read each way (`--read auto|bulk|lookup`),
@@ -9,6 +9,8 @@
 //! - apply: 10,000 stamps at the documented quota with realistic latency, time-scaled 10x;
 //!   achieved writes per second divided by the quota, and the seeds' way (look up, patch, read
 //!   back, one user at a time) against the same emulator.
+//! - batch: the same 10,000 PATCHes paced at the quota, sent one request each (as `apply`
+//!   does) and twenty to a `$batch`, through the same client: does batching write faster?
 
 use std::process::Command;
 use std::time::Instant;
@@ -235,6 +237,83 @@ async fn bench_apply(dir: &std::path::Path) {
     running.stop().await;
 }
 
+/// Stamps every user of a fresh emulator with PATCHes paced at the quota, `per_request` to
+/// an HTTP request (1: single PATCHes, 20: `$batch`es), and prints writes/s against the quota.
+async fn paced_writes(per_request: usize) {
+    use futures::stream::{self, StreamExt};
+    use governor::{Quota, RateLimiter};
+    const USERS: usize = 10_000;
+    const SCALE: f64 = 10.0;
+    let running = emulator::spawn(tenant(USERS), config(SCALE, (30, 250)))
+        .await
+        .unwrap();
+    let client = client(&running.url);
+    let ids: Vec<String> = tenant(USERS).users.into_iter().map(|u| u.id).collect();
+    let requests_per_second = 20.0 * SCALE / per_request as f64;
+    let limiter = RateLimiter::direct(
+        Quota::with_period(std::time::Duration::from_secs_f64(
+            1.0 / requests_per_second,
+        ))
+        .unwrap(),
+    );
+    let anchor = |i: usize| {
+        hardmatch::anchor::ImmutableId::from_guid(uuid::Uuid::from_u128(
+            0x1234_0000_0000_4000_8000_0000_0000_0000 + i as u128,
+        ))
+        .to_string()
+    };
+    let started = Instant::now();
+    let chunks: Vec<Vec<(usize, &String)>> = ids
+        .iter()
+        .enumerate()
+        .collect::<Vec<_>>()
+        .chunks(per_request)
+        .map(<[_]>::to_vec)
+        .collect();
+    let failed: usize = stream::iter(chunks)
+        .map(|chunk| {
+            let (client, limiter) = (&client, &limiter);
+            async move {
+                limiter.until_ready().await;
+                if per_request == 1 {
+                    let (i, id) = chunk[0];
+                    return usize::from(client.set_anchor(id, Some(&anchor(i))).await.is_err());
+                }
+                let requests: Vec<hardmatch::graph::BatchRequest> = chunk
+                    .iter()
+                    .map(|&(i, id)| hardmatch::graph::BatchRequest {
+                        method: reqwest::Method::PATCH,
+                        url: format!("/users/{id}"),
+                        body: Some(serde_json::json!({"onPremisesImmutableId": anchor(i)})),
+                    })
+                    .collect();
+                client
+                    .batch(&requests)
+                    .await
+                    .iter()
+                    .filter(|r| r.is_err())
+                    .count()
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<usize>>()
+        .await
+        .into_iter()
+        .sum();
+    let wall = started.elapsed().as_secs_f64();
+    let stats = running.emulator.stats();
+    let written = stats.writes_applied.len();
+    let achieved = written as f64 / wall / SCALE;
+    println!(
+        "{}: {written} of {USERS} written in {wall:.1} s at time scale {SCALE}: {achieved:.2} writes/s of Graph time = {:.3} of the quota; {} HTTP requests; 429s: {}; failed: {failed}",
+        if per_request == 1 { "single PATCHes" } else { "$batch of 20" },
+        achieved / 20.0,
+        client.requests(),
+        stats.throttled,
+    );
+    running.stop().await;
+}
+
 fn main() {
     let which: Vec<String> = std::env::args()
         .skip(1)
@@ -255,6 +334,10 @@ fn main() {
         }
         if wants("apply") {
             bench_apply(dir.path()).await;
+        }
+        if wants("batch") {
+            paced_writes(1).await;
+            paced_writes(20).await;
         }
     });
 }
