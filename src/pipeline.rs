@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
@@ -14,7 +14,7 @@ use crate::cli::input::InputArgs;
 use crate::compute::{self, Candidate};
 use crate::graph::read::{ReadStrategy, TenantRead, Wanted};
 use crate::graph::GraphClient;
-use crate::journal::{Entry, Journal, Replay, Step};
+use crate::journal::{Entry, GroupCommit, Journal, Replay, Step};
 use crate::outcome::Outcome;
 use crate::plan::{
     Action, Decision, Holder, MatchBy, Mode, PlanOptions, Subject, TargetState, TenantIndex,
@@ -237,7 +237,7 @@ pub async fn execute(
     } else {
         None
     };
-    let journal = match &replay {
+    let journal = GroupCommit::start(match &replay {
         Some(_) => Journal::append_to(&execution.journal_path)?,
         None => {
             let mut journal = Journal::create(&execution.journal_path)?;
@@ -249,7 +249,7 @@ pub async fn execute(
             })?;
             journal
         }
-    };
+    });
     if let Some(replay) = &replay {
         credit_interrupted_run(records, replay, execution.tenant);
     }
@@ -272,7 +272,7 @@ pub async fn execute(
     let client = Arc::clone(&execution.client);
     let writer = Writer {
         client: Arc::clone(&execution.client),
-        journal: Arc::new(Mutex::new(journal)),
+        journal: &journal,
         replay: replay.as_ref(),
         tenant: execution.tenant,
         cancel: cancel.clone(),
