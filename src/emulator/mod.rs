@@ -518,7 +518,14 @@ impl Emulator {
     }
 }
 
-fn into_response(reply: Reply, reset: bool) -> Response {
+fn into_response(mut reply: Reply, reset: bool) -> Response {
+    if reset && reply.body == Body::Empty {
+        // A 204 has no body to break off mid-way, and hyper sends none: answer with a body
+        // that breaks, so the client sees what a reset after the write looks like (the write
+        // applied, its answer lost).
+        reply.status = 200;
+        reply.body = Body::Json(json!({}));
+    }
     let (bytes, content_type) = match reply.body {
         Body::Empty => (Vec::new(), None),
         Body::Json(v) => (

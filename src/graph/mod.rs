@@ -11,6 +11,7 @@ pub mod read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use rand::Rng;
 use serde_json::{json, Value};
@@ -137,6 +138,9 @@ pub struct GraphClient {
     peak_limit_use: AtomicU64,
 }
 
+/// Asks Graph whether a write whose answer was unclear took effect.
+type AppliedCheck<'a> = &'a (dyn Fn() -> BoxFuture<'a, bool> + Send + Sync);
+
 /// The most requests one `$batch` may carry.
 pub const BATCH_LIMIT: usize = 20;
 
@@ -234,6 +238,21 @@ impl GraphClient {
         body: Option<&Value>,
         eventual: bool,
     ) -> Result<Answer, GraphError> {
+        self.send_write(method, target, body, eventual, None).await
+    }
+
+    /// [`send`](Self::send) for a write: after an unclear failure (the connection broke, or a
+    /// 500, 502 or 504, any of which can come after Graph applied the write) `applied` is
+    /// asked whether the write already took effect before it is sent again, so that no write
+    /// is applied twice. A 429 or 503 is clear: Graph did not take the request.
+    async fn send_write(
+        &self,
+        method: reqwest::Method,
+        target: &str,
+        body: Option<&Value>,
+        eventual: bool,
+        applied: Option<AppliedCheck<'_>>,
+    ) -> Result<Answer, GraphError> {
         let url = if target.starts_with("http") {
             target.to_string()
         } else {
@@ -266,7 +285,7 @@ impl GraphClient {
                 Ok(response) => self.read(response, &client_request_id, attempt).await,
                 Err(e) => Err(Failure::Transport(e.without_url().to_string())),
             };
-            let wait = match outcome {
+            let (wait, unclear) = match outcome {
                 Ok(answer) => return Ok(answer),
                 Err(Failure::Final(error)) => return Err(*error),
                 Err(Failure::Unauthorized(error)) => {
@@ -278,13 +297,16 @@ impl GraphClient {
                     continue;
                 }
                 Err(Failure::Retry { wait, error }) => {
+                    let unclear = error
+                        .meta()
+                        .is_some_and(|m| matches!(m.status, Some(500 | 502 | 504)));
                     if self.note_throttle(&error, wait) {
                         throttled += 1;
                     }
                     if let Some(error) = self.out_of_retries(*error, attempt, throttled) {
                         return Err(error);
                     }
-                    wait.unwrap_or_else(|| self.retry.backoff(attempt))
+                    (wait.unwrap_or_else(|| self.retry.backoff(attempt)), unclear)
                 }
                 Err(Failure::Transport(message)) => {
                     if attempt > self.retry.max_retries {
@@ -296,10 +318,25 @@ impl GraphClient {
                         };
                         return Err(GraphError::Transport(Box::new(meta)));
                     }
-                    self.retry.backoff(attempt)
+                    // The request may have reached Graph before the connection broke.
+                    (self.retry.backoff(attempt), true)
                 }
             };
             tokio::time::sleep(wait).await;
+            if let (true, Some(applied)) = (unclear, applied) {
+                if applied().await {
+                    return Ok(Answer {
+                        status: 204,
+                        body: Value::Null,
+                        meta: Meta {
+                            message: "the answer was lost, but a read showed the write had taken effect; not sent again".into(),
+                            client_request_id,
+                            attempts: attempt,
+                            ..Meta::default()
+                        },
+                    });
+                }
+            }
         }
     }
 
@@ -582,34 +619,60 @@ impl GraphClient {
         user_id: &str,
         value: Option<&str>,
     ) -> Result<Answer, GraphError> {
-        self.patch_user(user_id, json!({ "onPremisesImmutableId": value }))
-            .await
+        let body = json!({ "onPremisesImmutableId": value });
+        self.patch_user(user_id, body, |user| {
+            user.on_premises_immutable_id
+                .as_deref()
+                .filter(|v| !v.is_empty())
+                == value
+        })
+        .await
     }
 
     pub async fn set_upn(&self, user_id: &str, upn: &str) -> Result<Answer, GraphError> {
-        self.patch_user(user_id, json!({ "userPrincipalName": upn }))
-            .await
+        let body = json!({ "userPrincipalName": upn });
+        self.patch_user(user_id, body, |user| {
+            user.user_principal_name.eq_ignore_ascii_case(upn)
+        })
+        .await
     }
 
-    async fn patch_user(&self, user_id: &str, body: Value) -> Result<Answer, GraphError> {
-        self.send(
+    /// PATCHes a user; `took_effect` tells from the user as read back whether an unclear
+    /// attempt was applied.
+    async fn patch_user(
+        &self,
+        user_id: &str,
+        body: Value,
+        took_effect: impl Fn(&User) -> bool + Send + Sync,
+    ) -> Result<Answer, GraphError> {
+        let applied = || -> BoxFuture<'_, bool> {
+            Box::pin(async {
+                matches!(self.get_user(user_id).await, Ok(Some(user)) if took_effect(&user))
+            })
+        };
+        self.send_write(
             reqwest::Method::PATCH,
             &user_path(user_id),
             Some(&body),
             false,
+            Some(&applied),
         )
         .await
     }
 
     /// Removes a deleted user from the recycle bin for good.
     pub async fn purge_deleted(&self, id: &str) -> Result<Answer, GraphError> {
-        self.send(
-            reqwest::Method::DELETE,
-            &format!("/directory/deletedItems/{}", encode(id)),
-            None,
-            false,
-        )
-        .await
+        let target = format!("/directory/deletedItems/{}", encode(id));
+        let gone = || -> BoxFuture<'_, bool> {
+            Box::pin(async {
+                matches!(
+                    self.send(reqwest::Method::GET, &target, None, false).await,
+                    Err(GraphError::NotFound(_))
+                )
+            })
+        };
+        self.send_write(reqwest::Method::DELETE, &target, None, false, Some(&gone))
+            .await
     }
 
     /// Reads the tenant: users, deleted users, domains, and the hard-match takeover setting

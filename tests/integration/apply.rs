@@ -481,10 +481,19 @@ fn five_percent_503s_and_connection_resets_lose_nothing() {
             .filter(|r| r["outcome"] != "stamped")
             .collect::<Vec<_>>()
     );
-    assert!(graph.stats().faults > 0, "faults were injected");
+    let stats = graph.stats();
+    assert!(stats.faults > 0, "faults were injected");
     assert!(
         rows.iter().any(|r| r["attempts"] != "1"),
         "some rows needed a retry"
+    );
+    // A reset comes after the emulator applied the write: the client must read the user
+    // before sending it again.
+    assert_eq!(stats.writes_applied.len(), 80);
+    assert!(
+        stats.writes_applied.values().all(|&n| n == 1),
+        "no write applied twice: {:?}",
+        stats.writes_applied.values().filter(|&&n| n > 1).count()
     );
 }
 
