@@ -15,40 +15,18 @@
 use std::process::Command;
 use std::time::Instant;
 
-use hardmatch::emulator::{self, Config};
+use hardmatch::emulator::{self, synthetic, Config};
 use hardmatch::graph::{query, GraphClient, TokenSource, USER_SELECT};
-use hardmatch::tenant::{Domain, Tenant, User};
+use hardmatch::tenant::Tenant;
 
 const TOKEN: &str = "bench-token";
 
 fn tenant(users: usize) -> Tenant {
-    Tenant {
-        tenant_id: "bench".into(),
-        domains: vec![Domain {
-            id: "contoso.com".into(),
-            ..Domain::default()
-        }],
-        users: (0..users)
-            .map(|i| User {
-                id: uuid::Uuid::from_u128(0xAAAA_0000_0000_4000_8000_0000_0000_0000 + i as u128)
-                    .to_string(),
-                user_principal_name: format!("user{i}@contoso.com"),
-                mail: Some(format!("user{i}@contoso.com")),
-                proxy_addresses: vec![format!("SMTP:user{i}@contoso.com")],
-                ..User::default()
-            })
-            .collect(),
-        ..Tenant::default()
-    }
+    synthetic::tenant(users)
 }
 
 fn export(rows: usize, path: &std::path::Path) {
-    let mut csv = String::from("UserPrincipalName,ObjectGUID\n");
-    for i in 0..rows {
-        let guid = uuid::Uuid::from_u128(0x1234_0000_0000_4000_8000_0000_0000_0000 + i as u128);
-        csv.push_str(&format!("user{i}@contoso.com,{guid}\n"));
-    }
-    std::fs::write(path, csv).unwrap();
+    std::fs::write(path, synthetic::export_csv(rows)).unwrap();
 }
 
 fn peak_rss_mib() -> f64 {
@@ -223,9 +201,7 @@ async fn bench_apply(dir: &std::path::Path) {
             .await
             .unwrap();
         let id = found.body["value"][0]["id"].as_str().unwrap().to_string();
-        let anchor = hardmatch::anchor::ImmutableId::from_guid(uuid::Uuid::from_u128(
-            0x1234_0000_0000_4000_8000_0000_0000_0000 + i as u128,
-        ));
+        let anchor = hardmatch::anchor::ImmutableId::from_guid(synthetic::guid(i));
         client.set_anchor(&id, Some(anchor.as_str())).await.unwrap();
         client.get_user(&id).await.unwrap();
     }
@@ -256,12 +232,8 @@ async fn paced_writes(per_request: usize) {
         ))
         .unwrap(),
     );
-    let anchor = |i: usize| {
-        hardmatch::anchor::ImmutableId::from_guid(uuid::Uuid::from_u128(
-            0x1234_0000_0000_4000_8000_0000_0000_0000 + i as u128,
-        ))
-        .to_string()
-    };
+    let anchor =
+        |i: usize| hardmatch::anchor::ImmutableId::from_guid(synthetic::guid(i)).to_string();
     let started = Instant::now();
     let chunks: Vec<Vec<(usize, &String)>> = ids
         .iter()

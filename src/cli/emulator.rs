@@ -27,7 +27,8 @@ Examples:
   hardmatch emulator --tenant samples/tenant.json --tls --client-id app1 --client-certificate app1.crt
 
 The first line on stdout is `listening on <url>`. GET /_emulator/stats and /_emulator/state show
-what clients did. Runs until Ctrl-C.";
+what clients did; POST /_emulator/storm?seconds=N answers every request 429 for N emulated
+seconds, POST /_emulator/expire-tokens expires every issued token. Runs until Ctrl-C.";
 
 /// Run a local Microsoft Graph emulator seeded from a tenant file.
 #[derive(Debug, clap::Args)]

@@ -11,6 +11,7 @@ pub mod faults;
 pub mod odata;
 pub mod service;
 pub mod state;
+pub mod synthetic;
 pub mod throttle;
 mod tls;
 
@@ -89,6 +90,8 @@ pub struct Emulator {
     tokens: Mutex<HashMap<String, IssuedToken>>,
     faults: Mutex<faults::Dice>,
     next_request: AtomicU64,
+    /// Until when (emulated seconds) every Graph request is answered 429: a throttling storm.
+    storm_until: Mutex<f64>,
 }
 
 #[derive(Clone, Debug)]
@@ -107,6 +110,7 @@ impl Emulator {
             throttle: Mutex::new(throttle),
             tokens: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
+            storm_until: Mutex::new(f64::NEG_INFINITY),
             config,
         }
     }
@@ -156,6 +160,26 @@ impl Emulator {
                     body: Body::Json(json!(self.tenant())),
                 }
             }
+            "/_emulator/expire-tokens" if request.method == "POST" => {
+                self.expire_tokens();
+                return Reply::json(200, json!({"expired": true}));
+            }
+            "/_emulator/storm" if request.method == "POST" => {
+                let seconds = url::form_urlencoded::parse(request.query.as_bytes())
+                    .find(|(k, _)| k == "seconds")
+                    .and_then(|(_, v)| v.parse::<f64>().ok());
+                return match seconds {
+                    Some(seconds) if seconds >= 0.0 => {
+                        self.storm(seconds);
+                        Reply::json(200, json!({"storm_seconds": seconds}))
+                    }
+                    _ => graph_error(
+                        400,
+                        "BadRequest",
+                        "POST /_emulator/storm?seconds=N (emulated seconds)",
+                    ),
+                };
+            }
             _ => {}
         }
         match self.authenticate(request) {
@@ -188,6 +212,19 @@ impl Emulator {
             )),
             None => Err(unauthorized("IDX14100: JWT is not well formed.")),
         }
+    }
+
+    /// A throttling storm: for the next `emulated_secs`, every Graph request (inside `$batch`
+    /// too) is answered 429 with a Retry-After that runs to the storm's end, as Graph does
+    /// when the service is loaded, whatever the caller's quota.
+    pub fn storm(&self, emulated_secs: f64) {
+        *self.storm_until.lock().expect("storm lock") = self.clock.now() + emulated_secs;
+    }
+
+    /// Emulated seconds left in a storm, if one is blowing.
+    fn storm_left(&self) -> Option<f64> {
+        let left = *self.storm_until.lock().expect("storm lock") - self.clock.now();
+        (left > 0.0).then_some(left)
     }
 
     /// Forgets every issued token: the next call with one gets 401, as after an expiry.

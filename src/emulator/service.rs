@@ -50,7 +50,7 @@ impl Reply {
         }
     }
 
-    fn json(status: u16, value: Value) -> Reply {
+    pub(super) fn json(status: u16, value: Value) -> Reply {
         Reply::new(status, Body::Json(value))
     }
 
@@ -262,6 +262,13 @@ impl Emulator {
         let is_list = matches!(route, Route::Users | Route::DeletedUsers);
         let top = query.top.as_deref().and_then(|t| t.parse().ok());
         let is_write = request.method != "GET";
+        if let Some(left) = self.storm_left() {
+            return self.too_many_requests(
+                left,
+                &format!("Tenant_Application/ResourceUnit/{app}"),
+                "ResourceUnitLimitExceeded",
+            );
+        }
         let cost = throttle::cost(
             &request.method,
             is_list,

@@ -170,28 +170,11 @@ pub fn fast() -> hardmatch::emulator::Config {
 
 /// A generated migration: `n` cloud-only users and the Get-ADUser export that matches them.
 pub fn generated(dir: &Dir, n: usize) -> (hardmatch::tenant::Tenant, PathBuf) {
-    let mut csv = String::from("\"UserPrincipalName\",\"ObjectGUID\"\r\n");
-    let mut users = Vec::new();
-    for i in 0..n {
-        let guid = uuid::Uuid::from_u128(0x1234_0000_0000_4000_8000_0000_0000_0000 + i as u128);
-        csv.push_str(&format!("\"user{i}@contoso.com\",\"{guid}\"\r\n"));
-        users.push(hardmatch::tenant::User {
-            id: uuid::Uuid::from_u128(0xAAAA_0000_0000_4000_8000_0000_0000_0000 + i as u128)
-                .to_string(),
-            user_principal_name: format!("user{i}@contoso.com"),
-            ..Default::default()
-        });
-    }
-    let tenant = hardmatch::tenant::Tenant {
-        tenant_id: "generated".into(),
-        domains: vec![hardmatch::tenant::Domain {
-            id: "contoso.com".into(),
-            ..Default::default()
-        }],
-        users,
-        ..Default::default()
-    };
-    (tenant, dir.write("export.csv", csv))
+    use hardmatch::emulator::synthetic;
+    (
+        synthetic::tenant(n),
+        dir.write("export.csv", synthetic::export_csv(n)),
+    )
 }
 
 /// A report's rows as (upn, outcome) plus the whole record, by column name.
