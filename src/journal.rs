@@ -272,15 +272,18 @@ impl RowHistory {
             .collect()
     }
 
-    /// The value the anchor had before this run first wrote it: what rollback puts back.
-    pub fn previous_anchor(&self) -> Option<(String, Option<String>)> {
+    /// The row's first anchor write: (user id, UPN, the value before it, the value written).
+    /// Its previous value is what the anchor held before this run: what rollback puts back.
+    pub fn first_anchor_intent(&self) -> Option<(&str, &str, &Option<String>, &Option<String>)> {
         self.intents.iter().find_map(|e| match e {
             Entry::Intent {
                 step: Step::Anchor,
                 user_id,
+                upn,
                 previous,
+                new,
                 ..
-            } => Some((user_id.clone(), previous.clone())),
+            } => Some((user_id.as_str(), upn.as_str(), previous, new)),
             _ => None,
         })
     }
@@ -336,10 +339,8 @@ mod tests {
         assert_eq!(replay.rows[&1].outcome(), Some(Outcome::Stamped));
         assert!(replay.rows[&1].in_doubt().is_empty());
         assert_eq!(replay.rows[&2].in_doubt(), vec![Step::Anchor]);
-        assert_eq!(
-            replay.rows[&2].previous_anchor(),
-            Some(("u2".into(), Some("OLD".into())))
-        );
+        let (user, _, previous, _) = replay.rows[&2].first_anchor_intent().unwrap();
+        assert_eq!((user, previous.as_deref()), ("u2", Some("OLD")));
         assert!(
             Journal::create(&path).is_err(),
             "an existing journal is never overwritten"

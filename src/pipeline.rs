@@ -251,7 +251,9 @@ pub async fn execute(
         }
     });
     if let Some(replay) = &replay {
-        credit_interrupted_run(records, replay, execution.tenant);
+        for settled in credit_interrupted_run(records, replay, execution.tenant) {
+            journal.record(settled).await?;
+        }
     }
     let cancel = CancellationToken::new();
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -309,9 +311,12 @@ pub async fn execute(
 
 /// On resume, the tenant already shows what the interrupted run wrote, so the planner calls
 /// those rows `already-matched`. The journal knows better: they were written by this run.
-fn credit_interrupted_run(records: &mut [Record], replay: &Replay, tenant: &Tenant) {
+/// Returns the results to journal for writes the interrupted run sent but could not record
+/// (killed before the answer): the tenant shows they took effect, and rollback needs to know.
+fn credit_interrupted_run(records: &mut [Record], replay: &Replay, tenant: &Tenant) -> Vec<Entry> {
     let index = row_index(records);
     let users = tenant.users_by_id();
+    let mut settled = Vec::new();
     for (row, history) in &replay.rows {
         let Some(record) = index.get(row).map(|&i| &mut records[i]) else {
             continue;
@@ -333,7 +338,19 @@ fn credit_interrupted_run(records: &mut [Record], replay: &Replay, tenant: &Tena
         let applied = history
             .result(Step::Anchor)
             .is_some_and(|r| matches!(r, Entry::Result { applied: true, .. }));
-        if applied || (now_holds.is_some() && now_holds == *new) {
+        let took_effect = now_holds.is_some() && now_holds == *new;
+        if !applied && took_effect {
+            settled.push(Entry::Result {
+                row: *row,
+                step: Step::Anchor,
+                applied: true,
+                outcome: Outcome::Stamped,
+                http_status: None,
+                request_id: None,
+                at: chrono::Utc::now().to_rfc3339(),
+            });
+        }
+        if applied || took_effect {
             record.outcome = history
                 .outcome()
                 .filter(|_| applied)
@@ -343,6 +360,7 @@ fn credit_interrupted_run(records: &mut [Record], replay: &Replay, tenant: &Tena
             record.action = Action::None.code().into();
         }
     }
+    settled
 }
 
 /// Position of each report row number in `records` (a rollback's rows are not 1..n).

@@ -500,6 +500,7 @@ async fn http_handler(
     let reply = match &fault {
         Some(Fault::Status(status)) => {
             emulator.with_state(|s| s.stats.faults += 1);
+            emulator.count_faulted(&request);
             graph_error(
                 *status,
                 "ServiceUnavailable",
@@ -508,6 +509,7 @@ async fn http_handler(
         }
         Some(Fault::Throttle) => {
             emulator.with_state(|s| s.stats.faults += 1);
+            emulator.count_faulted(&request);
             emulator.too_many_requests(
                 2.0 * emulator.clock.scale().min(1.0),
                 "Tenant_Application/ResourceUnit/any/tenant",

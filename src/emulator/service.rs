@@ -244,6 +244,18 @@ fn user_json(user: &User, select: Option<&[String]>) -> Value {
 }
 
 impl Emulator {
+    /// Counts a Graph request that an injected fault answers before it is served, so that
+    /// the stats count every request a client sent.
+    pub(super) fn count_faulted(&self, request: &Request) {
+        if let Some(route) = Route::parse(&request.path) {
+            self.count_route(request, &route);
+        }
+    }
+
+    fn count_route(&self, request: &Request, route: &Route) {
+        self.count(format!("{} {}", request.method, route.template()));
+    }
+
     /// Serves one Graph request (`/v1.0/...`), already authenticated. `app` is the caller's
     /// application id, for the throttle.
     pub(super) fn serve_graph(&self, request: &Request, app: &str) -> Reply {
@@ -254,7 +266,7 @@ impl Emulator {
                 &format!("Resource not found for the segment '{}'.", request.path),
             );
         };
-        self.count(format!("{} {}", request.method, route.template()));
+        self.count_route(request, &route);
         if route == Route::Batch {
             return self.batch(request, app);
         }

@@ -21,7 +21,7 @@ pub struct State {
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
-    /// Requests by `METHOD /path/template`.
+    /// Requests by `METHOD /path/template`, those answered by an injected fault included.
     pub requests: BTreeMap<String, u64>,
     /// 429 responses served (top-level and inside $batch).
     pub throttled: u64,

@@ -743,11 +743,12 @@ impl GraphClient {
     /// The tenant's name for the report: its initial domain (the id is not readable without
     /// Organization.Read.All, which hardmatch does not ask for).
     fn tenant_id_hint(&self, domains: &[Value]) -> String {
-        domains
+        ["isInitial", "isDefault"]
             .iter()
-            .find(|d| d["isInitial"] == true)
+            .find_map(|flag| domains.iter().find(|d| d[*flag] == true))
+            .or(domains.first())
             .and_then(|d| d["id"].as_str())
-            .unwrap_or("")
+            .unwrap_or("the tenant")
             .to_string()
     }
 }

@@ -556,6 +556,66 @@ fn rollback_restores_exactly_the_previous_state() {
 }
 
 #[test]
+fn rollback_puts_back_writes_whose_answer_a_killed_run_never_journaled() {
+    let graph = Graph::sample();
+    let dir = Dir::new();
+    let before = graph.tenant();
+    run(graph
+        .hardmatch(&dir, &["apply", "--yes", "-q", "--overwrite"])
+        .arg(sample("csvde.csv"))
+        .args(["-o", "report.csv"]));
+    // As if killed after sending Alice's and Dave's writes, before journaling the answers;
+    // and Dave's write never reached Graph after all.
+    let journal = dir.join("report.csv.journal");
+    let theirs: Vec<serde_json::Value> = report_rows(&dir.join("report.csv"))
+        .iter()
+        .filter(|r| {
+            ["alice.adams@contoso.com", "dave.dunn@contoso.com"].contains(&r["upn"].as_str())
+        })
+        .map(|r| serde_json::json!(r["row"].parse::<u64>().unwrap()))
+        .collect();
+    assert_eq!(theirs.len(), 2);
+    let kept: String = std::fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .filter(|line| {
+            let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+            !(entry["kind"] == "result" && theirs.contains(&entry["row"]))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&journal, kept).unwrap();
+    graph.edit_user(
+        "dave.dunn@contoso.com",
+        serde_json::json!({"onPremisesImmutableId": "oaJBpkPVr0+yOPZwhHcGwg=="}),
+    );
+    let out = run(&mut graph.hardmatch(
+        &dir,
+        &[
+            "rollback",
+            "report.csv.journal",
+            "--yes",
+            "-q",
+            "-o",
+            "rollback.csv",
+        ],
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        graph.tenant(),
+        before,
+        "Alice's unjournaled write was put back too"
+    );
+    let rows = report_rows(&dir.join("rollback.csv"));
+    let dave = rows
+        .iter()
+        .find(|r| r["cloud_upn"] == "dave.dunn@contoso.com")
+        .unwrap();
+    assert_eq!(dave["outcome"], "already-matched", "{dave:?}");
+    assert!(dave["detail"].contains("never took effect"), "{dave:?}");
+}
+
+#[test]
 fn rollback_from_the_csv_report_and_drift_is_left_alone() {
     let graph = Graph::sample();
     let dir = Dir::new();
