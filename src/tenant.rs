@@ -31,6 +31,7 @@ pub struct Tenant {
 #[serde(rename_all = "camelCase")]
 pub struct Domain {
     pub id: String,
+    #[serde(default)]
     pub authentication_type: AuthenticationType,
     #[serde(default)]
     pub is_default: bool,
@@ -38,11 +39,30 @@ pub struct Domain {
     pub is_initial: bool,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub enum AuthenticationType {
     #[default]
     Managed,
     Federated,
+}
+
+/// Graph writes `Managed` and `Federated`; any case is read, and anything else (or nothing)
+/// is managed, since only a federated domain changes what hardmatch does.
+impl<'de> Deserialize<'de> for AuthenticationType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = Option::<String>::deserialize(deserializer)?;
+        Ok(match text {
+            Some(t) if t.eq_ignore_ascii_case("federated") => AuthenticationType::Federated,
+            _ => AuthenticationType::Managed,
+        })
+    }
+}
+
+/// A list Graph may send as `null` instead of `[]`.
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// A user (or a deleted user, which also has `deletedDateTime`).
@@ -55,7 +75,7 @@ pub struct User {
     pub display_name: Option<String>,
     #[serde(default)]
     pub mail: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub proxy_addresses: Vec<String>,
     #[serde(default)]
     pub on_premises_immutable_id: Option<String>,
@@ -94,5 +114,32 @@ impl Tenant {
     pub fn save(&self, path: &Path) -> crate::Result<()> {
         let json = serde_json::to_vec_pretty(self).expect("tenant serializes");
         std::fs::write(path, json).map_err(|e| Error::io(path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn graph_shapes_a_stand_in_may_send_are_read() {
+        let user: User = serde_json::from_str(
+            r#"{"id":"1","userPrincipalName":"a@b.com","proxyAddresses":null,"extra":1}"#,
+        )
+        .unwrap();
+        assert!(user.proxy_addresses.is_empty());
+        let domains: Vec<Domain> = serde_json::from_str(
+            r#"[{"id":"a.com","authenticationType":"federated"},{"id":"b.com"},{"id":"c.com","authenticationType":null}]"#,
+        )
+        .unwrap();
+        let kinds: Vec<_> = domains.iter().map(|d| d.authentication_type).collect();
+        assert_eq!(
+            kinds,
+            [
+                AuthenticationType::Federated,
+                AuthenticationType::Managed,
+                AuthenticationType::Managed
+            ]
+        );
     }
 }
