@@ -23,6 +23,7 @@ pub mod emulator;
 pub mod error;
 pub mod graph;
 pub mod journal;
+pub mod logging;
 pub mod outcome;
 pub mod pipeline;
 pub mod plan;

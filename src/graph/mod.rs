@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 pub use self::auth::{AuthArgs, TokenSource};
 pub use self::error::{GraphError, Meta};
+use crate::logging::{RequestLine, LOGGED_HEADERS};
 use crate::tenant::{Domain, Tenant, User};
 
 /// The properties hardmatch reads on users (some are returned only when selected).
@@ -121,6 +122,9 @@ pub struct GraphClient {
     http: reqwest::Client,
     /// `https://graph.microsoft.com/v1.0`
     base: String,
+    /// The only origin requests go to: an `@odata.nextLink` elsewhere is refused, so that no
+    /// answer can send the bearer token to another host (or over plain http).
+    origin: url::Origin,
     tokens: TokenSource,
     pub retry: RetryPolicy,
     requests: AtomicU64,
@@ -154,10 +158,11 @@ impl GraphClient {
         root: &str,
         tokens: TokenSource,
     ) -> Result<GraphClient, GraphError> {
-        auth::check_url(root)?;
+        let origin = auth::check_url(root)?.origin();
         Ok(GraphClient {
             http,
             base: format!("{}/v1.0", root.trim_end_matches('/')),
+            origin,
             tokens,
             retry: RetryPolicy::default(),
             requests: AtomicU64::new(0),
@@ -222,10 +227,12 @@ impl GraphClient {
         eventual: bool,
     ) -> Result<Answer, GraphError> {
         let url = if target.starts_with("http") {
+            self.check_link(target)?;
             target.to_string()
         } else {
             format!("{}{target}", self.base)
         };
+        let line = RequestLine::new(method.as_str(), &url);
         let client_request_id = uuid::Uuid::new_v4().to_string();
         let mut refreshed = false;
         let mut attempt = 0u32;
@@ -233,11 +240,9 @@ impl GraphClient {
         loop {
             attempt += 1;
             self.wait_for_pause().await;
-            let token = self.tokens.token(false).await?;
             let mut request = self
                 .http
                 .request(method.clone(), &url)
-                .bearer_auth(&token)
                 .header("client-request-id", &client_request_id);
             if self.low_priority {
                 request = request.header("x-ms-throttle-priority", "low");
@@ -248,11 +253,17 @@ impl GraphClient {
             if let Some(body) = body {
                 request = request.json(body);
             }
+            let request = self.tokens.authorize(request).await?;
             self.requests.fetch_add(1, Ordering::Relaxed);
+            let sent = std::time::Instant::now();
             let outcome = match request.send().await {
-                Ok(response) => self.read(response, &client_request_id, attempt).await,
+                Ok(response) => {
+                    self.read(response, &client_request_id, attempt, &line)
+                        .await
+                }
                 Err(e) => Err(Failure::Transport(e.without_url().to_string())),
             };
+            log_attempt(&line, attempt, sent.elapsed(), &outcome);
             let wait = match outcome {
                 Ok(answer) => return Ok(answer),
                 Err(Failure::Final(error)) => return Err(*error),
@@ -261,7 +272,8 @@ impl GraphClient {
                         return Err(*error);
                     }
                     refreshed = true;
-                    self.tokens.token(true).await?;
+                    tracing::info!("{line}: the token was refused; signing in again");
+                    self.tokens.refresh().await?;
                     continue;
                 }
                 Err(Failure::Retry { wait, error }) => {
@@ -269,9 +281,17 @@ impl GraphClient {
                         throttled += 1;
                     }
                     if let Some(error) = self.out_of_retries(*error, attempt, throttled) {
+                        tracing::info!("{line}: giving up after {attempt} attempts");
                         return Err(error);
                     }
-                    wait.unwrap_or_else(|| self.retry.backoff(attempt))
+                    let why = if wait.is_some() {
+                        "Retry-After"
+                    } else {
+                        "backoff"
+                    };
+                    let wait = wait.unwrap_or_else(|| self.retry.backoff(attempt));
+                    tracing::info!("{line}: retrying in {:.3} s ({why})", wait.as_secs_f64());
+                    wait
                 }
                 Err(Failure::Transport(message)) => {
                     if attempt > self.retry.max_retries {
@@ -281,13 +301,32 @@ impl GraphClient {
                             attempts: attempt,
                             ..Meta::default()
                         };
+                        tracing::info!("{line}: giving up after {attempt} attempts");
                         return Err(GraphError::Transport(Box::new(meta)));
                     }
-                    self.retry.backoff(attempt)
+                    let wait = self.retry.backoff(attempt);
+                    tracing::info!("{line}: retrying in {:.3} s (backoff)", wait.as_secs_f64());
+                    wait
                 }
             };
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// An absolute link (`@odata.nextLink`) must point where this client was pointed.
+    fn check_link(&self, link: &str) -> Result<(), GraphError> {
+        let origin = url::Url::parse(link).map(|u| u.origin()).ok();
+        if origin.as_ref() == Some(&self.origin) {
+            return Ok(());
+        }
+        Err(GraphError::Other(Box::new(Meta {
+            message: format!(
+                "refusing to follow a link to {} (Graph is {}): the token goes only to the Graph hardmatch was pointed at",
+                origin.map_or_else(|| "a URL that does not parse".to_string(), |o| o.ascii_serialization()),
+                self.origin.ascii_serialization()
+            ),
+            ..Meta::default()
+        })))
     }
 
     async fn read(
@@ -295,6 +334,7 @@ impl GraphClient {
         response: reqwest::Response,
         client_request_id: &str,
         attempt: u32,
+        line: &RequestLine,
     ) -> Result<Answer, Failure> {
         let status = response.status().as_u16();
         let header = |name: &str| {
@@ -304,6 +344,7 @@ impl GraphClient {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
+        log_headers(line, header);
         let request_id = header("request-id");
         let retry_after = header("retry-after").and_then(|v| parse_retry_after(&v));
         self.note_usage(
@@ -385,7 +426,10 @@ impl GraphClient {
                     continue;
                 };
                 attempts[i] += 1;
-                match self.judge_inner(inner, &answer.meta, attempts[i]) {
+                let line = RequestLine::new(requests[i].method.as_str(), &requests[i].url);
+                let judged = self.judge_inner(inner, &answer.meta, attempts[i], &line);
+                log_attempt(&line, attempts[i], std::time::Duration::ZERO, &judged);
+                match judged {
                     Ok(ok) => results[i] = Some(Ok(ok)),
                     Err(Failure::Retry {
                         wait: inner_wait,
@@ -434,7 +478,13 @@ impl GraphClient {
     }
 
     /// One inner answer of a `$batch`, judged like a whole response.
-    fn judge_inner(&self, inner: &Value, outer: &Meta, attempt: u32) -> Result<Answer, Failure> {
+    fn judge_inner(
+        &self,
+        inner: &Value,
+        outer: &Meta,
+        attempt: u32,
+        line: &RequestLine,
+    ) -> Result<Answer, Failure> {
         let header = |name: &str| {
             inner["headers"]
                 .as_object()
@@ -445,6 +495,7 @@ impl GraphClient {
                     _ => None,
                 })
         };
+        log_headers(line, header);
         let body = inner["body"].clone();
         let meta = Meta {
             status: inner["status"].as_u64().map(|s| s as u16),
@@ -669,6 +720,56 @@ fn judge(meta: Meta, body: Value, retry_after: Option<Duration>) -> Result<Answe
     }
 }
 
+/// `-v`: one line per attempt: status, request-id, attempt, time (zero inside a `$batch`).
+fn log_attempt(
+    line: &RequestLine,
+    attempt: u32,
+    elapsed: Duration,
+    outcome: &Result<Answer, Failure>,
+) {
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return;
+    }
+    let (status, request_id) = match outcome {
+        Ok(answer) => (answer.meta.status, answer.meta.request_id.as_deref()),
+        Err(Failure::Final(e) | Failure::Unauthorized(e) | Failure::Retry { error: e, .. }) => {
+            let meta = e.meta();
+            (
+                meta.and_then(|m| m.status),
+                meta.and_then(|m| m.request_id.as_deref()),
+            )
+        }
+        Err(Failure::Transport(message)) => {
+            tracing::info!("{line} -> no answer ({message}), attempt {attempt}");
+            return;
+        }
+    };
+    let status = status.map_or_else(|| "-".to_string(), |s| s.to_string());
+    let timing = if elapsed.is_zero() {
+        " (in $batch)".to_string()
+    } else {
+        format!(" ({} ms)", elapsed.as_millis())
+    };
+    tracing::info!(
+        "{line} -> {status}, request-id {}, attempt {attempt}{timing}",
+        request_id.unwrap_or("-")
+    );
+}
+
+/// `-vv`: the answer's headers named in [`LOGGED_HEADERS`], and no others.
+fn log_headers(line: &RequestLine, header: impl Fn(&str) -> Option<String>) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let shown: Vec<String> = LOGGED_HEADERS
+        .iter()
+        .filter_map(|name| header(name).map(|value| format!("{name}: {value}")))
+        .collect();
+    if !shown.is_empty() {
+        tracing::debug!("{line} <- {}", shown.join(", "));
+    }
+}
+
 /// Why one attempt did not succeed, and whether another may.
 enum Failure {
     Final(Box<GraphError>),
@@ -714,6 +815,39 @@ mod tests {
         assert_eq!(user_path("a/../b?x"), "/users/a%2F..%2Fb%3Fx");
         let q = query(&[("$filter", "userPrincipalName eq 'a+b@x.com'")]);
         assert_eq!(q, "$filter=userPrincipalName%20eq%20%27a%2Bb%40x.com%27");
+    }
+
+    #[tokio::test]
+    async fn a_next_link_to_another_origin_is_refused_before_anything_is_sent() {
+        let client = GraphClient::new(
+            reqwest::Client::new(),
+            "https://graph.microsoft.com",
+            TokenSource::Fixed(azure_core::credentials::Secret::new("t0ken")),
+        )
+        .unwrap();
+        for link in [
+            "https://evil.example.com/v1.0/users?$skiptoken=x",
+            "http://graph.microsoft.com/v1.0/users?$skiptoken=x",
+            "https://graph.microsoft.com:8443/v1.0/users",
+            "https://graph.microsoft.com.evil.com/v1.0/users",
+            "https://user:pw@evil.example.com/",
+            "http//graph.microsoft.com",
+        ] {
+            let error = client
+                .send(reqwest::Method::GET, link, None, false)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("refusing to follow a link"),
+                "{link}: {error}"
+            );
+            assert!(
+                !error.contains("t0ken") && !error.contains("pw@"),
+                "{error}"
+            );
+        }
+        assert_eq!(client.requests(), 0);
     }
 
     #[test]

@@ -146,6 +146,11 @@ pub fn write(
     summary: &Summary,
     excel_bom: bool,
 ) -> crate::Result<()> {
+    tracing::info!(
+        "writing the report, {} rows, to {}",
+        records.len(),
+        path.display()
+    );
     match path
         .extension()
         .and_then(|e| e.to_str())
