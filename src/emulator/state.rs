@@ -1,7 +1,7 @@
 //! The emulated tenant: users, deleted users and domains, indexed for the lookups Graph does,
 //! and the record of what clients did to it (`/_emulator/stats`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::Serialize;
 
@@ -32,6 +32,24 @@ pub struct Stats {
     /// Every write that reached the tenant, of any kind.
     pub writes_total: u64,
     pub tokens_issued: u64,
+    /// The latest Graph requests as received, `METHOD /v1.0/path?query` with the path and
+    /// query still percent-encoded, inner `$batch` requests included (never a header or a
+    /// body): tests check what a query really asked for.
+    pub request_log: VecDeque<String>,
+}
+
+impl Stats {
+    /// How many requests [`Stats::request_log`] keeps.
+    pub const REQUEST_LOG_LEN: usize = 10_000;
+
+    pub fn log_request(&mut self, method: &str, path: &str, query: &str) {
+        if self.request_log.len() == Self::REQUEST_LOG_LEN {
+            self.request_log.pop_front();
+        }
+        let separator = if query.is_empty() { "" } else { "?" };
+        self.request_log
+            .push_back(format!("{method} {path}{separator}{query}"));
+    }
 }
 
 impl State {

@@ -5,4 +5,5 @@ mod apply;
 mod convert;
 mod emulator;
 mod ids;
+mod security;
 mod util;
