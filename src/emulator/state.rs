@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::Serialize;
 
-use crate::tenant::{AuthenticationType, Tenant, User};
+use crate::tenant::{caseless, AuthenticationType, Tenant, User};
 
 /// The tenant as the emulator holds it. Users are never removed from `tenant.users` (Graph
 /// users can be deleted, but hardmatch never does that), so indexes are positions.
@@ -68,9 +68,8 @@ impl State {
 
     fn index(&mut self, i: usize) {
         let user = &self.tenant.users[i];
-        self.by_key.insert(user.id.to_lowercase(), i);
-        self.by_key
-            .insert(user.user_principal_name.to_lowercase(), i);
+        self.by_key.insert(caseless(&user.id), i);
+        self.by_key.insert(caseless(&user.user_principal_name), i);
         if let Some(anchor) = &user.on_premises_immutable_id {
             self.by_anchor.insert(anchor.clone(), i);
         }
@@ -78,7 +77,7 @@ impl State {
 
     fn unindex(&mut self, i: usize) {
         let user = &self.tenant.users[i];
-        self.by_key.remove(&user.user_principal_name.to_lowercase());
+        self.by_key.remove(&caseless(&user.user_principal_name));
         if let Some(anchor) = &user.on_premises_immutable_id {
             self.by_anchor.remove(anchor);
         }
@@ -86,7 +85,7 @@ impl State {
 
     /// A user by object id or UPN (case-insensitive), as `/users/{id | userPrincipalName}`.
     pub fn find_user(&self, key: &str) -> Option<usize> {
-        self.by_key.get(&key.to_lowercase()).copied()
+        self.by_key.get(&caseless(key)).copied()
     }
 
     pub fn find_deleted(&self, id: &str) -> Option<usize> {

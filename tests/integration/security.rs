@@ -2,11 +2,16 @@
 //! Graph query, report cells cannot run as formulas, files are private, plain http only to
 //! loopback. Each test drives the real binary against the emulator, at `-vv` where it can.
 
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
 use std::process::{Command, Output};
 
+use hardmatch::emulator::odata::{self, Filter, Property};
 use hardmatch::emulator::Config;
+use hardmatch::report::from_excel_safe;
+use hardmatch::tenant::{Domain, Tenant, User};
 
-use crate::util::{fast, generated, run, sample, stderr, stdout, Dir, Graph, TOKEN};
+use crate::util::{fast, generated, report_rows, run, sample, stderr, stdout, Dir, Graph, TOKEN};
 
 // ---------------------------------------------------------------------------------------
 // Secrets
@@ -286,6 +291,232 @@ fn help_shows_no_secret_even_when_the_environment_holds_them() {
             "{command} --help:\n{help}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Hostile UPNs
+
+/// Users the hostile rows must find, each exactly.
+const HOSTILE: [&str; 11] = [
+    "kate.o'brien@contoso.com",
+    "kate.o''brien@contoso.com",
+    "$svc@contoso.com",
+    "partner_fabrikam.com#EXT#@contoso.onmicrosoft.com",
+    "100%pure@contoso.com",
+    "pct%27quote@contoso.com",
+    "r&d@contoso.com",
+    "a+b@contoso.com",
+    "a/b@contoso.com",
+    "what?@contoso.com",
+    "(paren)@contoso.com",
+];
+
+/// Users a widened, half-decoded or look-alike-folded query would find instead. No row
+/// names them.
+const DECOYS: [&str; 10] = [
+    "admin@contoso.com",
+    "pct'quote@contoso.com",
+    "a b@contoso.com",
+    "r@contoso.com",
+    "what@contoso.com",
+    "alice@contoso.com",
+    "bob@contoso.com",
+    "kate@contoso.com",
+    "kate.o@contoso.com",
+    "paren@contoso.com",
+];
+
+/// Rows that must find nobody: injections, and look-alikes of the decoys (a Cyrillic `а`, a
+/// fullwidth `＠`, the Kelvin sign `K`).
+const NOBODY: [&str; 6] = [
+    "x' or userPrincipalName eq 'admin@contoso.com",
+    "admin@contoso.com') or (userPrincipalName ne '",
+    "\u{430}lice@contoso.com",
+    "bob\u{ff20}contoso.com",
+    "\u{212a}ate@contoso.com",
+    "r&d@contoso.com' or '1' eq '1",
+];
+
+fn long_upn() -> String {
+    format!("{}@contoso.com", "l".repeat(1000))
+}
+
+fn user_id(i: usize) -> String {
+    uuid::Uuid::from_u128(0xBBBB_0000_0000_4000_8000_0000_0000_0000 + i as u128).to_string()
+}
+
+/// The tenant (targets, then decoys) and the export (targets, then rows that find nobody).
+fn hostile_tenant(dir: &Dir) -> (Tenant, HashMap<String, String>) {
+    let mut targets: Vec<String> = HOSTILE.iter().map(|s| s.to_string()).collect();
+    targets.push(long_upn());
+    let everyone: Vec<String> = targets
+        .iter()
+        .cloned()
+        .chain(DECOYS.iter().map(|s| s.to_string()))
+        .collect();
+    let users = everyone
+        .iter()
+        .enumerate()
+        .map(|(i, upn)| User {
+            id: user_id(i),
+            user_principal_name: upn.clone(),
+            ..User::default()
+        })
+        .collect();
+    let mut export = csv::Writer::from_path(dir.join("export.csv")).unwrap();
+    export
+        .write_record(["UserPrincipalName", "ObjectGUID"])
+        .unwrap();
+    let rows = targets.iter().map(String::as_str).chain(NOBODY);
+    for (i, upn) in rows.enumerate() {
+        let guid = uuid::Uuid::from_u128(0xCCCC_0000_0000_4000_8000_0000_0000_0000 + i as u128);
+        export.write_record([upn, &guid.to_string()]).unwrap();
+    }
+    export.flush().unwrap();
+    let expected = targets
+        .iter()
+        .enumerate()
+        .map(|(i, upn)| (upn.clone(), user_id(i)))
+        .collect();
+    let tenant = Tenant {
+        tenant_id: "hostile".into(),
+        domains: ["contoso.com", "contoso.onmicrosoft.com"]
+            .map(|d| Domain {
+                id: d.into(),
+                ..Domain::default()
+            })
+            .into(),
+        users,
+        ..Tenant::default()
+    };
+    (tenant, expected)
+}
+
+/// Each target row found exactly its user, every other row nobody.
+#[track_caller]
+fn assert_exact_matches(report: &Path, expected: &HashMap<String, String>) {
+    let rows = report_rows(report);
+    assert_eq!(rows.len(), expected.len() + NOBODY.len());
+    for row in &rows {
+        let upn = from_excel_safe(&row["upn"]);
+        let found = from_excel_safe(&row["cloud_user_id"]);
+        match expected.get(upn) {
+            Some(id) => assert_eq!(
+                (found, row["outcome"].as_str()),
+                (id.as_str(), "would-stamp"),
+                "{upn:?} must find exactly its own user"
+            ),
+            None => assert_eq!(
+                (found, row["outcome"].as_str()),
+                ("", "target-not-found"),
+                "{upn:?} must find nobody"
+            ),
+        }
+    }
+}
+
+/// Every `$filter` the emulator received: the raw query has exactly the three options
+/// hardmatch sends, each value percent-encoded down to RFC 3986's unreserved characters, and
+/// the filter parses to one `in (...)` whose values are the rows' UPNs, verbatim.
+fn filters_received(graph: &Graph) -> Vec<Filter> {
+    let mut filters = Vec::new();
+    for line in &graph.stats().request_log {
+        let Some((_, query)) = line.split_once('?') else {
+            continue;
+        };
+        if !query.contains("$filter=") {
+            continue;
+        }
+        let mut keys = BTreeSet::new();
+        for pair in query.split('&') {
+            let (key, value) = pair.split_once('=').expect("key=value");
+            keys.insert(key);
+            assert!(
+                value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)),
+                "{key} is not percent-encoded: {value}"
+            );
+        }
+        assert_eq!(
+            keys,
+            BTreeSet::from(["$filter", "$select", "$top"]),
+            "a UPN added a query option: {line}"
+        );
+        let (_, filter) = url::form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "$filter")
+            .unwrap();
+        filters.push(odata::parse(&filter).unwrap_or_else(|e| panic!("{filter}: {e}")));
+    }
+    filters
+}
+
+fn hostile_plan(strategy: &str) {
+    let dir = Dir::new();
+    let (tenant, expected) = hostile_tenant(&dir);
+    let graph = Graph::start(tenant, fast());
+    let out = run(graph
+        .hardmatch(&dir, &["plan", "export.csv", "-o", "plan.csv", "-v"])
+        .args(["--read", strategy]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_exact_matches(&dir.join("plan.csv"), &expected);
+
+    let filters = filters_received(&graph);
+    if strategy == "bulk" {
+        assert!(filters.is_empty(), "a bulk read sends no UPN: {filters:?}");
+        return;
+    }
+    let mut asked = BTreeSet::new();
+    for filter in filters {
+        match filter {
+            Filter::In(Property::UserPrincipalName, values) => asked.extend(values),
+            Filter::In(Property::OnPremisesImmutableId, _) => {}
+            other => panic!("a filter hardmatch never sends: {other:?}"),
+        }
+    }
+    let rows: BTreeSet<String> = expected
+        .keys()
+        .cloned()
+        .chain(NOBODY.iter().map(|s| s.to_string()))
+        .collect();
+    assert_eq!(
+        asked, rows,
+        "each row's UPN asked for verbatim, nothing else"
+    );
+    // -v shows each literal with its OData escaping, and no non-ASCII byte unescaped.
+    let err = stderr(&out);
+    assert!(err.contains("'kate.o''brien@contoso.com'"), "{err}");
+    assert!(err.contains("'kate.o''''brien@contoso.com'"), "{err}");
+    assert!(err.contains("%E2%84%AAate@contoso.com"), "{err}");
+
+    // Apply writes exactly the targets, each once.
+    let out = run(&mut graph.hardmatch(
+        &dir,
+        &[
+            "apply",
+            "export.csv",
+            "-o",
+            "r.csv",
+            "--yes",
+            "-q",
+            "--read",
+            "lookup",
+        ],
+    ));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let written: BTreeSet<String> = graph.stats().writes_applied.into_keys().collect();
+    let wanted: BTreeSet<String> = expected.values().cloned().collect();
+    assert_eq!(written, wanted);
+}
+
+#[test]
+fn hostile_upns_find_exactly_their_user_when_the_tenant_is_read_in_bulk() {
+    hostile_plan("bulk");
+}
+
+#[test]
+fn hostile_upns_find_exactly_their_user_and_cannot_widen_a_lookup_filter() {
+    hostile_plan("lookup");
 }
 
 // ---------------------------------------------------------------------------------------
