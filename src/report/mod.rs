@@ -163,15 +163,23 @@ pub fn write(
     }
 }
 
-/// The first characters that make Excel (and LibreOffice) read a CSV cell as a formula.
-/// A leading apostrophe is included so that the escaping can be undone exactly.
-const FORMULA_TRIGGERS: [char; 7] = ['=', '+', '-', '@', '\t', '\r', '\''];
+/// The first characters that make Excel or LibreOffice read a CSV cell as a formula: OWASP's
+/// list (`=`, `+`, `-`, `@`, tab, CR, LF) and ASVS's NUL. A leading apostrophe is included so
+/// that the escaping can be undone exactly.
+const FORMULA_TRIGGERS: [char; 9] = ['=', '+', '-', '@', '\t', '\r', '\n', '\0', '\''];
 
-/// Makes a CSV cell safe to open in Excel: a value that starts with a formula trigger gets a
-/// leading apostrophe, which Excel shows as text. ImmutableIds can legitimately start with
-/// `+`, so [`from_excel_safe`] undoes this exactly for our own readers.
+/// Whether a cell needs the apostrophe: it starts with a trigger, or starts one after blanks
+/// (LibreOffice's "trim spaces" import option would strip them and evaluate the rest).
+fn needs_apostrophe(value: &str) -> bool {
+    value.starts_with(FORMULA_TRIGGERS) || value.trim_start().starts_with(['=', '+', '-', '@'])
+}
+
+/// Makes a CSV cell safe to open in Excel: a value that could start a formula gets a leading
+/// apostrophe, which Excel shows as text. ImmutableIds and UPNs can legitimately start with
+/// `+` or `-`, so [`from_excel_safe`] undoes this exactly for our own readers (`hardmatch
+/// rollback report.csv`).
 pub fn excel_safe(value: &str) -> Cow<'_, str> {
-    if value.starts_with(FORMULA_TRIGGERS) {
+    if needs_apostrophe(value) {
         Cow::Owned(format!("'{value}"))
     } else {
         Cow::Borrowed(value)
@@ -181,7 +189,7 @@ pub fn excel_safe(value: &str) -> Cow<'_, str> {
 /// The inverse of [`excel_safe`].
 pub fn from_excel_safe(cell: &str) -> &str {
     match cell.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(FORMULA_TRIGGERS) => rest,
+        Some(rest) if needs_apostrophe(rest) => rest,
         _ => cell,
     }
 }
@@ -218,13 +226,33 @@ mod tests {
     #[test]
     fn formula_cells_are_escaped_and_restored() {
         for value in [
-            "=1+1", "+AbC==", "-2", "@SUM(A1)", "\tx", "\rx", "'=x", "'plain",
+            "=1+1",
+            "+AbC==",
+            "-2",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+            "\nx",
+            "\0x",
+            "'=x",
+            "'plain",
+            " =1+1",
+            "\u{a0}\u{3000} @SUM(A1)",
+            " -x@y.com",
+            "''",
         ] {
             let safe = excel_safe(value);
             assert!(safe.starts_with('\''), "{value:?} -> {safe:?}");
             assert_eq!(from_excel_safe(&safe), value);
         }
-        for value in ["alice@contoso.com", "1wfM9xV8fUSHbcAbDlqeOA==", ""] {
+        for value in [
+            "alice@contoso.com",
+            "1wfM9xV8fUSHbcAbDlqeOA==",
+            "",
+            " plain",
+            "a=b",
+            " 'x",
+        ] {
             assert_eq!(excel_safe(value), value);
             assert_eq!(from_excel_safe(value), value);
         }

@@ -520,6 +520,142 @@ fn hostile_upns_find_exactly_their_user_and_cannot_widen_a_lookup_filter() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Report cells
+
+/// Anchors the tenant holds before the run (a custom string anchor can be anything), which
+/// the report shows as previous values and rollback must put back exactly.
+const FORMULA_ANCHORS: [&str; 7] = [
+    "=HYPERLINK(\"http://x\")",
+    "+AbC/dEf=",
+    "-2+3",
+    "@SUM(1)",
+    "\t=1",
+    " =1+1",
+    "'=quoted",
+];
+
+/// UPNs that start like formulas.
+const FORMULA_UPNS: [&str; 7] = [
+    "=1+1@contoso.com",
+    "+plus@contoso.com",
+    "-x@contoso.com",
+    "@at@contoso.com",
+    "plain1@contoso.com",
+    "plain2@contoso.com",
+    "plain3@contoso.com",
+];
+
+/// A cell Excel or LibreOffice could evaluate: its first character, or its first after
+/// leading blanks (an import that trims spaces), starts a formula.
+fn could_run(cell: &str) -> bool {
+    cell.starts_with(['=', '+', '-', '@', '\t', '\r', '\n', '\0'])
+        || cell.trim_start().starts_with(['=', '+', '-', '@'])
+}
+
+#[test]
+fn report_cells_cannot_run_as_formulas_and_round_trip_through_rollback() {
+    let dir = Dir::new();
+    let users: Vec<User> = FORMULA_UPNS
+        .iter()
+        .zip(FORMULA_ANCHORS)
+        .enumerate()
+        .map(|(i, (upn, anchor))| User {
+            id: user_id(i),
+            user_principal_name: upn.to_string(),
+            on_premises_immutable_id: Some(anchor.to_string()),
+            ..User::default()
+        })
+        .collect();
+    let tenant = Tenant {
+        tenant_id: "formulas".into(),
+        domains: vec![Domain {
+            id: "contoso.com".into(),
+            ..Domain::default()
+        }],
+        users,
+        ..Tenant::default()
+    };
+    // The first GUID's ImmutableId starts with `+` (its first byte is 0xF8).
+    let mut export = String::from("UserPrincipalName,ObjectGUID\n");
+    for (i, upn) in FORMULA_UPNS.iter().enumerate() {
+        let data1 = 0xF8 + ((i as u128) << 8);
+        let guid = uuid::Uuid::from_u128(data1 << 96 | 0x4000_8000_0000_0000_0001);
+        export.push_str(&format!("{upn},{guid}\n"));
+    }
+    dir.write("export.csv", export);
+    let graph = Graph::start(tenant.clone(), fast());
+
+    let out = run(&mut graph.hardmatch(
+        &dir,
+        &["plan", "export.csv", "--overwrite", "-o", "plan.xlsx"],
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = run(&mut graph.hardmatch(
+        &dir,
+        &[
+            "apply",
+            "export.csv",
+            "--overwrite",
+            "--yes",
+            "-o",
+            "report.csv",
+        ],
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // CSV: no cell can run; every escaped cell reads back exactly.
+    let mut reader = csv::Reader::from_path(dir.join("report.csv")).unwrap();
+    for record in reader.records() {
+        for cell in record.unwrap().iter() {
+            assert!(!could_run(cell), "{cell:?} could run as a formula");
+        }
+    }
+    let rows = report_rows(&dir.join("report.csv"));
+    let mut escaped = 0;
+    for (row, (upn, anchor)) in rows.iter().zip(FORMULA_UPNS.iter().zip(FORMULA_ANCHORS)) {
+        assert_eq!(from_excel_safe(&row["upn"]), *upn);
+        assert_eq!(from_excel_safe(&row["previous_immutable_id"]), anchor);
+        assert_eq!(row["outcome"], "stamped");
+        escaped += usize::from(row["upn"].starts_with('\''));
+    }
+    assert_eq!(escaped, 4, "the four formula-like UPNs carry an apostrophe");
+    assert!(rows[0]["immutable_id"].starts_with("'+"), "{:?}", rows[0]);
+
+    // XLSX: strings are strings, never formulas, and carry no apostrophe.
+    let bytes = std::fs::read(dir.join("plan.xlsx")).unwrap();
+    let parts = unzip(&bytes);
+    let shared = &parts
+        .iter()
+        .find(|(name, _)| name == "xl/sharedStrings.xml")
+        .expect("shared strings")
+        .1;
+    for (name, xml) in &parts {
+        if name.starts_with("xl/worksheets/") {
+            assert!(
+                !xml.contains("<f>") && !xml.contains("<f "),
+                "{name}: {xml}"
+            );
+        }
+    }
+    for upn in &FORMULA_UPNS[..4] {
+        assert!(
+            shared.contains(&format!("<t>{upn}</t>")),
+            "{upn} in {shared}"
+        );
+    }
+
+    // Rollback from the CSV report puts back every previous value exactly.
+    let out = run(&mut graph.hardmatch(
+        &dir,
+        &["rollback", "report.csv", "--yes", "-o", "rollback.csv"],
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for (upn, anchor) in FORMULA_UPNS.iter().zip(FORMULA_ANCHORS) {
+        assert_eq!(graph.anchor_of(upn).as_deref(), Some(anchor), "{upn}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Plain http
 
 #[test]
