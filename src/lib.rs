@@ -27,6 +27,7 @@ pub mod logging;
 pub mod outcome;
 pub mod pipeline;
 pub mod plan;
+pub mod private;
 pub mod progress;
 pub mod report;
 pub mod source;

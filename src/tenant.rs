@@ -108,10 +108,13 @@ impl Tenant {
         self.users.iter().map(|u| (u.id.as_str(), u)).collect()
     }
 
-    /// Writes the tenant file (pretty JSON, so a change board can diff it).
+    /// Writes the tenant file (pretty JSON, so a change board can diff it), readable by its
+    /// owner only: it lists every user of the tenant.
     pub fn save(&self, path: &Path) -> crate::Result<()> {
         let json = serde_json::to_vec_pretty(self).expect("tenant serializes");
-        std::fs::write(path, json).map_err(|e| Error::io(path, e))
+        crate::private::create(path)
+            .and_then(|mut file| std::io::Write::write_all(&mut file, &json))
+            .map_err(|e| Error::io(path, e))
     }
 }
 

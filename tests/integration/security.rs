@@ -3,6 +3,7 @@
 //! loopback. Each test drives the real binary against the emulator, at `-vv` where it can.
 
 use std::collections::{BTreeSet, HashMap};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -652,6 +653,134 @@ fn report_cells_cannot_run_as_formulas_and_round_trip_through_rollback() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     for (upn, anchor) in FORMULA_UPNS.iter().zip(FORMULA_ANCHORS) {
         assert_eq!(graph.anchor_of(upn).as_deref(), Some(anchor), "{upn}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// File modes
+
+#[track_caller]
+fn assert_private(path: &Path) {
+    let mode = std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "{} is {:o}",
+        path.display(),
+        mode & 0o777
+    );
+}
+
+#[test]
+fn reports_journals_plans_and_snapshots_are_readable_by_their_owner_only() {
+    let dir = Dir::new();
+    let (tenant, _) = generated(&dir, 4);
+    let graph = Graph::start(tenant, fast());
+    // Files that exist already, readable by everyone, are tightened before anything is
+    // written into them.
+    for name in ["ids.csv", "plan.xlsx", "tenant.json", "applied.csv"] {
+        dir.write(name, "old, public content");
+        std::fs::set_permissions(dir.join(name), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let runs: [&[&str]; 7] = [
+        &["ids", "export.csv", "-o", "ids.csv"],
+        &["plan", "export.csv", "-o", "plan.csv"],
+        &["plan", "export.csv", "-o", "plan.xlsx"],
+        &["plan", "export.csv", "-o", "plan.json"],
+        &["snapshot", "-o", "tenant.json"],
+        &[
+            "apply",
+            "export.csv",
+            "-o",
+            "applied.csv",
+            "--yes",
+            "--max-writes",
+            "2",
+        ],
+        &["apply", "export.csv", "-o", "applied.csv", "--yes"],
+    ];
+    for (i, args) in runs.iter().enumerate() {
+        let mut cmd = if args[0] == "ids" {
+            let mut cmd = dir.hardmatch();
+            cmd.args(*args);
+            cmd
+        } else {
+            graph.hardmatch(&dir, args)
+        };
+        if i == runs.len() - 1 {
+            // Resume the canary's journal, which someone made readable to all meanwhile.
+            std::fs::set_permissions(
+                dir.join("applied.csv.journal"),
+                std::fs::Permissions::from_mode(0o644),
+            )
+            .unwrap();
+            cmd.args(["--resume", "applied.csv.journal"]);
+        }
+        let out = run(&mut cmd);
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    for name in [
+        "ids.csv",
+        "plan.csv",
+        "plan.xlsx",
+        "plan.json",
+        "tenant.json",
+        "applied.csv",
+        "applied.csv.journal",
+    ] {
+        assert_private(&dir.join(name));
+    }
+    let rows = report_rows(&dir.join("applied.csv"));
+    assert!(rows.iter().all(|r| r["outcome"] == "stamped"), "{rows:?}");
+
+    // `-o -` writes to stdout; its journal, in the working directory, is private too.
+    let out = run(&mut graph.hardmatch(&dir, &["clear", "export.csv", "-o", "-", "--yes"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let journal = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("hardmatch-"))
+        .expect("a journal for the stdout report");
+    assert_private(&journal);
+}
+
+#[test]
+fn a_report_path_that_is_a_link_to_a_file_or_belongs_to_someone_else_is_refused() {
+    let dir = Dir::new();
+    let (tenant, _) = generated(&dir, 2);
+    let graph = Graph::start(tenant, fast());
+    let victim = dir.write("victim.txt", "precious");
+    std::os::unix::fs::symlink(&victim, dir.join("plan.csv")).unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join("tenant.json")).unwrap();
+    for args in [
+        &["plan", "export.csv", "-o", "plan.csv"][..],
+        &["snapshot", "-o", "tenant.json"],
+    ] {
+        let out = run(&mut graph.hardmatch(&dir, args));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+
+    // A link to a device is how `-o /dev/stdout` works: still allowed.
+    let out = run(&mut graph.hardmatch(&dir, &["plan", "export.csv", "-o", "/dev/stdout"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("row,source,"), "{}", stdout(&out));
+
+    // A file owned by another user (testable only as root): never written into.
+    let theirs = dir.write("theirs.csv", "theirs");
+    if std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).is_ok() {
+        let out = run(&mut graph.hardmatch(&dir, &["plan", "export.csv", "-o", "theirs.csv"]));
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains("belongs to"), "{}", stderr(&out));
+        assert_eq!(std::fs::read_to_string(&theirs).unwrap(), "theirs");
     }
 }
 
