@@ -348,7 +348,7 @@ pub fn check_url(url: &str) -> Result<url::Url, GraphError> {
 
 /// A URL as an error message may show it: whatever stands before an `@` in the authority
 /// (a user name and password) is left out.
-fn without_user_info(url: &str) -> String {
+pub fn without_user_info(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };

@@ -196,7 +196,7 @@ pub fn from_excel_safe(cell: &str) -> &str {
 
 /// The command line for the Summary sheet, with the values of secret-bearing options left out.
 /// Secrets should never be on a command line at all (they come from the environment), but an
-/// admin may still type one; it must not reach a report.
+/// admin may still type one, or a URL with a password in it; it must not reach a report.
 pub fn redact_args(args: impl IntoIterator<Item = String>) -> String {
     const SECRET_OPTIONS: [&str; 4] =
         ["--client-secret", "--access-token", "--password", "--token"];
@@ -213,7 +213,7 @@ pub fn redact_args(args: impl IntoIterator<Item = String>) -> String {
             out.push(format!("{name}=<redacted>"));
         } else {
             hide_next = SECRET_OPTIONS.contains(&arg.as_str());
-            out.push(arg);
+            out.push(crate::graph::auth::without_user_info(&arg));
         }
     }
     out.join(" ")
@@ -267,15 +267,20 @@ mod tests {
             "s3cr3t",
             "--access-token=t0k3n",
             "x.csv",
+            "--graph-url",
+            "https://admin:pa55@graph.example.com/",
+            "--login-url=https://u:pa55@login.example.com",
         ];
         let line = redact_args(args.map(String::from));
         assert!(
-            !line.contains("s3cr3t") && !line.contains("t0k3n"),
+            !line.contains("s3cr3t") && !line.contains("t0k3n") && !line.contains("pa55"),
             "{line}"
         );
         assert_eq!(
             line,
-            "hardmatch apply --client-secret <redacted> --access-token=<redacted> x.csv"
+            "hardmatch apply --client-secret <redacted> --access-token=<redacted> x.csv \
+             --graph-url https://<user info left out>@graph.example.com/ \
+             --login-url=https://<user info left out>@login.example.com"
         );
     }
 }

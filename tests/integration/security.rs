@@ -852,6 +852,29 @@ fn plain_http_to_a_graph_or_sign_in_host_that_is_not_loopback_is_refused_by_ever
 }
 
 #[test]
+fn a_password_in_a_url_on_the_command_line_never_reaches_a_report() {
+    let dir = Dir::new();
+    let url = "https://admin:hunter2pass@graph.example.com";
+    let out = run(dir
+        .hardmatch()
+        .args(["plan"])
+        .arg(sample("csvde.csv"))
+        .arg("--snapshot")
+        .arg(sample("tenant.json"))
+        .args(["-o", "offline.xlsx", "--graph-url", url]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    for (place, text) in everything_written(&dir, &[("offline plan".into(), out)]) {
+        assert!(!text.contains("hunter2pass"), "{place}: {text}");
+        if place.ends_with("sharedStrings.xml") {
+            assert!(
+                text.contains("https://&lt;user info left out&gt;@graph.example.com"),
+                "{text}"
+            );
+        }
+    }
+}
+
+#[test]
 fn loopback_in_any_spelling_is_plain_http_that_works() {
     let dir = Dir::new();
     let graph = Graph::sample();
