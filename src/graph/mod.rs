@@ -261,7 +261,21 @@ impl GraphClient {
                     self.read(response, &client_request_id, attempt, &line)
                         .await
                 }
-                Err(e) => Err(Failure::Transport(e.without_url().to_string())),
+                Err(e) => match tls_failure(&e) {
+                    // Not transient: retrying an untrusted certificate only hides the reason.
+                    Some(why) => {
+                        tracing::info!("{line} -> TLS failed: {why}");
+                        return Err(GraphError::Transport(Box::new(Meta {
+                            message: format!(
+                                "TLS: {why} (behind a TLS-inspecting proxy? trust its root with --ca-cert)"
+                            ),
+                            client_request_id,
+                            attempts: attempt,
+                            ..Meta::default()
+                        })));
+                    }
+                    None => Err(Failure::Transport(e.without_url().to_string())),
+                },
             };
             log_attempt(&line, attempt, sent.elapsed(), &outcome);
             let wait = match outcome {
@@ -718,6 +732,26 @@ fn judge(meta: Meta, body: Value, retry_after: Option<Duration>) -> Result<Answe
         }),
         _ => Err(Failure::Final(Box::new(GraphError::classify(meta, &body)))),
     }
+}
+
+/// The TLS error (an untrusted or invalid certificate, a failed handshake) behind a failed
+/// request, if that is what failed. An io::Error hides the error it wraps from `source()`,
+/// so each one is opened.
+fn tls_failure(error: &reqwest::Error) -> Option<String> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = next {
+        if let Some(tls) = e.downcast_ref::<tokio_rustls::rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        next = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    None
 }
 
 /// `-v`: one line per attempt: status, request-id, attempt, time (zero inside a `$batch`).

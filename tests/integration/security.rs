@@ -875,6 +875,36 @@ fn a_password_in_a_url_on_the_command_line_never_reaches_a_report() {
 }
 
 #[test]
+fn a_graph_whose_certificate_is_not_trusted_is_refused_at_once_and_says_why() {
+    let dir = Dir::new();
+    let graph = Graph::sample_with(Config {
+        tls_cert_out: Some(dir.join("emulator.pem")),
+        ..fast()
+    });
+    let started = std::time::Instant::now();
+    let export = sample("csvde.csv");
+    let out = run(&mut graph.hardmatch(
+        &dir,
+        &[
+            "plan",
+            export.to_str().unwrap(),
+            "-o",
+            "p.csv",
+            "--read",
+            "bulk",
+        ],
+    ));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("certificate"), "{}", stderr(&out));
+    assert!(
+        started.elapsed().as_secs() < 10,
+        "not retried: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(graph.stats().request_log.len(), 0);
+}
+
+#[test]
 fn loopback_in_any_spelling_is_plain_http_that_works() {
     let dir = Dir::new();
     let graph = Graph::sample();
