@@ -64,7 +64,11 @@ impl TargetArgs {
             tenant_file.display(),
             running.url
         );
-        let http = self.auth.http_client()?;
+        let http = AuthArgs {
+            graph_url: Some(running.url.clone()),
+            ..self.auth.clone()
+        }
+        .http_client()?;
         let client = GraphClient::new(
             http,
             &running.url,

@@ -285,11 +285,17 @@ impl AuthArgs {
     }
 
     /// The HTTP client every call uses: rustls, the extra root if any, a sane timeout.
+    /// HTTPS goes through the system's proxy (HTTPS_PROXY) as usual, inside its tunnel; plain
+    /// http (only ever to loopback) never goes through a proxy, where the token would travel
+    /// in clear text.
     pub fn http_client(&self) -> Result<reqwest::Client, GraphError> {
         let mut builder = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(100))
             .connect_timeout(std::time::Duration::from_secs(15))
             .pool_max_idle_per_host(64);
+        if self.graph_root()?.starts_with("http:") {
+            builder = builder.no_proxy();
+        }
         if let Some(path) = &self.ca_cert {
             let pem = std::fs::read(path)
                 .map_err(|e| GraphError::Auth(format!("--ca-cert {}: {e}", path.display())))?;

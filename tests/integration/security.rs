@@ -905,6 +905,34 @@ fn a_graph_whose_certificate_is_not_trusted_is_refused_at_once_and_says_why() {
 }
 
 #[test]
+fn plain_http_to_loopback_never_goes_through_a_proxy() {
+    let dir = Dir::new();
+    let graph = Graph::sample();
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    proxy.set_nonblocking(true).unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let export = sample("csvde.csv");
+    let export = export.to_str().unwrap();
+    let live = graph.hardmatch(&dir, &["plan", export, "-o", "live.csv"]);
+    let mut rehearsal = dir.hardmatch();
+    rehearsal
+        .args(["plan", export, "-o", "rehearsal.csv", "--emulate"])
+        .arg(sample("tenant.json"));
+    for mut cmd in [live, rehearsal] {
+        for name in ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"] {
+            cmd.env(name, &proxy_url);
+        }
+        cmd.env_remove("NO_PROXY").env_remove("no_proxy");
+        let out = run(&mut cmd);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    }
+    assert!(
+        proxy.accept().is_err(),
+        "a request carrying the token went to the proxy"
+    );
+}
+
+#[test]
 fn loopback_in_any_spelling_is_plain_http_that_works() {
     let dir = Dir::new();
     let graph = Graph::sample();
