@@ -26,7 +26,7 @@ fn recognisable(tag: &str) -> String {
         let mut bits = uuid::Uuid::new_v4().as_u128();
         for _ in 0..12 {
             value.push(LETTERS[(bits & 31) as usize] as char);
-            bits >>= 10;
+            bits >>= 5;
         }
     }
     value
