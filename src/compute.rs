@@ -193,8 +193,9 @@ impl Key<'_> {
     }
 }
 
+/// UPNs compare as the planner compares them ([`crate::tenant::caseless`]).
 fn folded(text: &str) -> impl Iterator<Item = char> + '_ {
-    text.chars().flat_map(char::to_lowercase)
+    text.chars().map(crate::tenant::fold)
 }
 
 impl PartialEq for Key<'_> {

@@ -98,12 +98,10 @@ impl Journal {
         })
     }
 
-    /// Opens an existing journal to append to it (a resumed run).
+    /// Opens an existing journal to append to it (a resumed run), made private again if
+    /// someone widened it meanwhile.
     pub fn append_to(path: &Path) -> crate::Result<Journal> {
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
+        let file = crate::private::append(path).map_err(|e| Error::io(path, e))?;
         Ok(Journal {
             path: path.to_owned(),
             file,

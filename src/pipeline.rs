@@ -33,8 +33,16 @@ pub struct Prepared {
 
 /// Reads the export and computes every row's ImmutableId (on rayon's threads).
 pub fn prepare(args: &InputArgs) -> crate::Result<Prepared> {
+    tracing::info!("reading {}", args.input.display());
     let input = source::read(&args.input, &args.read_options())?;
     let candidates = compute::compute(&input, &args.compute_options());
+    tracing::info!(
+        "{}: {} rows as {:?}; {} with an input problem",
+        input.name,
+        input.rows.len(),
+        input.format,
+        candidates.iter().filter(|c| c.verdict.is_some()).count()
+    );
     Ok(Prepared { input, candidates })
 }
 
@@ -145,6 +153,7 @@ pub async fn read_tenant(
     wanted: &Wanted,
     strategy: ReadStrategy,
 ) -> crate::Result<TenantRead> {
+    tracing::info!("reading the tenant ({strategy:?})");
     let bar = progress::spinner("reading the tenant");
     let read = client
         .read_tenant(wanted, strategy, |what, n| {
@@ -153,6 +162,7 @@ pub async fn read_tenant(
         .await
         .map_err(|e| crate::Error::Other(format!("cannot read the tenant: {e}")))?;
     bar.finish_and_clear();
+    tracing::info!("tenant read: {}", read.how);
     Ok(read)
 }
 
@@ -270,6 +280,13 @@ pub async fn execute(
             }
         }
     });
+    tracing::info!(
+        "writing {} rows at {} writes/s, {} in flight, journal {}",
+        items.len(),
+        execution.options.rate,
+        execution.options.concurrency,
+        execution.journal_path.display()
+    );
     let bar = progress::rows(items.len() as u64, execution.quiet);
     let client = Arc::clone(&execution.client);
     let writer = Writer {
@@ -286,6 +303,7 @@ pub async fn execute(
     };
     let results = writer.run(items).await;
     bar.finish_and_clear();
+    tracing::info!("writes done: {} rows answered", results.len());
     watcher.abort();
     let stamp_time = chrono::Utc::now().to_rfc3339();
     let index = row_index(records);

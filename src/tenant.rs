@@ -87,6 +87,32 @@ pub struct User {
     pub deleted_date_time: Option<String>,
 }
 
+/// The form in which two UPNs or mail addresses are compared: letters without regard to
+/// case, and nothing else folded. A character folds only to a lowercase letter whose
+/// uppercase is that character again, and a character outside ASCII never folds into ASCII:
+/// the Kelvin sign `K` is not `k`, a Cyrillic `а` is not a Latin `a`, a fullwidth `＠` is not
+/// `@`, so that a look-alike can never find another user. (How Graph folds letters outside
+/// ASCII is not documented; folding less than Graph can only miss a user, never find the
+/// wrong one.)
+pub fn caseless(text: &str) -> String {
+    if text.is_ascii() {
+        return text.to_ascii_lowercase();
+    }
+    text.chars().map(fold).collect()
+}
+
+/// One character of [`caseless`].
+pub fn fold(c: char) -> char {
+    if c.is_ascii() {
+        return c.to_ascii_lowercase();
+    }
+    let mut lower = c.to_lowercase();
+    match (lower.next(), lower.next()) {
+        (Some(l), None) if l != c && !l.is_ascii() && l.to_uppercase().eq([c]) => l,
+        _ => c,
+    }
+}
+
 impl Tenant {
     /// Reads a tenant file, naming the file and the JSON position on error.
     pub fn load(path: &Path) -> crate::Result<Tenant> {
@@ -110,16 +136,41 @@ impl Tenant {
         self.users.iter().map(|u| (u.id.as_str(), u)).collect()
     }
 
-    /// Writes the tenant file (pretty JSON, so a change board can diff it).
+    /// Writes the tenant file (pretty JSON, so a change board can diff it), readable by its
+    /// owner only: it lists every user of the tenant.
     pub fn save(&self, path: &Path) -> crate::Result<()> {
         let json = serde_json::to_vec_pretty(self).expect("tenant serializes");
-        std::fs::write(path, json).map_err(|e| Error::io(path, e))
+        crate::private::create(path)
+            .and_then(|mut file| std::io::Write::write_all(&mut file, &json))
+            .map_err(|e| Error::io(path, e))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn case_folds_but_look_alikes_do_not() {
+        assert_eq!(
+            caseless("Kate.O'Brien@Contoso.COM"),
+            "kate.o'brien@contoso.com"
+        );
+        assert_eq!(caseless("ÉLODIE.ÅSTRÖM@x.com"), "élodie.åström@x.com");
+        assert_eq!(caseless("АЛИСА@x.com"), "алиса@x.com");
+        for (look_alike, plain) in [
+            ("\u{212a}ate@x.com", "kate@x.com"),
+            ("\u{430}lice@x.com", "alice@x.com"),
+            ("bob\u{ff20}x.com", "bob@x.com"),
+            ("\u{130}van@x.com", "ivan@x.com"),
+            ("\u{17f}am@x.com", "sam@x.com"),
+            ("\u{131}van@x.com", "ivan@x.com"),
+            ("\u{2126}mega@x.com", "\u{3c9}mega@x.com"),
+            ("\u{212b}ke@x.com", "\u{e5}ke@x.com"),
+        ] {
+            assert_ne!(caseless(look_alike), caseless(plain), "{look_alike}");
+        }
+    }
 
     #[test]
     fn graph_shapes_a_stand_in_may_send_are_read() {

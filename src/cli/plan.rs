@@ -28,6 +28,9 @@ Examples:
   # Find cloud users by mail or proxyAddresses instead of UPN, and keep a JSON plan for apply:
   hardmatch plan users.ldf --snapshot tenant.json --match mail -o plan.json
 
+  # Watch each Graph request (-vv adds sign-in steps and throttling headers; never a secret):
+  hardmatch plan users.csv -o plan.xlsx -v
+
 Exit codes: 0 every row can be stamped or needs nothing, 1 some rows need attention,
 2 the plan could not be made.";
 

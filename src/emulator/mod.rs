@@ -227,6 +227,17 @@ impl Emulator {
         (left > 0.0).then_some(left)
     }
 
+    /// The bearer tokens the token endpoint has issued, so that tests can look for them in
+    /// what a client printed. Emulator tokens only; never served over HTTP.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.tokens
+            .lock()
+            .expect("tokens lock")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// Forgets every issued token: the next call with one gets 401, as after an expiry.
     pub fn expire_tokens(&self) {
         let now = self.clock.now();

@@ -259,6 +259,10 @@ impl Emulator {
     /// Serves one Graph request (`/v1.0/...`), already authenticated. `app` is the caller's
     /// application id, for the throttle.
     pub(super) fn serve_graph(&self, request: &Request, app: &str) -> Reply {
+        self.with_state(|s| {
+            s.stats
+                .log_request(&request.method, &request.path, &request.query)
+        });
         let Some(route) = Route::parse(&request.path) else {
             return graph_error(
                 400,

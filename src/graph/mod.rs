@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 
 pub use self::auth::{AuthArgs, TokenSource};
 pub use self::error::{GraphError, Meta};
+use crate::logging::{RequestLine, LOGGED_HEADERS};
 use crate::tenant::{Domain, Tenant, User};
 
 /// The properties hardmatch reads on users (some are returned only when selected).
@@ -122,6 +123,9 @@ pub struct GraphClient {
     http: reqwest::Client,
     /// `https://graph.microsoft.com/v1.0`
     base: String,
+    /// The only origin requests go to: an `@odata.nextLink` elsewhere is refused, so that no
+    /// answer can send the bearer token to another host (or over plain http).
+    origin: url::Origin,
     tokens: TokenSource,
     pub retry: RetryPolicy,
     requests: AtomicU64,
@@ -158,10 +162,11 @@ impl GraphClient {
         root: &str,
         tokens: TokenSource,
     ) -> Result<GraphClient, GraphError> {
-        auth::check_url(root)?;
+        let origin = auth::check_url(root)?.origin();
         Ok(GraphClient {
             http,
             base: format!("{}/v1.0", root.trim_end_matches('/')),
+            origin,
             tokens,
             retry: RetryPolicy::default(),
             requests: AtomicU64::new(0),
@@ -254,10 +259,12 @@ impl GraphClient {
         applied: Option<AppliedCheck<'_>>,
     ) -> Result<Answer, GraphError> {
         let url = if target.starts_with("http") {
+            self.check_link(target)?;
             target.to_string()
         } else {
             format!("{}{target}", self.base)
         };
+        let line = RequestLine::new(method.as_str(), &url);
         let client_request_id = uuid::Uuid::new_v4().to_string();
         let mut refreshed = false;
         let mut attempt = 0u32;
@@ -265,11 +272,9 @@ impl GraphClient {
         loop {
             attempt += 1;
             self.wait_for_pause().await;
-            let token = self.tokens.token(false).await?;
             let mut request = self
                 .http
                 .request(method.clone(), &url)
-                .bearer_auth(&token)
                 .header("client-request-id", &client_request_id);
             if self.low_priority {
                 request = request.header("x-ms-throttle-priority", "low");
@@ -280,11 +285,31 @@ impl GraphClient {
             if let Some(body) = body {
                 request = request.json(body);
             }
+            let request = self.tokens.authorize(request).await?;
             self.requests.fetch_add(1, Ordering::Relaxed);
+            let sent = std::time::Instant::now();
             let outcome = match request.send().await {
-                Ok(response) => self.read(response, &client_request_id, attempt).await,
-                Err(e) => Err(Failure::Transport(e.without_url().to_string())),
+                Ok(response) => {
+                    self.read(response, &client_request_id, attempt, &line)
+                        .await
+                }
+                Err(e) => match tls_failure(&e) {
+                    // Not transient: retrying an untrusted certificate only hides the reason.
+                    Some(why) => {
+                        tracing::info!("{line} -> TLS failed: {why}");
+                        return Err(GraphError::Transport(Box::new(Meta {
+                            message: format!(
+                                "TLS: {why} (behind a TLS-inspecting proxy? trust its root with --ca-cert)"
+                            ),
+                            client_request_id,
+                            attempts: attempt,
+                            ..Meta::default()
+                        })));
+                    }
+                    None => Err(Failure::Transport(e.without_url().to_string())),
+                },
             };
+            log_attempt(&line, attempt, sent.elapsed(), &outcome);
             let (wait, unclear) = match outcome {
                 Ok(answer) => return Ok(answer),
                 Err(Failure::Final(error)) => return Err(*error),
@@ -293,7 +318,8 @@ impl GraphClient {
                         return Err(*error);
                     }
                     refreshed = true;
-                    self.tokens.token(true).await?;
+                    tracing::info!("{line}: the token was refused; signing in again");
+                    self.tokens.refresh().await?;
                     continue;
                 }
                 Err(Failure::Retry { wait, error }) => {
@@ -304,9 +330,17 @@ impl GraphClient {
                         throttled += 1;
                     }
                     if let Some(error) = self.out_of_retries(*error, attempt, throttled) {
+                        tracing::info!("{line}: giving up after {attempt} attempts");
                         return Err(error);
                     }
-                    (wait.unwrap_or_else(|| self.retry.backoff(attempt)), unclear)
+                    let why = if wait.is_some() {
+                        "Retry-After"
+                    } else {
+                        "backoff"
+                    };
+                    let wait = wait.unwrap_or_else(|| self.retry.backoff(attempt));
+                    tracing::info!("{line}: retrying in {:.3} s ({why})", wait.as_secs_f64());
+                    (wait, unclear)
                 }
                 Err(Failure::Transport(message)) => {
                     if attempt > self.retry.max_retries {
@@ -316,10 +350,13 @@ impl GraphClient {
                             attempts: attempt,
                             ..Meta::default()
                         };
+                        tracing::info!("{line}: giving up after {attempt} attempts");
                         return Err(GraphError::Transport(Box::new(meta)));
                     }
+                    let wait = self.retry.backoff(attempt);
+                    tracing::info!("{line}: retrying in {:.3} s (backoff)", wait.as_secs_f64());
                     // The request may have reached Graph before the connection broke.
-                    (self.retry.backoff(attempt), true)
+                    (wait, true)
                 }
             };
             tokio::time::sleep(wait).await;
@@ -340,11 +377,28 @@ impl GraphClient {
         }
     }
 
+    /// An absolute link (`@odata.nextLink`) must point where this client was pointed.
+    fn check_link(&self, link: &str) -> Result<(), GraphError> {
+        let origin = url::Url::parse(link).map(|u| u.origin()).ok();
+        if origin.as_ref() == Some(&self.origin) {
+            return Ok(());
+        }
+        Err(GraphError::Other(Box::new(Meta {
+            message: format!(
+                "refusing to follow a link to {} (Graph is {}): the token goes only to the Graph hardmatch was pointed at",
+                origin.map_or_else(|| "a URL that does not parse".to_string(), |o| o.ascii_serialization()),
+                self.origin.ascii_serialization()
+            ),
+            ..Meta::default()
+        })))
+    }
+
     async fn read(
         &self,
         response: reqwest::Response,
         client_request_id: &str,
         attempt: u32,
+        line: &RequestLine,
     ) -> Result<Answer, Failure> {
         let status = response.status().as_u16();
         let header = |name: &str| {
@@ -354,6 +408,7 @@ impl GraphClient {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
+        log_headers(line, header);
         let request_id = header("request-id");
         let retry_after = header("retry-after").and_then(|v| parse_retry_after(&v));
         self.note_usage(
@@ -435,7 +490,10 @@ impl GraphClient {
                     continue;
                 };
                 attempts[i] += 1;
-                match self.judge_inner(inner, &answer.meta, attempts[i]) {
+                let line = RequestLine::new(requests[i].method.as_str(), &requests[i].url);
+                let judged = self.judge_inner(inner, &answer.meta, attempts[i], &line);
+                log_attempt(&line, attempts[i], std::time::Duration::ZERO, &judged);
+                match judged {
                     Ok(ok) => results[i] = Some(Ok(ok)),
                     Err(Failure::Retry {
                         wait: inner_wait,
@@ -484,7 +542,13 @@ impl GraphClient {
     }
 
     /// One inner answer of a `$batch`, judged like a whole response.
-    fn judge_inner(&self, inner: &Value, outer: &Meta, attempt: u32) -> Result<Answer, Failure> {
+    fn judge_inner(
+        &self,
+        inner: &Value,
+        outer: &Meta,
+        attempt: u32,
+        line: &RequestLine,
+    ) -> Result<Answer, Failure> {
         let header = |name: &str| {
             inner["headers"]
                 .as_object()
@@ -495,6 +559,7 @@ impl GraphClient {
                     _ => None,
                 })
         };
+        log_headers(line, header);
         let body = inner["body"].clone();
         let meta = Meta {
             status: inner["status"].as_u64().map(|s| s as u16),
@@ -792,6 +857,76 @@ fn judge(meta: Meta, body: Value, retry_after: Option<Duration>) -> Result<Answe
     }
 }
 
+/// The TLS error (an untrusted or invalid certificate, a failed handshake) behind a failed
+/// request, if that is what failed. An io::Error hides the error it wraps from `source()`,
+/// so each one is opened.
+fn tls_failure(error: &reqwest::Error) -> Option<String> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = next {
+        if let Some(tls) = e.downcast_ref::<tokio_rustls::rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        next = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    None
+}
+
+/// `-v`: one line per attempt: status, request-id, attempt, time (zero inside a `$batch`).
+fn log_attempt(
+    line: &RequestLine,
+    attempt: u32,
+    elapsed: Duration,
+    outcome: &Result<Answer, Failure>,
+) {
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return;
+    }
+    let (status, request_id) = match outcome {
+        Ok(answer) => (answer.meta.status, answer.meta.request_id.as_deref()),
+        Err(Failure::Final(e) | Failure::Unauthorized(e) | Failure::Retry { error: e, .. }) => {
+            let meta = e.meta();
+            (
+                meta.and_then(|m| m.status),
+                meta.and_then(|m| m.request_id.as_deref()),
+            )
+        }
+        Err(Failure::Transport(message)) => {
+            tracing::info!("{line} -> no answer ({message}), attempt {attempt}");
+            return;
+        }
+    };
+    let status = status.map_or_else(|| "-".to_string(), |s| s.to_string());
+    let timing = if elapsed.is_zero() {
+        " (in $batch)".to_string()
+    } else {
+        format!(" ({} ms)", elapsed.as_millis())
+    };
+    tracing::info!(
+        "{line} -> {status}, request-id {}, attempt {attempt}{timing}",
+        request_id.unwrap_or("-")
+    );
+}
+
+/// `-vv`: the answer's headers named in [`LOGGED_HEADERS`], and no others.
+fn log_headers(line: &RequestLine, header: impl Fn(&str) -> Option<String>) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let shown: Vec<String> = LOGGED_HEADERS
+        .iter()
+        .filter_map(|name| header(name).map(|value| format!("{name}: {value}")))
+        .collect();
+    if !shown.is_empty() {
+        tracing::debug!("{line} <- {}", shown.join(", "));
+    }
+}
+
 /// Why one attempt did not succeed, and whether another may.
 enum Failure {
     Final(Box<GraphError>),
@@ -837,6 +972,39 @@ mod tests {
         assert_eq!(user_path("a/../b?x"), "/users/a%2F..%2Fb%3Fx");
         let q = query(&[("$filter", "userPrincipalName eq 'a+b@x.com'")]);
         assert_eq!(q, "$filter=userPrincipalName%20eq%20%27a%2Bb%40x.com%27");
+    }
+
+    #[tokio::test]
+    async fn a_next_link_to_another_origin_is_refused_before_anything_is_sent() {
+        let client = GraphClient::new(
+            reqwest::Client::new(),
+            "https://graph.microsoft.com",
+            TokenSource::Fixed(azure_core::credentials::Secret::new("t0ken")),
+        )
+        .unwrap();
+        for link in [
+            "https://evil.example.com/v1.0/users?$skiptoken=x",
+            "http://graph.microsoft.com/v1.0/users?$skiptoken=x",
+            "https://graph.microsoft.com:8443/v1.0/users",
+            "https://graph.microsoft.com.evil.com/v1.0/users",
+            "https://user:pw@evil.example.com/",
+            "http//graph.microsoft.com",
+        ] {
+            let error = client
+                .send(reqwest::Method::GET, link, None, false)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("refusing to follow a link"),
+                "{link}: {error}"
+            );
+            assert!(
+                !error.contains("t0ken") && !error.contains("pw@"),
+                "{error}"
+            );
+        }
+        assert_eq!(client.requests(), 0);
     }
 
     #[test]

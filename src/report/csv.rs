@@ -3,7 +3,6 @@
 //! `open` and `write_row` are shared by every command that writes CSV (`ids`, `plan`,
 //! `apply`...), so the Excel safety rule lives in one place.
 
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
@@ -23,7 +22,7 @@ pub fn open(path: &Path, excel_bom: bool) -> crate::Result<Writer> {
     } else {
         Box::new(BufWriter::with_capacity(
             1 << 16,
-            create_private(path).map_err(|e| Error::io(path, e))?,
+            crate::private::create(path).map_err(|e| Error::io(path, e))?,
         ))
     };
     if excel_bom {
@@ -61,16 +60,4 @@ pub fn write(path: &Path, records: &[Record], excel_bom: bool) -> crate::Result<
         write_row(&mut writer, path, cells.iter().map(|c| c.as_ref()))?;
     }
     finish(writer, path)
-}
-
-/// Creates a file readable by its owner only: reports name users and tenant ids.
-pub fn create_private(path: &Path) -> io::Result<File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)
 }

@@ -5,6 +5,7 @@ mod apply;
 mod convert;
 mod emulator;
 mod ids;
+mod security;
 mod sign_in;
 mod snapshot;
 mod util;

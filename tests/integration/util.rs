@@ -84,7 +84,7 @@ impl Graph {
             .build()
             .unwrap();
         let config = hardmatch::emulator::Config {
-            access_token: Some(TOKEN.into()),
+            access_token: config.access_token.clone().or(Some(TOKEN.into())),
             ..config
         };
         let running = runtime
