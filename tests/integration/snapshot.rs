@@ -191,3 +191,78 @@ fn a_tenant_that_blocks_hard_match_takeover_is_named_before_stamping() {
         stderr(&out)
     );
 }
+
+#[test]
+fn match_by_mail_finds_mail_and_smtp_proxies_alike_with_either_read() {
+    use hardmatch::tenant::User;
+    let dir = Dir::new();
+    let (mut tenant, _) = generated(&dir, 0);
+    let user = |id: &str, upn: &str, mail: Option<&str>, proxies: &[&str]| User {
+        id: id.into(),
+        user_principal_name: upn.into(),
+        mail: mail.map(str::to_string),
+        proxy_addresses: proxies.iter().map(|p| p.to_string()).collect(),
+        ..User::default()
+    };
+    tenant.users = vec![
+        user(
+            "id-ann",
+            "ann@contoso.onmicrosoft.com",
+            Some("Ann.Lee@fabrikam.com"),
+            &[],
+        ),
+        user(
+            "id-ben",
+            "ben@contoso.onmicrosoft.com",
+            None,
+            &["SMTP:ben@contoso.com", "smtp:Ben.Ng@fabrikam.com"],
+        ),
+        user(
+            "id-cy1",
+            "cy1@contoso.onmicrosoft.com",
+            Some("shared@fabrikam.com"),
+            &[],
+        ),
+        user(
+            "id-cy2",
+            "cy2@contoso.onmicrosoft.com",
+            None,
+            &["SMTP:shared@fabrikam.com"],
+        ),
+    ];
+    // The old forest's UPNs match nothing in the cloud: only the mail column can.
+    let export = "UserPrincipalName,mail,ObjectGUID\n\
+        ann@old.local,ann.lee@fabrikam.com,f7cc07d7-7c15-447d-876d-c01b0e5a9e38\n\
+        ben@old.local,ben.ng@fabrikam.com,3ab39606-c642-489b-84b6-58c038d3ef39\n\
+        cy@old.local,shared@fabrikam.com,8c4ac332-975f-4717-ad7b-ba4a4e968fff\n\
+        dee@old.local,nobody@fabrikam.com,a1d2c3d4-b5f6-4f90-abcd-ef1234567890\n";
+    let input = dir.write("by-mail.csv", export);
+    let graph = Graph::start(tenant, fast());
+    for how in ["bulk", "lookup"] {
+        let report = format!("{how}.csv");
+        let out = run(graph
+            .hardmatch(&dir, &["plan", "--match", "mail", "--read", how])
+            .arg(&input)
+            .args(["-o", &report]));
+        assert_eq!(out.status.code(), Some(1), "{how}: {}", stderr(&out));
+        let rows = report_rows(&dir.join(&report));
+        let got: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| (r["outcome"].as_str(), r["cloud_user_id"].as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("would-stamp", "id-ann"),
+                ("would-stamp", "id-ben"),
+                ("target-ambiguous", ""),
+                ("target-not-found", ""),
+            ],
+            "{how}"
+        );
+        assert!(
+            rows[2]["detail"].contains("cy1@contoso.onmicrosoft.com"),
+            "{how}"
+        );
+    }
+}
