@@ -131,6 +131,23 @@ impl Tenant {
         })
     }
 
+    /// The report summary's line on the takeover setting: a warning when it blocks, and a
+    /// reminder to check it when it could not be read (Graph serves it to delegated sign-in
+    /// only, so an app signing in as itself never sees it).
+    pub fn takeover_note(&self) -> (String, String) {
+        match (
+            self.block_cloud_object_takeover_through_hard_match_enabled,
+            self.takeover_warning(),
+        ) {
+            (_, Some(warning)) => ("WARNING".into(), warning),
+            (Some(_), None) => ("hard-match takeover".into(), "allowed by the tenant".into()),
+            (None, None) => (
+                "hard-match takeover".into(),
+                "the tenant setting could not be read (Graph shows it to delegated sign-in only); check blockCloudObjectTakeoverThroughHardMatchEnabled is off before the sync cycle".into(),
+            ),
+        }
+    }
+
     /// Users by object id, for the many lookups by id a run makes.
     pub fn users_by_id(&self) -> std::collections::HashMap<&str, &User> {
         self.users.iter().map(|u| (u.id.as_str(), u)).collect()

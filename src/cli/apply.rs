@@ -211,12 +211,7 @@ impl WriteRun<'_> {
             ]
             .into_iter()
             .chain(self.connection.client.usage_notes())
-            .chain(
-                self.read
-                    .tenant
-                    .takeover_warning()
-                    .map(|w| ("WARNING".to_string(), w)),
-            )
+            .chain([self.read.tenant.takeover_note()])
             .collect(),
         };
         report::write(self.output, &records, &summary, self.write.excel)?;

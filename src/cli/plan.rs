@@ -121,11 +121,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         notes: [("tenant read".to_string(), read_note.clone())]
             .into_iter()
             .chain(usage)
-            .chain(
-                tenant
-                    .takeover_warning()
-                    .map(|w| ("WARNING".to_string(), w)),
-            )
+            .chain([tenant.takeover_note()])
             .collect(),
     };
     report::write(&args.output, &records, &summary, args.excel)?;
