@@ -138,6 +138,7 @@ fn plan_reports_as_xlsx_and_json() {
             .unwrap()
             >= 4
     );
+    assert_eq!(note("hard-match takeover"), "allowed by the tenant");
     run(graph
         .hardmatch(&dir, &["plan"])
         .arg(sample("ldifde.ldf"))
