@@ -51,7 +51,8 @@ const COLUMNS: [&str; 6] = [
 ];
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let prepared = pipeline::prepare(&args.input)?;
+    let source = args.input.open()?;
+    let prepared = pipeline::prepare(&source, &args.input.compute_options())?;
     let mut writer = report_csv::open(&args.output, args.excel)?;
     report_csv::write_row(&mut writer, &args.output, COLUMNS)?;
     let mut counts: BTreeMap<Outcome, usize> = BTreeMap::new();

@@ -3,6 +3,7 @@
 //! message. Excel likes to turn a GUID into a number or a date; such a cell is a row problem
 //! that names the cell, never a guess.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use super::{
 use crate::error::Error;
 use crate::outcome::{Outcome, Verdict};
 
-pub fn read(name: &str, path: &Path, options: &ReadOptions) -> crate::Result<Input> {
+pub fn read(name: &str, path: &Path, options: &ReadOptions) -> crate::Result<Input<'static>> {
     let mut workbook = open_workbook_auto(path)
         .map_err(|e| Error::Input(format!("{name}: not a readable workbook: {e}")))?;
     let sheets = workbook.sheet_names();
@@ -105,7 +106,7 @@ fn row_of(
     first_col: usize,
     cells: &[Data],
     map: &ColumnMap,
-) -> Row {
+) -> Row<'static> {
     let mut row = Row::new(Location::Sheet {
         sheet: sheet.clone(),
         row: excel_row,
@@ -131,8 +132,7 @@ fn row_of(
         row.set(
             *role,
             Field {
-                value: cell_text(cell),
-                header: header.clone(),
+                value: Cow::Owned(cell_text(cell)),
                 column: *index as u32,
             },
         );
