@@ -316,10 +316,11 @@ impl<'a> Parser<'a> {
             }
         };
         // Text between the closing quote and the delimiter is kept, as the csv crate does.
-        self.pos = if close < self.bytes.len() {
-            self.unquoted_end(close + 1)
-        } else {
-            close
+        self.pos = match self.bytes.get(close + 1) {
+            Some(&b) if b != self.delimiter && b != b'\n' && b != b'\r' => {
+                self.unquoted_end(close + 1)
+            }
+            _ => (close + 1).min(self.bytes.len()),
         };
         Span {
             start,

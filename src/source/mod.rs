@@ -370,23 +370,28 @@ fn detect_text_format(path: &Path, text: &str) -> Format {
 }
 
 /// Why an entry with these objectClass values is not a user, if it is not. A computer is also
-/// of class `user` in AD, so computer is checked first. Allocates only for a non-user.
+/// of class `user` in AD, so computer is checked first. One pass over the classes, and an
+/// allocation only for a non-user: it runs for every row.
 pub(crate) fn classify_object_class<'a>(
     classes: impl Iterator<Item = &'a str> + Clone,
 ) -> Option<String> {
-    let named = |name: &str| classes.clone().any(|c| c.trim().eq_ignore_ascii_case(name));
-    if classes.clone().all(|c| c.trim().is_empty()) {
-        return None;
+    const OTHERS: [&str; 3] = ["computer", "group", "contact"];
+    const USERS: [&str; 3] = ["user", "person", "inetOrgPerson"];
+    let (mut other, mut user, mut any) = (None, false, false);
+    for class in classes.clone().map(str::trim).filter(|c| !c.is_empty()) {
+        any = true;
+        let is = |name: &str| class.eq_ignore_ascii_case(name);
+        if let Some(i) = OTHERS.iter().position(|o| is(o)) {
+            other = Some(other.map_or(i, |j: usize| j.min(i)));
+        }
+        user |= USERS.iter().any(|u| is(u));
     }
-    if let Some(other) = ["computer", "group", "contact"]
-        .into_iter()
-        .find(|c| named(c))
-    {
+    if let Some(other) = other.map(|i| OTHERS[i]) {
         return Some(format!(
             "a {other} (objectClass {other}), not a user: hardmatch only matches user accounts"
         ));
     }
-    if ["user", "person", "inetOrgPerson"].into_iter().any(named) {
+    if user || !any {
         return None;
     }
     let listed: Vec<&str> = classes.map(str::trim).filter(|c| !c.is_empty()).collect();
