@@ -255,9 +255,9 @@ fn write_lowercase<H: std::hash::Hasher>(bytes: &[u8], state: &mut H) {
 /// Every open row whose key another open row shares gets `outcome`, naming the other rows'
 /// lines. Rows that already have an outcome take no part.
 ///
-/// Keys are hashed in parallel first, and only rows whose hash repeats are grouped by their
-/// real key: a million scattered strings are read once, by both cores, instead of being
-/// chased through a hash map.
+/// Keys are hashed and the hashes sorted, both in parallel; only rows whose hash repeats
+/// are then grouped by their real key. A million scattered strings are read once, by both
+/// cores, instead of being chased through a hash map on one.
 fn flag_duplicates<'c>(
     input: &Input,
     candidates: &mut [Candidate<'c>],
@@ -266,26 +266,20 @@ fn flag_duplicates<'c>(
     key: impl for<'a> Fn(&'a Candidate<'c>) -> Option<Key<'a>> + Sync,
 ) {
     let groups: Vec<(String, Vec<usize>)> = {
-        let hashes: Vec<Option<u64>> = candidates
+        let mut hashes: Vec<(u64, usize)> = candidates
             .par_iter()
-            .map(|c| {
-                c.verdict
-                    .is_none()
-                    .then(|| key(c))
-                    .flatten()
-                    .map(|k| hash_of(&k))
-            })
+            .enumerate()
+            .filter(|(_, c)| c.verdict.is_none())
+            .filter_map(|(i, c)| key(c).map(|k| (hash_of(&k), i)))
             .collect();
-        let mut counts: HashMap<u64, u32> =
-            HashMap::with_capacity_and_hasher(hashes.len(), Default::default());
-        for hash in hashes.iter().flatten() {
-            *counts.entry(*hash).or_insert(0) += 1;
-        }
+        hashes.par_sort_unstable();
         let mut groups: HashMap<Key<'_>, Vec<usize>> = HashMap::default();
-        for (i, hash) in hashes.iter().enumerate() {
-            if let Some(hash) = hash.filter(|h| counts[h] > 1) {
+        for run in hashes
+            .chunk_by(|a, b| a.0 == b.0)
+            .filter(|run| run.len() > 1)
+        {
+            for &(_, i) in run {
                 let k = key(&candidates[i]).expect("hashed above");
-                debug_assert_eq!(hash, hash_of(&k));
                 groups.entry(k).or_default().push(i);
             }
         }
