@@ -1,9 +1,13 @@
 //! Workbooks (XLSX, XLSM, XLSB, XLS, ODS) through calamine: the first sheet or `--sheet`, the
-//! first non-empty row that names a known column as the header (else the first non-empty row), Excel's own row numbers and cell references in every
-//! message. Excel likes to turn a GUID into a number or a date; such a cell is a row problem
-//! that names the cell, never a guess.
+//! first non-empty row that names a known column as the header (else the first non-empty row),
+//! Excel's own row numbers and cell references in every message. Excel likes to turn a GUID
+//! into a number or a date; such a cell is a row problem that names the cell, never a guess.
+//!
+//! A zip-based workbook is checked before calamine inflates anything (see [`check_parts`]):
+//! a zip bomb, a part that inflates to gigabytes, is refused with bounded memory.
 
 use std::borrow::Cow;
+use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -17,6 +21,7 @@ use crate::error::Error;
 use crate::outcome::{Outcome, Verdict};
 
 pub fn read(name: &str, path: &Path, options: &ReadOptions) -> crate::Result<Input<'static>> {
+    check_parts(name, path)?;
     let mut workbook = open_workbook_auto(path)
         .map_err(|e| Error::Input(format!("{name}: not a readable workbook: {e}")))?;
     let sheets = workbook.sheet_names();
@@ -74,6 +79,67 @@ pub fn read(name: &str, path: &Path, options: &ReadOptions) -> crate::Result<Inp
         headers,
         rows,
     })
+}
+
+/// The most one part of a workbook (a sheet's XML, the shared strings) may inflate to, and
+/// all parts together. A sheet of a million AD users with a dozen columns is a few hundred MB.
+const MAX_PART: u64 = 1 << 30;
+const MAX_PARTS: u64 = 2 << 30;
+
+/// Deflate cannot inflate more than about 1,032 times: a part compressed smaller than
+/// `MAX_PART / MAX_RATIO` cannot be over the limit, whatever its header says.
+const MAX_RATIO: u64 = 1032;
+
+/// Refuses a zip-based workbook (XLSX, XLSM, XLSB, ODS) with a part over [`MAX_PART`] or parts
+/// over [`MAX_PARTS`] in all. The sizes the zip declares are checked first; a part large enough
+/// to hide more than it declares is inflated once into nothing, counting, and stopped at the
+/// limit. Anything that is not a zip (XLS) is left to calamine.
+fn check_parts(name: &str, path: &Path) -> crate::Result<()> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let Ok(mut zip) = zip::ZipArchive::new(std::io::BufReader::new(file)) else {
+        return Ok(());
+    };
+    let refuse = |part: &str, size: String| {
+        Error::Input(format!(
+            "{name}: not a usable workbook: its part {part} inflates to {size}, more than the {} MiB hardmatch reads (a zip bomb?); save the sheet again from Excel, or export the users as CSV",
+            MAX_PART >> 20
+        ))
+    };
+    let mut total = 0u64;
+    for i in 0..zip.len() {
+        let (part, declared, compressed) = {
+            let entry = zip.by_index_raw(i).map_err(|e| unreadable(name, e))?;
+            (
+                entry.name().to_string(),
+                entry.size(),
+                entry.compressed_size(),
+            )
+        };
+        total = total.saturating_add(declared);
+        if declared > MAX_PART {
+            return Err(refuse(&part, format!("{} MiB", declared >> 20)));
+        }
+        if total > MAX_PARTS {
+            return Err(refuse("list", format!("{} MiB in all", total >> 20)));
+        }
+        if compressed.saturating_mul(MAX_RATIO) > MAX_PART {
+            let entry = zip.by_index(i).map_err(|e| unreadable(name, e))?;
+            let inflated =
+                std::io::copy(&mut Read::take(entry, MAX_PART + 1), &mut std::io::sink())
+                    .map_err(|e| unreadable(name, e.into()))?;
+            if inflated > MAX_PART {
+                return Err(refuse(
+                    &part,
+                    format!("more than it declares ({declared} bytes)"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn unreadable(name: &str, error: zip::result::ZipError) -> Error {
+    Error::Input(format!("{name}: not a readable workbook: {error}"))
 }
 
 /// Which non-empty row is the header: the first whose cells name a usable column (admins

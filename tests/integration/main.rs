@@ -4,5 +4,6 @@
 mod apply;
 mod convert;
 mod emulator;
+mod hostile_input;
 mod ids;
 mod util;
