@@ -16,6 +16,7 @@ use std::path::Path;
 
 use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, UTF_8, WINDOWS_1252};
 use memmap2::Mmap;
+use rayon::prelude::*;
 
 use crate::error::Error;
 
@@ -73,7 +74,7 @@ impl Text {
         let (encoding, start) = detect(&bytes);
         check_is_text(name, encoding, &bytes[start..])?;
         if encoding == UTF_8 {
-            if std::str::from_utf8(&bytes[start..]).is_ok() {
+            if is_utf8(&bytes[start..]) {
                 return Ok(Text {
                     body: Body::Utf8 { bytes, start },
                     encoding,
@@ -103,6 +104,25 @@ impl Text {
             Body::Decoded(text) => text,
         }
     }
+}
+
+/// `str::from_utf8(bytes).is_ok()` on every core: pieces of 8 MB that each start where a
+/// character starts (not on a continuation byte, `10xxxxxx`; a character has at most three).
+fn is_utf8(bytes: &[u8]) -> bool {
+    const PIECE: usize = 8 << 20;
+    let is_continuation = |at: usize| bytes[at] & 0xC0 == 0x80;
+    let mut bounds = vec![0];
+    for nominal in (PIECE..bytes.len()).step_by(PIECE) {
+        let mut start = nominal;
+        while start > nominal - 3 && is_continuation(start) {
+            start -= 1;
+        }
+        bounds.push(start);
+    }
+    bounds.push(bytes.len());
+    bounds
+        .par_windows(2)
+        .all(|piece| std::str::from_utf8(&bytes[piece[0]..piece[1]]).is_ok())
 }
 
 /// The encoding of the bytes and where the text starts (after a BOM). UTF-8 stands for
@@ -193,6 +213,16 @@ mod tests {
             .collect();
         assert_eq!(decode(&bare_le).as_str(), "dn: CN=x,DC=y");
         assert_eq!(decode(b"").as_str(), "");
+    }
+
+    #[test]
+    fn utf8_is_checked_in_pieces_that_start_on_a_character() {
+        let text = "aé€😀".repeat(3 << 20);
+        assert!(is_utf8(text.as_bytes()));
+        let mut broken = text.into_bytes();
+        broken[(8 << 20) + 1] = 0xE9;
+        assert!(!is_utf8(&broken));
+        assert!(is_utf8(b""));
     }
 
     #[test]

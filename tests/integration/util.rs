@@ -54,7 +54,10 @@ pub fn run(cmd: &mut Command) -> Output {
 
 /// Runs a command and returns its output and its peak resident memory in KiB. The peak is
 /// wait4's for that one child, so the tests running beside it do not count.
-#[expect(clippy::zombie_processes, reason = "wait4 reaps the child, to read its rusage")]
+#[expect(
+    clippy::zombie_processes,
+    reason = "wait4 reaps the child, to read its rusage"
+)]
 pub fn run_measuring_memory(cmd: &mut Command) -> (Output, u64) {
     use std::io::Read;
     use std::os::unix::process::ExitStatusExt;
