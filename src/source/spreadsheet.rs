@@ -7,11 +7,12 @@
 //! a zip bomb, a part that inflates to gigabytes, is refused with bounded memory.
 
 use std::borrow::Cow;
-use std::io::Read;
+use std::fs::File;
+use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
 
-use calamine::{open_workbook_auto, Data, Reader};
+use calamine::{open_workbook_auto, Data, Reader, Sheets};
 
 use super::columns::{self, ColumnMap};
 use super::{
@@ -41,36 +42,20 @@ pub fn read(name: &str, path: &Path, options: &ReadOptions) -> crate::Result<Inp
             .cloned()
             .ok_or_else(|| Error::Input(format!("{name}: the workbook has no sheets")))?,
     };
-    let range = workbook
-        .worksheet_range(&sheet)
+    let rows = sheet_rows(&mut workbook, &sheet)
         .map_err(|e| Error::Input(format!("{name} sheet {sheet}: cannot be read: {e}")))?;
-    let (first_row, first_col) = range.start().unwrap_or((0, 0));
-    let non_empty: Vec<(usize, &[Data])> = range
-        .rows()
-        .enumerate()
-        .filter(|(_, cells)| cells.iter().any(|c| !is_blank(c)))
-        .collect();
-    let header_at = header_row(&non_empty, first_col as usize, options);
-    let headers = non_empty
+    let header_at = header_row(&rows, options);
+    let headers = rows
         .get(header_at)
-        .map_or_else(Vec::new, |(_, cells)| headers_of(cells, first_col as usize));
-    let rows_iter = non_empty.into_iter().skip(header_at + 1);
+        .map_or_else(Vec::new, |row| headers_of(&row.cells));
     let map = ColumnMap::new(name, &headers, &options.columns)?;
     let roles = map.roles();
     columns::require_usable(&format!("{name} sheet {sheet}"), &roles, &headers)?;
     let sheet_name: Arc<str> = Arc::from(sheet.as_str());
-    let rows = rows_iter
-        .map(|(offset, cells)| {
-            let excel_row = first_row + offset as u32 + 1;
-            row_of(
-                name,
-                &sheet_name,
-                excel_row,
-                first_col as usize,
-                cells,
-                &map,
-            )
-        })
+    let rows = rows
+        .iter()
+        .skip(header_at + 1)
+        .map(|sheet_row| row_of(name, &sheet_name, sheet_row, &map))
         .collect();
     Ok(Input {
         name: name.to_string(),
@@ -142,14 +127,68 @@ fn unreadable(name: &str, error: zip::result::ZipError) -> Error {
     Error::Input(format!("{name}: not a readable workbook: {error}"))
 }
 
+/// A non-empty row of a sheet: its 0-based index and its non-blank cells, by 0-based column,
+/// in column order.
+struct SheetRow {
+    index: u32,
+    cells: Vec<(u32, Data)>,
+}
+
+/// The sheet's non-empty rows, sparse. calamine's own `worksheet_range` is dense: two cells at
+/// A1 and XFD1048576 would make it allocate seventeen billion cells, so an XLSX sheet is read
+/// cell by cell instead (XLS is dense too, but at most 65,536 rows of 256 columns).
+fn sheet_rows(
+    workbook: &mut Sheets<BufReader<File>>,
+    sheet: &str,
+) -> Result<Vec<SheetRow>, String> {
+    let mut cells: Vec<((u32, u32), Data)> = Vec::new();
+    match workbook {
+        Sheets::Xlsx(xlsx) => {
+            let mut reader = xlsx
+                .worksheet_cells_reader(sheet)
+                .map_err(|e| e.to_string())?;
+            while let Some(cell) = reader.next_cell().map_err(|e| e.to_string())? {
+                let value = Data::from(cell.get_value().clone());
+                if !is_blank(&value) {
+                    cells.push((cell.get_position(), value));
+                }
+            }
+        }
+        other => {
+            let range = other.worksheet_range(sheet).map_err(|e| e.to_string())?;
+            let (row0, col0) = range.start().unwrap_or((0, 0));
+            cells.extend(
+                range
+                    .cells()
+                    .filter(|(_, _, value)| !is_blank(value))
+                    .map(|(r, c, value)| ((row0 + r as u32, col0 + c as u32), value.clone())),
+            );
+        }
+    }
+    if !cells.is_sorted_by_key(|(pos, _)| *pos) {
+        cells.sort_by_key(|(pos, _)| *pos);
+    }
+    let mut rows: Vec<SheetRow> = Vec::new();
+    for ((index, column), value) in cells {
+        match rows.last_mut() {
+            Some(row) if row.index == index => row.cells.push((column, value)),
+            _ => rows.push(SheetRow {
+                index,
+                cells: vec![(column, value)],
+            }),
+        }
+    }
+    Ok(rows)
+}
+
 /// Which non-empty row is the header: the first whose cells name a usable column (admins
 /// put a title above the table), or the first non-empty row when none does.
-fn header_row(rows: &[(usize, &[Data])], first_col: usize, options: &ReadOptions) -> usize {
+fn header_row(rows: &[SheetRow], options: &ReadOptions) -> usize {
     const LOOK_AHEAD: usize = 20;
     rows.iter()
         .take(LOOK_AHEAD)
-        .position(|(_, cells)| {
-            let headers = headers_of(cells, first_col);
+        .position(|row| {
+            let headers = headers_of(&row.cells);
             ColumnMap::new("", &headers, &options.columns).is_ok_and(|map| {
                 let roles = map.roles();
                 columns::require_usable("", &roles, &headers).is_ok()
@@ -159,31 +198,27 @@ fn header_row(rows: &[(usize, &[Data])], first_col: usize, options: &ReadOptions
 }
 
 /// A header row's cells as text, indexed from column A.
-fn headers_of(cells: &[Data], first_col: usize) -> Vec<String> {
-    let mut headers = vec![String::new(); first_col];
-    headers.extend(cells.iter().map(|c| cell_text(c).trim().to_string()));
+fn headers_of(cells: &[(u32, Data)]) -> Vec<String> {
+    let width = cells.last().map_or(0, |(column, _)| *column as usize + 1);
+    let mut headers = vec![String::new(); width];
+    for (column, cell) in cells {
+        headers[*column as usize] = cell_text(cell).trim().to_string();
+    }
     headers
 }
 
-fn row_of(
-    file: &str,
-    sheet: &Arc<str>,
-    excel_row: u32,
-    first_col: usize,
-    cells: &[Data],
-    map: &ColumnMap,
-) -> Row<'static> {
+fn row_of(file: &str, sheet: &Arc<str>, sheet_row: &SheetRow, map: &ColumnMap) -> Row<'static> {
+    let excel_row = sheet_row.index + 1;
+    let cells = &sheet_row.cells;
     let mut row = Row::new(Location::Sheet {
         sheet: sheet.clone(),
         row: excel_row,
     });
     for (role, index, header) in &map.columns {
-        let Some(cell) = index.checked_sub(first_col).and_then(|i| cells.get(i)) else {
+        let Ok(at) = cells.binary_search_by_key(&(*index as u32), |(column, _)| *column) else {
             continue;
         };
-        if is_blank(cell) {
-            continue;
-        }
+        let cell = &cells[at].1;
         if role.is_anchor() && row.problem.is_none() {
             if let Some(why) = mangled(cell) {
                 row.problem = Some(Verdict::new(

@@ -129,6 +129,35 @@ fn an_xlsx_zip_bomb_is_refused_before_it_inflates() {
     assert_memory(peak_kib, 0);
 }
 
+/// A small workbook with one cell at A1 and one at XFD1048576: calamine's dense range would
+/// ask for seventeen billion cells; the sheet is read sparse, so the far cell is one more row.
+#[test]
+fn a_sheet_with_cells_far_apart_is_read_in_small_memory() {
+    let dir = Dir::new();
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet().set_name("Users").unwrap();
+    for (col, value) in ["UserPrincipalName", "ObjectGUID"].into_iter().enumerate() {
+        sheet.write_string(0, col as u16, value).unwrap();
+    }
+    sheet.write_string(1, 0, "a@x.com").unwrap();
+    sheet.write_string(1, 1, GUID).unwrap();
+    sheet.write_string(1_048_575, 16_383, "far away").unwrap();
+    workbook.save(dir.join("far.xlsx")).unwrap();
+    let (out, peak_kib) =
+        run_measuring_memory(dir.hardmatch().args(["ids", "far.xlsx", "-o", "ids.csv"]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report = std::fs::read_to_string(dir.join("ids.csv")).unwrap();
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines.len(), 3, "{report}");
+    assert!(lines[1].starts_with("2,a@x.com,"), "{}", lines[1]);
+    assert!(
+        lines[2].starts_with("1048576,,,,missing-field,"),
+        "{}",
+        lines[2]
+    );
+    assert_memory(peak_kib, 0);
+}
+
 #[track_caller]
 fn assert_memory(peak_kib: u64, file_bytes: u64) {
     let bound = BASELINE_KIB + file_bytes / 1024;
