@@ -2,7 +2,7 @@
 //! "CSV" and "CSV UTF-8" in any locale. This file knows the quirks: the `#TYPE` line, the
 //! sniffed delimiter, csvde's `X'..'` text values, and line numbers that stay right across
 //! quoted fields with embedded newlines. Large files are parsed in chunks on rayon (see
-//! [`split_records`]).
+//! `split_records`).
 //!
 //! The records are split here rather than by the csv crate, which copies every record into its
 //! own buffer and walks a state machine byte by byte: a field's value is borrowed from the

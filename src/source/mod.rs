@@ -2,9 +2,16 @@
 //! place it came from so that every message can name the file, line and column (or sheet and
 //! cell).
 //!
+//! [`open`] gives a [`Source`]: a text file mapped (or decoded when it is not UTF-8, see
+//! [`text`]), or a workbook's path. [`Source::read`] gives the [`Input`], whose rows borrow
+//! their values from the source's text: a million rows do not copy the file.
+//!
 //! A bad row never stops a read: it becomes a row whose [`Row::problem`] says what is wrong.
-//! Only a file that cannot be used at all (unreadable, no anchor or UPN column) is an
-//! [`Error`](crate::Error).
+//! Only a file that cannot be used at all (unreadable, not text, a zip bomb, no anchor or UPN
+//! column, a header line over [`csv::MAX_RECORD`]) is an [`Error`]. Memory stays
+//! bounded on hostile input: binary files are refused from their first 64 KiB, records and
+//! LDIF entries over [`csv::MAX_RECORD`] are row errors stepped over without a copy, and
+//! workbook parts over 1 GiB are refused before they are inflated.
 
 pub mod columns;
 pub mod csv;

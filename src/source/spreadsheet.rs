@@ -3,7 +3,7 @@
 //! Excel's own row numbers and cell references in every message. Excel likes to turn a GUID
 //! into a number or a date; such a cell is a row problem that names the cell, never a guess.
 //!
-//! A zip-based workbook is checked before calamine inflates anything (see [`check_parts`]):
+//! A zip-based workbook is checked before calamine inflates anything (see `check_parts`):
 //! a zip bomb, a part that inflates to gigabytes, is refused with bounded memory.
 
 use std::borrow::Cow;
