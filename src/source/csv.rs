@@ -549,6 +549,35 @@ mod tests {
         );
     }
 
+    /// Every record and field as this parser reads them.
+    fn parse_all(text: &str) -> Vec<Vec<String>> {
+        let mut parser = Parser::new(text, b',', 0);
+        let mut records = Vec::new();
+        while let Some(record) = parser.next_record(usize::MAX) {
+            let Record::Fields { spans, .. } = record else {
+                unreachable!("short input")
+            };
+            records.push(spans.iter().map(|s| s.value(text).into_owned()).collect());
+        }
+        records
+    }
+
+    proptest::proptest! {
+        /// Any text of quotes, delimiters, line ends and letters reads as the csv crate reads it.
+        #[test]
+        fn reads_what_the_csv_crate_reads(text in "[a\",\r\n ]{0,40}") {
+            let mut reader = ::csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(text.as_bytes());
+            let expected: Vec<Vec<String>> = reader
+                .byte_records()
+                .map(|r| r.unwrap().iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect())
+                .collect();
+            proptest::prop_assert_eq!(parse_all(&text), expected);
+        }
+    }
+
     #[test]
     fn chunked_parsing_matches_one_piece() {
         let mut text = String::from("\"UserPrincipalName\",\"ObjectGUID\",\"Description\"\r\n");
