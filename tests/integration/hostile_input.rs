@@ -158,6 +158,26 @@ fn a_sheet_with_cells_far_apart_is_read_in_small_memory() {
     assert_memory(peak_kib, 0);
 }
 
+/// The same bomb with a header that lies, declaring 1,000 bytes: the part is inflated into
+/// nothing, counting, and refused at the limit.
+#[test]
+fn an_xlsx_zip_bomb_that_lies_about_its_size_is_refused_at_the_limit() {
+    let dir = Dir::new();
+    let mut bomb = zip_bomb(1100);
+    let declared_at = bomb.len() - 22 - 46 - "xl/worksheets/sheet1.xml".len() + 24;
+    bomb[declared_at..declared_at + 4].copy_from_slice(&1000u32.to_le_bytes());
+    dir.write("liar.xlsx", bomb);
+    let (out, peak_kib) =
+        run_measuring_memory(dir.hardmatch().args(["ids", "liar.xlsx", "-o", "ids.csv"]));
+    assert_eq!(out.status.code(), Some(2));
+    let message = stderr(&out);
+    assert!(
+        message.contains("liar.xlsx: not a usable workbook: its part xl/worksheets/sheet1.xml inflates to more than it declares (1000 bytes)"),
+        "{message}"
+    );
+    assert_memory(peak_kib, 0);
+}
+
 #[track_caller]
 fn assert_memory(peak_kib: u64, file_bytes: u64) {
     let bound = BASELINE_KIB + file_bytes / 1024;
