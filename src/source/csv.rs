@@ -54,21 +54,14 @@ pub fn read<'a>(name: &str, text: &'a str, options: &ReadOptions) -> crate::Resu
     let roles = map.roles();
     columns::require_usable(name, &roles, &headers)?;
 
-    let data = &body[parser.pos..];
-    let wanted = map.columns.iter().map(|(_, i, _)| i + 1).max().unwrap_or(0);
     // 8 MB pieces: enough of them to keep both cores busy, few enough to cost nothing.
-    let rows = split_records(data.as_bytes(), parser.line - 1, 8 << 20)
-        .into_par_iter()
-        .flat_map_iter(|chunk| {
-            let text = &data[chunk.start..chunk.end];
-            let mut parser = Parser::new(text, delimiter, chunk.lines_before);
-            let mut rows = Vec::with_capacity(text.len() / 128);
-            while let Some(record) = parser.next_record(wanted) {
-                rows.push(row_of(name, text, &record, headers.len(), &map));
-            }
-            rows
-        })
-        .collect();
+    let rows = read_records(
+        name,
+        &body[parser.pos..],
+        parser.line - 1,
+        (delimiter, headers.len(), &map),
+        8 << 20,
+    );
     Ok(Input {
         name: name.to_string(),
         format: super::Format::Csv,
@@ -76,6 +69,49 @@ pub fn read<'a>(name: &str, text: &'a str, options: &ReadOptions) -> crate::Resu
         headers,
         rows,
     })
+}
+
+/// Parses the records after the header in chunks of about `chunk_size` bytes on rayon, in
+/// order. A chunk that ends inside a quoted field shows that the split after it fell inside
+/// one (a stray quote in an unquoted field fooled the quote count of [`split_records`]): then
+/// the records are parsed again in one piece.
+fn read_records<'a>(
+    name: &str,
+    data: &'a str,
+    lines_before: u64,
+    (delimiter, header_count, map): (u8, usize, &ColumnMap),
+    chunk_size: usize,
+) -> Vec<Row<'a>> {
+    let wanted = map.columns.iter().map(|(_, i, _)| i + 1).max().unwrap_or(0);
+    let parse = |chunk: Chunk| {
+        let text = &data[chunk.start..chunk.end];
+        let mut parser = Parser::new(text, delimiter, chunk.lines_before);
+        let mut rows = Vec::with_capacity(text.len() / 128);
+        while let Some(record) = parser.next_record(wanted) {
+            rows.push(row_of(name, text, &record, header_count, map));
+        }
+        (rows, parser.open_quote)
+    };
+    let chunks = split_records(data.as_bytes(), lines_before, chunk_size);
+    let whole = Chunk {
+        start: 0,
+        end: data.len(),
+        lines_before,
+    };
+    let parsed: Vec<(Vec<Row>, bool)> = chunks.into_par_iter().map(parse).collect();
+    if parsed
+        .iter()
+        .rev()
+        .skip(1)
+        .any(|(_, open_quote)| *open_quote)
+    {
+        return parse(whole).0;
+    }
+    let mut rows = Vec::with_capacity(parsed.iter().map(|(rows, _)| rows.len()).sum());
+    for (mut chunk_rows, _) in parsed {
+        rows.append(&mut chunk_rows);
+    }
+    rows
 }
 
 /// A run of whole records, as byte offsets into the data, and the lines before it.
@@ -199,6 +235,8 @@ struct Parser<'a> {
     /// The 1-based line `pos` is on.
     line: u64,
     spans: Vec<Span>,
+    /// Whether a quoted field ran to the end of the text without its closing quote.
+    open_quote: bool,
 }
 
 impl<'a> Parser<'a> {
@@ -209,6 +247,7 @@ impl<'a> Parser<'a> {
             pos: 0,
             line: lines_before + 1,
             spans: Vec::new(),
+            open_quote: false,
         }
     }
 
@@ -303,7 +342,10 @@ impl<'a> Parser<'a> {
         let (mut at, mut escaped) = (start + 1, false);
         let close = loop {
             match memchr::memchr2(b'"', b'\n', &self.bytes[at..]) {
-                None => break self.bytes.len(),
+                None => {
+                    self.open_quote = true;
+                    break self.bytes.len();
+                }
                 Some(i) if self.bytes[at + i] == b'\n' => {
                     self.line += 1;
                     at += i + 1;
@@ -576,6 +618,22 @@ mod tests {
                 .collect();
             proptest::prop_assert_eq!(parse_all(&text), expected);
         }
+    }
+
+    #[test]
+    fn a_stray_quote_that_fools_the_split_falls_back_to_one_piece() {
+        let headers = vec!["UPN".to_string(), "Note".into()];
+        let map = ColumnMap::new("t.csv", &headers, &[]).unwrap();
+        let mut data = String::from("a@x.com,5\" screen\n");
+        for i in 0..2_000 {
+            data.push_str(&format!("u{i}@x.com,\"two\nlines\"\n"));
+        }
+        data.push_str("z@x.com,12\" monitor\n");
+        let read = |chunk_size| read_records("t.csv", &data, 1, (b',', 2, &map), chunk_size);
+        let (one, split) = (read(usize::MAX / 4), read(1 << 10));
+        assert_eq!(one.len(), 2_002);
+        assert!(one == split, "the same rows, lines and values");
+        assert_eq!(split[2_000].value(Role::Upn), Some("u1999@x.com"));
     }
 
     #[test]
