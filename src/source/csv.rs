@@ -86,7 +86,8 @@ fn read_records<'a>(
     let parse = |chunk: Chunk| {
         let text = &data[chunk.start..chunk.end];
         let mut parser = Parser::new(text, delimiter, chunk.lines_before);
-        let mut rows = Vec::with_capacity(text.len() / 128);
+        // A record per line at most: room for all of them at once, and no more.
+        let mut rows = Vec::with_capacity(count(b'\n', text.as_bytes()) + 1);
         while let Some(record) = parser.next_record(wanted) {
             rows.push(row_of(name, text, &record, header_count, map));
         }
