@@ -10,8 +10,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::input::InputArgs;
-use crate::compute::{self, Candidate};
+use crate::compute::{self, Candidate, ComputeOptions};
 use crate::graph::read::{ReadStrategy, TenantRead, Wanted};
 use crate::graph::GraphClient;
 use crate::journal::{Entry, GroupCommit, Journal, Replay, Step};
@@ -21,21 +20,21 @@ use crate::plan::{
 };
 use crate::progress;
 use crate::report::Record;
-use crate::source::{self, Input, Role, Row};
+use crate::source::{Input, Role, Row, Source};
 use crate::tenant::Tenant;
 use crate::write::{WorkItem, WriteOptions, Writer};
 
-/// An export read and computed: the offline half of every run.
-pub struct Prepared {
-    pub input: Input,
-    pub candidates: Vec<Candidate>,
+/// An export read and computed: the offline half of every run. Its rows borrow from the
+/// [`Source`] they were read from.
+pub struct Prepared<'a> {
+    pub input: Input<'a>,
+    pub candidates: Vec<Candidate<'a>>,
 }
 
-/// Reads the export and computes every row's ImmutableId (on rayon's threads).
-pub fn prepare(args: &InputArgs) -> crate::Result<Prepared> {
-    tracing::info!("reading {}", args.input.display());
-    let input = source::read(&args.input, &args.read_options())?;
-    let candidates = compute::compute(&input, &args.compute_options());
+/// Reads an opened export and computes every row's ImmutableId (on rayon's threads).
+pub fn prepare<'a>(source: &'a Source, options: &ComputeOptions) -> crate::Result<Prepared<'a>> {
+    let input = source.read()?;
+    let candidates = compute::compute(&input, options);
     tracing::info!(
         "{}: {} rows as {:?}; {} with an input problem",
         input.name,
@@ -46,7 +45,7 @@ pub fn prepare(args: &InputArgs) -> crate::Result<Prepared> {
     Ok(Prepared { input, candidates })
 }
 
-impl Prepared {
+impl Prepared<'_> {
     /// One record per row with what the offline stages know: the row's place, its UPN and
     /// anchor, and an input outcome where the row has one.
     pub fn records(&self) -> Vec<Record> {
@@ -65,7 +64,11 @@ impl Prepared {
             source: self.input.place(row, None).to_string(),
             line: row.location.as_ref().map_or(0, |l| l.line()),
             upn: row.value(Role::Upn).unwrap_or_default().to_string(),
-            target_upn: candidate.target_upn.clone().unwrap_or_default(),
+            target_upn: candidate
+                .target_upn
+                .as_deref()
+                .unwrap_or_default()
+                .to_string(),
             object_guid: candidate.guid.map(|g| g.to_string()).unwrap_or_default(),
             immutable_id: candidate
                 .immutable_id

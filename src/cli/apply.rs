@@ -147,7 +147,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             check_drift(&mut records, &read.tenant);
             (records, read)
         } else {
-            let prepared = pipeline::prepare(&args.input)?;
+            let source = args.input.open()?;
+            let prepared = pipeline::prepare(&source, &args.input.compute_options())?;
             let wanted = prepared.wanted(options.match_by, mode);
             let read = read_tenant(&connection.client, &wanted, args.read.strategy).await?;
             (plan_records(&prepared, &read.tenant, &options), read)

@@ -99,7 +99,8 @@ impl PlanArgs {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = chrono::Utc::now();
-    let prepared = pipeline::prepare(&args.input)?;
+    let source = args.input.open()?;
+    let prepared = pipeline::prepare(&source, &args.input.compute_options())?;
     let (tenant, read_note, usage) = match &args.snapshot {
         Some(path) => (
             Tenant::load(path)?,

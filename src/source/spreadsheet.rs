@@ -1,12 +1,18 @@
 //! Workbooks (XLSX, XLSM, XLSB, XLS, ODS) through calamine: the first sheet or `--sheet`, the
-//! first non-empty row that names a known column as the header (else the first non-empty row), Excel's own row numbers and cell references in every
-//! message. Excel likes to turn a GUID into a number or a date; such a cell is a row problem
-//! that names the cell, never a guess.
+//! first non-empty row that names a known column as the header (else the first non-empty row),
+//! Excel's own row numbers and cell references in every message. Excel likes to turn a GUID
+//! into a number or a date; such a cell is a row problem that names the cell, never a guess.
+//!
+//! A zip-based workbook is checked before calamine inflates anything (see `check_parts`):
+//! a zip bomb, a part that inflates to gigabytes, is refused with bounded memory.
 
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
 
-use calamine::{open_workbook_auto, Data, Reader};
+use calamine::{open_workbook_auto, Data, Reader, Sheets};
 
 use super::columns::{self, ColumnMap};
 use super::{
@@ -15,7 +21,8 @@ use super::{
 use crate::error::Error;
 use crate::outcome::{Outcome, Verdict};
 
-pub fn read(name: &str, path: &Path, options: &ReadOptions) -> crate::Result<Input> {
+pub fn read(name: &str, path: &Path, options: &ReadOptions) -> crate::Result<Input<'static>> {
+    check_parts(name, path)?;
     let mut workbook = open_workbook_auto(path)
         .map_err(|e| Error::Input(format!("{name}: not a readable workbook: {e}")))?;
     let sheets = workbook.sheet_names();
@@ -35,36 +42,20 @@ pub fn read(name: &str, path: &Path, options: &ReadOptions) -> crate::Result<Inp
             .cloned()
             .ok_or_else(|| Error::Input(format!("{name}: the workbook has no sheets")))?,
     };
-    let range = workbook
-        .worksheet_range(&sheet)
+    let rows = sheet_rows(&mut workbook, &sheet)
         .map_err(|e| Error::Input(format!("{name} sheet {sheet}: cannot be read: {e}")))?;
-    let (first_row, first_col) = range.start().unwrap_or((0, 0));
-    let non_empty: Vec<(usize, &[Data])> = range
-        .rows()
-        .enumerate()
-        .filter(|(_, cells)| cells.iter().any(|c| !is_blank(c)))
-        .collect();
-    let header_at = header_row(&non_empty, first_col as usize, options);
-    let headers = non_empty
+    let header_at = header_row(&rows, options);
+    let headers = rows
         .get(header_at)
-        .map_or_else(Vec::new, |(_, cells)| headers_of(cells, first_col as usize));
-    let rows_iter = non_empty.into_iter().skip(header_at + 1);
+        .map_or_else(Vec::new, |row| headers_of(&row.cells));
     let map = ColumnMap::new(name, &headers, &options.columns)?;
     let roles = map.roles();
     columns::require_usable(&format!("{name} sheet {sheet}"), &roles, &headers)?;
     let sheet_name: Arc<str> = Arc::from(sheet.as_str());
-    let rows = rows_iter
-        .map(|(offset, cells)| {
-            let excel_row = first_row + offset as u32 + 1;
-            row_of(
-                name,
-                &sheet_name,
-                excel_row,
-                first_col as usize,
-                cells,
-                &map,
-            )
-        })
+    let rows = rows
+        .iter()
+        .skip(header_at + 1)
+        .map(|sheet_row| row_of(name, &sheet_name, sheet_row, &map))
         .collect();
     Ok(Input {
         name: name.to_string(),
@@ -75,14 +66,129 @@ pub fn read(name: &str, path: &Path, options: &ReadOptions) -> crate::Result<Inp
     })
 }
 
+/// The most one part of a workbook (a sheet's XML, the shared strings) may inflate to, and
+/// all parts together. A sheet of a million AD users with a dozen columns is a few hundred MB.
+const MAX_PART: u64 = 1 << 30;
+const MAX_PARTS: u64 = 2 << 30;
+
+/// Deflate cannot inflate more than about 1,032 times: a part compressed smaller than
+/// `MAX_PART / MAX_RATIO` cannot be over the limit, whatever its header says.
+const MAX_RATIO: u64 = 1032;
+
+/// Refuses a zip-based workbook (XLSX, XLSM, XLSB, ODS) with a part over [`MAX_PART`] or parts
+/// over [`MAX_PARTS`] in all. The sizes the zip declares are checked first; a part large enough
+/// to hide more than it declares is inflated once into nothing, counting, and stopped at the
+/// limit. Anything that is not a zip (XLS) is left to calamine.
+fn check_parts(name: &str, path: &Path) -> crate::Result<()> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let Ok(mut zip) = zip::ZipArchive::new(std::io::BufReader::new(file)) else {
+        return Ok(());
+    };
+    let refuse = |part: &str, size: String| {
+        Error::Input(format!(
+            "{name}: not a usable workbook: its part {part} inflates to {size}, more than the {} MiB hardmatch reads (a zip bomb?); save the sheet again from Excel, or export the users as CSV",
+            MAX_PART >> 20
+        ))
+    };
+    let mut total = 0u64;
+    for i in 0..zip.len() {
+        let (part, declared, compressed) = {
+            let entry = zip.by_index_raw(i).map_err(|e| unreadable(name, e))?;
+            (
+                entry.name().to_string(),
+                entry.size(),
+                entry.compressed_size(),
+            )
+        };
+        total = total.saturating_add(declared);
+        if declared > MAX_PART {
+            return Err(refuse(&part, format!("{} MiB", declared >> 20)));
+        }
+        if total > MAX_PARTS {
+            return Err(refuse("list", format!("{} MiB in all", total >> 20)));
+        }
+        if compressed.saturating_mul(MAX_RATIO) > MAX_PART {
+            let entry = zip.by_index(i).map_err(|e| unreadable(name, e))?;
+            let inflated =
+                std::io::copy(&mut Read::take(entry, MAX_PART + 1), &mut std::io::sink())
+                    .map_err(|e| unreadable(name, e.into()))?;
+            if inflated > MAX_PART {
+                return Err(refuse(
+                    &part,
+                    format!("more than it declares ({declared} bytes)"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn unreadable(name: &str, error: zip::result::ZipError) -> Error {
+    Error::Input(format!("{name}: not a readable workbook: {error}"))
+}
+
+/// A non-empty row of a sheet: its 0-based index and its non-blank cells, by 0-based column,
+/// in column order.
+struct SheetRow {
+    index: u32,
+    cells: Vec<(u32, Data)>,
+}
+
+/// The sheet's non-empty rows, sparse. calamine's own `worksheet_range` is dense: two cells at
+/// A1 and XFD1048576 would make it allocate seventeen billion cells, so an XLSX sheet is read
+/// cell by cell instead (XLS is dense too, but at most 65,536 rows of 256 columns).
+fn sheet_rows(
+    workbook: &mut Sheets<BufReader<File>>,
+    sheet: &str,
+) -> Result<Vec<SheetRow>, String> {
+    let mut cells: Vec<((u32, u32), Data)> = Vec::new();
+    match workbook {
+        Sheets::Xlsx(xlsx) => {
+            let mut reader = xlsx
+                .worksheet_cells_reader(sheet)
+                .map_err(|e| e.to_string())?;
+            while let Some(cell) = reader.next_cell().map_err(|e| e.to_string())? {
+                let value = Data::from(cell.get_value().clone());
+                if !is_blank(&value) {
+                    cells.push((cell.get_position(), value));
+                }
+            }
+        }
+        other => {
+            let range = other.worksheet_range(sheet).map_err(|e| e.to_string())?;
+            let (row0, col0) = range.start().unwrap_or((0, 0));
+            cells.extend(
+                range
+                    .cells()
+                    .filter(|(_, _, value)| !is_blank(value))
+                    .map(|(r, c, value)| ((row0 + r as u32, col0 + c as u32), value.clone())),
+            );
+        }
+    }
+    if !cells.is_sorted_by_key(|(pos, _)| *pos) {
+        cells.sort_by_key(|(pos, _)| *pos);
+    }
+    let mut rows: Vec<SheetRow> = Vec::new();
+    for ((index, column), value) in cells {
+        match rows.last_mut() {
+            Some(row) if row.index == index => row.cells.push((column, value)),
+            _ => rows.push(SheetRow {
+                index,
+                cells: vec![(column, value)],
+            }),
+        }
+    }
+    Ok(rows)
+}
+
 /// Which non-empty row is the header: the first whose cells name a usable column (admins
 /// put a title above the table), or the first non-empty row when none does.
-fn header_row(rows: &[(usize, &[Data])], first_col: usize, options: &ReadOptions) -> usize {
+fn header_row(rows: &[SheetRow], options: &ReadOptions) -> usize {
     const LOOK_AHEAD: usize = 20;
     rows.iter()
         .take(LOOK_AHEAD)
-        .position(|(_, cells)| {
-            let headers = headers_of(cells, first_col);
+        .position(|row| {
+            let headers = headers_of(&row.cells);
             ColumnMap::new("", &headers, &options.columns).is_ok_and(|map| {
                 let roles = map.roles();
                 columns::require_usable("", &roles, &headers).is_ok()
@@ -92,31 +198,27 @@ fn header_row(rows: &[(usize, &[Data])], first_col: usize, options: &ReadOptions
 }
 
 /// A header row's cells as text, indexed from column A.
-fn headers_of(cells: &[Data], first_col: usize) -> Vec<String> {
-    let mut headers = vec![String::new(); first_col];
-    headers.extend(cells.iter().map(|c| cell_text(c).trim().to_string()));
+fn headers_of(cells: &[(u32, Data)]) -> Vec<String> {
+    let width = cells.last().map_or(0, |(column, _)| *column as usize + 1);
+    let mut headers = vec![String::new(); width];
+    for (column, cell) in cells {
+        headers[*column as usize] = cell_text(cell).trim().to_string();
+    }
     headers
 }
 
-fn row_of(
-    file: &str,
-    sheet: &Arc<str>,
-    excel_row: u32,
-    first_col: usize,
-    cells: &[Data],
-    map: &ColumnMap,
-) -> Row {
+fn row_of(file: &str, sheet: &Arc<str>, sheet_row: &SheetRow, map: &ColumnMap) -> Row<'static> {
+    let excel_row = sheet_row.index + 1;
+    let cells = &sheet_row.cells;
     let mut row = Row::new(Location::Sheet {
         sheet: sheet.clone(),
         row: excel_row,
     });
     for (role, index, header) in &map.columns {
-        let Some(cell) = index.checked_sub(first_col).and_then(|i| cells.get(i)) else {
+        let Ok(at) = cells.binary_search_by_key(&(*index as u32), |(column, _)| *column) else {
             continue;
         };
-        if is_blank(cell) {
-            continue;
-        }
+        let cell = &cells[at].1;
         if role.is_anchor() && row.problem.is_none() {
             if let Some(why) = mangled(cell) {
                 row.problem = Some(Verdict::new(
@@ -131,8 +233,7 @@ fn row_of(
         row.set(
             *role,
             Field {
-                value: cell_text(cell),
-                header: header.clone(),
+                value: Cow::Owned(cell_text(cell)),
                 column: *index as u32,
             },
         );

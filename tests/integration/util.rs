@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 /// A test's own directory, removed when the test ends.
 pub struct Dir {
@@ -50,6 +50,43 @@ pub fn sample(name: &str) -> PathBuf {
 /// Runs a command and returns its output, printing both streams if it cannot start.
 pub fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("run hardmatch")
+}
+
+/// Runs a command and returns its output and its peak resident memory in KiB. The peak is
+/// wait4's for that one child, so the tests running beside it do not count.
+#[expect(
+    clippy::zombie_processes,
+    reason = "wait4 reaps the child, to read its rusage"
+)]
+pub fn run_measuring_memory(cmd: &mut Command) -> (Output, u64) {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run hardmatch");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            pipe.read_to_end(&mut bytes)
+                .expect("read the child's output");
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("piped")));
+    let stderr = drain(Box::new(child.stderr.take().expect("piped")));
+    let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
+    // SAFETY: waits for our own child, which std has not reaped (we never call child.wait).
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t, "wait4 failed");
+    let output = Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout: stdout.join().expect("stdout"),
+        stderr: stderr.join().expect("stderr"),
+    };
+    (output, usage.ru_maxrss as u64)
 }
 
 pub fn stdout(out: &Output) -> String {
