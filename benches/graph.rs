@@ -1,51 +1,32 @@
 //! Whole-binary figures against the emulator, printed for BENCHMARKS.md (not criterion: each
 //! figure is one long run against a time-scaled Graph).
 //!
-//!     cargo bench --bench graph [-- emulator|plan|apply]
+//!     cargo bench --bench graph [-- emulator|plan|apply|batch]
 //!
 //! - emulator: load a 500,000-user tenant and page through all of it; time and peak memory.
-//! - plan: 10,000 rows against a 100,000-user tenant; Graph requests used and wall time.
+//! - plan: 10,000 rows against a 100,000-user tenant, read each way (`--read auto|bulk|lookup`),
+//!   and 100 rows read the `auto` way; Graph requests used and wall time.
 //! - apply: 10,000 stamps at the documented quota with realistic latency, time-scaled 10x;
 //!   achieved writes per second divided by the quota, and the seeds' way (look up, patch, read
 //!   back, one user at a time) against the same emulator.
+//! - batch: the same 10,000 PATCHes paced at the quota, sent one request each (as `apply`
+//!   does) and twenty to a `$batch`, through the same client: does batching write faster?
 
 use std::process::Command;
 use std::time::Instant;
 
-use hardmatch::emulator::{self, Config};
+use hardmatch::emulator::{self, synthetic, Config};
 use hardmatch::graph::{query, GraphClient, TokenSource, USER_SELECT};
-use hardmatch::tenant::{Domain, Tenant, User};
+use hardmatch::tenant::Tenant;
 
 const TOKEN: &str = "bench-token";
 
 fn tenant(users: usize) -> Tenant {
-    Tenant {
-        tenant_id: "bench".into(),
-        domains: vec![Domain {
-            id: "contoso.com".into(),
-            ..Domain::default()
-        }],
-        users: (0..users)
-            .map(|i| User {
-                id: uuid::Uuid::from_u128(0xAAAA_0000_0000_4000_8000_0000_0000_0000 + i as u128)
-                    .to_string(),
-                user_principal_name: format!("user{i}@contoso.com"),
-                mail: Some(format!("user{i}@contoso.com")),
-                proxy_addresses: vec![format!("SMTP:user{i}@contoso.com")],
-                ..User::default()
-            })
-            .collect(),
-        ..Tenant::default()
-    }
+    synthetic::tenant(users)
 }
 
 fn export(rows: usize, path: &std::path::Path) {
-    let mut csv = String::from("UserPrincipalName,ObjectGUID\n");
-    for i in 0..rows {
-        let guid = uuid::Uuid::from_u128(0x1234_0000_0000_4000_8000_0000_0000_0000 + i as u128);
-        csv.push_str(&format!("user{i}@contoso.com,{guid}\n"));
-    }
-    std::fs::write(path, csv).unwrap();
+    std::fs::write(path, synthetic::export_csv(rows)).unwrap();
 }
 
 fn peak_rss_mib() -> f64 {
@@ -113,32 +94,53 @@ async fn hardmatch(url: &str, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// The request count hardmatch reports for its tenant read ("...: N Graph requests").
+fn reported_requests(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    text.lines()
+        .find(|l| l.contains("tenant read"))
+        .and_then(|l| l.rsplit(": ").next())
+        .unwrap_or("?")
+        .to_string()
+}
+
 async fn bench_plan(dir: &std::path::Path) {
-    let running = emulator::spawn(tenant(100_000), config(10.0, (30, 250)))
-        .await
-        .unwrap();
-    let input = dir.join("plan-input.csv");
-    export(10_000, &input);
-    let started = Instant::now();
-    let out_path = dir.join("plan.csv");
-    let out = hardmatch(
-        &running.url,
-        &[
-            "plan",
-            input.to_str().unwrap(),
-            "-o",
-            out_path.to_str().unwrap(),
-        ],
-    )
-    .await;
-    let wall = started.elapsed().as_secs_f64();
-    let requests: u64 = running.emulator.stats().requests.values().sum();
-    println!(
-        "plan: 10,000 rows against a 100,000-user tenant: {requests} Graph requests (a per-user script needs 20,000), {wall:.1} s wall at time scale 10 ({:.0} s of emulated Graph time); exit {:?}",
-        wall * 10.0,
-        out.status.code()
-    );
-    running.stop().await;
+    for (rows, how) in [
+        (10_000, "auto"),
+        (10_000, "bulk"),
+        (10_000, "lookup"),
+        (100, "auto"),
+    ] {
+        let input = dir.join(format!("plan-input-{rows}.csv"));
+        export(rows, &input);
+        let running = emulator::spawn(tenant(100_000), config(10.0, (30, 250)))
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let out_path = dir.join("plan.csv");
+        let out = hardmatch(
+            &running.url,
+            &[
+                "plan",
+                "--read",
+                how,
+                input.to_str().unwrap(),
+                "-o",
+                out_path.to_str().unwrap(),
+            ],
+        )
+        .await;
+        let wall = started.elapsed().as_secs_f64();
+        // The emulator counts each request inside a $batch too: what the throttle charges.
+        let served: u64 = running.emulator.stats().requests.values().sum();
+        println!(
+            "plan --read {how}: {rows} rows against a 100,000-user tenant: {} (a per-user script needs {}), {served} requests served counting those inside $batch, {wall:.1} s wall at time scale 10; exit {:?}",
+            reported_requests(&out.stderr),
+            rows * 2,
+            out.status.code()
+        );
+        running.stop().await;
+    }
 }
 
 async fn bench_apply(dir: &std::path::Path) {
@@ -199,9 +201,7 @@ async fn bench_apply(dir: &std::path::Path) {
             .await
             .unwrap();
         let id = found.body["value"][0]["id"].as_str().unwrap().to_string();
-        let anchor = hardmatch::anchor::ImmutableId::from_guid(uuid::Uuid::from_u128(
-            0x1234_0000_0000_4000_8000_0000_0000_0000 + i as u128,
-        ));
+        let anchor = hardmatch::anchor::ImmutableId::from_guid(synthetic::guid(i));
         client.set_anchor(&id, Some(anchor.as_str())).await.unwrap();
         client.get_user(&id).await.unwrap();
     }
@@ -209,6 +209,79 @@ async fn bench_apply(dir: &std::path::Path) {
     println!(
         "seeds' way: {seeds_rate:.2} users/s of Graph time (200 users, one at a time: look up, patch, read back); hardmatch is {:.0}x faster",
         achieved / seeds_rate
+    );
+    running.stop().await;
+}
+
+/// Stamps every user of a fresh emulator with PATCHes paced at the quota, `per_request` to
+/// an HTTP request (1: single PATCHes, 20: `$batch`es), and prints writes/s against the quota.
+async fn paced_writes(per_request: usize) {
+    use futures::stream::{self, StreamExt};
+    use governor::{Quota, RateLimiter};
+    const USERS: usize = 10_000;
+    const SCALE: f64 = 10.0;
+    let running = emulator::spawn(tenant(USERS), config(SCALE, (30, 250)))
+        .await
+        .unwrap();
+    let client = client(&running.url);
+    let ids: Vec<String> = tenant(USERS).users.into_iter().map(|u| u.id).collect();
+    let requests_per_second = 20.0 * SCALE / per_request as f64;
+    let limiter = RateLimiter::direct(
+        Quota::with_period(std::time::Duration::from_secs_f64(
+            1.0 / requests_per_second,
+        ))
+        .unwrap(),
+    );
+    let anchor =
+        |i: usize| hardmatch::anchor::ImmutableId::from_guid(synthetic::guid(i)).to_string();
+    let started = Instant::now();
+    let chunks: Vec<Vec<(usize, &String)>> = ids
+        .iter()
+        .enumerate()
+        .collect::<Vec<_>>()
+        .chunks(per_request)
+        .map(<[_]>::to_vec)
+        .collect();
+    let failed: usize = stream::iter(chunks)
+        .map(|chunk| {
+            let (client, limiter) = (&client, &limiter);
+            async move {
+                limiter.until_ready().await;
+                if per_request == 1 {
+                    let (i, id) = chunk[0];
+                    return usize::from(client.set_anchor(id, Some(&anchor(i))).await.is_err());
+                }
+                let requests: Vec<hardmatch::graph::BatchRequest> = chunk
+                    .iter()
+                    .map(|&(i, id)| hardmatch::graph::BatchRequest {
+                        method: reqwest::Method::PATCH,
+                        url: format!("/users/{id}"),
+                        body: Some(serde_json::json!({"onPremisesImmutableId": anchor(i)})),
+                    })
+                    .collect();
+                client
+                    .batch(&requests)
+                    .await
+                    .iter()
+                    .filter(|r| r.is_err())
+                    .count()
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<usize>>()
+        .await
+        .into_iter()
+        .sum();
+    let wall = started.elapsed().as_secs_f64();
+    let stats = running.emulator.stats();
+    let written = stats.writes_applied.len();
+    let achieved = written as f64 / wall / SCALE;
+    println!(
+        "{}: {written} of {USERS} written in {wall:.1} s at time scale {SCALE}: {achieved:.2} writes/s of Graph time = {:.3} of the quota; {} HTTP requests; 429s: {}; failed: {failed}",
+        if per_request == 1 { "single PATCHes" } else { "$batch of 20" },
+        achieved / 20.0,
+        client.requests(),
+        stats.throttled,
     );
     running.stop().await;
 }
@@ -233,6 +306,10 @@ fn main() {
         }
         if wants("apply") {
             bench_apply(dir.path()).await;
+        }
+        if wants("batch") {
+            paced_writes(1).await;
+            paced_writes(20).await;
         }
     });
 }

@@ -43,7 +43,10 @@ impl ImmutableId {
         if self.0.len() != 24 {
             return None;
         }
-        BASE64.decode(&self.0).ok()?.try_into().ok()
+        // Into a buffer of base64's worst-case estimate, not a Vec: `ids` calls this per row.
+        let mut bytes = [0u8; 18];
+        let len = BASE64.decode_slice(&self.0, &mut bytes).ok()?;
+        bytes[..len].try_into().ok()
     }
 
     /// The objectGUID behind a GUID-based ImmutableId.

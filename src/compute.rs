@@ -4,6 +4,8 @@
 //!
 //! Pure functions over the rows: no I/O, so it is as fast as the cores allow.
 
+use std::borrow::Cow;
+
 use rayon::prelude::*;
 // A fast non-cryptographic hash: the keys come from the admin's own export, not an attacker.
 use rustc_hash::FxHashMap as HashMap;
@@ -11,7 +13,7 @@ use uuid::Uuid;
 
 use crate::anchor::{self, AnchorForm, AnchorKind, ImmutableId};
 use crate::outcome::{Outcome, Verdict};
-use crate::source::{Field, Input, Role, Row};
+use crate::source::{Input, Role, Row};
 
 #[derive(Clone, Debug, Default)]
 pub struct ComputeOptions {
@@ -24,21 +26,22 @@ pub struct ComputeOptions {
 
 /// What the offline stages know about one row.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Candidate {
+pub struct Candidate<'a> {
     pub immutable_id: Option<ImmutableId>,
     pub form: Option<AnchorForm>,
     /// The column the anchor came from.
     pub anchor_role: Option<Role>,
     /// The objectGUID (or consistency GUID) behind a GUID-based anchor.
     pub guid: Option<Uuid>,
-    /// The UPN to look for in the cloud: TargetUPN, or the UPN after suffix mapping.
-    pub target_upn: Option<String>,
+    /// The UPN to look for in the cloud: TargetUPN, or the UPN after suffix mapping;
+    /// borrowed from the row unless a suffix was mapped.
+    pub target_upn: Option<Cow<'a, str>>,
     /// The input outcome that stops this row, if any.
     pub verdict: Option<Verdict>,
 }
 
 /// Computes one candidate per row, in row order, and flags duplicates.
-pub fn compute(input: &Input, options: &ComputeOptions) -> Vec<Candidate> {
+pub fn compute<'a>(input: &Input<'a>, options: &ComputeOptions) -> Vec<Candidate<'a>> {
     let mut candidates: Vec<Candidate> = input
         .rows
         .par_iter()
@@ -62,24 +65,22 @@ pub fn compute(input: &Input, options: &ComputeOptions) -> Vec<Candidate> {
 }
 
 /// Applies the first matching `--upn-suffix` mapping to a UPN's domain.
-pub fn map_upn(upn: &str, suffixes: &[(String, String)]) -> String {
+pub fn map_upn<'a>(upn: Cow<'a, str>, suffixes: &[(String, String)]) -> Cow<'a, str> {
     if let Some((local, domain)) = upn.rsplit_once('@') {
         if let Some((_, new)) = suffixes
             .iter()
             .find(|(old, _)| old.eq_ignore_ascii_case(domain))
         {
-            return format!("{local}@{new}");
+            return Cow::Owned(format!("{local}@{new}"));
         }
     }
-    upn.to_string()
+    upn
 }
 
-fn candidate(input: &Input, row: &Row, options: &ComputeOptions) -> Candidate {
+fn candidate<'a>(input: &Input<'a>, row: &Row<'a>, options: &ComputeOptions) -> Candidate<'a> {
     let mut candidate = Candidate {
-        target_upn: row.value(Role::TargetUpn).map(str::to_string).or_else(|| {
-            row.value(Role::Upn)
-                .map(|upn| map_upn(upn, &options.upn_suffixes))
-        }),
+        target_upn: text_of(row, Role::TargetUpn)
+            .or_else(|| text_of(row, Role::Upn).map(|upn| map_upn(upn, &options.upn_suffixes))),
         ..Candidate::default()
     };
     let anchor = resolve_anchor(input, row, options.anchor_kind);
@@ -121,6 +122,19 @@ fn candidate(input: &Input, row: &Row, options: &ComputeOptions) -> Candidate {
     candidate
 }
 
+/// [`Row::value`] for as long as the file's text lives: borrowed when the row borrows the
+/// value, copied when the reader had to decode it.
+fn text_of<'a>(row: &Row<'a>, role: Role) -> Option<Cow<'a, str>> {
+    let value = &row.get(role)?.value;
+    if value.trim().is_empty() {
+        return None;
+    }
+    Some(match value {
+        Cow::Borrowed(text) => Cow::Borrowed(text.trim()),
+        Cow::Owned(text) => Cow::Owned(text.trim().to_string()),
+    })
+}
+
 fn has_target(row: &Row) -> bool {
     [Role::Upn, Role::TargetUpn, Role::Mail, Role::CloudObjectId]
         .into_iter()
@@ -140,7 +154,7 @@ fn resolve_anchor(input: &Input, row: &Row, kind: AnchorKind) -> Result<Resolved
         };
         anchor::parse(&field.value, kind)
             .map(|parsed| Some((role, parsed)))
-            .map_err(|e| invalid(input, row, field, e))
+            .map_err(|e| invalid(input, row, role, e))
     };
     if kind == AnchorKind::String {
         return parse_role(Role::ImmutableId, kind);
@@ -152,14 +166,13 @@ fn resolve_anchor(input: &Input, row: &Row, kind: AnchorKind) -> Result<Resolved
     let listed = parse_role(Role::ImmutableId, kind)?;
     match (guid_anchor, listed) {
         (Some((role, from_guid)), Some((_, listed))) if from_guid.id != listed.id => {
-            let field = row.get(Role::ImmutableId).expect("parsed above");
             Err(Verdict::new(
                 Outcome::InvalidAnchor,
                 format!(
                     "{}: the export's ImmutableId {} disagrees with the {} column, whose ImmutableId is {}; check how the ImmutableId column was computed",
-                    input.place(row, Some(field)),
+                    input.place(row, Some(Role::ImmutableId)),
                     listed.id,
-                    row.get(role).map_or("GUID", |f| &f.header),
+                    input.header(role).unwrap_or("GUID"),
                     from_guid.id
                 ),
             ))
@@ -169,10 +182,10 @@ fn resolve_anchor(input: &Input, row: &Row, kind: AnchorKind) -> Result<Resolved
     }
 }
 
-fn invalid(input: &Input, row: &Row, field: &Field, error: anchor::AnchorError) -> Verdict {
+fn invalid(input: &Input, row: &Row, role: Role, error: anchor::AnchorError) -> Verdict {
     Verdict::new(
         Outcome::InvalidAnchor,
-        format!("{}: {error}", input.place(row, Some(field))),
+        format!("{}: {error}", input.place(row, Some(role))),
     )
 }
 
@@ -193,8 +206,9 @@ impl Key<'_> {
     }
 }
 
+/// UPNs compare as the planner compares them ([`crate::tenant::caseless`]).
 fn folded(text: &str) -> impl Iterator<Item = char> + '_ {
-    text.chars().flat_map(char::to_lowercase)
+    text.chars().map(crate::tenant::fold)
 }
 
 impl PartialEq for Key<'_> {
@@ -242,37 +256,31 @@ fn write_lowercase<H: std::hash::Hasher>(bytes: &[u8], state: &mut H) {
 /// Every open row whose key another open row shares gets `outcome`, naming the other rows'
 /// lines. Rows that already have an outcome take no part.
 ///
-/// Keys are hashed in parallel first, and only rows whose hash repeats are grouped by their
-/// real key: a million scattered strings are read once, by both cores, instead of being
-/// chased through a hash map.
-fn flag_duplicates(
+/// Keys are hashed and the hashes sorted, both in parallel; only rows whose hash repeats
+/// are then grouped by their real key. A million scattered strings are read once, by both
+/// cores, instead of being chased through a hash map on one.
+fn flag_duplicates<'c>(
     input: &Input,
-    candidates: &mut [Candidate],
+    candidates: &mut [Candidate<'c>],
     outcome: Outcome,
     what: &str,
-    key: impl for<'a> Fn(&'a Candidate) -> Option<Key<'a>> + Sync,
+    key: impl for<'a> Fn(&'a Candidate<'c>) -> Option<Key<'a>> + Sync,
 ) {
     let groups: Vec<(String, Vec<usize>)> = {
-        let hashes: Vec<Option<u64>> = candidates
+        let mut hashes: Vec<(u64, usize)> = candidates
             .par_iter()
-            .map(|c| {
-                c.verdict
-                    .is_none()
-                    .then(|| key(c))
-                    .flatten()
-                    .map(|k| hash_of(&k))
-            })
+            .enumerate()
+            .filter(|(_, c)| c.verdict.is_none())
+            .filter_map(|(i, c)| key(c).map(|k| (hash_of(&k), i)))
             .collect();
-        let mut counts: HashMap<u64, u32> =
-            HashMap::with_capacity_and_hasher(hashes.len(), Default::default());
-        for hash in hashes.iter().flatten() {
-            *counts.entry(*hash).or_insert(0) += 1;
-        }
+        hashes.par_sort_unstable();
         let mut groups: HashMap<Key<'_>, Vec<usize>> = HashMap::default();
-        for (i, hash) in hashes.iter().enumerate() {
-            if let Some(hash) = hash.filter(|h| counts[h] > 1) {
+        for run in hashes
+            .chunk_by(|a, b| a.0 == b.0)
+            .filter(|run| run.len() > 1)
+        {
+            for &(_, i) in run {
                 let k = key(&candidates[i]).expect("hashed above");
-                debug_assert_eq!(hash, hash_of(&k));
                 groups.entry(k).or_default().push(i);
             }
         }
@@ -320,17 +328,15 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::source::{Format, Location};
+    use crate::source::{Field, Format, Location};
 
-    fn row(line: u64, cells: &[(Role, &str)]) -> Row {
+    fn row<'a>(line: u64, cells: &[(Role, &'a str)]) -> Row<'a> {
         let mut row = Row::new(Location::Line(line));
         for (i, (role, value)) in cells.iter().enumerate() {
-            let header: Arc<str> = Arc::from(format!("{role:?}"));
             row.set(
                 *role,
                 Field {
-                    value: value.to_string(),
-                    header,
+                    value: Cow::Borrowed(value),
                     column: i as u32,
                 },
             );
@@ -338,12 +344,15 @@ mod tests {
         row
     }
 
+    /// Every role's header is its name: `ConsistencyGuid`.
     fn input(rows: Vec<Row>) -> Input {
         Input {
             name: "users.csv".into(),
             format: Format::Csv,
             headers: vec![],
-            columns: vec![],
+            columns: Role::ALL
+                .map(|role| (role, Arc::from(format!("{role:?}"))))
+                .to_vec(),
             rows,
         }
     }
@@ -470,9 +479,12 @@ mod tests {
     #[test]
     fn upn_suffix_mapping() {
         let map = vec![("contoso.local".to_string(), "contoso.com".to_string())];
-        assert_eq!(map_upn("Alice@Contoso.Local", &map), "Alice@contoso.com");
         assert_eq!(
-            map_upn("bob@sub.contoso.local", &map),
+            map_upn("Alice@Contoso.Local".into(), &map),
+            "Alice@contoso.com"
+        );
+        assert_eq!(
+            map_upn("bob@sub.contoso.local".into(), &map),
             "bob@sub.contoso.local"
         );
         let input = input(vec![row(

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use serde::{Deserialize, Serialize};
 
@@ -97,12 +98,10 @@ impl Journal {
         })
     }
 
-    /// Opens an existing journal to append to it (a resumed run).
+    /// Opens an existing journal to append to it (a resumed run), made private again if
+    /// someone widened it meanwhile.
     pub fn append_to(path: &Path) -> crate::Result<Journal> {
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
+        let file = crate::private::append(path).map_err(|e| Error::io(path, e))?;
         Ok(Journal {
             path: path.to_owned(),
             file,
@@ -113,15 +112,19 @@ impl Journal {
         &self.path
     }
 
-    /// Appends one entry and waits until it is on disk. One `write` call per line, so a
-    /// crash can only ever cut the last line short, which [`Journal::replay`] ignores.
+    /// Appends one entry and waits until it is on disk.
     pub fn record(&mut self, entry: &Entry) -> crate::Result<()> {
-        let mut line = serde_json::to_vec(entry).expect("journal entries serialize");
-        line.push(b'\n');
-        self.file
-            .write_all(&line)
+        self.append(entry)
             .and_then(|()| self.file.sync_data())
             .map_err(|e| Error::io(&self.path, e))
+    }
+
+    /// Appends one entry without waiting for the disk. One `write` call per line, so a crash
+    /// can only ever cut the last line short, which [`Journal::replay`] ignores.
+    fn append(&mut self, entry: &Entry) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(entry).expect("journal entries serialize");
+        line.push(b'\n');
+        self.file.write_all(&line)
     }
 
     /// Reads a journal back. A torn last line (a crash mid-write) is skipped; any other bad
@@ -150,6 +153,77 @@ impl Journal {
             }
         }
         Ok(replay)
+    }
+}
+
+/// A journal that the writer's tasks share. Every entry goes to one thread, which appends all
+/// that has queued up and syncs once for the lot (group commit): a write waits only until its
+/// own intent is on disk, the async runtime never blocks on the disk, and the writes in flight
+/// share one fsync instead of paying one each (a disk that syncs 300 times a second would
+/// otherwise cap a run at 150 writes a second).
+pub struct GroupCommit {
+    queue: Option<mpsc::Sender<Queued>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// An entry on its way to the disk, and who to tell once it is there.
+struct Queued {
+    entry: Entry,
+    synced: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+impl GroupCommit {
+    pub fn start(mut journal: Journal) -> GroupCommit {
+        let (queue, entries) = mpsc::channel::<Queued>();
+        let thread = std::thread::spawn(move || {
+            // After a failed write or sync, every later entry fails too: the journal can no
+            // longer be trusted to say what was sent.
+            let mut broken: Option<String> = None;
+            while let Ok(first) = entries.recv() {
+                let group: Vec<Queued> = std::iter::once(first).chain(entries.try_iter()).collect();
+                if broken.is_none() {
+                    let written = group
+                        .iter()
+                        .try_for_each(|q| journal.append(&q.entry))
+                        .and_then(|()| journal.file.sync_data());
+                    if let Err(e) = written {
+                        broken = Some(format!("{}: {e}", journal.path.display()));
+                    }
+                }
+                for queued in group {
+                    let _ = queued.synced.send(broken.clone().map_or(Ok(()), Err));
+                }
+            }
+        });
+        GroupCommit {
+            queue: Some(queue),
+            thread: Some(thread),
+        }
+    }
+
+    /// Queues `entry` and waits until it is on disk.
+    pub async fn record(&self, entry: Entry) -> crate::Result<()> {
+        let (synced, on_disk) = tokio::sync::oneshot::channel();
+        let failed = |why: String| Error::Other(format!("cannot write the journal: {why}"));
+        self.queue
+            .as_ref()
+            .expect("the journal is open until finish")
+            .send(Queued { entry, synced })
+            .map_err(|_| failed("its writer has stopped".into()))?;
+        on_disk
+            .await
+            .map_err(|_| failed("its writer has stopped".into()))?
+            .map_err(failed)
+    }
+}
+
+impl Drop for GroupCommit {
+    /// Closes the queue and waits until everything queued is on disk.
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -196,15 +270,18 @@ impl RowHistory {
             .collect()
     }
 
-    /// The value the anchor had before this run first wrote it: what rollback puts back.
-    pub fn previous_anchor(&self) -> Option<(String, Option<String>)> {
+    /// The row's first anchor write: (user id, UPN, the value before it, the value written).
+    /// Its previous value is what the anchor held before this run: what rollback puts back.
+    pub fn first_anchor_intent(&self) -> Option<(&str, &str, &Option<String>, &Option<String>)> {
         self.intents.iter().find_map(|e| match e {
             Entry::Intent {
                 step: Step::Anchor,
                 user_id,
+                upn,
                 previous,
+                new,
                 ..
-            } => Some((user_id.clone(), previous.clone())),
+            } => Some((user_id.as_str(), upn.as_str(), previous, new)),
             _ => None,
         })
     }
@@ -260,14 +337,40 @@ mod tests {
         assert_eq!(replay.rows[&1].outcome(), Some(Outcome::Stamped));
         assert!(replay.rows[&1].in_doubt().is_empty());
         assert_eq!(replay.rows[&2].in_doubt(), vec![Step::Anchor]);
-        assert_eq!(
-            replay.rows[&2].previous_anchor(),
-            Some(("u2".into(), Some("OLD".into())))
-        );
+        let (user, _, previous, _) = replay.rows[&2].first_anchor_intent().unwrap();
+        assert_eq!((user, previous.as_deref()), ("u2", Some("OLD")));
         assert!(
             Journal::create(&path).is_err(),
             "an existing journal is never overwritten"
         );
+    }
+
+    #[test]
+    fn group_commit_puts_every_concurrent_entry_on_disk_before_answering() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.journal");
+        let journal = GroupCommit::start(Journal::create(&path).unwrap());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let writes = (1..=200).map(|row| {
+                let (journal, path) = (&journal, &path);
+                async move {
+                    journal.record(intent(row)).await.unwrap();
+                    // Answered only once on disk: a replay now already sees it.
+                    let replay = Journal::replay(path).unwrap();
+                    assert!(replay.rows.contains_key(&row));
+                    journal.record(result(row)).await.unwrap();
+                }
+            });
+            futures::future::join_all(writes).await;
+        });
+        drop(journal);
+        let replay = Journal::replay(&path).unwrap();
+        assert_eq!(replay.rows.len(), 200);
+        assert!(replay.rows.values().all(|h| h.in_doubt().is_empty()));
     }
 
     #[test]

@@ -6,39 +6,46 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::input::InputArgs;
-use crate::compute::{self, Candidate};
+use crate::compute::{self, Candidate, ComputeOptions};
 use crate::graph::read::{ReadStrategy, TenantRead, Wanted};
 use crate::graph::GraphClient;
-use crate::journal::{Entry, Journal, Replay, Step};
+use crate::journal::{Entry, GroupCommit, Journal, Replay, Step};
 use crate::outcome::Outcome;
 use crate::plan::{
     Action, Decision, Holder, MatchBy, Mode, PlanOptions, Subject, TargetState, TenantIndex,
 };
 use crate::progress;
 use crate::report::Record;
-use crate::source::{self, Input, Role, Row};
+use crate::source::{Input, Role, Row, Source};
 use crate::tenant::Tenant;
 use crate::write::{WorkItem, WriteOptions, Writer};
 
-/// An export read and computed: the offline half of every run.
-pub struct Prepared {
-    pub input: Input,
-    pub candidates: Vec<Candidate>,
+/// An export read and computed: the offline half of every run. Its rows borrow from the
+/// [`Source`] they were read from.
+pub struct Prepared<'a> {
+    pub input: Input<'a>,
+    pub candidates: Vec<Candidate<'a>>,
 }
 
-/// Reads the export and computes every row's ImmutableId (on rayon's threads).
-pub fn prepare(args: &InputArgs) -> crate::Result<Prepared> {
-    let input = source::read(&args.input, &args.read_options())?;
-    let candidates = compute::compute(&input, &args.compute_options());
+/// Reads an opened export and computes every row's ImmutableId (on rayon's threads).
+pub fn prepare<'a>(source: &'a Source, options: &ComputeOptions) -> crate::Result<Prepared<'a>> {
+    let input = source.read()?;
+    let candidates = compute::compute(&input, options);
+    tracing::info!(
+        "{}: {} rows as {:?}; {} with an input problem",
+        input.name,
+        input.rows.len(),
+        input.format,
+        candidates.iter().filter(|c| c.verdict.is_some()).count()
+    );
     Ok(Prepared { input, candidates })
 }
 
-impl Prepared {
+impl Prepared<'_> {
     /// One record per row with what the offline stages know: the row's place, its UPN and
     /// anchor, and an input outcome where the row has one.
     pub fn records(&self) -> Vec<Record> {
@@ -57,7 +64,11 @@ impl Prepared {
             source: self.input.place(row, None).to_string(),
             line: row.location.as_ref().map_or(0, |l| l.line()),
             upn: row.value(Role::Upn).unwrap_or_default().to_string(),
-            target_upn: candidate.target_upn.clone().unwrap_or_default(),
+            target_upn: candidate
+                .target_upn
+                .as_deref()
+                .unwrap_or_default()
+                .to_string(),
             object_guid: candidate.guid.map(|g| g.to_string()).unwrap_or_default(),
             immutable_id: candidate
                 .immutable_id
@@ -145,6 +156,7 @@ pub async fn read_tenant(
     wanted: &Wanted,
     strategy: ReadStrategy,
 ) -> crate::Result<TenantRead> {
+    tracing::info!("reading the tenant ({strategy:?})");
     let bar = progress::spinner("reading the tenant");
     let read = client
         .read_tenant(wanted, strategy, |what, n| {
@@ -153,6 +165,7 @@ pub async fn read_tenant(
         .await
         .map_err(|e| crate::Error::Other(format!("cannot read the tenant: {e}")))?;
     bar.finish_and_clear();
+    tracing::info!("tenant read: {}", read.how);
     Ok(read)
 }
 
@@ -237,7 +250,7 @@ pub async fn execute(
     } else {
         None
     };
-    let journal = match &replay {
+    let journal = GroupCommit::start(match &replay {
         Some(_) => Journal::append_to(&execution.journal_path)?,
         None => {
             let mut journal = Journal::create(&execution.journal_path)?;
@@ -249,9 +262,11 @@ pub async fn execute(
             })?;
             journal
         }
-    };
+    });
     if let Some(replay) = &replay {
-        credit_interrupted_run(records, replay, execution.tenant);
+        for settled in credit_interrupted_run(records, replay, execution.tenant) {
+            journal.record(settled).await?;
+        }
     }
     let cancel = CancellationToken::new();
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -268,11 +283,18 @@ pub async fn execute(
             }
         }
     });
+    tracing::info!(
+        "writing {} rows at {} writes/s, {} in flight, journal {}",
+        items.len(),
+        execution.options.rate,
+        execution.options.concurrency,
+        execution.journal_path.display()
+    );
     let bar = progress::rows(items.len() as u64, execution.quiet);
     let client = Arc::clone(&execution.client);
     let writer = Writer {
         client: Arc::clone(&execution.client),
-        journal: Arc::new(Mutex::new(journal)),
+        journal: &journal,
         replay: replay.as_ref(),
         tenant: execution.tenant,
         cancel: cancel.clone(),
@@ -284,6 +306,7 @@ pub async fn execute(
     };
     let results = writer.run(items).await;
     bar.finish_and_clear();
+    tracing::info!("writes done: {} rows answered", results.len());
     watcher.abort();
     let stamp_time = chrono::Utc::now().to_rfc3339();
     let index = row_index(records);
@@ -309,9 +332,12 @@ pub async fn execute(
 
 /// On resume, the tenant already shows what the interrupted run wrote, so the planner calls
 /// those rows `already-matched`. The journal knows better: they were written by this run.
-fn credit_interrupted_run(records: &mut [Record], replay: &Replay, tenant: &Tenant) {
+/// Returns the results to journal for writes the interrupted run sent but could not record
+/// (killed before the answer): the tenant shows they took effect, and rollback needs to know.
+fn credit_interrupted_run(records: &mut [Record], replay: &Replay, tenant: &Tenant) -> Vec<Entry> {
     let index = row_index(records);
     let users = tenant.users_by_id();
+    let mut settled = Vec::new();
     for (row, history) in &replay.rows {
         let Some(record) = index.get(row).map(|&i| &mut records[i]) else {
             continue;
@@ -333,7 +359,19 @@ fn credit_interrupted_run(records: &mut [Record], replay: &Replay, tenant: &Tena
         let applied = history
             .result(Step::Anchor)
             .is_some_and(|r| matches!(r, Entry::Result { applied: true, .. }));
-        if applied || (now_holds.is_some() && now_holds == *new) {
+        let took_effect = now_holds.is_some() && now_holds == *new;
+        if !applied && took_effect {
+            settled.push(Entry::Result {
+                row: *row,
+                step: Step::Anchor,
+                applied: true,
+                outcome: Outcome::Stamped,
+                http_status: None,
+                request_id: None,
+                at: chrono::Utc::now().to_rfc3339(),
+            });
+        }
+        if applied || took_effect {
             record.outcome = history
                 .outcome()
                 .filter(|_| applied)
@@ -343,6 +381,7 @@ fn credit_interrupted_run(records: &mut [Record], replay: &Replay, tenant: &Tena
             record.action = Action::None.code().into();
         }
     }
+    settled
 }
 
 /// Position of each report row number in `records` (a rollback's rows are not 1..n).

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::anchor::ImmutableId;
 use crate::outcome::{Outcome, Verdict};
-use crate::tenant::{AuthenticationType, Tenant, User};
+use crate::tenant::{caseless, AuthenticationType, Tenant, User};
 
 /// How the cloud user of a row is found when the row has no CloudObjectId.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -178,9 +178,7 @@ impl<'t> TenantIndex<'t> {
         };
         for (i, user) in tenant.users.iter().enumerate() {
             index.by_id.insert(user.id.to_ascii_lowercase(), i);
-            index
-                .by_upn
-                .insert(user.user_principal_name.to_lowercase(), i);
+            index.by_upn.insert(caseless(&user.user_principal_name), i);
             for address in addresses(user) {
                 let users = index.by_address.entry(address).or_default();
                 if !users.contains(&i) {
@@ -239,7 +237,7 @@ impl<'t> TenantIndex<'t> {
                 "the row has nothing to find its cloud user by".into(),
             ));
         };
-        let lowered = key.to_lowercase();
+        let lowered = caseless(key);
         let found = match match_by {
             MatchBy::Upn => self
                 .by_upn
@@ -267,7 +265,7 @@ impl<'t> TenantIndex<'t> {
     }
 
     fn missing_target(&self, key: &str) -> Box<Decision> {
-        let detail = match self.deleted_by_upn.get(&key.to_lowercase()) {
+        let detail = match self.deleted_by_upn.get(&caseless(key)) {
             Some(&i) => {
                 let user = &self.tenant.deleted_users[i];
                 return Box::new(Decision {
@@ -457,7 +455,7 @@ fn decide_clear(user: &User) -> Decision {
 }
 
 impl Holder {
-    fn of(user: &User) -> Holder {
+    pub fn of(user: &User) -> Holder {
         Holder {
             id: user.id.clone(),
             user_principal_name: user.user_principal_name.clone(),
@@ -466,22 +464,22 @@ impl Holder {
     }
 }
 
-/// The addresses `--match mail` finds a user by: mail and every SMTP proxy address, lowercased.
+/// The addresses `--match mail` finds a user by: mail and every SMTP proxy address, caseless.
 fn addresses(user: &User) -> impl Iterator<Item = String> + '_ {
     let proxies = user.proxy_addresses.iter().filter_map(|p| {
         let (scheme, address) = p.split_once(':')?;
         scheme
             .eq_ignore_ascii_case("smtp")
-            .then(|| address.to_lowercase())
+            .then(|| caseless(address))
     });
-    user.mail.iter().map(|m| m.to_lowercase()).chain(proxies)
+    user.mail.iter().map(|m| caseless(m)).chain(proxies)
 }
 
 /// A deleted user's UPN as it was: Entra prefixes it with the object id (without dashes)
 /// when it is deleted, so both forms are looked up.
 fn deleted_upn(user: &User) -> String {
-    let upn = user.user_principal_name.to_lowercase();
-    let prefix = user.id.replace('-', "").to_lowercase();
+    let upn = caseless(&user.user_principal_name);
+    let prefix = user.id.replace('-', "").to_ascii_lowercase();
     upn.strip_prefix(&prefix).map(str::to_owned).unwrap_or(upn)
 }
 

@@ -1,19 +1,34 @@
 //! Progress on stderr, only when stderr is a terminal (indicatif draws nothing otherwise), so
 //! logs and CI output stay clean.
+//!
+//! Every visible bar belongs to one [`MultiProgress`], so that `-v` log lines can be printed
+//! between redraws ([`suspend`]) instead of tearing through a bar.
 
 use std::io::IsTerminal;
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 fn visible(quiet: bool) -> bool {
     !quiet && std::io::stderr().is_terminal()
 }
 
+/// The bars on screen. Created on first use, drawing to stderr.
+fn bars() -> &'static MultiProgress {
+    static BARS: OnceLock<MultiProgress> = OnceLock::new();
+    BARS.get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
+}
+
+/// Runs `f` (which writes to stderr) with the bars cleared, and redraws them after.
+pub fn suspend<R>(f: impl FnOnce() -> R) -> R {
+    bars().suspend(f)
+}
+
 /// A spinner with a message, for reads of unknown length.
 pub fn spinner(message: &str) -> ProgressBar {
     let bar = if visible(false) {
-        ProgressBar::new_spinner()
+        bars().add(ProgressBar::new_spinner())
     } else {
         ProgressBar::hidden()
     };
@@ -28,7 +43,7 @@ pub fn rows(len: u64, quiet: bool) -> ProgressBar {
     if !visible(quiet) {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    let bar = bars().add(ProgressBar::new(len));
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} rows  {per_sec}  ETA {eta}  {msg}")
             .expect("a valid template"),

@@ -31,6 +31,7 @@ pub struct Tenant {
 #[serde(rename_all = "camelCase")]
 pub struct Domain {
     pub id: String,
+    #[serde(default)]
     pub authentication_type: AuthenticationType,
     #[serde(default)]
     pub is_default: bool,
@@ -38,11 +39,30 @@ pub struct Domain {
     pub is_initial: bool,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub enum AuthenticationType {
     #[default]
     Managed,
     Federated,
+}
+
+/// Graph writes `Managed` and `Federated`; any case is read, and anything else (or nothing)
+/// is managed, since only a federated domain changes what hardmatch does.
+impl<'de> Deserialize<'de> for AuthenticationType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = Option::<String>::deserialize(deserializer)?;
+        Ok(match text {
+            Some(t) if t.eq_ignore_ascii_case("federated") => AuthenticationType::Federated,
+            _ => AuthenticationType::Managed,
+        })
+    }
+}
+
+/// A list Graph may send as `null` instead of `[]`.
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// A user (or a deleted user, which also has `deletedDateTime`).
@@ -55,7 +75,7 @@ pub struct User {
     pub display_name: Option<String>,
     #[serde(default)]
     pub mail: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub proxy_addresses: Vec<String>,
     #[serde(default)]
     pub on_premises_immutable_id: Option<String>,
@@ -65,6 +85,32 @@ pub struct User {
     pub account_enabled: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_date_time: Option<String>,
+}
+
+/// The form in which two UPNs or mail addresses are compared: letters without regard to
+/// case, and nothing else folded. A character folds only to a lowercase letter whose
+/// uppercase is that character again, and a character outside ASCII never folds into ASCII:
+/// the Kelvin sign `K` is not `k`, a Cyrillic `а` is not a Latin `a`, a fullwidth `＠` is not
+/// `@`, so that a look-alike can never find another user. (How Graph folds letters outside
+/// ASCII is not documented; folding less than Graph can only miss a user, never find the
+/// wrong one.)
+pub fn caseless(text: &str) -> String {
+    if text.is_ascii() {
+        return text.to_ascii_lowercase();
+    }
+    text.chars().map(fold).collect()
+}
+
+/// One character of [`caseless`].
+pub fn fold(c: char) -> char {
+    if c.is_ascii() {
+        return c.to_ascii_lowercase();
+    }
+    let mut lower = c.to_lowercase();
+    match (lower.next(), lower.next()) {
+        (Some(l), None) if l != c && !l.is_ascii() && l.to_uppercase().eq([c]) => l,
+        _ => c,
+    }
 }
 
 impl Tenant {
@@ -77,14 +123,91 @@ impl Tenant {
         })
     }
 
+    /// When the tenant blocks hard-match takeover of cloud users, a stamp is written but the
+    /// next sync cycle refuses to match: the admin must hear it before stamping, not after.
+    pub fn takeover_warning(&self) -> Option<String> {
+        (self.block_cloud_object_takeover_through_hard_match_enabled == Some(true)).then(|| {
+            "this tenant blocks hard-match takeover (onPremisesSynchronization feature blockCloudObjectTakeoverThroughHardMatchEnabled is on): stamped cloud users will not be matched by sync until it is turned off (Update-MgDirectoryOnPremiseSynchronization); turn it back on after the first sync cycle".to_string()
+        })
+    }
+
+    /// The report summary's line on the takeover setting: a warning when it blocks, and a
+    /// reminder to check it when it could not be read (Graph serves it to delegated sign-in
+    /// only, so an app signing in as itself never sees it).
+    pub fn takeover_note(&self) -> (String, String) {
+        match (
+            self.block_cloud_object_takeover_through_hard_match_enabled,
+            self.takeover_warning(),
+        ) {
+            (_, Some(warning)) => ("WARNING".into(), warning),
+            (Some(_), None) => ("hard-match takeover".into(), "allowed by the tenant".into()),
+            (None, None) => (
+                "hard-match takeover".into(),
+                "the tenant setting could not be read (Graph shows it to delegated sign-in only); check blockCloudObjectTakeoverThroughHardMatchEnabled is off before the sync cycle".into(),
+            ),
+        }
+    }
+
     /// Users by object id, for the many lookups by id a run makes.
     pub fn users_by_id(&self) -> std::collections::HashMap<&str, &User> {
         self.users.iter().map(|u| (u.id.as_str(), u)).collect()
     }
 
-    /// Writes the tenant file (pretty JSON, so a change board can diff it).
+    /// Writes the tenant file (pretty JSON, so a change board can diff it), readable by its
+    /// owner only: it lists every user of the tenant.
     pub fn save(&self, path: &Path) -> crate::Result<()> {
         let json = serde_json::to_vec_pretty(self).expect("tenant serializes");
-        std::fs::write(path, json).map_err(|e| Error::io(path, e))
+        crate::private::create(path)
+            .and_then(|mut file| std::io::Write::write_all(&mut file, &json))
+            .map_err(|e| Error::io(path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_folds_but_look_alikes_do_not() {
+        assert_eq!(
+            caseless("Kate.O'Brien@Contoso.COM"),
+            "kate.o'brien@contoso.com"
+        );
+        assert_eq!(caseless("ÉLODIE.ÅSTRÖM@x.com"), "élodie.åström@x.com");
+        assert_eq!(caseless("АЛИСА@x.com"), "алиса@x.com");
+        for (look_alike, plain) in [
+            ("\u{212a}ate@x.com", "kate@x.com"),
+            ("\u{430}lice@x.com", "alice@x.com"),
+            ("bob\u{ff20}x.com", "bob@x.com"),
+            ("\u{130}van@x.com", "ivan@x.com"),
+            ("\u{17f}am@x.com", "sam@x.com"),
+            ("\u{131}van@x.com", "ivan@x.com"),
+            ("\u{2126}mega@x.com", "\u{3c9}mega@x.com"),
+            ("\u{212b}ke@x.com", "\u{e5}ke@x.com"),
+        ] {
+            assert_ne!(caseless(look_alike), caseless(plain), "{look_alike}");
+        }
+    }
+
+    #[test]
+    fn graph_shapes_a_stand_in_may_send_are_read() {
+        let user: User = serde_json::from_str(
+            r#"{"id":"1","userPrincipalName":"a@b.com","proxyAddresses":null,"extra":1}"#,
+        )
+        .unwrap();
+        assert!(user.proxy_addresses.is_empty());
+        let domains: Vec<Domain> = serde_json::from_str(
+            r#"[{"id":"a.com","authenticationType":"federated"},{"id":"b.com"},{"id":"c.com","authenticationType":null}]"#,
+        )
+        .unwrap();
+        let kinds: Vec<_> = domains.iter().map(|d| d.authentication_type).collect();
+        assert_eq!(
+            kinds,
+            [
+                AuthenticationType::Federated,
+                AuthenticationType::Managed,
+                AuthenticationType::Managed
+            ]
+        );
     }
 }

@@ -9,7 +9,7 @@
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
@@ -17,7 +17,7 @@ use governor::{Quota, RateLimiter};
 use tokio_util::sync::CancellationToken;
 
 use crate::graph::{GraphClient, GraphError, Meta};
-use crate::journal::{Entry, Journal, Replay, Step};
+use crate::journal::{Entry, GroupCommit, Replay, Step};
 use crate::outcome::{Outcome, Verdict};
 use crate::plan::{Action, Holder, TargetState};
 use crate::tenant::Tenant;
@@ -65,6 +65,13 @@ impl Default for WriteOptions {
     }
 }
 
+/// Why a row's steps stopped.
+enum RowFailure {
+    Graph(GraphError),
+    /// The intent could not be journaled, so the request was not sent.
+    Unjournaled,
+}
+
 /// What happened to one row.
 #[derive(Clone, Debug)]
 pub struct Written {
@@ -77,7 +84,7 @@ pub struct Written {
 /// Everything the writer needs besides the items.
 pub struct Writer<'a> {
     pub client: Arc<GraphClient>,
-    pub journal: Arc<Mutex<Journal>>,
+    pub journal: &'a GroupCommit,
     /// What an earlier, interrupted run of this journal already did.
     pub replay: Option<&'a Replay>,
     /// For naming the holder of a conflicting anchor.
@@ -171,12 +178,16 @@ impl Writer<'_> {
                     holder: None,
                 }
             }
-            Err(error) => self.failure(item, error),
+            Err(RowFailure::Graph(error)) => self.failure(item, error).await,
+            Err(RowFailure::Unjournaled) => not_attempted(
+                item,
+                "not sent: the journal could not be written (see the error above), and nothing is sent that a resume could not account for",
+            ),
         }
     }
 
     /// The row's requests, each journaled before it is sent.
-    async fn steps(&self, item: &WorkItem) -> Result<Meta, GraphError> {
+    async fn steps(&self, item: &WorkItem) -> Result<Meta, RowFailure> {
         if item.action == Action::PurgeHolderThenStamp {
             if let Some(holder) = &item.holder {
                 self.step(item, Step::PurgeHolder, &holder.id, None, None, || {
@@ -221,7 +232,7 @@ impl Writer<'_> {
             .await?;
         }
         if self.options.verify {
-            self.verify(item).await?;
+            self.verify(item).await.map_err(RowFailure::Graph)?;
         }
         Ok(meta)
     }
@@ -246,7 +257,7 @@ impl Writer<'_> {
             .filter(|v| !v.is_empty())
             == item.new_anchor.as_deref();
         if applied {
-            self.journal(&Entry::Result {
+            self.journal(Entry::Result {
                 row: item.row,
                 step: Step::Anchor,
                 applied: true,
@@ -254,12 +265,14 @@ impl Writer<'_> {
                 http_status: None,
                 request_id: None,
                 at: now(),
-            });
+            })
+            .await;
         }
         applied
     }
 
-    /// Journals the intent, sends, journals the result.
+    /// Journals the intent, sends, journals the result. Nothing is sent unless its intent is
+    /// on disk.
     async fn step<F, Fut>(
         &self,
         item: &WorkItem,
@@ -268,7 +281,7 @@ impl Writer<'_> {
         to: Option<&str>,
         previous: Option<&str>,
         send: F,
-    ) -> Result<Meta, GraphError>
+    ) -> Result<Meta, RowFailure>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<crate::graph::Answer, GraphError>>,
@@ -278,7 +291,7 @@ impl Writer<'_> {
         } else {
             Some(from.to_string())
         };
-        self.journal(&Entry::Intent {
+        let intent = Entry::Intent {
             row: item.row,
             step,
             user_id: item.target.id.clone(),
@@ -286,13 +299,16 @@ impl Writer<'_> {
             previous,
             new: to.map(str::to_string),
             at: now(),
-        });
+        };
+        if !self.journal(intent).await {
+            return Err(RowFailure::Unjournaled);
+        }
         let result = send().await;
         let (applied, outcome, meta) = match &result {
             Ok(answer) => (true, self.options.success, Some(answer.meta.clone())),
             Err(e) => (false, outcome_of(e), e.meta().cloned()),
         };
-        self.journal(&Entry::Result {
+        self.journal(Entry::Result {
             row: item.row,
             step,
             applied,
@@ -300,8 +316,9 @@ impl Writer<'_> {
             http_status: meta.as_ref().and_then(|m| m.status),
             request_id: meta.as_ref().and_then(|m| m.request_id.clone()),
             at: now(),
-        });
-        result.map(|answer| answer.meta)
+        })
+        .await;
+        result.map(|answer| answer.meta).map_err(RowFailure::Graph)
     }
 
     async fn verify(&self, item: &WorkItem) -> Result<(), GraphError> {
@@ -325,25 +342,27 @@ impl Writer<'_> {
         }
     }
 
-    /// A journal failure is fatal to the run: writing without a journal would break the
-    /// promise that a resume never repeats a write. Appends are a few milliseconds of fsync,
-    /// short enough to do on the runtime thread.
-    fn journal(&self, entry: &Entry) {
-        let mut journal = self.journal.lock().expect("journal lock");
-        if let Err(e) = journal.record(entry) {
-            eprintln!("hardmatch: cannot write the journal, stopping: {e}");
-            self.cancel.cancel();
+    /// Records `entry` durably; says whether it could. A journal failure stops the run:
+    /// writing without a journal would break the promise that a resume never repeats a write.
+    async fn journal(&self, entry: Entry) -> bool {
+        match self.journal.record(entry).await {
+            Ok(()) => true,
+            Err(e) => {
+                if !self.cancel.is_cancelled() {
+                    eprintln!("hardmatch: {e}; stopping");
+                }
+                self.cancel.cancel();
+                false
+            }
         }
     }
 
-    fn failure(&self, item: &WorkItem, error: GraphError) -> Written {
+    async fn failure(&self, item: &WorkItem, error: GraphError) -> Written {
         let outcome = outcome_of(&error);
         let mut holder = None;
         let detail = match &error {
             GraphError::Conflict { holder_id, .. } => {
-                holder = holder_id
-                    .as_deref()
-                    .and_then(|id| find_holder(self.tenant, id));
+                holder = self.conflict_holder(holder_id.as_deref(), item).await;
                 let name = holder.as_ref().map_or_else(
                     || holder_id.clone().unwrap_or_else(|| "another object".into()),
                     |h| format!("{} (id {})", h.user_principal_name, h.id),
@@ -361,6 +380,18 @@ impl Writer<'_> {
             meta: error.meta().cloned(),
             holder,
         }
+    }
+
+    /// Who holds the anchor a write was refused for: from the tenant as read before the run,
+    /// else looked up in Graph (a holder that appeared since, or one a per-row read did not
+    /// fetch). A failed lookup leaves the holder unnamed; the row's outcome stands.
+    async fn conflict_holder(&self, holder_id: Option<&str>, item: &WorkItem) -> Option<Holder> {
+        if let Some(known) = holder_id.and_then(|id| find_holder(self.tenant, id)) {
+            return Some(known);
+        }
+        let anchor = item.new_anchor.as_deref()?;
+        let user = self.client.anchor_holder(holder_id, anchor).await.ok()??;
+        Some(Holder::of(&user))
     }
 }
 
@@ -431,11 +462,7 @@ fn find_holder(tenant: &Tenant, id: &str) -> Option<Holder> {
         .iter()
         .chain(&tenant.deleted_users)
         .find(|u| u.id.eq_ignore_ascii_case(id))
-        .map(|u| Holder {
-            id: u.id.clone(),
-            user_principal_name: u.user_principal_name.clone(),
-            deleted_date_time: u.deleted_date_time.clone(),
-        })
+        .map(Holder::of)
 }
 
 fn not_attempted(item: &WorkItem, why: &str) -> Written {

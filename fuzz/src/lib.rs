@@ -1,13 +1,12 @@
 //! The checks behind the fuzz targets (fuzz_targets/), beyond "no panic": what must hold for
 //! any input, so that a wrong answer fails as loudly as a crash. See TESTING.md.
 
-use std::path::Path;
-
 use hardmatch::anchor::{self, AnchorForm, AnchorKind, ImmutableId, MAX_LEN};
 use hardmatch::compute::{self, Candidate, ComputeOptions};
 use hardmatch::pipeline::Prepared;
 use hardmatch::report::{excel_safe, from_excel_safe};
-use hardmatch::source::{self, text, Format, Input, Location, ReadOptions};
+use hardmatch::source::text::{Bytes, Text};
+use hardmatch::source::{self, Format, Input, Location, ReadOptions, Role};
 
 /// libfuzzer-sys's panic hook aborts at once, even on a panic the code under test catches on
 /// purpose (`spreadsheet::read` turns calamine's panics into input errors). This hook prints
@@ -91,20 +90,29 @@ fn check_guid_forms(id: &ImmutableId, bytes: [u8; 16]) {
     }
 }
 
-/// Bytes as the binary reads a file of this name: workbook signature, encoding, format sniff,
-/// parse. Then the reader's, compute's and the report's invariants.
+/// Bytes as the binary reads a file of this name: written to a file of that name (one per
+/// fuzzing process), then `source::open` and `Source::read` exactly as `hardmatch ids` does:
+/// the map, the text check, the encoding, the format sniff, the zip-bomb check, the parse.
+/// Then the reader's, compute's and the report's invariants.
 pub fn check_export(name: &str, data: &[u8], format: Option<Format>) {
     let_caught_panics_unwind();
+    let path = std::env::temp_dir().join(format!("hardmatch-fuzz-{}-{name}", std::process::id()));
+    std::fs::write(&path, data).expect("write the input file");
     let options = ReadOptions {
         format,
         ..ReadOptions::default()
     };
-    let Ok(input) = source::read_bytes(Path::new(name), data, &options) else {
+    let Ok(source) = source::open(&path, &options) else {
         return;
     };
+    let Ok(input) = source.read() else {
+        return;
+    };
+    // The text the reader parsed, decoded again the same way for the checks.
+    let text = || Text::decode(name, Bytes::Read(data.to_vec())).expect("it was read as text");
     match input.format {
-        Format::Csv => check_csv(&text::decode(data).text, &input),
-        Format::Ldif => check_ldif(&text::decode(data).text, &input),
+        Format::Csv => check_csv(text().as_str(), &input),
+        Format::Ldif => check_ldif(text().as_str(), &input),
         Format::Spreadsheet => check_spreadsheet(&input),
     }
     check_fields(&input);
@@ -207,24 +215,26 @@ fn check_spreadsheet(input: &Input) {
 fn check_fields(input: &Input) {
     for row in &input.rows {
         let _ = input.place(row, None).to_string();
-        for role in source::Role::ALL {
-            if let Some(field) = row.get(role) {
-                let _ = input.place(row, Some(field)).to_string();
-                if input.format != Format::Ldif {
-                    let column = field.column as usize;
-                    assert!(
-                        column < input.headers.len(),
-                        "column {column} has no header"
-                    );
-                    assert_eq!(&*field.header, input.headers[column].trim());
-                }
+        for role in Role::ALL {
+            let Some(field) = row.get(role) else {
+                continue;
+            };
+            let _ = input.place(row, Some(role)).to_string();
+            let header = input.header(role).expect("a field's role has a header");
+            if input.format != Format::Ldif {
+                let column = field.column as usize;
+                assert!(
+                    column < input.headers.len(),
+                    "column {column} has no header"
+                );
+                assert_eq!(header, input.headers[column].trim());
             }
         }
     }
 }
 
 /// One candidate per row, whatever the anchor kind; every ImmutableId obeys Graph's rules.
-fn check_compute(input: &Input, anchor_kind: AnchorKind) -> Vec<Candidate> {
+fn check_compute<'a>(input: &Input<'a>, anchor_kind: AnchorKind) -> Vec<Candidate<'a>> {
     let options = ComputeOptions {
         anchor_kind,
         ..ComputeOptions::default()

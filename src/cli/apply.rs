@@ -147,7 +147,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             check_drift(&mut records, &read.tenant);
             (records, read)
         } else {
-            let prepared = pipeline::prepare(&args.input)?;
+            let source = args.input.open()?;
+            let prepared = pipeline::prepare(&source, &args.input.compute_options())?;
             let wanted = prepared.wanted(options.match_by, mode);
             let read = read_tenant(&connection.client, &wanted, args.read.strategy).await?;
             (plan_records(&prepared, &read.tenant, &options), read)
@@ -205,18 +206,14 @@ impl WriteRun<'_> {
             started: started.to_rfc3339(),
             finished: chrono::Utc::now().to_rfc3339(),
             version: env!("CARGO_PKG_VERSION").to_string(),
-            notes: vec![
-                ("tenant read".into(), self.read.how.clone()),
-                ("journal".into(), journal.display().to_string()),
-                (
-                    "Graph requests".into(),
-                    self.connection.client.requests().to_string(),
-                ),
-                (
-                    "429 answers".into(),
-                    self.connection.client.throttled().to_string(),
-                ),
-            ],
+            notes: [
+                ("tenant read".to_string(), self.read.how.clone()),
+                ("journal".to_string(), journal.display().to_string()),
+            ]
+            .into_iter()
+            .chain(self.connection.client.usage_notes())
+            .chain([self.read.tenant.takeover_note()])
+            .collect(),
         };
         report::write(self.output, &records, &summary, self.write.excel)?;
         eprint!("{}", report::outcome_table(&records));
@@ -276,6 +273,17 @@ fn describe(records: &[Record], writes: usize, tenant: &Tenant) -> String {
         if n > 0 {
             text.push_str(&format!("  DESTRUCTIVE: {n} rows will {what}\n"));
         }
+    }
+    let stamps = [
+        "stamp",
+        "purge-holder-then-stamp",
+        "federated-hop-then-stamp",
+    ]
+    .into_iter()
+    .map(count)
+    .sum::<usize>();
+    if let (true, Some(warning)) = (stamps > 0, tenant.takeover_warning()) {
+        text.push_str(&format!("  WARNING: {warning}\n"));
     }
     text.push_str(&format!("{writes} rows to write"));
     text

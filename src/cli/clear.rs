@@ -9,7 +9,7 @@ use super::input::InputArgs;
 use super::plan::plan_records;
 use super::target::{self, ReadArgs, TargetArgs};
 use crate::outcome::Outcome;
-use crate::pipeline::{self, Prepared};
+use crate::pipeline;
 use crate::plan::{MatchBy, Mode, PlanOptions};
 
 const EXAMPLES: &str = "\
@@ -55,9 +55,8 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut compute = args.input.compute_options();
     compute.anchor_optional = true;
-    let input = crate::source::read(&args.input.input, &args.input.read_options())?;
-    let candidates = crate::compute::compute(&input, &compute);
-    let prepared = Prepared { input, candidates };
+    let source = args.input.open()?;
+    let prepared = pipeline::prepare(&source, &compute)?;
     let options = PlanOptions {
         match_by: args.match_by,
         mode: Mode::Clear,

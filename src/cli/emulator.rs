@@ -23,8 +23,12 @@ Examples:
   # HTTPS and client-credential sign-in, for clients that insist on both:
   hardmatch emulator --tenant samples/tenant.json --tls --cert-out emulator.pem --client-id app1 --client-secret '<a made-up secret>'
 
+  # Certificate sign-in: the app's certificate (public part, PEM); clients sign with its key:
+  hardmatch emulator --tenant samples/tenant.json --tls --client-id app1 --client-certificate app1.crt
+
 The first line on stdout is `listening on <url>`. GET /_emulator/stats and /_emulator/state show
-what clients did. Runs until Ctrl-C.";
+what clients did; POST /_emulator/storm?seconds=N answers every request 429 for N emulated
+seconds, POST /_emulator/expire-tokens expires every issued token. Runs until Ctrl-C.";
 
 /// Run a local Microsoft Graph emulator seeded from a tenant file.
 #[derive(Debug, clap::Args)]
@@ -58,13 +62,20 @@ pub struct Args {
     #[arg(long, default_value = "hardmatch-emulator.pem", value_name = "FILE")]
     pub cert_out: PathBuf,
 
-    /// An app that may sign in with client credentials (with --client-secret).
-    #[arg(long, value_name = "ID", requires = "client_secret")]
+    /// An app that may sign in with client credentials (with --client-secret and/or
+    /// --client-certificate).
+    #[arg(long, value_name = "ID")]
     pub client_id: Option<String>,
+
+    /// That app's certificate (PEM, the public part): it signs in with a client assertion
+    /// signed by the certificate's key, as AZURE_CLIENT_CERTIFICATE_PATH does.
+    #[arg(long, value_name = "FILE", requires = "client_id")]
+    pub client_certificate: Option<PathBuf>,
 
     /// That app's secret (an emulator-only value; never a real one).
     #[arg(
         long,
+        requires = "client_id",
         value_name = "SECRET",
         env = "HARDMATCH_EMULATOR_CLIENT_SECRET",
         hide_env_values = true
@@ -120,8 +131,18 @@ fn parse_range(s: &str) -> Result<(u64, u64), String> {
 }
 
 impl Args {
-    fn config(&self) -> Config {
-        Config {
+    fn config(&self) -> anyhow::Result<Config> {
+        let certificate = match &self.client_certificate {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| anyhow::anyhow!("--client-certificate {}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        if self.client_id.is_some() && self.client_secret.is_none() && certificate.is_none() {
+            anyhow::bail!("--client-id needs --client-secret or --client-certificate");
+        }
+        Ok(Config {
             quotas: Quotas {
                 resource_units_per_10s: self.ru_per_10s,
                 app_writes_per_150s: self.writes_per_150s,
@@ -139,16 +160,17 @@ impl Args {
                 .cloned()
                 .zip(self.client_secret.iter().cloned())
                 .collect(),
+            client_certificates: self.client_id.iter().cloned().zip(certificate).collect(),
             access_token: self.access_token.clone(),
             token_lifetime_secs: self.token_lifetime,
             tls_cert_out: self.tls.then(|| self.cert_out.clone()),
-        }
+        })
     }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let tenant = Tenant::load(&args.tenant)?;
-    let config = args.config();
+    let config = args.config()?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen).await?;

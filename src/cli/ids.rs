@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::input::InputArgs;
+use crate::compute::Candidate;
 use crate::outcome::Outcome;
 use crate::pipeline;
 use crate::report::csv as report_csv;
@@ -51,38 +52,46 @@ const COLUMNS: [&str; 6] = [
 ];
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let prepared = pipeline::prepare(&args.input)?;
-    let mut writer = report_csv::open(&args.output, args.excel)?;
-    report_csv::write_row(&mut writer, &args.output, COLUMNS)?;
+    let source = args.input.open()?;
+    let prepared = pipeline::prepare(&source, &args.input.compute_options())?;
+    let (rows, candidates) = (&prepared.input.rows, &prepared.candidates);
+    report_csv::write_rows(
+        &args.output,
+        args.excel,
+        &COLUMNS,
+        rows.len(),
+        |i, cells| {
+            let (row, candidate) = (&rows[i], &candidates[i]);
+            let line = row.location.as_ref().map_or(0, |l| l.line());
+            cells.cell(itoa::Buffer::new().format(line));
+            cells.cell(row.value(Role::Upn).unwrap_or_default());
+            let mut guid = uuid::Uuid::encode_buffer();
+            cells.cell(
+                candidate
+                    .guid
+                    .map_or("", |g| g.hyphenated().encode_lower(&mut guid)),
+            );
+            cells.cell(candidate.immutable_id.as_ref().map_or("", |id| id.as_str()));
+            let (outcome, detail) = outcome_of(candidate);
+            cells.cell(outcome.code());
+            cells.cell(detail);
+        },
+    )?;
     let mut counts: BTreeMap<Outcome, usize> = BTreeMap::new();
-    for (row, candidate) in prepared.input.rows.iter().zip(&prepared.candidates) {
-        let line = row.location.as_ref().map_or(0, |l| l.line()).to_string();
-        let mut guid_buffer = uuid::Uuid::encode_buffer();
-        let guid = candidate
-            .guid
-            .map_or("", |g| g.hyphenated().encode_lower(&mut guid_buffer));
-        let id = candidate.immutable_id.as_ref().map_or("", |id| id.as_str());
-        let (outcome, detail) = match &candidate.verdict {
-            Some(verdict) => (verdict.outcome, verdict.detail.as_str()),
-            None => (Outcome::Computed, ""),
-        };
-        *counts.entry(outcome).or_default() += 1;
-        let upn = row.value(Role::Upn).unwrap_or_default();
-        report_csv::write_row(
-            &mut writer,
-            &args.output,
-            [line.as_str(), upn, guid, id, outcome.code(), detail],
-        )?;
+    for candidate in candidates {
+        *counts.entry(outcome_of(candidate).0).or_default() += 1;
     }
-    report_csv::finish(writer, &args.output)?;
-    eprintln!(
-        "{}: {} rows",
-        prepared.input.name,
-        prepared.input.rows.len()
-    );
+    eprintln!("{}: {} rows", prepared.input.name, rows.len());
     for (outcome, count) in &counts {
         eprintln!("  {:<28} {count:>9}", outcome.code());
     }
     let needs_attention = counts.keys().any(|o| !o.is_success());
     Ok(ExitCode::from(u8::from(needs_attention)))
+}
+
+fn outcome_of<'c>(candidate: &'c Candidate<'_>) -> (Outcome, &'c str) {
+    match &candidate.verdict {
+        Some(verdict) => (verdict.outcome, verdict.detail.as_str()),
+        None => (Outcome::Computed, ""),
+    }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::anchor::AnchorKind;
 use crate::compute::ComputeOptions;
-use crate::source::{Format, ReadOptions, Role};
+use crate::source::{self, Format, ReadOptions, Role, Source};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct InputArgs {
@@ -43,6 +43,11 @@ pub struct InputArgs {
 }
 
 impl InputArgs {
+    /// Opens the export for [`pipeline::prepare`](crate::pipeline::prepare).
+    pub fn open(&self) -> crate::Result<Source> {
+        source::open(&self.input, &self.read_options())
+    }
+
     pub fn read_options(&self) -> ReadOptions {
         ReadOptions {
             format: self.format,

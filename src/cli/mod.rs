@@ -39,6 +39,7 @@ pub enum Command {
 /// Runs the chosen command. Per-row problems set the exit code; only what stops the whole
 /// command is an error (exit 2).
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    crate::logging::init(cli.command.verbosity());
     match cli.command {
         Command::Convert(args) => convert::run(args),
         Command::Ids(args) => ids::run(args),
@@ -48,5 +49,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rollback(args) => rollback::run(args),
         Command::Snapshot(args) => snapshot::run(args),
         Command::Emulator(args) => emulator::run(args),
+    }
+}
+
+impl Command {
+    /// How many `-v`s the command was given (only commands that talk to Graph take them).
+    pub fn verbosity(&self) -> u8 {
+        match self {
+            Command::Plan(args) => args.target.verbose,
+            Command::Apply(args) => args.target.verbose,
+            Command::Clear(args) => args.target.verbose,
+            Command::Rollback(args) => args.target.verbose,
+            Command::Snapshot(args) => args.target.verbose,
+            Command::Convert(_) | Command::Ids(_) | Command::Emulator(_) => 0,
+        }
     }
 }

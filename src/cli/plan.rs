@@ -28,6 +28,9 @@ Examples:
   # Find cloud users by mail or proxyAddresses instead of UPN, and keep a JSON plan for apply:
   hardmatch plan users.ldf --snapshot tenant.json --match mail -o plan.json
 
+  # Watch each Graph request (-vv adds sign-in steps and throttling headers; never a secret):
+  hardmatch plan users.csv -o plan.xlsx -v
+
 Exit codes: 0 every row can be stamped or needs nothing, 1 some rows need attention,
 2 the plan could not be made.";
 
@@ -96,11 +99,13 @@ impl PlanArgs {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = chrono::Utc::now();
-    let prepared = pipeline::prepare(&args.input)?;
-    let (tenant, read_note) = match &args.snapshot {
+    let source = args.input.open()?;
+    let prepared = pipeline::prepare(&source, &args.input.compute_options())?;
+    let (tenant, read_note, usage) = match &args.snapshot {
         Some(path) => (
             Tenant::load(path)?,
             format!("offline, from {}", path.display()),
+            Vec::new(),
         ),
         None => {
             let wanted = prepared.wanted(args.plan.match_by, Mode::Stamp);
@@ -114,26 +119,34 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         started: started.to_rfc3339(),
         finished: chrono::Utc::now().to_rfc3339(),
         version: env!("CARGO_PKG_VERSION").to_string(),
-        notes: vec![("tenant read".into(), read_note.clone())],
+        notes: [("tenant read".to_string(), read_note.clone())]
+            .into_iter()
+            .chain(usage)
+            .chain([tenant.takeover_note()])
+            .collect(),
     };
     report::write(&args.output, &records, &summary, args.excel)?;
     eprintln!("tenant read: {read_note}");
+    if let Some(warning) = tenant.takeover_warning() {
+        eprintln!("WARNING: {warning}");
+    }
     eprint!("{}", report::outcome_table(&records));
     Ok(exit_code(&records))
 }
 
-/// Reads the tenant through Graph (read-only) and says how, for the summary.
+/// Reads the tenant through Graph (read-only) and says how, and at what cost, for the summary.
 async fn read_live(
     target: &TargetArgs,
     wanted: &Wanted,
     strategy: ReadStrategy,
-) -> anyhow::Result<(Tenant, String)> {
+) -> anyhow::Result<(Tenant, String, Vec<(String, String)>)> {
     let connection = target.connect().await?;
     let read = pipeline::read_tenant(&connection.client, wanted, strategy).await?;
     if let Some(emulator) = connection.emulator {
         emulator.stop().await;
     }
-    Ok((read.tenant, format!("live, {}", read.how)))
+    let usage = connection.client.usage_notes();
+    Ok((read.tenant, format!("live, {}", read.how), usage))
 }
 
 /// The planned record of every row, in input order.

@@ -55,6 +55,9 @@ struct Change {
     upn: String,
     written: Option<String>,
     previous: Option<String>,
+    /// The run was killed between sending the write and journaling its answer: whether it
+    /// took effect is told by the user as it is now.
+    in_doubt: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -94,34 +97,27 @@ fn is_journal(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("journal"))
 }
 
-/// Every anchor write the journal shows as applied, with the value before it.
+/// Every anchor write the journal shows as applied, or as sent with its answer never
+/// journaled (a killed run), with the value before it.
 fn from_journal(path: &Path) -> anyhow::Result<Vec<Change>> {
     let replay = Journal::replay(path)?;
     Ok(replay
         .rows
         .iter()
         .filter_map(|(row, history)| {
-            let applied = matches!(
-                history.result(Step::Anchor),
-                Some(Entry::Result { applied: true, .. })
-            );
-            history.intents.iter().find_map(|e| match e {
-                Entry::Intent {
-                    step: Step::Anchor,
-                    user_id,
-                    upn,
-                    previous,
-                    new,
-                    ..
-                } => Some(Change {
-                    row: *row,
-                    user_id: user_id.clone(),
-                    upn: upn.clone(),
-                    written: if applied { new.clone() } else { None },
-                    previous: if applied { previous.clone() } else { None },
-                })
-                .filter(|_| applied),
-                _ => None,
+            let in_doubt = match history.result(Step::Anchor) {
+                Some(Entry::Result { applied: true, .. }) => false,
+                Some(_) => return None,
+                None => true,
+            };
+            let (user_id, upn, previous, new) = history.first_anchor_intent()?;
+            Some(Change {
+                row: *row,
+                user_id: user_id.to_string(),
+                upn: upn.to_string(),
+                written: new.clone(),
+                previous: previous.clone(),
+                in_doubt,
             })
         })
         .collect())
@@ -160,6 +156,7 @@ fn from_report(path: &Path) -> anyhow::Result<Vec<Change>> {
             previous: r.previous_immutable_id.filter(|v| !v.is_empty()),
             user_id: r.cloud_user_id,
             upn: r.cloud_upn,
+            in_doubt: false,
         })
         .collect())
 }
@@ -223,6 +220,11 @@ fn record_for(change: &Change, now: Option<&User>, source: &Path) -> Record {
             Outcome::TargetNotFound,
             Action::None,
             "the user no longer exists".to_string(),
+        ),
+        Some(_) if change.in_doubt && holds == change.previous => (
+            Outcome::AlreadyMatched,
+            Action::None,
+            "the interrupted run's write never took effect; nothing to put back".to_string(),
         ),
         Some(_) if holds != change.written => (
             Outcome::TargetChangedSincePlan,

@@ -17,6 +17,12 @@ pub struct TargetArgs {
     /// Rehearse against a Graph emulator started in-process, seeded from this tenant file.
     #[arg(long, value_name = "TENANT_FILE", conflicts_with = "graph_url")]
     pub emulate: Option<PathBuf>,
+
+    /// Say what happens on stderr: -v each phase and each Graph request (method, path,
+    /// status, request-id, attempts, retry waits); -vv also sign-in steps and throttling
+    /// headers. Never a token or a secret.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 /// How a command that plans reads the tenant.
@@ -39,6 +45,7 @@ impl TargetArgs {
     pub async fn connect(&self) -> anyhow::Result<Connection> {
         let Some(tenant_file) = &self.emulate else {
             let client = GraphClient::from_args(&self.auth)?;
+            tracing::info!("Graph at {}", self.auth.graph_root()?);
             return Ok(Connection {
                 client: Arc::new(client),
                 emulator: None,
@@ -52,7 +59,16 @@ impl TargetArgs {
             ..Config::default()
         };
         let running = emulator::spawn(tenant, config).await?;
-        let http = self.auth.http_client()?;
+        tracing::info!(
+            "rehearsal: an emulator of {} at {}",
+            tenant_file.display(),
+            running.url
+        );
+        let http = AuthArgs {
+            graph_url: Some(running.url.clone()),
+            ..self.auth.clone()
+        }
+        .http_client()?;
         let client = GraphClient::new(
             http,
             &running.url,

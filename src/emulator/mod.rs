@@ -6,10 +6,12 @@
 //! `127.0.0.1:0` and spawn it, or call [`spawn`]. [`service`] is the API itself, independent
 //! of HTTP; [`throttle`] the quotas; [`odata`] the `$filter` language; [`state`] the tenant.
 
+pub mod assertion;
 pub mod faults;
 pub mod odata;
 pub mod service;
 pub mod state;
+pub mod synthetic;
 pub mod throttle;
 mod tls;
 
@@ -49,6 +51,8 @@ pub struct Config {
     pub forbid_writes: bool,
     /// Apps that may sign in with client credentials: (client id, secret).
     pub clients: Vec<(String, String)>,
+    /// Apps that may sign in with a certificate: (client id, certificate PEM).
+    pub client_certificates: Vec<(String, Vec<u8>)>,
     /// A bearer token that is always accepted, for tests that skip sign-in.
     pub access_token: Option<String>,
     /// Lifetime of issued tokens, in emulated seconds.
@@ -68,6 +72,7 @@ impl Default for Config {
             refuse_federated_anchor_change: true,
             forbid_writes: false,
             clients: Vec::new(),
+            client_certificates: Vec::new(),
             access_token: None,
             token_lifetime_secs: 3599.0,
             tls_cert_out: None,
@@ -85,6 +90,8 @@ pub struct Emulator {
     tokens: Mutex<HashMap<String, IssuedToken>>,
     faults: Mutex<faults::Dice>,
     next_request: AtomicU64,
+    /// Until when (emulated seconds) every Graph request is answered 429: a throttling storm.
+    storm_until: Mutex<f64>,
 }
 
 #[derive(Clone, Debug)]
@@ -103,6 +110,7 @@ impl Emulator {
             throttle: Mutex::new(throttle),
             tokens: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
+            storm_until: Mutex::new(f64::NEG_INFINITY),
             config,
         }
     }
@@ -152,6 +160,26 @@ impl Emulator {
                     body: Body::Json(json!(self.tenant())),
                 }
             }
+            "/_emulator/expire-tokens" if request.method == "POST" => {
+                self.expire_tokens();
+                return Reply::json(200, json!({"expired": true}));
+            }
+            "/_emulator/storm" if request.method == "POST" => {
+                let seconds = url::form_urlencoded::parse(request.query.as_bytes())
+                    .find(|(k, _)| k == "seconds")
+                    .and_then(|(_, v)| v.parse::<f64>().ok());
+                return match seconds {
+                    Some(seconds) if seconds >= 0.0 => {
+                        self.storm(seconds);
+                        Reply::json(200, json!({"storm_seconds": seconds}))
+                    }
+                    _ => graph_error(
+                        400,
+                        "BadRequest",
+                        "POST /_emulator/storm?seconds=N (emulated seconds)",
+                    ),
+                };
+            }
             _ => {}
         }
         match self.authenticate(request) {
@@ -186,6 +214,30 @@ impl Emulator {
         }
     }
 
+    /// A throttling storm: for the next `emulated_secs`, every Graph request (inside `$batch`
+    /// too) is answered 429 with a Retry-After that runs to the storm's end, as Graph does
+    /// when the service is loaded, whatever the caller's quota.
+    pub fn storm(&self, emulated_secs: f64) {
+        *self.storm_until.lock().expect("storm lock") = self.clock.now() + emulated_secs;
+    }
+
+    /// Emulated seconds left in a storm, if one is blowing.
+    fn storm_left(&self) -> Option<f64> {
+        let left = *self.storm_until.lock().expect("storm lock") - self.clock.now();
+        (left > 0.0).then_some(left)
+    }
+
+    /// The bearer tokens the token endpoint has issued, so that tests can look for them in
+    /// what a client printed. Emulator tokens only; never served over HTTP.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.tokens
+            .lock()
+            .expect("tokens lock")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// Forgets every issued token: the next call with one gets 401, as after an expiry.
     pub fn expire_tokens(&self) {
         let now = self.clock.now();
@@ -194,7 +246,7 @@ impl Emulator {
         }
     }
 
-    /// `POST /{tenant}/oauth2/v2.0/token`, client credentials with a secret.
+    /// `POST /{tenant}/oauth2/v2.0/token`, client credentials with a secret or a certificate.
     fn token(&self, request: &Request) -> Reply {
         let form: HashMap<String, String> = url::form_urlencoded::parse(&request.body)
             .into_owned()
@@ -234,11 +286,44 @@ impl Emulator {
             return aad_error(400, "invalid_request", 900144, "The request body must contain grant_type=client_credentials and a scope ending in /.default.".into());
         }
         let client_id = form.get("client_id").cloned().unwrap_or_default();
-        let Some((_, secret)) = self.config.clients.iter().find(|(id, _)| *id == client_id) else {
+        let secret = self
+            .config
+            .clients
+            .iter()
+            .find(|(id, _)| *id == client_id)
+            .map(|(_, secret)| secret);
+        let certificates: Vec<&[u8]> = self
+            .config
+            .client_certificates
+            .iter()
+            .filter(|(id, _)| *id == client_id)
+            .map(|(_, pem)| pem.as_slice())
+            .collect();
+        if secret.is_none() && certificates.is_empty() {
             return aad_error(400, "unauthorized_client", 700016, format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'."));
-        };
-        if form.get("client_secret") != Some(secret) {
-            return aad_error(401, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.".into());
+        }
+        match (form.get("client_assertion"), form.get("client_secret")) {
+            (Some(jwt), _) => {
+                if form.get("client_assertion_type").map(String::as_str)
+                    != Some(assertion::JWT_BEARER)
+                {
+                    return aad_error(400, "invalid_request", 50027, "JWT token is invalid or malformed: client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer.".into());
+                }
+                let token_url = format!("{}{}", request.base_url, request.path);
+                let now = chrono::Utc::now().timestamp();
+                if let Err(refused) =
+                    assertion::check(jwt, &client_id, &certificates, &token_url, now)
+                {
+                    return aad_error(401, "invalid_client", refused.code, refused.text);
+                }
+            }
+            (None, Some(sent)) if Some(sent) == secret => {}
+            (None, Some(_)) => {
+                return aad_error(401, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.".into());
+            }
+            (None, None) => {
+                return aad_error(401, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.".into());
+            }
         }
         let token = format!("emu.{}", uuid::Uuid::new_v4().simple());
         let expires_at = self.clock.now() + self.config.token_lifetime_secs;
@@ -426,6 +511,7 @@ async fn http_handler(
     let reply = match &fault {
         Some(Fault::Status(status)) => {
             emulator.with_state(|s| s.stats.faults += 1);
+            emulator.count_faulted(&request);
             graph_error(
                 *status,
                 "ServiceUnavailable",
@@ -434,6 +520,7 @@ async fn http_handler(
         }
         Some(Fault::Throttle) => {
             emulator.with_state(|s| s.stats.faults += 1);
+            emulator.count_faulted(&request);
             emulator.too_many_requests(
                 2.0 * emulator.clock.scale().min(1.0),
                 "Tenant_Application/ResourceUnit/any/tenant",
@@ -481,7 +568,14 @@ impl Emulator {
     }
 }
 
-fn into_response(reply: Reply, reset: bool) -> Response {
+fn into_response(mut reply: Reply, reset: bool) -> Response {
+    if reset && reply.body == Body::Empty {
+        // A 204 has no body to break off mid-way, and hyper sends none: answer with a body
+        // that breaks, so the client sees what a reset after the write looks like (the write
+        // applied, its answer lost).
+        reply.status = 200;
+        reply.body = Body::Json(json!({}));
+    }
     let (bytes, content_type) = match reply.body {
         Body::Empty => (Vec::new(), None),
         Body::Json(v) => (

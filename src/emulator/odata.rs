@@ -2,9 +2,10 @@
 //! `in`, `startsWith`, `endsWith`, `not`, `and`, `or`, parentheses and
 //! `proxyAddresses/any(x:x eq '...')`; string literals with doubled single quotes.
 //!
-//! Comparisons of UPN and mail are case-insensitive, as Graph's are.
+//! Comparisons of UPN and mail are case-insensitive, as Graph's are, folded as hardmatch
+//! folds them ([`caseless`]: how Graph folds letters outside ASCII is INFERRED).
 
-use crate::tenant::User;
+use crate::tenant::{caseless, User};
 
 /// A parsed `$filter` expression.
 #[derive(Clone, Debug, PartialEq)]
@@ -55,7 +56,7 @@ impl Property {
     fn equal(self, a: &str, b: &str) -> bool {
         match self {
             Property::OnPremisesImmutableId => a == b,
-            _ => a.eq_ignore_ascii_case(b),
+            _ => caseless(a) == caseless(b),
         }
     }
 }
@@ -74,14 +75,14 @@ impl Filter {
                 .is_some_and(|a| values.iter().any(|b| p.equal(a, b))),
             Filter::StartsWith(p, prefix) => p
                 .value(user)
-                .is_some_and(|a| a.to_lowercase().starts_with(&prefix.to_lowercase())),
+                .is_some_and(|a| caseless(a).starts_with(&caseless(prefix))),
             Filter::EndsWith(p, suffix) => p
                 .value(user)
-                .is_some_and(|a| a.to_lowercase().ends_with(&suffix.to_lowercase())),
+                .is_some_and(|a| caseless(a).ends_with(&caseless(suffix))),
             Filter::AnyProxyEq(address) => user
                 .proxy_addresses
                 .iter()
-                .any(|p| p.eq_ignore_ascii_case(address)),
+                .any(|p| caseless(p) == caseless(address)),
             Filter::Not(inner) => !inner.matches(user),
             Filter::And(a, b) => a.matches(user) && b.matches(user),
             Filter::Or(a, b) => a.matches(user) || b.matches(user),

@@ -50,7 +50,7 @@ impl Reply {
         }
     }
 
-    fn json(status: u16, value: Value) -> Reply {
+    pub(super) fn json(status: u16, value: Value) -> Reply {
         Reply::new(status, Body::Json(value))
     }
 
@@ -244,9 +244,25 @@ fn user_json(user: &User, select: Option<&[String]>) -> Value {
 }
 
 impl Emulator {
+    /// Counts a Graph request that an injected fault answers before it is served, so that
+    /// the stats count every request a client sent.
+    pub(super) fn count_faulted(&self, request: &Request) {
+        if let Some(route) = Route::parse(&request.path) {
+            self.count_route(request, &route);
+        }
+    }
+
+    fn count_route(&self, request: &Request, route: &Route) {
+        self.count(format!("{} {}", request.method, route.template()));
+    }
+
     /// Serves one Graph request (`/v1.0/...`), already authenticated. `app` is the caller's
     /// application id, for the throttle.
     pub(super) fn serve_graph(&self, request: &Request, app: &str) -> Reply {
+        self.with_state(|s| {
+            s.stats
+                .log_request(&request.method, &request.path, &request.query)
+        });
         let Some(route) = Route::parse(&request.path) else {
             return graph_error(
                 400,
@@ -254,7 +270,7 @@ impl Emulator {
                 &format!("Resource not found for the segment '{}'.", request.path),
             );
         };
-        self.count(format!("{} {}", request.method, route.template()));
+        self.count_route(request, &route);
         if route == Route::Batch {
             return self.batch(request, app);
         }
@@ -262,6 +278,13 @@ impl Emulator {
         let is_list = matches!(route, Route::Users | Route::DeletedUsers);
         let top = query.top.as_deref().and_then(|t| t.parse().ok());
         let is_write = request.method != "GET";
+        if let Some(left) = self.storm_left() {
+            return self.too_many_requests(
+                left,
+                &format!("Tenant_Application/ResourceUnit/{app}"),
+                "ResourceUnitLimitExceeded",
+            );
+        }
         let cost = throttle::cost(
             &request.method,
             is_list,

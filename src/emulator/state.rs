@@ -1,11 +1,11 @@
 //! The emulated tenant: users, deleted users and domains, indexed for the lookups Graph does,
 //! and the record of what clients did to it (`/_emulator/stats`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::Serialize;
 
-use crate::tenant::{AuthenticationType, Tenant, User};
+use crate::tenant::{caseless, AuthenticationType, Tenant, User};
 
 /// The tenant as the emulator holds it. Users are never removed from `tenant.users` (Graph
 /// users can be deleted, but hardmatch never does that), so indexes are positions.
@@ -21,7 +21,7 @@ pub struct State {
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
-    /// Requests by `METHOD /path/template`.
+    /// Requests by `METHOD /path/template`, those answered by an injected fault included.
     pub requests: BTreeMap<String, u64>,
     /// 429 responses served (top-level and inside $batch).
     pub throttled: u64,
@@ -32,6 +32,24 @@ pub struct Stats {
     /// Every write that reached the tenant, of any kind.
     pub writes_total: u64,
     pub tokens_issued: u64,
+    /// The latest Graph requests as received, `METHOD /v1.0/path?query` with the path and
+    /// query still percent-encoded, inner `$batch` requests included (never a header or a
+    /// body): tests check what a query really asked for.
+    pub request_log: VecDeque<String>,
+}
+
+impl Stats {
+    /// How many requests [`Stats::request_log`] keeps.
+    pub const REQUEST_LOG_LEN: usize = 10_000;
+
+    pub fn log_request(&mut self, method: &str, path: &str, query: &str) {
+        if self.request_log.len() == Self::REQUEST_LOG_LEN {
+            self.request_log.pop_front();
+        }
+        let separator = if query.is_empty() { "" } else { "?" };
+        self.request_log
+            .push_back(format!("{method} {path}{separator}{query}"));
+    }
 }
 
 impl State {
@@ -50,9 +68,8 @@ impl State {
 
     fn index(&mut self, i: usize) {
         let user = &self.tenant.users[i];
-        self.by_key.insert(user.id.to_lowercase(), i);
-        self.by_key
-            .insert(user.user_principal_name.to_lowercase(), i);
+        self.by_key.insert(caseless(&user.id), i);
+        self.by_key.insert(caseless(&user.user_principal_name), i);
         if let Some(anchor) = &user.on_premises_immutable_id {
             self.by_anchor.insert(anchor.clone(), i);
         }
@@ -60,7 +77,7 @@ impl State {
 
     fn unindex(&mut self, i: usize) {
         let user = &self.tenant.users[i];
-        self.by_key.remove(&user.user_principal_name.to_lowercase());
+        self.by_key.remove(&caseless(&user.user_principal_name));
         if let Some(anchor) = &user.on_premises_immutable_id {
             self.by_anchor.remove(anchor);
         }
@@ -68,7 +85,7 @@ impl State {
 
     /// A user by object id or UPN (case-insensitive), as `/users/{id | userPrincipalName}`.
     pub fn find_user(&self, key: &str) -> Option<usize> {
-        self.by_key.get(&key.to_lowercase()).copied()
+        self.by_key.get(&caseless(key)).copied()
     }
 
     pub fn find_deleted(&self, id: &str) -> Option<usize> {

@@ -1,13 +1,17 @@
 //! Sign-in: which credential, which cloud, which Graph. Tokens come from Microsoft's
-//! azure_identity crate (Azure CLI, client secret, managed identity), or from the environment
-//! variable HARDMATCH_ACCESS_TOKEN for a token obtained elsewhere; never from argv, which
-//! other users can read in the process list.
+//! azure_identity crate (Azure CLI, client secret, client certificate, managed identity), or
+//! from the environment variable HARDMATCH_ACCESS_TOKEN for a token obtained elsewhere; never
+//! from argv, which other users can read in the process list.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use azure_core::credentials::{Secret, TokenCredential};
+use azure_core::credentials::{Secret, SecretBytes, TokenCredential};
 use azure_core::http::{ClientOptions, Transport};
+use openssl::pkcs12::Pkcs12;
+use openssl::pkey::PKey;
+use openssl::stack::Stack;
+use openssl::x509::X509;
 use tokio::sync::Mutex;
 
 use super::GraphError;
@@ -50,6 +54,10 @@ pub enum AuthKind {
     Cli,
     /// Client secret from AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET.
     Secret,
+    /// Client certificate from AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_CERTIFICATE_PATH
+    /// (PEM with the certificate and its RSA key, or PKCS#12; AZURE_CLIENT_CERTIFICATE_PASSWORD
+    /// when the key is encrypted).
+    Certificate,
     /// The managed identity of the machine (optionally AZURE_CLIENT_ID for a user-assigned one).
     ManagedIdentity,
     /// A bearer token from HARDMATCH_ACCESS_TOKEN.
@@ -60,7 +68,8 @@ pub enum AuthKind {
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct AuthArgs {
     /// Which credential to use. Default: a token in HARDMATCH_ACCESS_TOKEN if set, else a client
-    /// secret if AZURE_CLIENT_SECRET is set, else the Azure CLI.
+    /// secret if AZURE_CLIENT_SECRET is set, else a client certificate if
+    /// AZURE_CLIENT_CERTIFICATE_PATH is set, else the Azure CLI.
     #[arg(long, value_enum)]
     pub auth: Option<AuthKind>,
 
@@ -109,10 +118,25 @@ impl std::fmt::Debug for TokenSource {
 }
 
 impl TokenSource {
-    /// A bearer token, fresh if `refresh` (after a 401).
-    pub async fn token(&self, refresh: bool) -> Result<String, GraphError> {
+    /// Adds the bearer token to a request. The token never leaves this function: callers
+    /// (and their log lines) only ever see the request builder.
+    pub async fn authorize(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, GraphError> {
+        let token = self.token(false).await?;
+        Ok(request.bearer_auth(token.secret()))
+    }
+
+    /// Forgets the current token so that the next request signs in again (after a 401).
+    pub async fn refresh(&self) -> Result<(), GraphError> {
+        self.token(true).await.map(drop)
+    }
+
+    /// A bearer token, fresh if `refresh`. Kept as a [`Secret`], which does not Debug-print.
+    async fn token(&self, refresh: bool) -> Result<Secret, GraphError> {
         match self {
-            TokenSource::Fixed(secret) => Ok(secret.secret().to_string()),
+            TokenSource::Fixed(secret) => Ok(secret.clone()),
             TokenSource::Credential {
                 kind,
                 make,
@@ -121,13 +145,22 @@ impl TokenSource {
             } => {
                 let mut credential = current.lock().await;
                 if refresh {
+                    tracing::debug!(
+                        "sign-in: Graph refused the token; signing in again with the {} credential",
+                        kind_name(*kind)
+                    );
                     *credential = make().map_err(|e| sign_in_failed(*kind, &e))?;
                 }
                 let token = credential
                     .get_token(&[scope.as_str()], None)
                     .await
                     .map_err(|e| sign_in_failed(*kind, &e))?;
-                Ok(token.token.secret().to_string())
+                tracing::debug!(
+                    "sign-in: {} credential gave a token for {scope}, valid until {}",
+                    kind_name(*kind),
+                    token.expires_on
+                );
+                Ok(token.token)
             }
         }
     }
@@ -142,6 +175,7 @@ fn kind_name(kind: AuthKind) -> &'static str {
     match kind {
         AuthKind::Cli => "Azure CLI",
         AuthKind::Secret => "client secret (AZURE_CLIENT_SECRET)",
+        AuthKind::Certificate => "client certificate (AZURE_CLIENT_CERTIFICATE_PATH)",
         AuthKind::ManagedIdentity => "managed identity",
         AuthKind::Token => "HARDMATCH_ACCESS_TOKEN",
     }
@@ -150,13 +184,18 @@ fn kind_name(kind: AuthKind) -> &'static str {
 impl AuthArgs {
     /// The Graph root URL, checked: https, or http on loopback only.
     pub fn graph_root(&self) -> Result<String, GraphError> {
-        let root = self
-            .graph_url
-            .clone()
-            .unwrap_or_else(|| self.cloud.graph_host().to_string());
-        let root = root.trim_end_matches('/').to_string();
-        check_url(&root)?;
-        Ok(root)
+        match &self.graph_url {
+            Some(url) => checked_root(url, "--graph-url"),
+            None => Ok(self.cloud.graph_host().to_string()),
+        }
+    }
+
+    /// The sign-in host's root URL, checked like Graph's: the client secret goes there.
+    pub fn login_root(&self) -> Result<String, GraphError> {
+        match &self.login_url {
+            Some(url) => checked_root(url, "--login-url"),
+            None => Ok(self.cloud.login_host().to_string()),
+        }
     }
 
     /// The token source these arguments and the environment select.
@@ -166,12 +205,15 @@ impl AuthArgs {
             AuthKind::Token
         } else if env("AZURE_CLIENT_SECRET").is_some() {
             AuthKind::Secret
+        } else if env("AZURE_CLIENT_CERTIFICATE_PATH").is_some() {
+            AuthKind::Certificate
         } else {
             AuthKind::Cli
         });
         if kind == AuthKind::Token {
             let token = env(TOKEN_ENV)
                 .ok_or_else(|| GraphError::Auth(format!("--auth token: {TOKEN_ENV} is not set")))?;
+            tracing::debug!("sign-in: the bearer token in {TOKEN_ENV} (it cannot be refreshed)");
             return Ok(TokenSource::Fixed(Secret::new(token)));
         }
         let root = self.graph_root()?;
@@ -185,6 +227,7 @@ impl AuthArgs {
         );
         let options = self.client_options(http)?;
         let tenant = self.tenant.clone().or_else(|| env("AZURE_TENANT_ID"));
+        let shown_tenant = tenant.clone();
         let make: Box<dyn Fn() -> azure_core::Result<Arc<dyn TokenCredential>> + Send + Sync> =
             match kind {
                 AuthKind::Secret => {
@@ -210,6 +253,36 @@ impl AuthArgs {
                         Ok(credential)
                     })
                 }
+                AuthKind::Certificate => {
+                    let missing = |name: &str| {
+                        GraphError::Auth(format!(
+                            "{} credential: {name} is not set",
+                            kind_name(kind)
+                        ))
+                    };
+                    let tenant = tenant.ok_or_else(|| missing("AZURE_TENANT_ID (or --tenant)"))?;
+                    let client_id =
+                        env("AZURE_CLIENT_ID").ok_or_else(|| missing("AZURE_CLIENT_ID"))?;
+                    let path = env("AZURE_CLIENT_CERTIFICATE_PATH")
+                        .ok_or_else(|| missing("AZURE_CLIENT_CERTIFICATE_PATH"))?;
+                    let password = env("AZURE_CLIENT_CERTIFICATE_PASSWORD");
+                    let pkcs12 =
+                        pkcs12_from_file(std::path::Path::new(&path), password.as_deref())?;
+                    Box::new(move || {
+                        let options = azure_identity::ClientCertificateCredentialOptions {
+                            client_options: options.clone(),
+                            password: password.clone().map(Secret::new),
+                        };
+                        let credential: Arc<dyn TokenCredential> =
+                            azure_identity::ClientCertificateCredential::new(
+                                tenant.clone(),
+                                client_id.clone(),
+                                SecretBytes::new(pkcs12.clone()),
+                                Some(options),
+                            )?;
+                        Ok(credential)
+                    })
+                }
                 AuthKind::ManagedIdentity => Box::new(move || {
                     let credential: Arc<dyn TokenCredential> =
                         azure_identity::ManagedIdentityCredential::new(None)?;
@@ -225,6 +298,13 @@ impl AuthArgs {
                     Ok(credential)
                 }),
             };
+        let login = self.login_root()?;
+        tracing::debug!(
+            "sign-in: {} credential, tenant {}, client id {}, sign-in host {login}, scope {scope}",
+            kind_name(kind),
+            shown_tenant.as_deref().unwrap_or("(the credential's own)"),
+            env("AZURE_CLIENT_ID").as_deref().unwrap_or("(none)"),
+        );
         let current = make().map_err(|e| sign_in_failed(kind, &e))?;
         Ok(TokenSource::Credential {
             kind,
@@ -237,12 +317,8 @@ impl AuthArgs {
     /// azure_core options: our reqwest client (so --ca-cert applies to sign-in too) and the
     /// cloud's authority host, or --login-url.
     fn client_options(&self, http: &reqwest::Client) -> Result<ClientOptions, GraphError> {
-        let authority_host = self
-            .login_url
-            .clone()
-            .unwrap_or_else(|| self.cloud.login_host().to_string());
         let mut cloud = azure_core::cloud::CustomConfiguration::default();
-        cloud.authority_host = authority_host;
+        cloud.authority_host = self.login_root()?;
         Ok(ClientOptions {
             transport: Some(Transport::new(Arc::new(http.clone()))),
             cloud: Some(Arc::new(cloud.into())),
@@ -251,11 +327,17 @@ impl AuthArgs {
     }
 
     /// The HTTP client every call uses: rustls, the extra root if any, a sane timeout.
+    /// HTTPS goes through the system's proxy (HTTPS_PROXY) as usual, inside its tunnel; plain
+    /// http (only ever to loopback) never goes through a proxy, where the token would travel
+    /// in clear text.
     pub fn http_client(&self) -> Result<reqwest::Client, GraphError> {
         let mut builder = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(100))
             .connect_timeout(std::time::Duration::from_secs(15))
             .pool_max_idle_per_host(64);
+        if self.graph_root()?.starts_with("http:") {
+            builder = builder.no_proxy();
+        }
         if let Some(path) = &self.ca_cert {
             let pem = std::fs::read(path)
                 .map_err(|e| GraphError::Auth(format!("--ca-cert {}: {e}", path.display())))?;
@@ -273,10 +355,72 @@ impl AuthArgs {
     }
 }
 
-/// Graph over HTTPS only, except loopback (design.md's contracts).
-pub fn check_url(url: &str) -> Result<(), GraphError> {
-    let parsed =
-        url::Url::parse(url).map_err(|e| GraphError::Auth(format!("{url}: not a URL: {e}")))?;
+/// The certificate file as the PKCS#12 bytes azure_identity signs with. The Azure SDKs take
+/// PEM (certificate and private key in one file) or PKCS#12 in AZURE_CLIENT_CERTIFICATE_PATH;
+/// azure_identity for Rust takes only PKCS#12, so a PEM file is bundled here with OpenSSL, the
+/// library azure_identity itself signs with. Errors name the file, never its contents.
+fn pkcs12_from_file(path: &Path, password: Option<&str>) -> Result<Vec<u8>, GraphError> {
+    let failed = |what: &str| {
+        GraphError::Auth(format!(
+            "{} credential: {}: {what}",
+            kind_name(AuthKind::Certificate),
+            path.display()
+        ))
+    };
+    let bytes = std::fs::read(path).map_err(|e| failed(&e.to_string()))?;
+    if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+        return Ok(bytes);
+    }
+    let certificates = X509::stack_from_pem(&bytes)
+        .ok()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| failed("no PEM certificate in the file"))?;
+    let key = match password {
+        Some(password) => PKey::private_key_from_pem_passphrase(&bytes, password.as_bytes()),
+        None => PKey::private_key_from_pem(&bytes),
+    }
+    .map_err(|_| {
+        failed("no usable PEM private key in the file (set AZURE_CLIENT_CERTIFICATE_PASSWORD if it is encrypted)")
+    })?;
+    let mut chain = Stack::new().map_err(|e| failed(&e.to_string()))?;
+    for ca in certificates.iter().skip(1) {
+        chain.push(ca.clone()).map_err(|e| failed(&e.to_string()))?;
+    }
+    let mut builder = Pkcs12::builder();
+    builder.pkey(&key).cert(&certificates[0]);
+    if certificates.len() > 1 {
+        builder.ca(chain);
+    }
+    builder
+        .build2(password.unwrap_or(""))
+        .and_then(|p| p.to_der())
+        .map_err(|_| failed("cannot bundle the certificate and key"))
+}
+
+/// `url` checked by [`check_url`], as the root the checks saw: `HTTP://0x7f.1/` becomes
+/// `http://127.0.0.1`, so that what was checked is exactly what is connected to.
+fn checked_root(url: &str, option: &str) -> Result<String, GraphError> {
+    let parsed = check_url(url).map_err(|e| match e {
+        GraphError::Auth(why) => GraphError::Auth(format!("{option} {why}")),
+        other => other,
+    })?;
+    Ok(parsed.as_str().trim_end_matches('/').to_string())
+}
+
+/// Graph and sign-in over HTTPS only, except loopback (design.md's contracts), and never a
+/// URL with a user name or password in it (reqwest would send them, and a log would show
+/// them). Hosts are judged after WHATWG parsing, as the connection will see them:
+/// `127.0.0.1.evil.com` and `localhost.evil.com` are names, not loopback; `[::1]`,
+/// `127.0.0.2`, `0x7f.1` and `2130706433` are loopback addresses.
+pub fn check_url(url: &str) -> Result<url::Url, GraphError> {
+    let parsed = url::Url::parse(url)
+        .map_err(|e| GraphError::Auth(format!("{}: not a URL: {e}", without_user_info(url))))?;
+    let shown = without_user_info(url);
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(GraphError::Auth(format!(
+            "{shown}: refusing a URL with a user name or password in it"
+        )));
+    }
     let loopback = match parsed.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
@@ -284,11 +428,24 @@ pub fn check_url(url: &str) -> Result<(), GraphError> {
         None => false,
     };
     match parsed.scheme() {
-        "https" => Ok(()),
-        "http" if loopback => Ok(()),
+        "https" if parsed.host().is_some() => Ok(parsed),
+        "http" if loopback => Ok(parsed),
         scheme => Err(GraphError::Auth(format!(
-            "{url}: refusing {scheme}:// to a host that is not loopback; Graph is reached over https only"
+            "{shown}: refusing {scheme}:// to a host that is not loopback; Graph and sign-in are reached over https only"
         ))),
+    }
+}
+
+/// A URL as an error message may show it: whatever stands before an `@` in the authority
+/// (a user name and password) is left out.
+pub fn without_user_info(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://<user info left out>@{}", &rest[at + 1..]),
+        None => url.to_string(),
     }
 }
 
@@ -298,14 +455,75 @@ mod tests {
 
     #[test]
     fn plain_http_only_on_loopback() {
-        assert!(check_url("http://127.0.0.1:8080").is_ok());
-        assert!(check_url("http://localhost:1").is_ok());
-        assert!(check_url("http://[::1]:1").is_ok());
-        assert!(check_url("https://graph.microsoft.com").is_ok());
-        let refused = check_url("http://graph.example.com")
-            .unwrap_err()
-            .to_string();
-        assert!(refused.contains("refusing http://"), "{refused}");
-        assert!(check_url("http://10.0.0.1").is_err());
+        for allowed in [
+            "http://127.0.0.1:8080",
+            "http://localhost:1",
+            "http://LOCALHOST:1",
+            "http://[::1]:1",
+            "HTTP://127.0.0.1:1",
+            "http://127.0.0.2",
+            "http://0x7f.1",
+            "http://2130706433",
+            "http://127.1",
+            "https://graph.microsoft.com",
+            "HTTPS://graph.microsoft.com",
+        ] {
+            let url = check_url(allowed).unwrap_or_else(|e| panic!("{allowed}: {e}"));
+            assert!(
+                url.scheme() == "https"
+                    || url.host_str().is_some_and(|h| h == "127.0.0.1"
+                        || h == "127.0.0.2"
+                        || h == "[::1]"
+                        || h == "localhost"),
+                "{allowed} -> {url}"
+            );
+        }
+        for refused in [
+            "http://graph.example.com",
+            "http://10.0.0.1",
+            "http://127.0.0.1.evil.com",
+            "http://localhost.evil.com",
+            "http://localhost.",
+            "http://[::ffff:127.0.0.1]",
+            "http://0.0.0.0",
+            "HTTP://graph.example.com",
+            "ftp://127.0.0.1",
+            "file:///etc/passwd",
+        ] {
+            let refused_why = check_url(refused).unwrap_err().to_string();
+            assert!(refused_why.contains("refusing"), "{refused}: {refused_why}");
+        }
+    }
+
+    #[test]
+    fn user_info_is_refused_and_never_echoed() {
+        for url in [
+            "http://127.0.0.1@evil.com",
+            "https://admin:hunter2@graph.microsoft.com",
+            "http://user:hunter2@127.0.0.1:1",
+        ] {
+            let why = check_url(url).unwrap_err().to_string();
+            assert!(why.contains("refusing"), "{url}: {why}");
+            assert!(!why.contains("hunter2"), "{why}");
+        }
+        assert_eq!(
+            without_user_info("https://a:b@c.com/x@y"),
+            "https://<user info left out>@c.com/x@y"
+        );
+    }
+
+    #[test]
+    fn roots_are_the_parsed_form() {
+        let args = AuthArgs {
+            graph_url: Some("HTTP://0x7f.1:8080/".into()),
+            login_url: Some("http://login.example.com".into()),
+            ..AuthArgs::default()
+        };
+        assert_eq!(args.graph_root().unwrap(), "http://127.0.0.1:8080");
+        let refused = args.login_root().unwrap_err().to_string();
+        assert!(
+            refused.contains("--login-url") && refused.contains("refusing http://"),
+            "{refused}"
+        );
     }
 }

@@ -11,12 +11,14 @@ pub mod read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use rand::Rng;
 use serde_json::{json, Value};
 
 pub use self::auth::{AuthArgs, TokenSource};
 pub use self::error::{GraphError, Meta};
+use crate::logging::{RequestLine, LOGGED_HEADERS};
 use crate::tenant::{Domain, Tenant, User};
 
 /// The properties hardmatch reads on users (some are returned only when selected).
@@ -121,6 +123,9 @@ pub struct GraphClient {
     http: reqwest::Client,
     /// `https://graph.microsoft.com/v1.0`
     base: String,
+    /// The only origin requests go to: an `@odata.nextLink` elsewhere is refused, so that no
+    /// answer can send the bearer token to another host (or over plain http).
+    origin: url::Origin,
     tokens: TokenSource,
     pub retry: RetryPolicy,
     requests: AtomicU64,
@@ -136,6 +141,9 @@ pub struct GraphClient {
     /// limit (Graph sends it above 80% use).
     peak_limit_use: AtomicU64,
 }
+
+/// Asks Graph whether a write whose answer was unclear took effect.
+type AppliedCheck<'a> = &'a (dyn Fn() -> BoxFuture<'a, bool> + Send + Sync);
 
 /// The most requests one `$batch` may carry.
 pub const BATCH_LIMIT: usize = 20;
@@ -154,10 +162,11 @@ impl GraphClient {
         root: &str,
         tokens: TokenSource,
     ) -> Result<GraphClient, GraphError> {
-        auth::check_url(root)?;
+        let origin = auth::check_url(root)?.origin();
         Ok(GraphClient {
             http,
             base: format!("{}/v1.0", root.trim_end_matches('/')),
+            origin,
             tokens,
             retry: RetryPolicy::default(),
             requests: AtomicU64::new(0),
@@ -186,15 +195,28 @@ impl GraphClient {
         self.throttled.load(Ordering::Relaxed)
     }
 
-    /// Resource units spent so far, as Graph reported them.
-    pub fn resource_units(&self) -> u64 {
-        self.resource_units.load(Ordering::Relaxed)
-    }
-
-    /// The highest share of its limit Graph reported (1.0 = at the limit), when it said.
-    pub fn peak_limit_use(&self) -> Option<f64> {
-        let tenths = self.peak_limit_use.load(Ordering::Relaxed);
-        (tenths > 0).then(|| tenths as f64 / 1000.0)
+    /// What this client's requests cost so far, for a report's summary: requests, 429s, and
+    /// the resource units and peak share of the limit that Graph reported in its headers.
+    pub fn usage_notes(&self) -> Vec<(String, String)> {
+        let mut notes = vec![
+            ("Graph requests".to_string(), self.requests().to_string()),
+            ("429 answers".to_string(), self.throttled().to_string()),
+        ];
+        let units = self.resource_units.load(Ordering::Relaxed);
+        if units > 0 {
+            notes.push((
+                "resource units (x-ms-resource-unit)".into(),
+                units.to_string(),
+            ));
+        }
+        let peak = self.peak_limit_use.load(Ordering::Relaxed);
+        if peak > 0 {
+            notes.push((
+                "peak use of the throttle limit (x-ms-throttle-limit-percentage)".into(),
+                format!("{}%", peak / 10),
+            ));
+        }
+        notes
     }
 
     async fn wait_for_pause(&self) {
@@ -221,11 +243,28 @@ impl GraphClient {
         body: Option<&Value>,
         eventual: bool,
     ) -> Result<Answer, GraphError> {
+        self.send_write(method, target, body, eventual, None).await
+    }
+
+    /// [`send`](Self::send) for a write: after an unclear failure (the connection broke, or a
+    /// 500, 502 or 504, any of which can come after Graph applied the write) `applied` is
+    /// asked whether the write already took effect before it is sent again, so that no write
+    /// is applied twice. A 429 or 503 is clear: Graph did not take the request.
+    async fn send_write(
+        &self,
+        method: reqwest::Method,
+        target: &str,
+        body: Option<&Value>,
+        eventual: bool,
+        applied: Option<AppliedCheck<'_>>,
+    ) -> Result<Answer, GraphError> {
         let url = if target.starts_with("http") {
+            self.check_link(target)?;
             target.to_string()
         } else {
             format!("{}{target}", self.base)
         };
+        let line = RequestLine::new(method.as_str(), &url);
         let client_request_id = uuid::Uuid::new_v4().to_string();
         let mut refreshed = false;
         let mut attempt = 0u32;
@@ -233,11 +272,9 @@ impl GraphClient {
         loop {
             attempt += 1;
             self.wait_for_pause().await;
-            let token = self.tokens.token(false).await?;
             let mut request = self
                 .http
                 .request(method.clone(), &url)
-                .bearer_auth(&token)
                 .header("client-request-id", &client_request_id);
             if self.low_priority {
                 request = request.header("x-ms-throttle-priority", "low");
@@ -248,12 +285,32 @@ impl GraphClient {
             if let Some(body) = body {
                 request = request.json(body);
             }
+            let request = self.tokens.authorize(request).await?;
             self.requests.fetch_add(1, Ordering::Relaxed);
+            let sent = std::time::Instant::now();
             let outcome = match request.send().await {
-                Ok(response) => self.read(response, &client_request_id, attempt).await,
-                Err(e) => Err(Failure::Transport(e.without_url().to_string())),
+                Ok(response) => {
+                    self.read(response, &client_request_id, attempt, &line)
+                        .await
+                }
+                Err(e) => match tls_failure(&e) {
+                    // Not transient: retrying an untrusted certificate only hides the reason.
+                    Some(why) => {
+                        tracing::info!("{line} -> TLS failed: {why}");
+                        return Err(GraphError::Transport(Box::new(Meta {
+                            message: format!(
+                                "TLS: {why} (behind a TLS-inspecting proxy? trust its root with --ca-cert)"
+                            ),
+                            client_request_id,
+                            attempts: attempt,
+                            ..Meta::default()
+                        })));
+                    }
+                    None => Err(Failure::Transport(e.without_url().to_string())),
+                },
             };
-            let wait = match outcome {
+            log_attempt(&line, attempt, sent.elapsed(), &outcome);
+            let (wait, unclear) = match outcome {
                 Ok(answer) => return Ok(answer),
                 Err(Failure::Final(error)) => return Err(*error),
                 Err(Failure::Unauthorized(error)) => {
@@ -261,17 +318,29 @@ impl GraphClient {
                         return Err(*error);
                     }
                     refreshed = true;
-                    self.tokens.token(true).await?;
+                    tracing::info!("{line}: the token was refused; signing in again");
+                    self.tokens.refresh().await?;
                     continue;
                 }
                 Err(Failure::Retry { wait, error }) => {
+                    let unclear = error
+                        .meta()
+                        .is_some_and(|m| matches!(m.status, Some(500 | 502 | 504)));
                     if self.note_throttle(&error, wait) {
                         throttled += 1;
                     }
                     if let Some(error) = self.out_of_retries(*error, attempt, throttled) {
+                        tracing::info!("{line}: giving up after {attempt} attempts");
                         return Err(error);
                     }
-                    wait.unwrap_or_else(|| self.retry.backoff(attempt))
+                    let why = if wait.is_some() {
+                        "Retry-After"
+                    } else {
+                        "backoff"
+                    };
+                    let wait = wait.unwrap_or_else(|| self.retry.backoff(attempt));
+                    tracing::info!("{line}: retrying in {:.3} s ({why})", wait.as_secs_f64());
+                    (wait, unclear)
                 }
                 Err(Failure::Transport(message)) => {
                     if attempt > self.retry.max_retries {
@@ -281,13 +350,47 @@ impl GraphClient {
                             attempts: attempt,
                             ..Meta::default()
                         };
+                        tracing::info!("{line}: giving up after {attempt} attempts");
                         return Err(GraphError::Transport(Box::new(meta)));
                     }
-                    self.retry.backoff(attempt)
+                    let wait = self.retry.backoff(attempt);
+                    tracing::info!("{line}: retrying in {:.3} s (backoff)", wait.as_secs_f64());
+                    // The request may have reached Graph before the connection broke.
+                    (wait, true)
                 }
             };
             tokio::time::sleep(wait).await;
+            if let (true, Some(applied)) = (unclear, applied) {
+                if applied().await {
+                    return Ok(Answer {
+                        status: 204,
+                        body: Value::Null,
+                        meta: Meta {
+                            message: "the answer was lost, but a read showed the write had taken effect; not sent again".into(),
+                            client_request_id,
+                            attempts: attempt,
+                            ..Meta::default()
+                        },
+                    });
+                }
+            }
         }
+    }
+
+    /// An absolute link (`@odata.nextLink`) must point where this client was pointed.
+    fn check_link(&self, link: &str) -> Result<(), GraphError> {
+        let origin = url::Url::parse(link).map(|u| u.origin()).ok();
+        if origin.as_ref() == Some(&self.origin) {
+            return Ok(());
+        }
+        Err(GraphError::Other(Box::new(Meta {
+            message: format!(
+                "refusing to follow a link to {} (Graph is {}): the token goes only to the Graph hardmatch was pointed at",
+                origin.map_or_else(|| "a URL that does not parse".to_string(), |o| o.ascii_serialization()),
+                self.origin.ascii_serialization()
+            ),
+            ..Meta::default()
+        })))
     }
 
     async fn read(
@@ -295,6 +398,7 @@ impl GraphClient {
         response: reqwest::Response,
         client_request_id: &str,
         attempt: u32,
+        line: &RequestLine,
     ) -> Result<Answer, Failure> {
         let status = response.status().as_u16();
         let header = |name: &str| {
@@ -304,6 +408,7 @@ impl GraphClient {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
+        log_headers(line, header);
         let request_id = header("request-id");
         let retry_after = header("retry-after").and_then(|v| parse_retry_after(&v));
         self.note_usage(
@@ -385,7 +490,10 @@ impl GraphClient {
                     continue;
                 };
                 attempts[i] += 1;
-                match self.judge_inner(inner, &answer.meta, attempts[i]) {
+                let line = RequestLine::new(requests[i].method.as_str(), &requests[i].url);
+                let judged = self.judge_inner(inner, &answer.meta, attempts[i], &line);
+                log_attempt(&line, attempts[i], std::time::Duration::ZERO, &judged);
+                match judged {
                     Ok(ok) => results[i] = Some(Ok(ok)),
                     Err(Failure::Retry {
                         wait: inner_wait,
@@ -434,7 +542,13 @@ impl GraphClient {
     }
 
     /// One inner answer of a `$batch`, judged like a whole response.
-    fn judge_inner(&self, inner: &Value, outer: &Meta, attempt: u32) -> Result<Answer, Failure> {
+    fn judge_inner(
+        &self,
+        inner: &Value,
+        outer: &Meta,
+        attempt: u32,
+        line: &RequestLine,
+    ) -> Result<Answer, Failure> {
         let header = |name: &str| {
             inner["headers"]
                 .as_object()
@@ -445,6 +559,7 @@ impl GraphClient {
                     _ => None,
                 })
         };
+        log_headers(line, header);
         let body = inner["body"].clone();
         let meta = Meta {
             status: inner["status"].as_u64().map(|s| s as u16),
@@ -517,40 +632,112 @@ impl GraphClient {
         }
     }
 
+    /// The user, active or in the recycle bin, that holds `anchor`: the object Graph named in
+    /// a uniqueness conflict (`holder_id`), else whichever user a filter on the value finds.
+    /// `None` when no user holds it (another kind of object may).
+    pub async fn anchor_holder(
+        &self,
+        holder_id: Option<&str>,
+        anchor: &str,
+    ) -> Result<Option<User>, GraphError> {
+        let deleted_select = format!("{USER_SELECT},deletedDateTime");
+        if let Some(id) = holder_id {
+            if let Some(user) = self.get_user(id).await? {
+                return Ok(Some(user));
+            }
+            let target = format!(
+                "/directory/deletedItems/{}?{}",
+                encode(id),
+                query(&[("$select", &deleted_select)])
+            );
+            match self.send(reqwest::Method::GET, &target, None, false).await {
+                Ok(answer) => return Ok(Some(parse_user(answer.body)?)),
+                Err(GraphError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let filter = format!("onPremisesImmutableId eq {}", odata_literal(anchor));
+        for (collection, select) in [
+            ("/users", USER_SELECT),
+            (
+                "/directory/deletedItems/microsoft.graph.user",
+                &deleted_select,
+            ),
+        ] {
+            let target = format!(
+                "{collection}?{}",
+                query(&[("$filter", &filter), ("$select", select)])
+            );
+            let answer = self
+                .send(reqwest::Method::GET, &target, None, false)
+                .await?;
+            if let Some(first) = answer.body["value"].as_array().and_then(|v| v.first()) {
+                return Ok(Some(parse_user(first.clone())?));
+            }
+        }
+        Ok(None)
+    }
+
     /// Sets (or with `None` clears) onPremisesImmutableId. Sends JSON null to clear, not "".
     pub async fn set_anchor(
         &self,
         user_id: &str,
         value: Option<&str>,
     ) -> Result<Answer, GraphError> {
-        self.patch_user(user_id, json!({ "onPremisesImmutableId": value }))
-            .await
+        let body = json!({ "onPremisesImmutableId": value });
+        self.patch_user(user_id, body, |user| {
+            user.on_premises_immutable_id
+                .as_deref()
+                .filter(|v| !v.is_empty())
+                == value
+        })
+        .await
     }
 
     pub async fn set_upn(&self, user_id: &str, upn: &str) -> Result<Answer, GraphError> {
-        self.patch_user(user_id, json!({ "userPrincipalName": upn }))
-            .await
+        let body = json!({ "userPrincipalName": upn });
+        self.patch_user(user_id, body, |user| {
+            user.user_principal_name.eq_ignore_ascii_case(upn)
+        })
+        .await
     }
 
-    async fn patch_user(&self, user_id: &str, body: Value) -> Result<Answer, GraphError> {
-        self.send(
+    /// PATCHes a user; `took_effect` tells from the user as read back whether an unclear
+    /// attempt was applied.
+    async fn patch_user(
+        &self,
+        user_id: &str,
+        body: Value,
+        took_effect: impl Fn(&User) -> bool + Send + Sync,
+    ) -> Result<Answer, GraphError> {
+        let applied = || -> BoxFuture<'_, bool> {
+            Box::pin(async {
+                matches!(self.get_user(user_id).await, Ok(Some(user)) if took_effect(&user))
+            })
+        };
+        self.send_write(
             reqwest::Method::PATCH,
             &user_path(user_id),
             Some(&body),
             false,
+            Some(&applied),
         )
         .await
     }
 
     /// Removes a deleted user from the recycle bin for good.
     pub async fn purge_deleted(&self, id: &str) -> Result<Answer, GraphError> {
-        self.send(
-            reqwest::Method::DELETE,
-            &format!("/directory/deletedItems/{}", encode(id)),
-            None,
-            false,
-        )
-        .await
+        let target = format!("/directory/deletedItems/{}", encode(id));
+        let gone = || -> BoxFuture<'_, bool> {
+            Box::pin(async {
+                matches!(
+                    self.send(reqwest::Method::GET, &target, None, false).await,
+                    Err(GraphError::NotFound(_))
+                )
+            })
+        };
+        self.send_write(reqwest::Method::DELETE, &target, None, false, Some(&gone))
+            .await
     }
 
     /// Reads the tenant: users, deleted users, domains, and the hard-match takeover setting
@@ -621,11 +808,12 @@ impl GraphClient {
     /// The tenant's name for the report: its initial domain (the id is not readable without
     /// Organization.Read.All, which hardmatch does not ask for).
     fn tenant_id_hint(&self, domains: &[Value]) -> String {
-        domains
+        ["isInitial", "isDefault"]
             .iter()
-            .find(|d| d["isInitial"] == true)
+            .find_map(|flag| domains.iter().find(|d| d[*flag] == true))
+            .or(domains.first())
             .and_then(|d| d["id"].as_str())
-            .unwrap_or("")
+            .unwrap_or("the tenant")
             .to_string()
     }
 }
@@ -666,6 +854,76 @@ fn judge(meta: Meta, body: Value, retry_after: Option<Duration>) -> Result<Answe
             error: Box::new(GraphError::Other(Box::new(meta))),
         }),
         _ => Err(Failure::Final(Box::new(GraphError::classify(meta, &body)))),
+    }
+}
+
+/// The TLS error (an untrusted or invalid certificate, a failed handshake) behind a failed
+/// request, if that is what failed. An io::Error hides the error it wraps from `source()`,
+/// so each one is opened.
+fn tls_failure(error: &reqwest::Error) -> Option<String> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = next {
+        if let Some(tls) = e.downcast_ref::<tokio_rustls::rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        next = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    None
+}
+
+/// `-v`: one line per attempt: status, request-id, attempt, time (zero inside a `$batch`).
+fn log_attempt(
+    line: &RequestLine,
+    attempt: u32,
+    elapsed: Duration,
+    outcome: &Result<Answer, Failure>,
+) {
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return;
+    }
+    let (status, request_id) = match outcome {
+        Ok(answer) => (answer.meta.status, answer.meta.request_id.as_deref()),
+        Err(Failure::Final(e) | Failure::Unauthorized(e) | Failure::Retry { error: e, .. }) => {
+            let meta = e.meta();
+            (
+                meta.and_then(|m| m.status),
+                meta.and_then(|m| m.request_id.as_deref()),
+            )
+        }
+        Err(Failure::Transport(message)) => {
+            tracing::info!("{line} -> no answer ({message}), attempt {attempt}");
+            return;
+        }
+    };
+    let status = status.map_or_else(|| "-".to_string(), |s| s.to_string());
+    let timing = if elapsed.is_zero() {
+        " (in $batch)".to_string()
+    } else {
+        format!(" ({} ms)", elapsed.as_millis())
+    };
+    tracing::info!(
+        "{line} -> {status}, request-id {}, attempt {attempt}{timing}",
+        request_id.unwrap_or("-")
+    );
+}
+
+/// `-vv`: the answer's headers named in [`LOGGED_HEADERS`], and no others.
+fn log_headers(line: &RequestLine, header: impl Fn(&str) -> Option<String>) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let shown: Vec<String> = LOGGED_HEADERS
+        .iter()
+        .filter_map(|name| header(name).map(|value| format!("{name}: {value}")))
+        .collect();
+    if !shown.is_empty() {
+        tracing::debug!("{line} <- {}", shown.join(", "));
     }
 }
 
@@ -714,6 +972,39 @@ mod tests {
         assert_eq!(user_path("a/../b?x"), "/users/a%2F..%2Fb%3Fx");
         let q = query(&[("$filter", "userPrincipalName eq 'a+b@x.com'")]);
         assert_eq!(q, "$filter=userPrincipalName%20eq%20%27a%2Bb%40x.com%27");
+    }
+
+    #[tokio::test]
+    async fn a_next_link_to_another_origin_is_refused_before_anything_is_sent() {
+        let client = GraphClient::new(
+            reqwest::Client::new(),
+            "https://graph.microsoft.com",
+            TokenSource::Fixed(azure_core::credentials::Secret::new("t0ken")),
+        )
+        .unwrap();
+        for link in [
+            "https://evil.example.com/v1.0/users?$skiptoken=x",
+            "http://graph.microsoft.com/v1.0/users?$skiptoken=x",
+            "https://graph.microsoft.com:8443/v1.0/users",
+            "https://graph.microsoft.com.evil.com/v1.0/users",
+            "https://user:pw@evil.example.com/",
+            "http//graph.microsoft.com",
+        ] {
+            let error = client
+                .send(reqwest::Method::GET, link, None, false)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("refusing to follow a link"),
+                "{link}: {error}"
+            );
+            assert!(
+                !error.contains("t0ken") && !error.contains("pw@"),
+                "{error}"
+            );
+        }
+        assert_eq!(client.requests(), 0);
     }
 
     #[test]

@@ -12,12 +12,12 @@
 //! recycle bin, the domains and the takeover setting in full; the planner then decides from
 //! the same [`Tenant`] either way, so the two can never plan differently.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use futures::stream::{self, StreamExt};
 
 use super::{odata_literal, parse_user, query, BatchRequest, GraphClient, GraphError, USER_SELECT};
-use crate::tenant::{Tenant, User};
+use crate::tenant::{caseless, Tenant, User};
 
 /// Values in one `in (...)` filter: Graph limits `in` to 15 expressions.
 pub const IN_LIMIT: usize = 15;
@@ -38,11 +38,13 @@ pub enum ReadStrategy {
     Lookup,
 }
 
-/// What a run's rows find cloud users by. Each value is asked for once.
+/// What a run's rows find cloud users by. Each value is asked for once, as the row spelled
+/// it: a folded form sent to Graph could find a user the row never named.
 #[derive(Clone, Debug, Default)]
 pub struct Wanted {
-    upns: BTreeSet<String>,
-    mails: BTreeSet<String>,
+    /// By [`caseless`] form, the first spelling seen.
+    upns: BTreeMap<String, String>,
+    mails: BTreeMap<String, String>,
     ids: BTreeSet<String>,
     /// Case-sensitive, like the ImmutableId itself.
     anchors: BTreeSet<String>,
@@ -50,12 +52,16 @@ pub struct Wanted {
 
 impl Wanted {
     pub fn upn(&mut self, upn: &str) {
-        self.upns.insert(upn.to_lowercase());
+        self.upns
+            .entry(caseless(upn))
+            .or_insert_with(|| upn.to_string());
     }
 
     /// A mail address, found in `mail` or in an SMTP proxy address.
     pub fn mail(&mut self, mail: &str) {
-        self.mails.insert(mail.to_lowercase());
+        self.mails
+            .entry(caseless(mail))
+            .or_insert_with(|| mail.to_string());
     }
 
     pub fn id(&mut self, id: &str) {
@@ -71,23 +77,23 @@ impl Wanted {
     pub fn filters(&self) -> Vec<String> {
         let mut filters = Vec::new();
         for (property, values) in [
-            ("userPrincipalName", &self.upns),
-            ("id", &self.ids),
-            ("onPremisesImmutableId", &self.anchors),
-            ("mail", &self.mails),
+            ("userPrincipalName", self.upns.values().collect::<Vec<_>>()),
+            ("id", self.ids.iter().collect()),
+            ("onPremisesImmutableId", self.anchors.iter().collect()),
+            ("mail", self.mails.values().collect()),
         ] {
-            let values: Vec<&String> = values.iter().collect();
             filters.extend(
                 values
                     .chunks(IN_LIMIT)
                     .map(|chunk| in_filter(property, chunk)),
             );
         }
-        // A proxy address cannot be asked for with `in`: one filter per address.
-        filters.extend(self.mails.iter().map(|m| {
+        // A proxy address cannot be asked for with `in`: one filter per address, in the
+        // primary form graph-facts.md shows (`SMTP:`; Graph compares it in any case).
+        filters.extend(self.mails.values().map(|m| {
             format!(
                 "proxyAddresses/any(x:x eq {})",
-                odata_literal(&format!("smtp:{m}"))
+                odata_literal(&format!("SMTP:{m}"))
             )
         }));
         filters
@@ -291,8 +297,8 @@ mod tests {
         assert_eq!(
             wanted.filters(),
             [
-                "mail in ('kate.o''brien@contoso.com')",
-                "proxyAddresses/any(x:x eq 'smtp:kate.o''brien@contoso.com')"
+                "mail in ('Kate.O''Brien@contoso.com')",
+                "proxyAddresses/any(x:x eq 'SMTP:Kate.O''Brien@contoso.com')"
             ]
         );
     }

@@ -16,7 +16,7 @@ struct Document<'a> {
 }
 
 pub fn write(path: &Path, records: &[Record], summary: &Summary) -> crate::Result<()> {
-    let file = super::csv::create_private(path).map_err(|e| Error::io(path, e))?;
+    let file = crate::private::create(path).map_err(|e| Error::io(path, e))?;
     let mut out = std::io::BufWriter::new(file);
     serde_json::to_writer_pretty(
         &mut out,

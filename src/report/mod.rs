@@ -146,6 +146,11 @@ pub fn write(
     summary: &Summary,
     excel_bom: bool,
 ) -> crate::Result<()> {
+    tracing::info!(
+        "writing the report, {} rows, to {}",
+        records.len(),
+        path.display()
+    );
     match path
         .extension()
         .and_then(|e| e.to_str())
@@ -158,15 +163,23 @@ pub fn write(
     }
 }
 
-/// The first characters that make Excel (and LibreOffice) read a CSV cell as a formula.
-/// A leading apostrophe is included so that the escaping can be undone exactly.
-const FORMULA_TRIGGERS: [char; 7] = ['=', '+', '-', '@', '\t', '\r', '\''];
+/// The first characters that make Excel or LibreOffice read a CSV cell as a formula: OWASP's
+/// list (`=`, `+`, `-`, `@`, tab, CR, LF) and ASVS's NUL. A leading apostrophe is included so
+/// that the escaping can be undone exactly.
+const FORMULA_TRIGGERS: [char; 9] = ['=', '+', '-', '@', '\t', '\r', '\n', '\0', '\''];
 
-/// Makes a CSV cell safe to open in Excel: a value that starts with a formula trigger gets a
-/// leading apostrophe, which Excel shows as text. ImmutableIds can legitimately start with
-/// `+`, so [`from_excel_safe`] undoes this exactly for our own readers.
+/// Whether a cell needs the apostrophe: it starts with a trigger, or starts one after blanks
+/// (LibreOffice's "trim spaces" import option would strip them and evaluate the rest).
+fn needs_apostrophe(value: &str) -> bool {
+    value.starts_with(FORMULA_TRIGGERS) || value.trim_start().starts_with(['=', '+', '-', '@'])
+}
+
+/// Makes a CSV cell safe to open in Excel: a value that could start a formula gets a leading
+/// apostrophe, which Excel shows as text. ImmutableIds and UPNs can legitimately start with
+/// `+` or `-`, so [`from_excel_safe`] undoes this exactly for our own readers (`hardmatch
+/// rollback report.csv`).
 pub fn excel_safe(value: &str) -> Cow<'_, str> {
-    if value.starts_with(FORMULA_TRIGGERS) {
+    if needs_apostrophe(value) {
         Cow::Owned(format!("'{value}"))
     } else {
         Cow::Borrowed(value)
@@ -176,14 +189,14 @@ pub fn excel_safe(value: &str) -> Cow<'_, str> {
 /// The inverse of [`excel_safe`].
 pub fn from_excel_safe(cell: &str) -> &str {
     match cell.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(FORMULA_TRIGGERS) => rest,
+        Some(rest) if needs_apostrophe(rest) => rest,
         _ => cell,
     }
 }
 
 /// The command line for the Summary sheet, with the values of secret-bearing options left out.
 /// Secrets should never be on a command line at all (they come from the environment), but an
-/// admin may still type one; it must not reach a report.
+/// admin may still type one, or a URL with a password in it; it must not reach a report.
 pub fn redact_args(args: impl IntoIterator<Item = String>) -> String {
     const SECRET_OPTIONS: [&str; 4] =
         ["--client-secret", "--access-token", "--password", "--token"];
@@ -200,7 +213,7 @@ pub fn redact_args(args: impl IntoIterator<Item = String>) -> String {
             out.push(format!("{name}=<redacted>"));
         } else {
             hide_next = SECRET_OPTIONS.contains(&arg.as_str());
-            out.push(arg);
+            out.push(crate::graph::auth::without_user_info(&arg));
         }
     }
     out.join(" ")
@@ -213,13 +226,33 @@ mod tests {
     #[test]
     fn formula_cells_are_escaped_and_restored() {
         for value in [
-            "=1+1", "+AbC==", "-2", "@SUM(A1)", "\tx", "\rx", "'=x", "'plain",
+            "=1+1",
+            "+AbC==",
+            "-2",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+            "\nx",
+            "\0x",
+            "'=x",
+            "'plain",
+            " =1+1",
+            "\u{a0}\u{3000} @SUM(A1)",
+            " -x@y.com",
+            "''",
         ] {
             let safe = excel_safe(value);
             assert!(safe.starts_with('\''), "{value:?} -> {safe:?}");
             assert_eq!(from_excel_safe(&safe), value);
         }
-        for value in ["alice@contoso.com", "1wfM9xV8fUSHbcAbDlqeOA==", ""] {
+        for value in [
+            "alice@contoso.com",
+            "1wfM9xV8fUSHbcAbDlqeOA==",
+            "",
+            " plain",
+            "a=b",
+            " 'x",
+        ] {
             assert_eq!(excel_safe(value), value);
             assert_eq!(from_excel_safe(value), value);
         }
@@ -234,15 +267,20 @@ mod tests {
             "s3cr3t",
             "--access-token=t0k3n",
             "x.csv",
+            "--graph-url",
+            "https://admin:pa55@graph.example.com/",
+            "--login-url=https://u:pa55@login.example.com",
         ];
         let line = redact_args(args.map(String::from));
         assert!(
-            !line.contains("s3cr3t") && !line.contains("t0k3n"),
+            !line.contains("s3cr3t") && !line.contains("t0k3n") && !line.contains("pa55"),
             "{line}"
         );
         assert_eq!(
             line,
-            "hardmatch apply --client-secret <redacted> --access-token=<redacted> x.csv"
+            "hardmatch apply --client-secret <redacted> --access-token=<redacted> x.csv \
+             --graph-url https://<user info left out>@graph.example.com/ \
+             --login-url=https://<user info left out>@login.example.com"
         );
     }
 }

@@ -17,7 +17,7 @@ use super::{count_outcomes, Record, Summary, COLUMNS};
 pub fn write(path: &Path, records: &[Record], summary: &Summary) -> crate::Result<()> {
     let bytes =
         build(records, summary).map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
-    let mut file = super::csv::create_private(path).map_err(|e| Error::io(path, e))?;
+    let mut file = crate::private::create(path).map_err(|e| Error::io(path, e))?;
     file.write_all(&bytes).map_err(|e| Error::io(path, e))
 }
 

@@ -2,9 +2,16 @@
 //! place it came from so that every message can name the file, line and column (or sheet and
 //! cell).
 //!
+//! [`open`] gives a [`Source`]: a text file mapped (or decoded when it is not UTF-8, see
+//! [`text`]), or a workbook's path. [`Source::read`] gives the [`Input`], whose rows borrow
+//! their values from the source's text: a million rows do not copy the file.
+//!
 //! A bad row never stops a read: it becomes a row whose [`Row::problem`] says what is wrong.
-//! Only a file that cannot be used at all (unreadable, no anchor or UPN column) is an
-//! [`Error`](crate::Error).
+//! Only a file that cannot be used at all (unreadable, not text, a zip bomb, no anchor or UPN
+//! column, a header line over [`csv::MAX_RECORD`]) is an [`Error`]. Memory stays
+//! bounded on hostile input: binary files are refused from their first 64 KiB, records and
+//! LDIF entries over [`csv::MAX_RECORD`] are row errors stepped over without a copy, and
+//! workbook parts over 1 GiB are refused before they are inflated.
 
 pub mod columns;
 pub mod csv;
@@ -12,10 +19,12 @@ pub mod ldif;
 pub mod spreadsheet;
 pub mod text;
 
+use std::borrow::Cow;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use self::text::{Bytes, Text};
 use crate::error::Error;
 use crate::outcome::Verdict;
 
@@ -113,37 +122,41 @@ impl Location {
     }
 }
 
-/// One value of a row, with the column it came from.
+/// One value of a row, borrowed from the file's text where it can be.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Field {
-    pub value: String,
-    /// The header (CSV, spreadsheet) or attribute name (LDIF) as written in the file.
-    pub header: Arc<str>,
+pub struct Field<'a> {
+    pub value: Cow<'a, str>,
     /// 0-based column index (CSV, spreadsheet); for LDIF the 1-based line of the attribute.
     pub column: u32,
 }
 
 /// One input record: a user, or something that pretends to be one.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Row {
+pub struct Row<'a> {
     pub location: Option<Location>,
     /// Only the roles the file has; a handful, so a scan beats an index (and keeps a million
     /// rows small).
-    fields: Vec<(Role, Field)>,
+    fields: Vec<(Role, Field<'a>)>,
     /// Set by the reader when the record cannot be a candidate (`not-a-user`, a malformed
     /// record, a cell Excel mangled). Later stages keep it and add nothing.
     pub problem: Option<Verdict>,
 }
 
-impl Row {
+impl<'a> Row<'a> {
     pub fn new(location: Location) -> Self {
+        Row::with_capacity(location, 0)
+    }
+
+    /// A row with room for `fields` fields, allocated once.
+    pub fn with_capacity(location: Location, fields: usize) -> Self {
         Row {
             location: Some(location),
-            ..Row::default()
+            fields: Vec::with_capacity(fields),
+            problem: None,
         }
     }
 
-    pub fn get(&self, role: Role) -> Option<&Field> {
+    pub fn get(&self, role: Role) -> Option<&Field<'a>> {
         self.fields.iter().find(|(r, _)| *r == role).map(|(_, f)| f)
     }
 
@@ -154,7 +167,7 @@ impl Row {
             .filter(|v| !v.is_empty())
     }
 
-    pub fn set(&mut self, role: Role, field: Field) {
+    pub fn set(&mut self, role: Role, field: Field<'a>) {
         match self.fields.iter_mut().find(|(r, _)| *r == role) {
             Some(slot) => slot.1 = field,
             None => self.fields.push((role, field)),
@@ -162,29 +175,42 @@ impl Row {
     }
 }
 
-/// A whole export, read.
+/// A whole export, read. Its rows borrow from the [`Source`] it was read from.
 #[derive(Debug)]
-pub struct Input {
+pub struct Input<'a> {
     /// The path as the user gave it, for messages.
     pub name: String,
     pub format: Format,
     /// The headers (or attribute names) found, for messages and `--column`.
     pub headers: Vec<String>,
-    /// The roles found and the header each came from.
+    /// The roles found and the header (or attribute name) each came from.
     pub columns: Vec<(Role, Arc<str>)>,
-    pub rows: Vec<Row>,
+    pub rows: Vec<Row<'a>>,
 }
 
-impl Input {
+impl Input<'_> {
     /// A place in the file a message can point to: `users.csv:12 column ObjectGUID`, or
-    /// `users.xlsx sheet Users cell C12 (ObjectGUID)`.
-    pub fn place(&self, row: &Row, field: Option<&Field>) -> Place {
+    /// `users.xlsx sheet Users cell C12 (ObjectGUID)`, for the row or one of its fields.
+    pub fn place(&self, row: &Row<'_>, role: Option<Role>) -> Place {
+        let field = role.and_then(|role| {
+            let column = row.get(role)?.column;
+            let header = self.columns.iter().find(|(r, _)| *r == role)?.1.clone();
+            Some((header, column))
+        });
         Place {
             file: self.name.clone(),
             location: row.location.clone(),
-            field: field.map(|f| (f.header.clone(), f.column)),
+            field,
             format: self.format,
         }
+    }
+
+    /// The header (or attribute name) a role was read from.
+    pub fn header(&self, role: Role) -> Option<&str> {
+        self.columns
+            .iter()
+            .find(|(r, _)| *r == role)
+            .map(|(_, h)| &**h)
     }
 }
 
@@ -251,35 +277,58 @@ pub struct ReadOptions {
     pub sheet: Option<String>,
 }
 
-/// Reads an export of any supported format.
-pub fn read(path: &Path, options: &ReadOptions) -> crate::Result<Input> {
+/// An export opened for reading: a CSV or LDIF file's text (mapped, or decoded when it is
+/// not UTF-8), or a workbook's path. [`Source::read`] gives rows that borrow from it.
+pub struct Source {
+    name: String,
+    path: PathBuf,
+    options: ReadOptions,
+    body: Body,
+}
+
+enum Body {
+    Text(Text),
+    Workbook,
+}
+
+/// Opens an export of any supported format. A text file must look like text (see
+/// [`text`]); its format is decided when it is read.
+pub fn open(path: &Path, options: &ReadOptions) -> crate::Result<Source> {
     let name = path.display().to_string();
+    let workbook = |body| Source {
+        name: name.clone(),
+        path: path.to_path_buf(),
+        options: options.clone(),
+        body,
+    };
     if options.format == Some(Format::Spreadsheet)
         || (options.format.is_none() && has_workbook_extension(path))
     {
-        return spreadsheet::read(&name, path, options);
+        return Ok(workbook(Body::Workbook));
     }
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    read_bytes(path, &bytes, options)
+    let bytes = Bytes::open(path).map_err(|e| Error::io(path, e))?;
+    if options.format.is_none() && is_workbook(&bytes) {
+        return Ok(workbook(Body::Workbook));
+    }
+    let text = Text::decode(&name, bytes)?;
+    Ok(workbook(Body::Text(text)))
 }
 
-/// [`read`] once the file's bytes are in memory: the workbook signature, the text encoding,
-/// the format sniff and the parse. `path` only names the file and gives its extension. Public
-/// so that the fuzz targets (fuzz/) feed it the bytes the binary would read.
-pub fn read_bytes(path: &Path, bytes: &[u8], options: &ReadOptions) -> crate::Result<Input> {
-    let name = path.display().to_string();
-    if options.format == Some(Format::Spreadsheet)
-        || (options.format.is_none() && is_workbook(bytes))
-    {
-        return spreadsheet::read_bytes(&name, bytes, options);
-    }
-    let decoded = text::decode(bytes);
-    let format = options
-        .format
-        .unwrap_or_else(|| detect_text_format(path, &decoded.text));
-    match format {
-        Format::Ldif => ldif::read(&name, &decoded.text, options),
-        _ => csv::read(&name, &decoded.text, options),
+impl Source {
+    /// Reads every row.
+    pub fn read(&self) -> crate::Result<Input<'_>> {
+        let (name, options) = (self.name.as_str(), &self.options);
+        let text = match &self.body {
+            Body::Workbook => return spreadsheet::read(name, &self.path, options),
+            Body::Text(text) => text.as_str(),
+        };
+        let format = options
+            .format
+            .unwrap_or_else(|| detect_text_format(&self.path, text));
+        match format {
+            Format::Ldif => ldif::read(name, text, options),
+            _ => csv::read(name, text, options),
+        }
     }
 }
 
@@ -307,13 +356,18 @@ fn detect_text_format(path: &Path, text: &str) -> Format {
     if matches!(ext.as_str(), "ldf" | "ldif") {
         return Format::Ldif;
     }
-    let first = text
+    // The first 64 KiB are enough, and a file that is one huge line is not scanned whole.
+    let mut end = text.len().min(64 << 10);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let first = text[..end]
         .lines()
         .map(str::trim_start)
         .find(|l| !l.is_empty() && !l.starts_with('#'));
     let is_ldif = first.is_some_and(|l| {
-        let lower = l.to_ascii_lowercase();
-        lower.starts_with("dn:") || lower.starts_with("version:")
+        let start = l.get(..8).unwrap_or(l).to_ascii_lowercase();
+        start.starts_with("dn:") || start.starts_with("version:")
     });
     if is_ldif {
         Format::Ldif
@@ -323,23 +377,28 @@ fn detect_text_format(path: &Path, text: &str) -> Format {
 }
 
 /// Why an entry with these objectClass values is not a user, if it is not. A computer is also
-/// of class `user` in AD, so computer is checked first. Allocates only for a non-user.
+/// of class `user` in AD, so computer is checked first. One pass over the classes, and an
+/// allocation only for a non-user: it runs for every row.
 pub(crate) fn classify_object_class<'a>(
     classes: impl Iterator<Item = &'a str> + Clone,
 ) -> Option<String> {
-    let named = |name: &str| classes.clone().any(|c| c.trim().eq_ignore_ascii_case(name));
-    if classes.clone().all(|c| c.trim().is_empty()) {
-        return None;
+    const OTHERS: [&str; 3] = ["computer", "group", "contact"];
+    const USERS: [&str; 3] = ["user", "person", "inetOrgPerson"];
+    let (mut other, mut user, mut any) = (None, false, false);
+    for class in classes.clone().map(str::trim).filter(|c| !c.is_empty()) {
+        any = true;
+        let is = |name: &str| class.eq_ignore_ascii_case(name);
+        if let Some(i) = OTHERS.iter().position(|o| is(o)) {
+            other = Some(other.map_or(i, |j: usize| j.min(i)));
+        }
+        user |= USERS.iter().any(|u| is(u));
     }
-    if let Some(other) = ["computer", "group", "contact"]
-        .into_iter()
-        .find(|c| named(c))
-    {
+    if let Some(other) = other.map(|i| OTHERS[i]) {
         return Some(format!(
             "a {other} (objectClass {other}), not a user: hardmatch only matches user accounts"
         ));
     }
-    if ["user", "person", "inetOrgPerson"].into_iter().any(named) {
+    if user || !any {
         return None;
     }
     let listed: Vec<&str> = classes.map(str::trim).filter(|c| !c.is_empty()).collect();

@@ -2,13 +2,17 @@
 //! first non-empty row that names a known column as the header (else the first non-empty row),
 //! Excel's own row numbers and cell references in every message. Excel likes to turn a GUID
 //! into a number or a date; such a cell is a row problem that names the cell, never a guess.
-//! Rows are kept sparse (see [`SheetRow`]): memory follows the cells, not the sheet's extent.
+//!
+//! A zip-based workbook is checked before calamine inflates anything (see `check_parts`):
+//! a zip bomb, a part that inflates to gigabytes, is refused with bounded memory.
 
-use std::io::{Cursor, Read, Seek};
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
 
-use calamine::{open_workbook_auto, open_workbook_auto_from_rs, Data, Reader, Sheets};
+use calamine::{open_workbook_auto, Data, Reader, Sheets};
 
 use super::columns::{self, ColumnMap};
 use super::{
@@ -17,28 +21,18 @@ use super::{
 use crate::error::Error;
 use crate::outcome::{Outcome, Verdict};
 
-pub fn read(name: &str, path: &Path, options: &ReadOptions) -> crate::Result<Input> {
-    unpanicked(name, || {
-        let workbook = open_workbook_auto(path)
-            .map_err(|e| Error::Input(format!("{name}: not a readable workbook: {e}")))?;
-        read_workbook(name, workbook, options)
-    })
-}
-
-/// A workbook already in memory, whatever its format (calamine tries each in turn).
-pub fn read_bytes(name: &str, bytes: &[u8], options: &ReadOptions) -> crate::Result<Input> {
-    unpanicked(name, || {
-        let workbook = open_workbook_auto_from_rs(Cursor::new(bytes))
-            .map_err(|e| Error::Input(format!("{name}: not a readable workbook: {e}")))?;
-        read_workbook(name, workbook, options)
-    })
+pub fn read(name: &str, path: &Path, options: &ReadOptions) -> crate::Result<Input<'static>> {
+    unpanicked(name, || read_workbook(name, path, options))
 }
 
 /// calamine panics on some malformed files (found by fuzzing: a cell reference of seven
 /// letters or more overflows its column arithmetic, which panics wherever overflow checks are
 /// on). A workbook it cannot read is an input error that says what to do, never a crash.
 /// Nothing outlives the closure, so a panic inside it leaves no broken state behind.
-fn unpanicked(name: &str, read: impl FnOnce() -> crate::Result<Input>) -> crate::Result<Input> {
+fn unpanicked(
+    name: &str,
+    read: impl FnOnce() -> crate::Result<Input<'static>>,
+) -> crate::Result<Input<'static>> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
         let why = panic
             .downcast_ref::<&str>()
@@ -51,11 +45,10 @@ fn unpanicked(name: &str, read: impl FnOnce() -> crate::Result<Input>) -> crate:
     })
 }
 
-fn read_workbook<RS: Read + Seek>(
-    name: &str,
-    mut workbook: Sheets<RS>,
-    options: &ReadOptions,
-) -> crate::Result<Input> {
+fn read_workbook(name: &str, path: &Path, options: &ReadOptions) -> crate::Result<Input<'static>> {
+    check_parts(name, path)?;
+    let mut workbook = open_workbook_auto(path)
+        .map_err(|e| Error::Input(format!("{name}: not a readable workbook: {e}")))?;
     let sheets = workbook.sheet_names();
     let sheet = match &options.sheet {
         Some(wanted) => sheets
@@ -76,7 +69,9 @@ fn read_workbook<RS: Read + Seek>(
     let rows = sheet_rows(&mut workbook, &sheet)
         .map_err(|e| Error::Input(format!("{name} sheet {sheet}: cannot be read: {e}")))?;
     let header_at = header_row(&rows, options);
-    let headers = rows.get(header_at).map_or_else(Vec::new, headers_of);
+    let headers = rows
+        .get(header_at)
+        .map_or_else(Vec::new, |row| headers_of(&row.cells));
     let map = ColumnMap::new(name, &headers, &options.columns)?;
     let roles = map.roles();
     columns::require_usable(&format!("{name} sheet {sheet}"), &roles, &headers)?;
@@ -84,7 +79,7 @@ fn read_workbook<RS: Read + Seek>(
     let rows = rows
         .iter()
         .skip(header_at + 1)
-        .map(|row| row_of(name, &sheet_name, row, &map))
+        .map(|sheet_row| row_of(name, &sheet_name, sheet_row, &map))
         .collect();
     Ok(Input {
         name: name.to_string(),
@@ -95,59 +90,119 @@ fn read_workbook<RS: Read + Seek>(
     })
 }
 
-/// A sheet row with at least one non-blank cell: its 0-based row and its non-blank cells as
-/// (0-based column, value), in column order. Sparse, so that memory follows the cells the file
-/// has: calamine's dense range of a sheet spans from A1 to the farthest cell, and one stray
-/// value at XFD1048576 made that 17 billion cells (an allocation of 512 GiB, then an abort).
-struct SheetRow {
-    row: u32,
-    cells: Vec<(u32, Data)>,
+/// The most one part of a workbook (a sheet's XML, the shared strings) may inflate to, and
+/// all parts together. A sheet of a million AD users with a dozen columns is a few hundred MB.
+const MAX_PART: u64 = 1 << 30;
+const MAX_PARTS: u64 = 2 << 30;
+
+/// Deflate cannot inflate more than about 1,032 times: a part compressed smaller than
+/// `MAX_PART / MAX_RATIO` cannot be over the limit, whatever its header says.
+const MAX_RATIO: u64 = 1032;
+
+/// Refuses a zip-based workbook (XLSX, XLSM, XLSB, ODS) with a part over [`MAX_PART`] or parts
+/// over [`MAX_PARTS`] in all. The sizes the zip declares are checked first; a part large enough
+/// to hide more than it declares is inflated once into nothing, counting, and stopped at the
+/// limit. Anything that is not a zip (XLS) is left to calamine.
+fn check_parts(name: &str, path: &Path) -> crate::Result<()> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let Ok(mut zip) = zip::ZipArchive::new(std::io::BufReader::new(file)) else {
+        return Ok(());
+    };
+    let refuse = |part: &str, size: String| {
+        Error::Input(format!(
+            "{name}: not a usable workbook: its part {part} inflates to {size}, more than the {} MiB hardmatch reads (a zip bomb?); save the sheet again from Excel, or export the users as CSV",
+            MAX_PART >> 20
+        ))
+    };
+    let mut total = 0u64;
+    for i in 0..zip.len() {
+        let (part, declared, compressed) = {
+            let entry = zip.by_index_raw(i).map_err(|e| unreadable(name, e))?;
+            (
+                entry.name().to_string(),
+                entry.size(),
+                entry.compressed_size(),
+            )
+        };
+        total = total.saturating_add(declared);
+        if declared > MAX_PART {
+            return Err(refuse(&part, format!("{} MiB", declared >> 20)));
+        }
+        if total > MAX_PARTS {
+            return Err(refuse("list", format!("{} MiB in all", total >> 20)));
+        }
+        if compressed.saturating_mul(MAX_RATIO) > MAX_PART {
+            let entry = zip.by_index(i).map_err(|e| unreadable(name, e))?;
+            let inflated =
+                std::io::copy(&mut Read::take(entry, MAX_PART + 1), &mut std::io::sink())
+                    .map_err(|e| unreadable(name, e.into()))?;
+            if inflated > MAX_PART {
+                return Err(refuse(
+                    &part,
+                    format!("more than it declares ({declared} bytes)"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn unreadable(name: &str, error: zip::result::ZipError) -> Error {
+    Error::Input(format!("{name}: not a readable workbook: {error}"))
 }
 
 /// Excel's limits: 1,048,576 rows and 16,384 columns (A to XFD). No format holds more.
 const EXCEL_ROWS: u32 = 1 << 20;
 const EXCEL_COLUMNS: u32 = 1 << 14;
 
-/// The non-blank rows of a sheet. XLSX and XLSB stream their cells; XLS (at most 65,536 x 256
-/// cells) and ODS have only calamine's dense range.
-fn sheet_rows<RS: Read + Seek>(
-    workbook: &mut Sheets<RS>,
+/// A non-empty row of a sheet: its 0-based index and its non-blank cells, by 0-based column,
+/// in column order.
+struct SheetRow {
+    index: u32,
+    cells: Vec<(u32, Data)>,
+}
+
+/// The sheet's non-empty rows, sparse. calamine's own `worksheet_range` is dense: two cells at
+/// A1 and XFD1048576 would make it allocate seventeen billion cells, so an XLSX sheet is read
+/// cell by cell instead (XLS is dense too, but at most 65,536 rows of 256 columns).
+fn sheet_rows(
+    workbook: &mut Sheets<BufReader<File>>,
     sheet: &str,
 ) -> Result<Vec<SheetRow>, String> {
     let mut cells: Vec<((u32, u32), Data)> = Vec::new();
-    let mut keep = |position: (u32, u32), value: Data| {
-        if !is_blank(&value) {
-            cells.push((position, value));
-        }
-    };
     match workbook {
-        Sheets::Xlsx(xlsx) => match xlsx.worksheet_cells_reader(sheet) {
-            Ok(mut reader) => {
-                while let Some(cell) = reader.next_cell().map_err(|e| e.to_string())? {
-                    keep(cell.get_position(), cell.get_value().clone().into());
+        Sheets::Xlsx(xlsx) => {
+            let mut reader = xlsx
+                .worksheet_cells_reader(sheet)
+                .map_err(|e| e.to_string())?;
+            while let Some(cell) = reader.next_cell().map_err(|e| e.to_string())? {
+                let value = Data::from(cell.get_value().clone());
+                if !is_blank(&value) {
+                    cells.push((cell.get_position(), value));
                 }
             }
-            // A chart sheet has no cells, as calamine's own range says.
-            Err(calamine::XlsxError::NotAWorksheet(_)) => {}
-            Err(e) => return Err(e.to_string()),
-        },
+        }
+        // XLSB holds as many cells as XLSX, and calamine streams them as well.
         Sheets::Xlsb(xlsb) => {
             let mut reader = xlsb
                 .worksheet_cells_reader(sheet)
                 .map_err(|e| e.to_string())?;
             while let Some(cell) = reader.next_cell().map_err(|e| e.to_string())? {
-                keep(cell.get_position(), cell.get_value().clone().into());
+                let value = Data::from(cell.get_value().clone());
+                if !is_blank(&value) {
+                    cells.push((cell.get_position(), value));
+                }
             }
         }
         other => {
             let range = other.worksheet_range(sheet).map_err(|e| e.to_string())?;
-            let (first_row, first_col) = range.start().unwrap_or((0, 0));
-            for (row, col, value) in range.used_cells() {
-                keep(
-                    (first_row + row as u32, first_col + col as u32),
-                    value.clone(),
-                );
-            }
+            let (row0, col0) = range.start().unwrap_or((0, 0));
+            cells.extend(
+                range
+                    .cells()
+                    .filter(|(_, _, value)| !is_blank(value))
+                    .map(|(r, c, value)| ((row0 + r as u32, col0 + c as u32), value.clone())),
+            );
         }
     }
     // Past Excel's last cell (XFD1048576) the file is damaged, and a header row's width would
@@ -162,15 +217,16 @@ fn sheet_rows<RS: Read + Seek>(
             u64::from(*col) + 1
         ));
     }
-    // Cells come in row order from every format but nothing promises it.
-    cells.sort_by_key(|(position, _)| *position);
+    if !cells.is_sorted_by_key(|(pos, _)| *pos) {
+        cells.sort_by_key(|(pos, _)| *pos);
+    }
     let mut rows: Vec<SheetRow> = Vec::new();
-    for ((row, col), value) in cells {
+    for ((index, column), value) in cells {
         match rows.last_mut() {
-            Some(last) if last.row == row => last.cells.push((col, value)),
+            Some(row) if row.index == index => row.cells.push((column, value)),
             _ => rows.push(SheetRow {
-                row,
-                cells: vec![(col, value)],
+                index,
+                cells: vec![(column, value)],
             }),
         }
     }
@@ -184,7 +240,7 @@ fn header_row(rows: &[SheetRow], options: &ReadOptions) -> usize {
     rows.iter()
         .take(LOOK_AHEAD)
         .position(|row| {
-            let headers = headers_of(row);
+            let headers = headers_of(&row.cells);
             ColumnMap::new("", &headers, &options.columns).is_ok_and(|map| {
                 let roles = map.roles();
                 columns::require_usable("", &roles, &headers).is_ok()
@@ -193,30 +249,28 @@ fn header_row(rows: &[SheetRow], options: &ReadOptions) -> usize {
         .unwrap_or(0)
 }
 
-/// A header row's cells as text, indexed from column A (blank where the row has no cell).
-fn headers_of(row: &SheetRow) -> Vec<String> {
-    let width = row.cells.last().map_or(0, |(col, _)| *col as usize + 1);
+/// A header row's cells as text, indexed from column A.
+fn headers_of(cells: &[(u32, Data)]) -> Vec<String> {
+    let width = cells.last().map_or(0, |(column, _)| *column as usize + 1);
     let mut headers = vec![String::new(); width];
-    for (col, value) in &row.cells {
-        headers[*col as usize] = cell_text(value).trim().to_string();
+    for (column, cell) in cells {
+        headers[*column as usize] = cell_text(cell).trim().to_string();
     }
     headers
 }
 
-fn row_of(file: &str, sheet: &Arc<str>, sheet_row: &SheetRow, map: &ColumnMap) -> Row {
-    let excel_row = sheet_row.row + 1;
+fn row_of(file: &str, sheet: &Arc<str>, sheet_row: &SheetRow, map: &ColumnMap) -> Row<'static> {
+    let excel_row = sheet_row.index + 1;
+    let cells = &sheet_row.cells;
     let mut row = Row::new(Location::Sheet {
         sheet: sheet.clone(),
         row: excel_row,
     });
     for (role, index, header) in &map.columns {
-        let Ok(at) = sheet_row
-            .cells
-            .binary_search_by_key(&(*index as u64), |(col, _)| u64::from(*col))
-        else {
+        let Ok(at) = cells.binary_search_by_key(&(*index as u32), |(column, _)| *column) else {
             continue;
         };
-        let cell = &sheet_row.cells[at].1;
+        let cell = &cells[at].1;
         if role.is_anchor() && row.problem.is_none() {
             if let Some(why) = mangled(cell) {
                 row.problem = Some(Verdict::new(
@@ -231,8 +285,7 @@ fn row_of(file: &str, sheet: &Arc<str>, sheet_row: &SheetRow, map: &ColumnMap) -
         row.set(
             *role,
             Field {
-                value: cell_text(cell),
-                header: header.clone(),
+                value: Cow::Owned(cell_text(cell)),
                 column: *index as u32,
             },
         );
@@ -302,67 +355,26 @@ fn cell_text(cell: &Data) -> String {
 mod tests {
     use super::*;
 
-    /// A value in the last cell Excel has (XFD1048576) made calamine's dense range of the
-    /// sheet 17 billion cells: hardmatch asked for 512 GiB and aborted, or ate the machine's
-    /// memory where the allocation went through. Rows are sparse now.
-    #[test]
-    fn a_stray_cell_in_the_last_column_and_row_costs_nothing() {
-        let mut workbook = rust_xlsxwriter::Workbook::new();
-        let sheet = workbook.add_worksheet();
-        sheet.write_string(0, 0, "UserPrincipalName").unwrap();
-        sheet.write_string(0, 1, "ObjectGUID").unwrap();
-        sheet.write_string(1, 0, "a@x.com").unwrap();
-        sheet
-            .write_string(1, 1, "f7cc07d7-7c15-447d-876d-c01b0e5a9e38")
-            .unwrap();
-        sheet.write_string(1_048_575, 16_383, "stray").unwrap();
-        let bytes = workbook.save_to_buffer().unwrap();
-        let input = read_bytes("stray.xlsx", &bytes, &ReadOptions::default()).unwrap();
-        let rows: Vec<(u64, Option<&str>)> = input
-            .rows
-            .iter()
-            .map(|r| {
-                (
-                    r.location.as_ref().unwrap().line(),
-                    r.value(Role::ObjectGuid),
-                )
-            })
-            .collect();
-        assert_eq!(
-            rows,
-            [
-                (2, Some("f7cc07d7-7c15-447d-876d-c01b0e5a9e38")),
-                (1_048_576, None)
-            ]
-        );
-        assert_eq!(input.headers, ["UserPrincipalName", "ObjectGUID"]);
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
     }
 
     /// Found by fuzzing (fuzz target `spreadsheet`): calamine panicked on the cell reference
     /// `TableStyleLight2` (a style name where a reference belongs).
     #[test]
     fn a_workbook_calamine_panics_on_is_an_input_error() {
-        let path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/long-cell-reference.xlsx");
-        let bytes = std::fs::read(&path).unwrap();
-        for result in [
-            read("bad.xlsx", &path, &ReadOptions::default()),
-            read_bytes("bad.xlsx", &bytes, &ReadOptions::default()),
-        ] {
-            match result {
-                // Release builds wrap the arithmetic instead of panicking: any answer but a
-                // crash will do.
-                Ok(_) if cfg!(debug_assertions) => {
-                    panic!("overflow checks are on: calamine panics")
-                }
-                Ok(_) => {}
-                Err(e) => assert!(
-                    e.to_string().starts_with(
-                        "bad.xlsx: not a readable workbook: the workbook reader failed"
-                    ),
-                    "{e}"
-                ),
-            }
+        let path = fixture("long-cell-reference.xlsx");
+        match read("bad.xlsx", &path, &ReadOptions::default()) {
+            // Release builds wrap the arithmetic instead of panicking: any answer but a crash.
+            Ok(_) if cfg!(debug_assertions) => panic!("overflow checks are on: calamine panics"),
+            Ok(_) => {}
+            Err(e) => assert!(
+                e.to_string()
+                    .starts_with("bad.xlsx: not a readable workbook: the workbook reader failed"),
+                "{e}"
+            ),
         }
     }
 
@@ -370,9 +382,12 @@ mod tests {
     /// names (7.7 GB) before anything was read.
     #[test]
     fn a_cell_beyond_excels_last_column_is_damage() {
-        let path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/column-beyond-xfd.xlsx");
-        let error = read("wide.xlsx", &path, &ReadOptions::default()).unwrap_err();
+        let error = read(
+            "wide.xlsx",
+            &fixture("column-beyond-xfd.xlsx"),
+            &ReadOptions::default(),
+        )
+        .unwrap_err();
         assert_eq!(
             error.to_string(),
             "wide.xlsx sheet Users: cannot be read: a cell at row 1 column 321272406 lies beyond Excel's last cell XFD1048576, so the file is damaged; open it in Excel and save it again, or save the sheet as CSV"

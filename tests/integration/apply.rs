@@ -125,6 +125,20 @@ fn plan_reports_as_xlsx_and_json() {
         .flat_map(|r| r.iter().map(|c| c.to_string()))
         .collect();
     assert!(text.iter().any(|c| c == "not-a-user"), "{text:?}");
+    // What the read cost, as hardmatch counted it and as Graph's headers said.
+    let note = |name: &str| {
+        let at = text.iter().position(|c| c == name);
+        at.map(|i| text[i + 1].clone())
+            .unwrap_or_else(|| panic!("no {name} in {text:?}"))
+    };
+    assert!(note("Graph requests").parse::<u32>().unwrap() >= 4);
+    assert!(
+        note("resource units (x-ms-resource-unit)")
+            .parse::<u32>()
+            .unwrap()
+            >= 4
+    );
+    assert_eq!(note("hard-match takeover"), "allowed by the tenant");
     run(graph
         .hardmatch(&dir, &["plan"])
         .arg(sample("ldifde.ldf"))
@@ -228,6 +242,81 @@ fn destructive_steps_run_only_with_their_flags() {
 }
 
 #[test]
+fn a_run_cut_off_between_purge_and_stamp_stamps_on_resume_without_purging_again() {
+    // A full run on one emulator gives a real journal; its first lines up to Gina's purge
+    // are what a run killed right after the purge leaves behind.
+    let flags = ["apply", "--yes", "-q", "--purge-deleted-holders"];
+    let first = Graph::sample();
+    let dir = Dir::new();
+    run(first
+        .hardmatch(&dir, &flags)
+        .arg(sample("csvde.csv"))
+        .args(["-o", "full.csv"]));
+    // Its run line, then Gina's purge: intent and result (other rows' lines left out, as if
+    // the run had not reached them).
+    let full = std::fs::read_to_string(dir.join("full.csv.journal")).unwrap();
+    let entries: Vec<serde_json::Value> = full
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let purge = |e: &serde_json::Value| e["step"] == "purge-holder";
+    let gina = entries.iter().find(|e| purge(e)).expect("a purge")["row"].clone();
+    let cut_off: String = entries
+        .iter()
+        .filter(|e| e["kind"] == "run" || (e["row"] == gina && purge(e)))
+        .map(|e| format!("{e}\n"))
+        .collect();
+    assert_eq!(cut_off.lines().count(), 3, "{cut_off}");
+    std::fs::write(dir.join("r.csv.journal"), cut_off).unwrap();
+
+    // The tenant as that run left it: the holder purged, Gina not stamped yet.
+    let graph = Graph::sample();
+    let holder = graph
+        .tenant()
+        .deleted_users
+        .into_iter()
+        .find(|u| u.on_premises_immutable_id.as_deref() == Some("YNUtEnUxmkygYLgUmFN2Vg=="))
+        .unwrap();
+    graph.purge_deleted(&holder.id);
+
+    let out = run(graph
+        .hardmatch(&dir, &flags)
+        .args(["--resume", "r.csv.journal"])
+        .arg(sample("csvde.csv"))
+        .args(["-o", "r.csv"]));
+    let got = outcomes(&report_rows(&dir.join("r.csv")));
+    assert_eq!(got["gina.gray@contoso.com"], "stamped", "{}", stderr(&out));
+    assert_eq!(
+        graph.anchor_of("gina.gray@contoso.com").as_deref(),
+        Some("YNUtEnUxmkygYLgUmFN2Vg==")
+    );
+    let stats = graph.stats();
+    assert_eq!(
+        stats.requests["DELETE /directory/deletedItems/{id}"], 1,
+        "the holder was purged once, by the cut-off run: {stats:?}"
+    );
+}
+
+#[test]
+fn verify_reads_every_stamp_back() {
+    let dir = Dir::new();
+    let (tenant, export) = generated(&dir, 25);
+    let graph = Graph::start(tenant, fast());
+    let out = run(graph
+        .hardmatch(&dir, &["apply", "--yes", "-q", "--verify"])
+        .arg(&export)
+        .args(["-o", "r.csv"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = report_rows(&dir.join("r.csv"));
+    assert!(rows.iter().all(|r| r["outcome"] == "stamped"));
+    let stats = graph.stats();
+    assert_eq!(
+        stats.requests["GET /users/{id}"], 25,
+        "one read-back per stamp"
+    );
+}
+
+#[test]
 fn without_a_terminal_yes_is_required() {
     let graph = Graph::sample();
     let dir = Dir::new();
@@ -279,7 +368,7 @@ fn canary_batch_then_resume_writes_each_row_once() {
 }
 
 #[test]
-fn kill_nine_then_resume_loses_nothing_and_repeats_nothing() {
+fn kill_nine_at_several_points_then_resume_loses_nothing_and_repeats_nothing() {
     let dir = Dir::new();
     let (tenant, export) = generated(&dir, 150);
     let graph = Graph::start(
@@ -289,26 +378,38 @@ fn kill_nine_then_resume_loses_nothing_and_repeats_nothing() {
             ..fast()
         },
     );
-    let mut child = graph
-        .hardmatch(&dir, &["apply", "--yes", "-q", "--write-rate", "100"])
-        .arg(&export)
-        .args(["-o", "r.csv"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Kill it mid-run, once some writes are journaled.
     let journal = dir.join("r.csv.journal");
-    for _ in 0..200 {
-        let lines = std::fs::read_to_string(&journal)
+    let journal_lines = || {
+        std::fs::read_to_string(&journal)
             .map(|j| j.lines().count())
-            .unwrap_or(0);
-        if lines > 40 {
-            break;
+            .unwrap_or(0)
+    };
+    // Four runs killed at growing journal lengths (each row journals an intent and a result),
+    // every one after the first resuming the journal of the one before.
+    for (run_number, kill_at) in [40, 110, 180, 250].into_iter().enumerate() {
+        let mut command = graph.hardmatch(&dir, &["apply", "--yes", "-q", "--write-rate", "100"]);
+        if run_number > 0 {
+            command.args(["--resume", "r.csv.journal"]);
         }
-        std::thread::sleep(Duration::from_millis(10));
+        let mut child = command
+            .arg(&export)
+            .args(["-o", "r.csv"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..500 {
+            if journal_lines() > kill_at {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "run {run_number} was still writing when killed"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
     let before = graph.stats().writes_applied.len();
     assert!(
         before > 0 && before < 150,
@@ -321,7 +422,7 @@ fn kill_nine_then_resume_loses_nothing_and_repeats_nothing() {
     assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
     let rows = report_rows(&dir.join("r.csv"));
     assert_eq!(rows.len(), 150, "every input row reported");
-    assert!(rows.iter().all(|r| r["outcome"] == "stamped"));
+    assert!(rows.iter().all(|r| r["outcome"] == "stamped"), "{rows:?}");
     let stats = graph.stats();
     assert_eq!(stats.writes_applied.len(), 150);
     assert!(
@@ -381,10 +482,19 @@ fn five_percent_503s_and_connection_resets_lose_nothing() {
             .filter(|r| r["outcome"] != "stamped")
             .collect::<Vec<_>>()
     );
-    assert!(graph.stats().faults > 0, "faults were injected");
+    let stats = graph.stats();
+    assert!(stats.faults > 0, "faults were injected");
     assert!(
         rows.iter().any(|r| r["attempts"] != "1"),
         "some rows needed a retry"
+    );
+    // A reset comes after the emulator applied the write: the client must read the user
+    // before sending it again.
+    assert_eq!(stats.writes_applied.len(), 80);
+    assert!(
+        stats.writes_applied.values().all(|&n| n == 1),
+        "no write applied twice: {:?}",
+        stats.writes_applied.values().filter(|&&n| n > 1).count()
     );
 }
 
@@ -444,6 +554,66 @@ fn rollback_restores_exactly_the_previous_state() {
         .find(|r| r["cloud_upn"] == "dave.dunn@contoso.com")
         .unwrap();
     assert_eq!(dave["previous_immutable_id"], "oaJBpkPVr0+yOPZwhHcGwg==");
+}
+
+#[test]
+fn rollback_puts_back_writes_whose_answer_a_killed_run_never_journaled() {
+    let graph = Graph::sample();
+    let dir = Dir::new();
+    let before = graph.tenant();
+    run(graph
+        .hardmatch(&dir, &["apply", "--yes", "-q", "--overwrite"])
+        .arg(sample("csvde.csv"))
+        .args(["-o", "report.csv"]));
+    // As if killed after sending Alice's and Dave's writes, before journaling the answers;
+    // and Dave's write never reached Graph after all.
+    let journal = dir.join("report.csv.journal");
+    let theirs: Vec<serde_json::Value> = report_rows(&dir.join("report.csv"))
+        .iter()
+        .filter(|r| {
+            ["alice.adams@contoso.com", "dave.dunn@contoso.com"].contains(&r["upn"].as_str())
+        })
+        .map(|r| serde_json::json!(r["row"].parse::<u64>().unwrap()))
+        .collect();
+    assert_eq!(theirs.len(), 2);
+    let kept: String = std::fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .filter(|line| {
+            let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+            !(entry["kind"] == "result" && theirs.contains(&entry["row"]))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&journal, kept).unwrap();
+    graph.edit_user(
+        "dave.dunn@contoso.com",
+        serde_json::json!({"onPremisesImmutableId": "oaJBpkPVr0+yOPZwhHcGwg=="}),
+    );
+    let out = run(&mut graph.hardmatch(
+        &dir,
+        &[
+            "rollback",
+            "report.csv.journal",
+            "--yes",
+            "-q",
+            "-o",
+            "rollback.csv",
+        ],
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        graph.tenant(),
+        before,
+        "Alice's unjournaled write was put back too"
+    );
+    let rows = report_rows(&dir.join("rollback.csv"));
+    let dave = rows
+        .iter()
+        .find(|r| r["cloud_upn"] == "dave.dunn@contoso.com")
+        .unwrap();
+    assert_eq!(dave["outcome"], "already-matched", "{dave:?}");
+    assert!(dave["detail"].contains("never took effect"), "{dave:?}");
 }
 
 #[test]
@@ -513,9 +683,25 @@ fn an_approved_plan_is_applied_with_drift_checked() {
         "jose.jonsson@contoso.com",
         serde_json::json!({"onPremisesImmutableId": "SetMeanwhile000000000=="}),
     );
+    // Meanwhile a user the plan never read takes Kate's anchor: Graph refuses the write, and
+    // hardmatch looks the holder up to name it.
+    graph.edit_user(
+        "partner_fabrikam.com#EXT#@contoso.onmicrosoft.com",
+        serde_json::json!({"onPremisesImmutableId": "D+jRzX3jZEKAfuwLKy9New=="}),
+    );
     let out = run(&mut graph.hardmatch(
         &dir,
-        &["apply", "plan.json", "--yes", "-q", "-o", "report.csv"],
+        // Per-row reads: only the plan's targets are read again, not the new holder.
+        &[
+            "apply",
+            "plan.json",
+            "--read",
+            "lookup",
+            "--yes",
+            "-q",
+            "-o",
+            "report.csv",
+        ],
     ));
     let got = outcomes(&report_rows(&dir.join("report.csv")));
     assert_eq!(
@@ -526,6 +712,18 @@ fn an_approved_plan_is_applied_with_drift_checked() {
     );
     assert_eq!(got["alice.adams@contoso.com"], "stamped");
     assert_eq!(got["carol.clark@contoso.com"], "target-synced");
+    let rows = report_rows(&dir.join("report.csv"));
+    let kate = rows
+        .iter()
+        .find(|r| r["upn"] == "kate.o'brien@contoso.com")
+        .unwrap();
+    assert_eq!(kate["outcome"], "anchor-held-by-user", "{kate:?}");
+    assert_eq!(
+        kate["holder_upn"],
+        "partner_fabrikam.com#EXT#@contoso.onmicrosoft.com"
+    );
+    assert_eq!(kate["holder_id"], "27842dbc-eefd-546d-a525-65afb0f4d48a");
+    assert!(kate["detail"].contains("partner_fabrikam.com"), "{kate:?}");
 }
 
 #[test]

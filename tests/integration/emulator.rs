@@ -670,3 +670,100 @@ async fn every_fault_kind_over_http() {
     assert_eq!(response.status().as_u16(), 401);
     assert_eq!(emu.emulator.stats().faults, 1);
 }
+
+#[tokio::test]
+async fn a_storm_answers_every_request_429_until_it_passes() {
+    let running = start(
+        sample_tenant(),
+        Config {
+            time_scale: 100.0,
+            ..config()
+        },
+    )
+    .await;
+    let users = format!("{}/v1.0/users?$top=5", running.url);
+    let started = call(
+        "POST",
+        &format!("{}/_emulator/storm?seconds=30", running.url),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(started.status, 200);
+    let stormed = call("GET", &users, None, false).await;
+    assert_eq!(stormed.status, 429);
+    let retry_after: f64 = stormed.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (0.1..=0.3).contains(&retry_after),
+        "30 emulated seconds at 100x: {retry_after}"
+    );
+    // Inside $batch too.
+    let batch = json!({"requests": [{"id": "1", "method": "GET", "url": "/users?$top=1"}]});
+    let answer = call(
+        "POST",
+        &format!("{}/v1.0/$batch", running.url),
+        Some(batch),
+        false,
+    )
+    .await;
+    assert_eq!(answer.body["responses"][0]["status"], 429);
+    tokio::time::sleep(std::time::Duration::from_secs_f64(retry_after + 0.05)).await;
+    assert_eq!(call("GET", &users, None, false).await.status, 200);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn expire_tokens_makes_every_issued_token_fail_with_401() {
+    let running = start(
+        sample_tenant(),
+        Config {
+            clients: vec![("app-1".into(), "emulator-only-secret".into())],
+            ..config()
+        },
+    )
+    .await;
+    let tenant = sample_tenant().tenant_id;
+    let issued: Value = reqwest::Client::new()
+        .post(format!("{}/{tenant}/oauth2/v2.0/token", running.url))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "app-1"),
+            ("client_secret", "emulator-only-secret"),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = issued["access_token"].as_str().unwrap();
+    let users = |token: String| {
+        let url = format!("{}/v1.0/users?$top=1", running.url);
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(users(token.to_string()).await, 200);
+    let expired = call(
+        "POST",
+        &format!("{}/_emulator/expire-tokens", running.url),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(expired.status, 200);
+    assert_eq!(users(token.to_string()).await, 401);
+    running.stop().await;
+}

@@ -4,5 +4,9 @@
 mod apply;
 mod convert;
 mod emulator;
+mod hostile_input;
 mod ids;
+mod security;
+mod sign_in;
+mod snapshot;
 mod util;

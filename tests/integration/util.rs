@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 /// A test's own directory, removed when the test ends.
 pub struct Dir {
@@ -52,6 +52,43 @@ pub fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("run hardmatch")
 }
 
+/// Runs a command and returns its output and its peak resident memory in KiB. The peak is
+/// wait4's for that one child, so the tests running beside it do not count.
+#[expect(
+    clippy::zombie_processes,
+    reason = "wait4 reaps the child, to read its rusage"
+)]
+pub fn run_measuring_memory(cmd: &mut Command) -> (Output, u64) {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run hardmatch");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            pipe.read_to_end(&mut bytes)
+                .expect("read the child's output");
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("piped")));
+    let stderr = drain(Box::new(child.stderr.take().expect("piped")));
+    let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
+    // SAFETY: waits for our own child, which std has not reaped (we never call child.wait).
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t, "wait4 failed");
+    let output = Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout: stdout.join().expect("stdout"),
+        stderr: stderr.join().expect("stderr"),
+    };
+    (output, usage.ru_maxrss as u64)
+}
+
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -84,7 +121,7 @@ impl Graph {
             .build()
             .unwrap();
         let config = hardmatch::emulator::Config {
-            access_token: Some(TOKEN.into()),
+            access_token: config.access_token.clone().or(Some(TOKEN.into())),
             ..config
         };
         let running = runtime
@@ -141,14 +178,22 @@ impl Graph {
             .find(|u| u.user_principal_name == upn)
             .unwrap_or_else(|| panic!("no user {upn}"))
             .id;
-        let response = self.runtime.block_on(
-            reqwest::Client::new()
-                .patch(format!("{}/v1.0/users/{id}", self.url()))
-                .bearer_auth(TOKEN)
-                .json(&changes)
-                .send(),
-        );
-        assert_eq!(response.unwrap().status().as_u16(), 204);
+        let request = reqwest::Client::new()
+            .patch(format!("{}/v1.0/users/{id}", self.url()))
+            .json(&changes);
+        self.send_expecting(request, 204);
+    }
+
+    /// Removes a deleted user from the recycle bin behind hardmatch's back.
+    pub fn purge_deleted(&self, id: &str) {
+        let request = reqwest::Client::new()
+            .delete(format!("{}/v1.0/directory/deletedItems/{id}", self.url()));
+        self.send_expecting(request, 204);
+    }
+
+    fn send_expecting(&self, request: reqwest::RequestBuilder, status: u16) {
+        let response = self.runtime.block_on(request.bearer_auth(TOKEN).send());
+        assert_eq!(response.unwrap().status().as_u16(), status);
     }
 }
 
@@ -162,28 +207,11 @@ pub fn fast() -> hardmatch::emulator::Config {
 
 /// A generated migration: `n` cloud-only users and the Get-ADUser export that matches them.
 pub fn generated(dir: &Dir, n: usize) -> (hardmatch::tenant::Tenant, PathBuf) {
-    let mut csv = String::from("\"UserPrincipalName\",\"ObjectGUID\"\r\n");
-    let mut users = Vec::new();
-    for i in 0..n {
-        let guid = uuid::Uuid::from_u128(0x1234_0000_0000_4000_8000_0000_0000_0000 + i as u128);
-        csv.push_str(&format!("\"user{i}@contoso.com\",\"{guid}\"\r\n"));
-        users.push(hardmatch::tenant::User {
-            id: uuid::Uuid::from_u128(0xAAAA_0000_0000_4000_8000_0000_0000_0000 + i as u128)
-                .to_string(),
-            user_principal_name: format!("user{i}@contoso.com"),
-            ..Default::default()
-        });
-    }
-    let tenant = hardmatch::tenant::Tenant {
-        tenant_id: "generated".into(),
-        domains: vec![hardmatch::tenant::Domain {
-            id: "contoso.com".into(),
-            ..Default::default()
-        }],
-        users,
-        ..Default::default()
-    };
-    (tenant, dir.write("export.csv", csv))
+    use hardmatch::emulator::synthetic;
+    (
+        synthetic::tenant(n),
+        dir.write("export.csv", synthetic::export_csv(n)),
+    )
 }
 
 /// A report's rows as (upn, outcome) plus the whole record, by column name.

@@ -1,0 +1,62 @@
+//! What the soak and crash benches share: reading the report, and the figures both print.
+
+use std::path::Path;
+
+use hardmatch::emulator::state::Stats;
+use hardmatch::emulator::throttle::Quotas;
+
+/// Rows in a CSV report, and how many of them have `outcome`.
+pub fn report_rows(path: &Path, outcome: &str) -> (usize, usize) {
+    let Ok(mut reader) = csv::Reader::from_path(path) else {
+        return (0, 0);
+    };
+    let column = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "outcome")
+        .expect("an outcome column");
+    reader.records().fold((0, 0), |(rows, matching), row| {
+        let hit = row.unwrap().get(column) == Some(outcome);
+        (rows + 1, matching + usize::from(hit))
+    })
+}
+
+/// The shortest time the documented write quota allows for `writes` at `time_scale`, in real
+/// seconds: Graph's token bucket starts full (3,000 writes at once), then refills at 3,000
+/// per 150 s, 20 a second.
+pub fn quota_minimum(writes: usize, time_scale: f64) -> f64 {
+    let quota = Quotas::default();
+    let per_second = quota.app_writes_per_150s / 150.0;
+    (writes as f64 - quota.app_writes_per_150s).max(0.0) / per_second / time_scale
+}
+
+/// Prints rows in and out, writes sent, applied and duplicated, and the wall time against
+/// the minimum the write quota allows.
+pub fn print_figures(users: usize, report: &Path, stats: &Stats, wall: f64, time_scale: f64) {
+    let minimum = quota_minimum(users, time_scale);
+    let (rows, stamped) = report_rows(report, "stamped");
+    let patches = stats
+        .requests
+        .get("PATCH /users/{id}")
+        .copied()
+        .unwrap_or(0);
+    let applied: u64 = stats.writes_applied.values().sum();
+    let duplicates: u64 = stats.writes_applied.values().map(|n| n - 1).sum();
+    println!("rows in                 {users}");
+    println!("report rows out         {rows} ({stamped} stamped)");
+    println!(
+        "writes sent             {patches} PATCHes reached Graph, those answered 429 or 5xx included ({} faults injected, {} 429s, on any request)",
+        stats.faults, stats.throttled
+    );
+    println!(
+        "writes applied          {applied} to {} users",
+        stats.writes_applied.len()
+    );
+    println!("duplicate writes        {duplicates}");
+    println!("tokens issued           {}", stats.tokens_issued);
+    println!(
+        "wall time               {wall:.1} s against a minimum of {minimum:.1} s at the quota (3,000 at once, then 20/s): {:.2}x",
+        wall / minimum
+    );
+}

@@ -1,0 +1,97 @@
+//! Soak: a large migration stamped against a time-scaled emulator through what Graph does to
+//! a long run: 5% 5xx answers, connection resets, a 429 storm and every token expiring in
+//! the middle. Prints rows in, report rows out, writes sent, writes applied, duplicate writes,
+//! and wall time against the minimum the write quota allows. Goal: report rows = rows in,
+//! no duplicate writes, wall time within 1.2 times the minimum.
+//!
+//!     cargo bench --bench soak [-- USERS [TIME_SCALE]]     (default: 100000 users, 20x)
+//!
+//! The real binary signs in with a client secret through the emulator's HTTPS token endpoint,
+//! so that the mid-run expiry is survived the way a real run survives it: a new token.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use hardmatch::emulator::{self, synthetic, Config};
+
+mod common;
+
+/// 5% of answers are 5xx (500, 503, 504), 1% are connection resets after the answer.
+const FAULTS: &str = "500=0.01,503=0.03,504=0.01,reset=0.01,seed=7";
+/// The storm: every request answered 429 for this long (emulated seconds).
+const STORM_SECS: f64 = 60.0;
+/// The documented write quota: 3,000 writes per 150 s per app and tenant.
+const QUOTA_PER_SEC: f64 = 20.0;
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let users: usize = args.first().map_or(100_000, |a| a.parse().expect("USERS"));
+    let scale: f64 = args.get(1).map_or(20.0, |a| a.parse().expect("TIME_SCALE"));
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export.csv");
+    std::fs::write(&export, synthetic::export_csv(users)).unwrap();
+    let cert = dir.path().join("emulator.pem");
+    let report = dir.path().join("report.csv");
+    let config = Config {
+        clients: vec![("soak-app".into(), "emulator-only-secret".into())],
+        tls_cert_out: Some(cert.clone()),
+        time_scale: scale,
+        latency_ms: (30, 250),
+        faults: FAULTS.parse().unwrap(),
+        // Tokens live an hour of real time, as Graph's do: azure_identity renews a token in
+        // its last five minutes, which an hour scaled down 20x would always be in.
+        token_lifetime_secs: 3599.0 * scale,
+        ..Config::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let running = runtime
+        .block_on(emulator::spawn(synthetic::tenant(users), config))
+        .unwrap();
+    let rate = (QUOTA_PER_SEC * scale).to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hardmatch"))
+        .args(["apply", "--yes", "-q", "--auth", "secret"])
+        .args(["--graph-url", &running.url, "--login-url", &running.url])
+        .arg("--ca-cert")
+        .arg(&cert)
+        // Retries back off in real seconds while the quota runs 20x faster: more writes
+        // wait at once than at real speed, so more may be in flight.
+        .args(["--write-rate", &rate, "--concurrency", "256"])
+        .arg(&export)
+        .arg("-o")
+        .arg(&report)
+        .env("AZURE_TENANT_ID", "generated")
+        .env("AZURE_CLIENT_ID", "soak-app")
+        .env("AZURE_CLIENT_SECRET", "emulator-only-secret")
+        .env_remove("HARDMATCH_ACCESS_TOKEN")
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let (mut stormed, mut expired) = (false, false);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        let applied = running.emulator.stats().writes_applied.len();
+        if !stormed && applied >= users / 3 {
+            running.emulator.storm(STORM_SECS);
+            stormed = true;
+            eprintln!("soak: {applied} written, a {STORM_SECS} s storm of 429s begins");
+        }
+        if !expired && applied >= users * 2 / 3 {
+            running.emulator.expire_tokens();
+            expired = true;
+            eprintln!("soak: {applied} written, every token expires");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let wall = started.elapsed().as_secs_f64();
+    println!("soak: {users} users at time scale {scale}, faults {FAULTS}, a {STORM_SECS} s storm at 1/3, every token expired at 2/3; exit {:?}", status.code());
+    common::print_figures(users, &report, &running.emulator.stats(), wall, scale);
+    runtime.block_on(running.stop());
+}
