@@ -7,6 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use openssl::symm::Cipher;
+
 use hardmatch::emulator::odata::{self, Filter, Property};
 use hardmatch::emulator::Config;
 use hardmatch::report::from_excel_safe;
@@ -164,6 +166,70 @@ fn a_client_secret_and_the_tokens_it_buys_appear_nowhere_at_the_most_verbose_lev
     let mut secrets = vec![secret];
     secrets.extend(graph.running.emulator.issued_tokens());
     assert!(secrets.len() >= 7, "every run signed in: {}", secrets.len());
+    for (place, text) in everything_written(&dir, &outputs) {
+        assert_absent(&secrets, &place, &text);
+    }
+}
+
+#[test]
+fn a_certificate_key_its_password_and_the_tokens_it_buys_appear_nowhere_at_the_most_verbose_level()
+{
+    let dir = Dir::new();
+    let (tenant, _) = generated(&dir, 6);
+    let (key, certificate) = crate::sign_in::key_and_certificate();
+    let password = recognisable("KeyPassword");
+    let encrypted_key = key
+        .private_key_to_pem_pkcs8_passphrase(Cipher::aes_256_cbc(), password.as_bytes())
+        .unwrap();
+    // Kept outside the run's directory: every file in there is searched for the key.
+    let holder = Dir::new();
+    let mut pem = certificate.to_pem().unwrap();
+    pem.extend(&encrypted_key);
+    let key_file = holder.write("app.pem", pem);
+    let tls = dir.join("emulator.pem");
+    let graph = Graph::start(
+        tenant,
+        Config {
+            client_certificates: vec![("app-1".into(), certificate.to_pem().unwrap())],
+            tls_cert_out: Some(tls.clone()),
+            ..fast()
+        },
+    );
+    let url = graph.url().to_string();
+    let outputs = every_command(|args| {
+        let mut cmd = dir.hardmatch();
+        cmd.args(args)
+            .args(["-vv", "--auth", "certificate", "--graph-url", &url])
+            .args(["--login-url", &url, "--ca-cert"])
+            .arg(&tls)
+            .env("AZURE_TENANT_ID", "generated")
+            .env("AZURE_CLIENT_ID", "app-1")
+            .env("AZURE_CLIENT_CERTIFICATE_PATH", &key_file)
+            .env("AZURE_CLIENT_CERTIFICATE_PASSWORD", &password)
+            .env_remove("AZURE_CLIENT_SECRET")
+            .env_remove("HARDMATCH_ACCESS_TOKEN");
+        cmd
+    });
+    assert_logged_verbosely(&outputs);
+    // The key in both its forms: the encrypted PEM lines in the file, and the plain key's
+    // lines (what a log of decoded material would show). The first line of each is left out:
+    // every RSA key's DER starts the same way.
+    let lines_after_the_first = |pem: Vec<u8>| -> Vec<String> {
+        let text = String::from_utf8(pem).unwrap();
+        text.lines()
+            .filter(|line| !line.starts_with("-----"))
+            .skip(1)
+            .map(str::to_string)
+            .collect()
+    };
+    let mut secrets = vec![password];
+    secrets.extend(lines_after_the_first(encrypted_key));
+    secrets.extend(lines_after_the_first(
+        key.private_key_to_pem_pkcs8().unwrap(),
+    ));
+    let tokens = graph.running.emulator.issued_tokens();
+    assert!(tokens.len() >= 6, "every run signed in: {}", tokens.len());
+    secrets.extend(tokens);
     for (place, text) in everything_written(&dir, &outputs) {
         assert_absent(&secrets, &place, &text);
     }

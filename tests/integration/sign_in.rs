@@ -17,7 +17,7 @@ use openssl::x509::{X509NameBuilder, X509};
 use crate::util::{fast, generated, report_rows, run, stderr, Dir, Graph};
 
 /// An RSA key and a self-signed certificate for it, as `New-SelfSignedCertificate` makes.
-fn key_and_certificate() -> (PKey<Private>, X509) {
+pub(crate) fn key_and_certificate() -> (PKey<Private>, X509) {
     let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
     let mut name = X509NameBuilder::new().unwrap();
     name.append_entry_by_text("CN", "hardmatch-app").unwrap();
