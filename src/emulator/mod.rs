@@ -34,8 +34,9 @@ use self::state::{State, Stats};
 use self::throttle::{Clock, Decision, Quotas, Throttle};
 use crate::tenant::Tenant;
 
-/// Every switch of the emulator. The defaults behave like Graph.
-#[derive(Clone, Debug)]
+/// Every switch of the emulator. The defaults behave like Graph. Not `Debug`: it holds client
+/// secrets and a bearer token, which no log of it should print.
+#[derive(Clone)]
 pub struct Config {
     pub quotas: Quotas,
     /// The clock runs this many times faster than the wall clock.
