@@ -606,11 +606,7 @@ mod tests {
     #[test]
     fn shifted_records_and_non_users_are_problems() {
         let input = read_text("DN,objectClass,userPrincipalName,objectGUID\n\"CN=a\",top;person;user,a@x.com,X'00'\n\"CN=WS\",top;person;user;computer,ws@x.com,X'01'\nCN=b,c,top,user,b@x.com,X'02'\n");
-        let outcomes: Vec<_> = input
-            .rows
-            .iter()
-            .map(|r| r.problem.as_ref().map(|p| p.outcome))
-            .collect();
+        let outcomes = input.outcomes();
         assert_eq!(
             outcomes,
             [None, Some(Outcome::NotAUser), Some(Outcome::MissingField)]
@@ -725,11 +721,7 @@ mod tests {
     #[test]
     fn joined_exports_repeat_the_header_and_type_lines() {
         let input = read_text("#TYPE T\r\n\"UPN\",\"ObjectGUID\"\r\n\"a@x.com\",\"g\"\r\n#TYPE T\r\n\"UPN\",\"ObjectGUID\"\r\n\"b@x.com\",\"g2\"\r\n");
-        let outcomes: Vec<_> = input
-            .rows
-            .iter()
-            .map(|r| r.problem.as_ref().map(|p| p.outcome))
-            .collect();
+        let outcomes = input.outcomes();
         assert_eq!(
             outcomes,
             [None, Some(Outcome::NotAUser), Some(Outcome::NotAUser), None]

@@ -273,11 +273,7 @@ mod tests {
         let input = read_text(
             "dn: CN=WS-0042,DC=x\nobjectClass: user\nobjectClass: computer\nsAMAccountName: WS-0042$\nobjectGUID:: AAAAAAAAAAAAAAAAAAAAAA==\n\ndn: CN=G,DC=x\nobjectClass: group\n\ndn: CN=U,DC=x\nuserPrincipalName: u@x.com\nobjectGUID:< file:///tmp/x\n",
         );
-        let outcomes: Vec<_> = input
-            .rows
-            .iter()
-            .map(|r| r.problem.as_ref().map(|p| p.outcome))
-            .collect();
+        let outcomes = input.outcomes();
         assert_eq!(
             outcomes,
             [

@@ -212,6 +212,15 @@ impl Input<'_> {
             .find(|(r, _)| *r == role)
             .map(|(_, h)| &**h)
     }
+
+    /// Each row's problem outcome, `None` for a row the reader had nothing to say about.
+    #[cfg(test)]
+    pub(crate) fn outcomes(&self) -> Vec<Option<crate::outcome::Outcome>> {
+        self.rows
+            .iter()
+            .map(|r| r.problem.as_ref().map(|p| p.outcome))
+            .collect()
+    }
 }
 
 /// A printable position in an input file.

@@ -170,30 +170,24 @@ fn sheet_rows(
     sheet: &str,
 ) -> Result<Vec<SheetRow>, String> {
     let mut cells: Vec<((u32, u32), Data)> = Vec::new();
+    // XLSX and XLSB readers are different types with the same methods and no shared trait.
+    macro_rules! stream_cells {
+        ($book:expr) => {{
+            let mut reader = $book
+                .worksheet_cells_reader(sheet)
+                .map_err(|e| e.to_string())?;
+            while let Some(cell) = reader.next_cell().map_err(|e| e.to_string())? {
+                let value = Data::from(cell.get_value().clone());
+                if !is_blank(&value) {
+                    cells.push((cell.get_position(), value));
+                }
+            }
+        }};
+    }
     match workbook {
-        Sheets::Xlsx(xlsx) => {
-            let mut reader = xlsx
-                .worksheet_cells_reader(sheet)
-                .map_err(|e| e.to_string())?;
-            while let Some(cell) = reader.next_cell().map_err(|e| e.to_string())? {
-                let value = Data::from(cell.get_value().clone());
-                if !is_blank(&value) {
-                    cells.push((cell.get_position(), value));
-                }
-            }
-        }
+        Sheets::Xlsx(xlsx) => stream_cells!(xlsx),
         // XLSB holds as many cells as XLSX, and calamine streams them as well.
-        Sheets::Xlsb(xlsb) => {
-            let mut reader = xlsb
-                .worksheet_cells_reader(sheet)
-                .map_err(|e| e.to_string())?;
-            while let Some(cell) = reader.next_cell().map_err(|e| e.to_string())? {
-                let value = Data::from(cell.get_value().clone());
-                if !is_blank(&value) {
-                    cells.push((cell.get_position(), value));
-                }
-            }
-        }
+        Sheets::Xlsb(xlsb) => stream_cells!(xlsb),
         other => {
             let range = other.worksheet_range(sheet).map_err(|e| e.to_string())?;
             let (row0, col0) = range.start().unwrap_or((0, 0));
