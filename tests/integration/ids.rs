@@ -114,6 +114,16 @@ fn xlsx_workbook() {
 }
 
 #[test]
+fn xls_workbook() {
+    assert_sample("users.xls", false, 0);
+}
+
+#[test]
+fn ods_workbook() {
+    assert_sample("users.ods", false, 0);
+}
+
+#[test]
 fn lost_value_message_names_file_line_and_column() {
     let dir = Dir::new();
     let (rows, _, _) = ids(&dir, &sample("getaduser-ps51.csv"), &[]);
