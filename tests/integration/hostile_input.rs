@@ -178,6 +178,114 @@ fn an_xlsx_zip_bomb_that_lies_about_its_size_is_refused_at_the_limit() {
     assert_memory(peak_kib, 0);
 }
 
+/// An ODS of 2 KB whose one value sits after a million repeated rows of 16,000 repeated empty
+/// cells: calamine would expand them into a dense sheet of 16 billion cells (it asked for 6 GB
+/// and aborted); the repeats are counted first and the file refused.
+#[test]
+fn an_ods_whose_repeats_expand_to_billions_of_cells_is_refused_in_small_memory() {
+    let dir = Dir::new();
+    dir.write(
+        "bomb.ods",
+        ods(&format!(
+            "{}<table:table-row table:number-rows-repeated=\"1000000\"><table:table-cell table:number-columns-repeated=\"16000\"/></table:table-row><table:table-row><table:table-cell table:number-columns-repeated=\"16000\"/>{}</table:table-row>",
+            ods_row(&["UserPrincipalName", "ObjectGUID"]),
+            ods_cell("far away")
+        )),
+    );
+    let (out, peak_kib) =
+        run_measuring_memory(dir.hardmatch().args(["ids", "bomb.ods", "-o", "ids.csv"]));
+    assert_eq!(out.status.code(), Some(2));
+    let message = stderr(&out);
+    assert!(
+        message.contains("bomb.ods: not a usable workbook: its sheets hold more than 32 million cells once their repeated rows and columns are counted"),
+        "{message}"
+    );
+    assert_memory(peak_kib, 0);
+
+    // A run past the last column is damage whatever the cell count.
+    dir.write(
+        "wide.ods",
+        ods(&format!(
+            "{}<table:table-row><table:table-cell table:number-columns-repeated=\"4000000000\"/>{}</table:table-row>",
+            ods_row(&["UserPrincipalName", "ObjectGUID"]),
+            ods_cell("far away")
+        )),
+    );
+    let (out, peak_kib) =
+        run_measuring_memory(dir.hardmatch().args(["ids", "wide.ods", "-o", "ids.csv"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("wide.ods: not a usable workbook: a sheet has content beyond row 1048576 or column 16384"),
+        "{}",
+        stderr(&out)
+    );
+    assert_memory(peak_kib, 0);
+}
+
+/// LibreOffice ends every sheet with a run of about a million empty rows, each a run of empty
+/// cells to the last column: those cost nothing, and the file reads.
+#[test]
+fn an_ods_with_libreoffices_trailing_empty_runs_reads() {
+    let dir = Dir::new();
+    dir.write(
+        "users.ods",
+        ods(&format!(
+            "{}{}<table:table-row table:number-rows-repeated=\"1048574\"><table:table-cell table:number-columns-repeated=\"16384\"/></table:table-row>",
+            ods_row(&["UserPrincipalName", "ObjectGUID"]),
+            ods_row(&["a@x.com", GUID])
+        )),
+    );
+    let (out, peak_kib) =
+        run_measuring_memory(dir.hardmatch().args(["ids", "users.ods", "-o", "ids.csv"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = std::fs::read_to_string(dir.join("ids.csv")).unwrap();
+    assert_eq!(
+        report.lines().nth(1),
+        Some("2,a@x.com,f7cc07d7-7c15-447d-876d-c01b0e5a9e38,1wfM9xV8fUSHbcAbDlqeOA==,computed,")
+    );
+    assert_memory(peak_kib, 0);
+}
+
+fn ods_cell(text: &str) -> String {
+    format!(
+        "<table:table-cell office:value-type=\"string\"><text:p>{text}</text:p></table:table-cell>"
+    )
+}
+
+fn ods_row(texts: &[&str]) -> String {
+    let cells: String = texts.iter().map(|t| ods_cell(t)).collect();
+    format!("<table:table-row>{cells}</table:table-row>")
+}
+
+/// An ODS file (stored, not compressed) with one sheet of these rows.
+fn ods(rows: &str) -> Vec<u8> {
+    let content = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2"><office:body><office:spreadsheet><table:table table:name="Users">{rows}</table:table></office:spreadsheet></office:body></office:document-content>"#
+    );
+    let stored = |name: &'static str, data: Vec<u8>| {
+        let mut crc = Crc::new();
+        crc.update(&data);
+        Part {
+            name,
+            method: 0,
+            size: data.len() as u32,
+            crc: crc.sum(),
+            data,
+        }
+    };
+    zip(&[
+        stored(
+            "mimetype",
+            b"application/vnd.oasis.opendocument.spreadsheet".to_vec(),
+        ),
+        stored("content.xml", content.into_bytes()),
+        stored(
+            "META-INF/manifest.xml",
+            br#"<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>"#.to_vec(),
+        ),
+    ])
+}
+
 #[track_caller]
 fn assert_memory(peak_kib: u64, file_bytes: u64) {
     let bound = BASELINE_KIB + file_bytes / 1024;
