@@ -15,6 +15,7 @@
 
 pub mod columns;
 pub mod csv;
+mod guard;
 pub mod ldif;
 pub mod spreadsheet;
 pub mod text;

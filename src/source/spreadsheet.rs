@@ -3,20 +3,18 @@
 //! Excel's own row numbers and cell references in every message. Excel likes to turn a GUID
 //! into a number or a date; such a cell is a row problem that names the cell, never a guess.
 //!
-//! A zip-based workbook is checked before calamine inflates anything (see `check_parts`):
-//! a zip bomb, a part that inflates to gigabytes, is refused with bounded memory; so is an ODS
-//! whose repeated rows and columns would make calamine's dense sheets billions of cells
-//! (see `check_ods_extent`).
+//! Every workbook passes `guard::check` before calamine reads it: zip bombs, ODS repeats and
+//! XLS containers that would make calamine allocate gigabytes are refused there.
 
 use std::borrow::Cow;
-use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{Read, Seek};
 use std::path::Path;
 use std::sync::Arc;
 
 use calamine::{open_workbook_auto, Data, Reader, Sheets};
 
 use super::columns::{self, ColumnMap};
+use super::guard::{self, Checked};
 use super::{
     classify_object_class, column_letters, Field, Format, Input, Location, ReadOptions, Role, Row,
 };
@@ -48,9 +46,27 @@ fn unpanicked(
 }
 
 fn read_workbook(name: &str, path: &Path, options: &ReadOptions) -> crate::Result<Input<'static>> {
-    check_parts(name, path)?;
-    let mut workbook = open_workbook_auto(path)
-        .map_err(|e| Error::Input(format!("{name}: not a readable workbook: {e}")))?;
+    let not_readable =
+        |e: calamine::Error| Error::Input(format!("{name}: not a readable workbook: {e}"));
+    match guard::check(name, path)? {
+        Checked::File => read_sheets(
+            name,
+            open_workbook_auto(path).map_err(not_readable)?,
+            options,
+        ),
+        Checked::RebuiltXls(xls) => {
+            let xls = calamine::Xls::new(xls).map_err(|e| not_readable(e.into()))?;
+            read_sheets(name, Sheets::Xls(xls), options)
+        }
+    }
+}
+
+/// The chosen sheet of a workbook calamine has opened, as rows.
+fn read_sheets<RS: Read + Seek>(
+    name: &str,
+    mut workbook: Sheets<RS>,
+    options: &ReadOptions,
+) -> crate::Result<Input<'static>> {
     let sheets = workbook.sheet_names();
     let sheet = match &options.sheet {
         Some(wanted) => sheets
@@ -92,198 +108,9 @@ fn read_workbook(name: &str, path: &Path, options: &ReadOptions) -> crate::Resul
     })
 }
 
-/// The most one part of a workbook (a sheet's XML, the shared strings) may inflate to, and
-/// all parts together. A sheet of a million AD users with a dozen columns is a few hundred MB.
-const MAX_PART: u64 = 1 << 30;
-const MAX_PARTS: u64 = 2 << 30;
-
-/// Deflate cannot inflate more than about 1,032 times: a part compressed smaller than
-/// `MAX_PART / MAX_RATIO` cannot be over the limit, whatever its header says.
-const MAX_RATIO: u64 = 1032;
-
-/// Refuses a zip-based workbook (XLSX, XLSM, XLSB, ODS) with a part over [`MAX_PART`] or parts
-/// over [`MAX_PARTS`] in all. The sizes the zip declares are checked first; a part large enough
-/// to hide more than it declares is inflated once into nothing, counting, and stopped at the
-/// limit. Anything that is not a zip (XLS) is left to calamine.
-fn check_parts(name: &str, path: &Path) -> crate::Result<()> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let Ok(mut zip) = zip::ZipArchive::new(std::io::BufReader::new(file)) else {
-        return Ok(());
-    };
-    let refuse = |part: &str, size: String| {
-        Error::Input(format!(
-            "{name}: not a usable workbook: its part {part} inflates to {size}, more than the {} MiB hardmatch reads (a zip bomb?); save the sheet again from Excel, or export the users as CSV",
-            MAX_PART >> 20
-        ))
-    };
-    let mut total = 0u64;
-    for i in 0..zip.len() {
-        let (part, declared, compressed) = {
-            let entry = zip.by_index_raw(i).map_err(|e| unreadable(name, e))?;
-            (
-                entry.name().to_string(),
-                entry.size(),
-                entry.compressed_size(),
-            )
-        };
-        total = total.saturating_add(declared);
-        if declared > MAX_PART {
-            return Err(refuse(&part, format!("{} MiB", declared >> 20)));
-        }
-        if total > MAX_PARTS {
-            return Err(refuse("list", format!("{} MiB in all", total >> 20)));
-        }
-        if compressed.saturating_mul(MAX_RATIO) > MAX_PART {
-            let entry = zip.by_index(i).map_err(|e| unreadable(name, e))?;
-            let inflated =
-                std::io::copy(&mut Read::take(entry, MAX_PART + 1), &mut std::io::sink())
-                    .map_err(|e| unreadable(name, e.into()))?;
-            if inflated > MAX_PART {
-                return Err(refuse(
-                    &part,
-                    format!("more than it declares ({declared} bytes)"),
-                ));
-            }
-        }
-    }
-    let ods_extent = match zip.by_name("content.xml") {
-        Ok(content) => check_ods_extent(name, BufReader::new(content)),
-        Err(_) => Ok(()),
-    };
-    ods_extent
-}
-
-/// The most cells calamine may hold for an ODS workbook. calamine reads every sheet of an ODS
-/// at once into dense ranges of about 56 bytes a cell (value and formula); a million users
-/// with twenty columns is twenty million cells.
-const MAX_ODS_CELLS: u64 = 32 << 20;
-
-/// Refuses an ODS workbook whose sheets calamine would expand past Excel's last cell or past
-/// [`MAX_ODS_CELLS`]. ODS compresses runs with `number-rows-repeated` and
-/// `number-columns-repeated`, and calamine expands every run up to the last non-empty cell:
-/// a 2 KB file with one value after a million repeated rows of 16,000 repeated cells asked
-/// for 6 GB and aborted. Trailing empty runs (LibreOffice writes a million empty rows after
-/// the data) cost nothing and are not counted. The count errs high: a cell with any content
-/// or value type counts as non-empty.
-fn check_ods_extent(name: &str, content: impl std::io::BufRead) -> crate::Result<()> {
-    use quick_xml::events::{BytesStart, Event};
-
-    let repeats = |e: &BytesStart, attribute: &[u8]| -> u64 {
-        e.try_get_attribute(attribute)
-            .ok()
-            .flatten()
-            .and_then(|a| std::str::from_utf8(&a.value).ok()?.trim().parse().ok())
-            .unwrap_or(1)
-    };
-    let has_value = |e: &BytesStart| {
-        e.attributes().flatten().any(|a| {
-            let key = a.key.as_ref();
-            key == b"office:value-type" || key == b"table:formula"
-        })
-    };
-    let mut reader = quick_xml::Reader::from_reader(content);
-    let mut buf = Vec::new();
-    let mut sheet = OdsExtent::default();
-    let mut cells = 0u64;
-    loop {
-        let event = reader.read_event_into(&mut buf);
-        match event {
-            Ok(Event::Start(ref e)) | Ok(Event::Empty(ref e)) => {
-                let opened = matches!(event, Ok(Event::Start(_)));
-                match e.name().as_ref() {
-                    b"table:table-row" => {
-                        sheet.start_row(repeats(e, b"table:number-rows-repeated"))
-                    }
-                    b"table:table-cell" | b"table:covered-table-cell" => sheet.cell(
-                        repeats(e, b"table:number-columns-repeated"),
-                        opened || has_value(e),
-                    ),
-                    _ => {}
-                }
-            }
-            Ok(Event::End(ref e)) => match e.name().as_ref() {
-                b"table:table-row" => sheet.end_row(),
-                b"table:table" => cells = cells.saturating_add(std::mem::take(&mut sheet).cells()),
-                _ => {}
-            },
-            Ok(Event::Eof) => break,
-            // Malformed XML is calamine's to report, with its own message.
-            Err(_) => return Ok(()),
-            Ok(_) => {}
-        }
-        if sheet.rows > u64::from(EXCEL_ROWS) || sheet.width > u64::from(EXCEL_COLUMNS) {
-            return Err(Error::Input(format!(
-                "{name}: not a usable workbook: a sheet has content beyond row {EXCEL_ROWS} or column {EXCEL_COLUMNS} once its repeated rows and columns are counted, so the file is damaged or hostile; open it in a spreadsheet and save it again, or save the sheet as CSV"
-            )));
-        }
-        if cells.saturating_add(sheet.cells()) > MAX_ODS_CELLS {
-            return Err(Error::Input(format!(
-                "{name}: not a usable workbook: its sheets hold more than {} million cells once their repeated rows and columns are counted, more than hardmatch reads from an ODS file; save the sheet as CSV",
-                MAX_ODS_CELLS >> 20
-            )));
-        }
-        buf.clear();
-    }
-    Ok(())
-}
-
-/// What calamine would allocate for one ODS sheet, counted while its rows go by.
-#[derive(Default)]
-struct OdsExtent {
-    /// Rows so far with their repeats, up to and including the last one with content.
-    rows: u64,
-    /// Rows so far with their repeats, empty ones included.
-    rows_seen: u64,
-    /// The first row with content, counted with repeats.
-    first_row: Option<u64>,
-    /// The widest row, with repeats, up to its last cell with content.
-    width: u64,
-    /// Cells calamine pushes while reading: every row up to its last cell with content.
-    read: u64,
-    row_repeats: u64,
-    column: u64,
-    row_end: u64,
-}
-
-impl OdsExtent {
-    fn start_row(&mut self, repeats: u64) {
-        self.row_repeats = repeats;
-        self.column = 0;
-        self.row_end = 0;
-    }
-
-    fn cell(&mut self, repeats: u64, has_content: bool) {
-        self.column = self.column.saturating_add(repeats);
-        if has_content {
-            self.row_end = self.column;
-            self.width = self.width.max(self.row_end);
-        }
-    }
-
-    fn end_row(&mut self) {
-        let first = self.rows_seen;
-        self.rows_seen = self.rows_seen.saturating_add(self.row_repeats);
-        if self.row_end > 0 {
-            self.first_row.get_or_insert(first);
-            self.rows = self.rows_seen;
-            self.read = self.read.saturating_add(self.row_end);
-        }
-    }
-
-    /// The cells read, and the dense range calamine then builds from them.
-    fn cells(&self) -> u64 {
-        let rows = self.rows - self.first_row.unwrap_or(self.rows);
-        self.read.saturating_add(rows.saturating_mul(self.width))
-    }
-}
-
-fn unreadable(name: &str, error: zip::result::ZipError) -> Error {
-    Error::Input(format!("{name}: not a readable workbook: {error}"))
-}
-
 /// Excel's limits: 1,048,576 rows and 16,384 columns (A to XFD). No format holds more.
-const EXCEL_ROWS: u32 = 1 << 20;
-const EXCEL_COLUMNS: u32 = 1 << 14;
+pub(super) const EXCEL_ROWS: u32 = 1 << 20;
+pub(super) const EXCEL_COLUMNS: u32 = 1 << 14;
 
 /// A non-empty row of a sheet: its 0-based index and its non-blank cells, by 0-based column,
 /// in column order.
@@ -295,8 +122,8 @@ struct SheetRow {
 /// The sheet's non-empty rows, sparse. calamine's own `worksheet_range` is dense: two cells at
 /// A1 and XFD1048576 would make it allocate seventeen billion cells, so an XLSX sheet is read
 /// cell by cell instead (XLS is dense too, but at most 65,536 rows of 256 columns).
-fn sheet_rows(
-    workbook: &mut Sheets<BufReader<File>>,
+fn sheet_rows<RS: Read + Seek>(
+    workbook: &mut Sheets<RS>,
     sheet: &str,
 ) -> Result<Vec<SheetRow>, String> {
     let mut cells: Vec<((u32, u32), Data)> = Vec::new();
