@@ -207,6 +207,27 @@ fn an_ods_whose_repeats_expand_to_billions_of_cells_is_refused_in_small_memory()
     );
     assert_memory(peak_kib, 0);
 
+    // The same behind an end tag that does not match its start, which calamine's XML reader
+    // lets pass (found by fuzzing): measured the way calamine reads it, and refused.
+    dir.write(
+        "sloppy.ods",
+        ods(&format!(
+            "<table:table-row><table:table-cell office:value-type=\"string\"><text:p>UserPrincipalName</text:q></table:table-cell></table:table-row><table:table-row table:number-rows-repeated=\"1000000\"><table:table-cell table:number-columns-repeated=\"16000\"/></table:table-row><table:table-row><table:table-cell table:number-columns-repeated=\"16000\"/>{}</table:table-row>",
+            ods_cell("far away")
+        )),
+    );
+    let (out, peak_kib) =
+        run_measuring_memory(dir.hardmatch().args(["ids", "sloppy.ods", "-o", "ids.csv"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(
+            "sloppy.ods: not a usable workbook: its sheets hold more than 32 million cells"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert_memory(peak_kib, 0);
+
     // A run past the last column is damage whatever the cell count.
     dir.write(
         "wide.ods",
