@@ -195,17 +195,11 @@ fn an_ods_whose_repeats_expand_to_billions_of_cells_is_refused_in_small_memory()
             ods_cell("far away")
         )),
     );
-    let (out, peak_kib) =
-        run_measuring_memory(dir.hardmatch().args(["ids", "bomb.ods", "-o", "ids.csv"]));
-    assert_eq!(out.status.code(), Some(2));
-    let message = stderr(&out);
-    assert!(
-        message.contains(
-            "bomb.ods: not a usable workbook: its sheets hold more than 32 million cells once"
-        ),
-        "{message}"
+    assert_refused_in_small_memory(
+        &dir,
+        "bomb.ods",
+        "bomb.ods: not a usable workbook: its sheets hold more than 32 million cells once",
     );
-    assert_memory(peak_kib, 0);
 
     // The same behind an end tag that does not match its start, which calamine's XML reader
     // lets pass (found by fuzzing): measured the way calamine reads it, and refused.
@@ -216,17 +210,11 @@ fn an_ods_whose_repeats_expand_to_billions_of_cells_is_refused_in_small_memory()
             ods_cell("far away")
         )),
     );
-    let (out, peak_kib) =
-        run_measuring_memory(dir.hardmatch().args(["ids", "sloppy.ods", "-o", "ids.csv"]));
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains(
-            "sloppy.ods: not a usable workbook: its sheets hold more than 32 million cells"
-        ),
-        "{}",
-        stderr(&out)
+    assert_refused_in_small_memory(
+        &dir,
+        "sloppy.ods",
+        "sloppy.ods: not a usable workbook: its sheets hold more than 32 million cells",
     );
-    assert_memory(peak_kib, 0);
 
     // A run past the last column is damage whatever the cell count.
     dir.write(
@@ -237,15 +225,11 @@ fn an_ods_whose_repeats_expand_to_billions_of_cells_is_refused_in_small_memory()
             ods_cell("far away")
         )),
     );
-    let (out, peak_kib) =
-        run_measuring_memory(dir.hardmatch().args(["ids", "wide.ods", "-o", "ids.csv"]));
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("wide.ods: not a usable workbook: a sheet has content beyond row 1048576 or column 16384"),
-        "{}",
-        stderr(&out)
+    assert_refused_in_small_memory(
+        &dir,
+        "wide.ods",
+        "wide.ods: not a usable workbook: a sheet has content beyond row 1048576 or column 16384",
     );
-    assert_memory(peak_kib, 0);
 }
 
 /// LibreOffice ends every sheet with a run of about a million empty rows, each a run of empty
@@ -320,17 +304,11 @@ fn an_xls_whose_sector_chain_loops_is_refused_in_small_memory() {
     let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/xls-sector-chain-loop.xls");
     std::fs::copy(fixture, dir.join("loop.xls")).unwrap();
-    let (out, peak_kib) =
-        run_measuring_memory(dir.hardmatch().args(["ids", "loop.xls", "-o", "ids.csv"]));
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains(
-            "loop.xls: not a readable workbook: Malformed FAT (sector 0 pointed to twice)"
-        ),
-        "{}",
-        stderr(&out)
+    assert_refused_in_small_memory(
+        &dir,
+        "loop.xls",
+        "loop.xls: not a readable workbook: Malformed FAT (sector 0 pointed to twice)",
     );
-    assert_memory(peak_kib, 0);
 }
 
 /// XLS sheets calamine would make dense past billions of cells: two cells at A1 and at row
@@ -357,17 +335,11 @@ fn xls_sheets_that_would_be_billions_of_cells_are_refused_in_small_memory() {
     dir.write("far.xls", xls(&[number(0, 0), number(u16::MAX, u16::MAX)]));
     dir.write("declared.xls", xls(&[(0x0200, dimensions), number(0, 0)]));
     for file in ["far.xls", "declared.xls"] {
-        let (out, peak_kib) =
-            run_measuring_memory(dir.hardmatch().args(["ids", file, "-o", "ids.csv"]));
-        assert_eq!(out.status.code(), Some(2), "{file}");
-        assert!(
-            stderr(&out).contains(&format!(
-                "{file}: not a usable workbook: its sheets hold more than 32 million cells"
-            )),
-            "{}",
-            stderr(&out)
+        assert_refused_in_small_memory(
+            &dir,
+            file,
+            &format!("{file}: not a usable workbook: its sheets hold more than 32 million cells"),
         );
-        assert_memory(peak_kib, 0);
     }
 }
 
@@ -410,6 +382,16 @@ fn xls(sheet_records: &[(u16, Vec<u8>)]) -> Vec<u8> {
         .unwrap();
     file.flush().unwrap();
     file.into_inner().into_inner()
+}
+
+/// `ids FILE` exits 2 with a message containing `message`, in small memory.
+#[track_caller]
+fn assert_refused_in_small_memory(dir: &Dir, file: &str, message: &str) {
+    let (out, peak_kib) =
+        run_measuring_memory(dir.hardmatch().args(["ids", file, "-o", "ids.csv"]));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains(message), "{}", stderr(&out));
+    assert_memory(peak_kib, 0);
 }
 
 #[track_caller]
