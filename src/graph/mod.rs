@@ -306,7 +306,7 @@ impl GraphClient {
                             ..Meta::default()
                         })));
                     }
-                    None => Err(Failure::Transport(e.without_url().to_string())),
+                    None => Err(Failure::Transport(transport_failure(&e))),
                 },
             };
             log_attempt(&line, attempt, sent.elapsed(), &outcome);
@@ -419,7 +419,7 @@ impl GraphClient {
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| Failure::Transport(e.without_url().to_string()))?;
+            .map_err(|e| Failure::Transport(transport_failure(&e)))?;
         let body: Value = if bytes.is_empty() {
             Value::Null
         } else {
@@ -857,6 +857,37 @@ fn judge(meta: Meta, body: Value, retry_after: Option<Duration>) -> Result<Answe
     }
 }
 
+/// A failed request in words an admin can act on: what failed, the host it went to, and the
+/// cause at the bottom of the chain ("could not connect (graph.microsoft.com): Connection
+/// refused (os error 111)"). Never the path or query, which name users.
+fn transport_failure(error: &reqwest::Error) -> String {
+    let what = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else if error.is_body() || error.is_decode() {
+        "the answer was cut short"
+    } else {
+        "the request failed"
+    };
+    let mut message = what.to_string();
+    if let Some(host) = error.url().and_then(|url| url.host_str()) {
+        let port = error.url().and_then(|url| url.port());
+        message.push_str(&match port {
+            Some(port) => format!(" ({host}:{port})"),
+            None => format!(" ({host})"),
+        });
+    }
+    let mut cause = std::error::Error::source(error);
+    while let Some(deeper) = cause.and_then(|e| e.source()) {
+        cause = Some(deeper);
+    }
+    if let Some(cause) = cause {
+        message.push_str(&format!(": {cause}"));
+    }
+    message
+}
+
 /// The TLS error (an untrusted or invalid certificate, a failed handshake) behind a failed
 /// request, if that is what failed. An io::Error hides the error it wraps from `source()`,
 /// so each one is opened.
@@ -954,6 +985,32 @@ pub(crate) fn parse_user(value: Value) -> Result<User, GraphError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_refused_connection_names_the_host_and_the_cause_but_not_the_query() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let error = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .get(format!(
+                "http://127.0.0.1:{port}/v1.0/users?$filter=x eq 'kate@contoso.com'"
+            ))
+            .send()
+            .await
+            .unwrap_err();
+        let message = transport_failure(&error);
+        assert!(
+            message.starts_with(&format!("could not connect (127.0.0.1:{port}): ")),
+            "{message}"
+        );
+        assert!(message.contains("refused"), "{message}");
+        assert!(!message.contains("kate"), "{message}");
+    }
 
     #[test]
     fn literals_and_paths_cannot_change_a_query() {
