@@ -103,10 +103,15 @@ pub enum TokenSource {
     Credential {
         kind: AuthKind,
         make: Box<dyn Fn() -> azure_core::Result<Arc<dyn TokenCredential>> + Send + Sync>,
-        current: Mutex<Arc<dyn TokenCredential>>,
+        current: Mutex<(TokenGeneration, Arc<dyn TokenCredential>)>,
         scope: String,
     },
 }
+
+/// Which credential a token came from, counted from the first sign-in: a 401 on a token of
+/// an older generation than the current one needs no new sign-in, someone else did it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenGeneration(u64);
 
 impl std::fmt::Debug for TokenSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -118,40 +123,49 @@ impl std::fmt::Debug for TokenSource {
 }
 
 impl TokenSource {
-    /// Adds the bearer token to a request. The token never leaves this function: callers
-    /// (and their log lines) only ever see the request builder.
+    /// Adds the bearer token to a request, and says which generation it is for
+    /// [`refresh`](Self::refresh). The token never leaves this function: callers (and their
+    /// log lines) only ever see the request builder.
     pub async fn authorize(
         &self,
         request: reqwest::RequestBuilder,
-    ) -> Result<reqwest::RequestBuilder, GraphError> {
-        let token = self.token(false).await?;
-        Ok(request.bearer_auth(token.secret()))
+    ) -> Result<(reqwest::RequestBuilder, TokenGeneration), GraphError> {
+        let (token, generation) = self.token(None).await?;
+        Ok((request.bearer_auth(token.secret()), generation))
     }
 
-    /// Forgets the current token so that the next request signs in again (after a 401).
-    pub async fn refresh(&self) -> Result<(), GraphError> {
-        self.token(true).await.map(drop)
+    /// After a 401 on a token of generation `refused`: signs in again, unless another request
+    /// already has since (when every token expires at once, every write in flight meets a 401,
+    /// and one new sign-in serves them all).
+    pub async fn refresh(&self, refused: TokenGeneration) -> Result<(), GraphError> {
+        self.token(Some(refused)).await.map(drop)
     }
 
-    /// A bearer token, fresh if `refresh`. Kept as a [`Secret`], which does not Debug-print.
-    async fn token(&self, refresh: bool) -> Result<Secret, GraphError> {
+    /// A bearer token and its generation, from a new credential if the current one's token
+    /// was `refused`. Kept as a [`Secret`], which does not Debug-print.
+    async fn token(
+        &self,
+        refused: Option<TokenGeneration>,
+    ) -> Result<(Secret, TokenGeneration), GraphError> {
         match self {
-            TokenSource::Fixed(secret) => Ok(secret.clone()),
+            TokenSource::Fixed(secret) => Ok((secret.clone(), TokenGeneration::default())),
             TokenSource::Credential {
                 kind,
                 make,
                 current,
                 scope,
             } => {
-                let mut credential = current.lock().await;
-                if refresh {
+                let mut current = current.lock().await;
+                if refused == Some(current.0) {
                     tracing::debug!(
                         "sign-in: Graph refused the token; signing in again with the {} credential",
                         kind_name(*kind)
                     );
-                    *credential = make().map_err(|e| sign_in_failed(*kind, &e))?;
+                    current.1 = make().map_err(|e| sign_in_failed(*kind, &e))?;
+                    current.0 = TokenGeneration(current.0 .0 + 1);
                 }
-                let token = credential
+                let token = current
+                    .1
                     .get_token(&[scope.as_str()], None)
                     .await
                     .map_err(|e| sign_in_failed(*kind, &e))?;
@@ -160,7 +174,7 @@ impl TokenSource {
                     kind_name(*kind),
                     token.expires_on
                 );
-                Ok(token.token)
+                Ok((token.token, current.0))
             }
         }
     }
@@ -309,7 +323,7 @@ impl AuthArgs {
         Ok(TokenSource::Credential {
             kind,
             make,
-            current: Mutex::new(current),
+            current: Mutex::new((TokenGeneration::default(), current)),
             scope,
         })
     }

@@ -285,7 +285,7 @@ impl GraphClient {
             if let Some(body) = body {
                 request = request.json(body);
             }
-            let request = self.tokens.authorize(request).await?;
+            let (request, token_generation) = self.tokens.authorize(request).await?;
             self.requests.fetch_add(1, Ordering::Relaxed);
             let sent = std::time::Instant::now();
             let outcome = match request.send().await {
@@ -319,7 +319,7 @@ impl GraphClient {
                     }
                     refreshed = true;
                     tracing::info!("{line}: the token was refused; signing in again");
-                    self.tokens.refresh().await?;
+                    self.tokens.refresh(token_generation).await?;
                     continue;
                 }
                 Err(Failure::Retry { wait, error }) => {

@@ -787,6 +787,53 @@ fn ctrl_c_finishes_in_flight_writes_and_reports_every_row() {
     );
 }
 
+/// Every token expiring at once while dozens of writes are in flight: each meets a 401, and
+/// one new sign-in serves them all (the soak saw up to eleven before).
+#[test]
+fn every_token_expiring_mid_run_costs_one_new_sign_in() {
+    let dir = Dir::new();
+    let (tenant, export) = generated(&dir, 600);
+    let cert = dir.join("emulator.pem");
+    let config = Config {
+        clients: vec![("app-1".into(), "emulator-only-secret".into())],
+        latency_ms: (40, 80),
+        tls_cert_out: Some(cert.clone()),
+        ..fast()
+    };
+    let graph = Graph::start(tenant, config);
+    let url = graph.url().to_string();
+    let child = dir
+        .hardmatch()
+        .args(["apply", "--yes", "-q", "--auth", "secret"])
+        .args(["--graph-url", &url, "--login-url", &url, "--ca-cert"])
+        .arg(&cert)
+        .args(["--write-rate", "2000", "--concurrency", "32"])
+        .arg(&export)
+        .args(["-o", "r.csv"])
+        .env("AZURE_TENANT_ID", "generated")
+        .env("AZURE_CLIENT_ID", "app-1")
+        .env("AZURE_CLIENT_SECRET", "emulator-only-secret")
+        .env_remove("HARDMATCH_ACCESS_TOKEN")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while graph.stats().writes_applied.len() < 100 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    graph.running.emulator.expire_tokens();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = report_rows(&dir.join("r.csv"));
+    assert_eq!(rows.len(), 600);
+    assert!(rows.iter().all(|r| r["outcome"] == "stamped"));
+    let stats = graph.stats();
+    assert!(stats.writes_applied.len() == 600 && stats.writes_applied.values().all(|n| *n == 1));
+    assert_eq!(
+        stats.tokens_issued, 2,
+        "the first sign-in and one after the expiry"
+    );
+}
+
 #[test]
 fn client_secret_sign_in_and_a_token_expiring_mid_run() {
     let dir = Dir::new();
