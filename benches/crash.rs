@@ -20,7 +20,6 @@ mod common;
 
 const TOKEN: &str = "crash-bench-token";
 const TIME_SCALE: f64 = 20.0;
-const QUOTA_PER_SEC: f64 = 20.0;
 
 /// The synthetic tenant, every third user holding an anchor from an earlier attempt.
 fn tenant(users: usize) -> Tenant {
@@ -33,16 +32,12 @@ fn tenant(users: usize) -> Tenant {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let args = common::positional_args();
     let users: usize = args.first().map_or(5_000, |a| a.parse().expect("USERS"));
     let kills: usize = args.get(1).map_or(20, |a| a.parse().expect("KILLS"));
     let seed: u64 = args.get(2).map_or(1, |a| a.parse().expect("SEED"));
     let dir = tempfile::tempdir().unwrap();
-    let export = dir.path().join("export.csv");
-    std::fs::write(&export, synthetic::export_csv(users)).unwrap();
+    let export = common::export(dir.path(), users);
     let report = dir.path().join("report.csv");
     let journal = dir.path().join("report.csv.journal");
     let before = tenant(users);
@@ -59,7 +54,7 @@ fn main() {
     let running = runtime
         .block_on(emulator::spawn(before.clone(), config))
         .unwrap();
-    let rate = (QUOTA_PER_SEC * TIME_SCALE).to_string();
+    let rate = common::write_rate(TIME_SCALE);
     let hardmatch = |args: &[&str]| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_hardmatch"));
         command

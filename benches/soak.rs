@@ -20,19 +20,13 @@ mod common;
 const FAULTS: &str = "500=0.01,503=0.03,504=0.01,reset=0.01,seed=7";
 /// The storm: every request answered 429 for this long (emulated seconds).
 const STORM_SECS: f64 = 60.0;
-/// The documented write quota: 3,000 writes per 150 s per app and tenant.
-const QUOTA_PER_SEC: f64 = 20.0;
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let args = common::positional_args();
     let users: usize = args.first().map_or(100_000, |a| a.parse().expect("USERS"));
     let scale: f64 = args.get(1).map_or(20.0, |a| a.parse().expect("TIME_SCALE"));
     let dir = tempfile::tempdir().unwrap();
-    let export = dir.path().join("export.csv");
-    std::fs::write(&export, synthetic::export_csv(users)).unwrap();
+    let export = common::export(dir.path(), users);
     let cert = dir.path().join("emulator.pem");
     let report = dir.path().join("report.csv");
     let config = Config {
@@ -53,7 +47,7 @@ fn main() {
     let running = runtime
         .block_on(emulator::spawn(synthetic::tenant(users), config))
         .unwrap();
-    let rate = (QUOTA_PER_SEC * scale).to_string();
+    let rate = common::write_rate(scale);
     let mut child = Command::new(env!("CARGO_BIN_EXE_hardmatch"))
         .args(["apply", "--yes", "-q", "--auth", "secret"])
         .args(["--graph-url", &running.url, "--login-url", &running.url])
