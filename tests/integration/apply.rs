@@ -6,7 +6,7 @@ use std::time::Duration;
 use hardmatch::emulator::throttle::Quotas;
 use hardmatch::emulator::Config;
 
-use crate::util::{fast, generated, report_rows, run, sample, stderr, Dir, Graph};
+use crate::util::{fast, generated, report_rows, run, sample, stderr, Dir, Graph, CLIENT_SECRET};
 
 /// What samples/README.md says each sample person ends as, planned.
 const PLANNED: [(&str, &str); 13] = [
@@ -795,25 +795,17 @@ fn every_token_expiring_mid_run_costs_one_new_sign_in() {
     let (tenant, export) = generated(&dir, 600);
     let cert = dir.join("emulator.pem");
     let config = Config {
-        clients: vec![("app-1".into(), "emulator-only-secret".into())],
+        clients: vec![("app-1".into(), CLIENT_SECRET.into())],
         latency_ms: (40, 80),
         tls_cert_out: Some(cert.clone()),
         ..fast()
     };
     let graph = Graph::start(tenant, config);
-    let url = graph.url().to_string();
-    let child = dir
-        .hardmatch()
-        .args(["apply", "--yes", "-q", "--auth", "secret"])
-        .args(["--graph-url", &url, "--login-url", &url, "--ca-cert"])
-        .arg(&cert)
+    let child = graph
+        .hardmatch_with_secret(&dir, &["apply", "--yes", "-q"], CLIENT_SECRET)
         .args(["--write-rate", "2000", "--concurrency", "32"])
         .arg(&export)
         .args(["-o", "r.csv"])
-        .env("AZURE_TENANT_ID", "generated")
-        .env("AZURE_CLIENT_ID", "app-1")
-        .env("AZURE_CLIENT_SECRET", "emulator-only-secret")
-        .env_remove("HARDMATCH_ACCESS_TOKEN")
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -840,35 +832,17 @@ fn client_secret_sign_in_and_a_token_expiring_mid_run() {
     let (tenant, export) = generated(&dir, 60);
     let cert = dir.join("emulator.pem");
     let config = Config {
-        clients: vec![("app-1".into(), "emulator-only-secret".into())],
+        clients: vec![("app-1".into(), CLIENT_SECRET.into())],
         // Tokens live 2 s: a 60-row run at 20 writes/s outlives several of them.
         token_lifetime_secs: 2.0,
         tls_cert_out: Some(cert.clone()),
         ..fast()
     };
     let graph = Graph::start(tenant, config);
-    let url = graph.url().to_string();
-    let out = run(dir
-        .hardmatch()
-        .args([
-            "apply",
-            "--yes",
-            "-q",
-            "--auth",
-            "secret",
-            "--graph-url",
-            &url,
-            "--login-url",
-            &url,
-            "--ca-cert",
-        ])
-        .arg(&cert)
+    let out = run(graph
+        .hardmatch_with_secret(&dir, &["apply", "--yes", "-q"], CLIENT_SECRET)
         .arg(&export)
-        .args(["-o", "r.csv"])
-        .env("AZURE_TENANT_ID", "generated")
-        .env("AZURE_CLIENT_ID", "app-1")
-        .env("AZURE_CLIENT_SECRET", "emulator-only-secret")
-        .env_remove("HARDMATCH_ACCESS_TOKEN"));
+        .args(["-o", "r.csv"]));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let rows = report_rows(&dir.join("r.csv"));
     assert!(rows.iter().all(|r| r["outcome"] == "stamped"));
@@ -883,7 +857,7 @@ fn client_secret_sign_in_and_a_token_expiring_mid_run() {
         std::fs::read_to_string(dir.join("r.csv")).unwrap()
     );
     assert!(
-        !everything.contains("emulator-only-secret"),
+        !everything.contains(CLIENT_SECRET),
         "the secret never reaches output"
     );
 }

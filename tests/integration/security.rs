@@ -143,17 +143,9 @@ fn a_client_secret_and_the_tokens_it_buys_appear_nowhere_at_the_most_verbose_lev
             ..fast()
         },
     );
-    let url = graph.url().to_string();
     let outputs = every_command(|args| {
-        let mut cmd = dir.hardmatch();
-        cmd.args(args)
-            .args(["-vv", "--auth", "secret", "--graph-url", &url])
-            .args(["--login-url", &url, "--ca-cert"])
-            .arg(&cert)
-            .env("AZURE_TENANT_ID", "generated")
-            .env("AZURE_CLIENT_ID", "app-1")
-            .env("AZURE_CLIENT_SECRET", &secret)
-            .env_remove("HARDMATCH_ACCESS_TOKEN");
+        let mut cmd = graph.hardmatch_with_secret(&dir, args, &secret);
+        cmd.arg("-vv");
         cmd
     });
     assert_logged_verbosely(&outputs);
@@ -274,23 +266,13 @@ fn a_wrong_secret_or_a_refused_token_leaves_no_trace_in_the_error() {
             ..fast()
         },
     );
-    let url = graph.url().to_string();
     let mut outputs = Vec::new();
     for args in [
         &["plan", "export.csv", "-o", "plan.csv"][..],
         &["apply", "export.csv", "-o", "applied.csv", "--yes"],
         &["snapshot", "-o", "tenant-copy.json"],
     ] {
-        let out = run(dir
-            .hardmatch()
-            .args(args)
-            .args(["-vv", "--auth", "secret", "--graph-url", &url])
-            .args(["--login-url", &url, "--ca-cert"])
-            .arg(&cert)
-            .env("AZURE_TENANT_ID", "generated")
-            .env("AZURE_CLIENT_ID", "app-1")
-            .env("AZURE_CLIENT_SECRET", &wrong)
-            .env_remove("HARDMATCH_ACCESS_TOKEN"));
+        let out = run(graph.hardmatch_with_secret(&dir, args, &wrong).arg("-vv"));
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
         assert!(stderr(&out).contains("AADSTS7000215"), "{}", stderr(&out));
         outputs.push((format!("wrong secret: {args:?}"), out));

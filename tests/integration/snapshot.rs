@@ -8,7 +8,7 @@ use hardmatch::emulator::throttle::Quotas;
 use hardmatch::emulator::Config;
 use hardmatch::tenant::Tenant;
 
-use crate::util::{fast, generated, report_rows, run, stderr, Dir, Graph};
+use crate::util::{fast, generated, report_rows, run, stderr, Dir, Graph, CLIENT_SECRET};
 
 fn ids(tenant: &Tenant) -> BTreeSet<String> {
     tenant.users.iter().map(|u| u.id.clone()).collect()
@@ -64,24 +64,18 @@ fn a_token_expiring_mid_snapshot_is_renewed_and_the_snapshot_is_whole() {
     let (tenant, _) = generated(&dir, 3_000);
     let cert = dir.join("emulator.pem");
     let config = Config {
-        clients: vec![("app-1".into(), "emulator-only-secret".into())],
+        clients: vec![("app-1".into(), CLIENT_SECRET.into())],
         // Some request in the listing makes every issued token expire.
         faults: "expire=0.3,seed=4".parse().unwrap(),
         tls_cert_out: Some(cert.clone()),
         ..fast()
     };
     let graph = Graph::start(tenant, config);
-    let url = graph.url().to_string();
-    let out = run(dir
-        .hardmatch()
-        .args(["snapshot", "--auth", "secret", "--graph-url", &url])
-        .args(["--login-url", &url, "--ca-cert"])
-        .arg(&cert)
-        .args(["-o", "tenant.json"])
-        .env("AZURE_TENANT_ID", "generated")
-        .env("AZURE_CLIENT_ID", "app-1")
-        .env("AZURE_CLIENT_SECRET", "emulator-only-secret")
-        .env_remove("HARDMATCH_ACCESS_TOKEN"));
+    let out = run(&mut graph.hardmatch_with_secret(
+        &dir,
+        &["snapshot", "-o", "tenant.json"],
+        CLIENT_SECRET,
+    ));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_whole(&graph, &dir);
     let stats = graph.stats();

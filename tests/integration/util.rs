@@ -109,7 +109,12 @@ pub fn assert_same(expected: &str, actual: &str) {
 pub struct Graph {
     pub running: hardmatch::emulator::Running,
     runtime: tokio::runtime::Runtime,
+    /// The emulator's TLS certificate, when it serves HTTPS (`tls_cert_out`).
+    ca_cert: Option<PathBuf>,
 }
+
+/// The client secret tests give the emulator's `app-1`: not a secret anywhere else.
+pub const CLIENT_SECRET: &str = "emulator-only-secret";
 
 pub const TOKEN: &str = "integration-token";
 
@@ -124,10 +129,15 @@ impl Graph {
             access_token: config.access_token.clone().or(Some(TOKEN.into())),
             ..config
         };
+        let ca_cert = config.tls_cert_out.clone();
         let running = runtime
             .block_on(hardmatch::emulator::spawn(tenant, config))
             .unwrap();
-        Graph { running, runtime }
+        Graph {
+            running,
+            runtime,
+            ca_cert,
+        }
     }
 
     /// The sample tenant, no latency.
@@ -158,6 +168,22 @@ impl Graph {
         cmd.args(args)
             .args(["--graph-url", self.url()])
             .env("HARDMATCH_ACCESS_TOKEN", TOKEN);
+        cmd
+    }
+
+    /// The binary signed in as `app-1` with the client `secret`, through this emulator's
+    /// HTTPS token endpoint (start it with `tls_cert_out` and a generated tenant).
+    pub fn hardmatch_with_secret(&self, dir: &Dir, args: &[&str], secret: &str) -> Command {
+        let cert = self.ca_cert.as_ref().expect("an emulator serving HTTPS");
+        let mut cmd = dir.hardmatch();
+        cmd.args(args)
+            .args(["--auth", "secret", "--graph-url", self.url()])
+            .args(["--login-url", self.url(), "--ca-cert"])
+            .arg(cert)
+            .env("AZURE_TENANT_ID", "generated")
+            .env("AZURE_CLIENT_ID", "app-1")
+            .env("AZURE_CLIENT_SECRET", secret)
+            .env_remove("HARDMATCH_ACCESS_TOKEN");
         cmd
     }
 
