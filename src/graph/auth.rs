@@ -113,6 +113,12 @@ pub enum TokenSource {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TokenGeneration(u64);
 
+impl TokenGeneration {
+    fn next(self) -> TokenGeneration {
+        TokenGeneration(self.0 + 1)
+    }
+}
+
 impl std::fmt::Debug for TokenSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -162,7 +168,7 @@ impl TokenSource {
                         kind_name(*kind)
                     );
                     current.1 = make().map_err(|e| sign_in_failed(*kind, &e))?;
-                    current.0 = TokenGeneration(current.0 .0 + 1);
+                    current.0 = current.0.next();
                 }
                 let token = current
                     .1

@@ -871,12 +871,12 @@ fn transport_failure(error: &reqwest::Error) -> String {
         "the request failed"
     };
     let mut message = what.to_string();
-    if let Some(host) = error.url().and_then(|url| url.host_str()) {
-        let port = error.url().and_then(|url| url.port());
-        message.push_str(&match port {
-            Some(port) => format!(" ({host}:{port})"),
-            None => format!(" ({host})"),
-        });
+    if let Some(url) = error.url() {
+        match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => message.push_str(&format!(" ({host}:{port})")),
+            (Some(host), None) => message.push_str(&format!(" ({host})")),
+            (None, _) => {}
+        }
     }
     let mut cause = std::error::Error::source(error);
     while let Some(deeper) = cause.and_then(|e| e.source()) {

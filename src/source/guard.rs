@@ -11,7 +11,8 @@
 //!   24 GB), and handed to calamine rebuilt by cfb; its sheets' declared dimensions and cell
 //!   positions are measured before calamine makes them dense.
 
-use std::io::{BufReader, Cursor, Read, Write};
+use std::fs::File;
+use std::io::{BufReader, Cursor, Read, Seek, Write};
 use std::path::Path;
 
 use super::spreadsheet::{EXCEL_COLUMNS, EXCEL_ROWS};
@@ -23,15 +24,26 @@ pub(super) enum Checked {
     RebuiltXls(Cursor<Vec<u8>>),
 }
 
+/// How every zip file (XLSX, XLSM, XLSB, ODS) begins.
+pub(super) const ZIP_SIGNATURE: &[u8] = b"PK\x03\x04";
+
+/// How every OLE2 compound file (XLS, and encrypted Office files) begins.
+pub(super) const OLE2_SIGNATURE: &[u8] = &[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+
 /// Checks the workbook at `path` (see the module docs).
 pub(super) fn check(name: &str, path: &Path) -> crate::Result<Checked> {
-    let mut signature = [0u8; 8];
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let read = file.read(&mut signature).map_err(|e| Error::io(path, e))?;
-    if signature[..read] == OLE2_SIGNATURE {
-        return rebuilt_xls(name, path).map(Checked::RebuiltXls);
+    let io = |e| Error::io(path, e);
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut signature = Vec::with_capacity(OLE2_SIGNATURE.len());
+    (&mut file)
+        .take(OLE2_SIGNATURE.len() as u64)
+        .read_to_end(&mut signature)
+        .map_err(io)?;
+    file.rewind().map_err(io)?;
+    if signature == OLE2_SIGNATURE {
+        return rebuilt_xls(name, file).map(Checked::RebuiltXls);
     }
-    check_zip(name, path)?;
+    check_zip(name, file)?;
     Ok(Checked::File)
 }
 
@@ -48,8 +60,7 @@ const MAX_RATIO: u64 = 1032;
 /// over [`MAX_PARTS`] in all. The sizes the zip declares are checked first; a part large enough
 /// to hide more than it declares is inflated once into nothing, counting, and stopped at the
 /// limit. Anything that is not a zip is left alone.
-fn check_zip(name: &str, path: &Path) -> crate::Result<()> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+fn check_zip(name: &str, file: File) -> crate::Result<()> {
     let Ok(mut zip) = zip::ZipArchive::new(std::io::BufReader::new(file)) else {
         return Ok(());
     };
@@ -227,9 +238,6 @@ fn unreadable(name: &str, error: zip::result::ZipError) -> Error {
     Error::Input(format!("{name}: not a readable workbook: {error}"))
 }
 
-/// How every OLE2 compound file (XLS, and encrypted Office files) begins.
-const OLE2_SIGNATURE: [u8; 8] = [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
-
 /// The most cells calamine may build for a workbook's sheets when it makes them dense (ODS and
 /// XLS): about 56 bytes a cell (value and formula); a million users with twenty columns is
 /// twenty million cells.
@@ -246,13 +254,13 @@ fn too_many_cells(name: &str) -> Error {
 /// that loop or cross and streams longer than the file, measures its sheets
 /// ([`check_biff_extent`]), and writes the stream into a new compound file for calamine: what
 /// calamine then parses has chains cfb wrote, whatever the original's were.
-fn rebuilt_xls(name: &str, path: &Path) -> crate::Result<Cursor<Vec<u8>>> {
+fn rebuilt_xls(name: &str, file: File) -> crate::Result<Cursor<Vec<u8>>> {
     let unreadable = |e: std::io::Error| {
         Error::Input(format!(
             "{name}: not a readable workbook: {e}; open it in Excel and save it again, or save the sheet as CSV"
         ))
     };
-    let mut container = cfb::open(path).map_err(unreadable)?;
+    let mut container = cfb::CompoundFile::open(file).map_err(unreadable)?;
     let stream_name = ["/Workbook", "/Book"]
         .into_iter()
         .find(|s| container.is_stream(s))

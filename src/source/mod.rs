@@ -353,7 +353,7 @@ fn has_workbook_extension(path: &Path) -> bool {
 
 /// Zip (XLSX, ODS) and OLE2 (XLS) signatures, for workbooks with a misleading extension.
 fn is_workbook(bytes: &[u8]) -> bool {
-    bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0])
+    bytes.starts_with(guard::ZIP_SIGNATURE) || bytes.starts_with(guard::OLE2_SIGNATURE)
 }
 
 /// LDIF by extension, or by its first meaningful line (`dn:`, `version:`); else CSV.
