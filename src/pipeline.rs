@@ -158,12 +158,14 @@ pub async fn read_tenant(
 ) -> crate::Result<TenantRead> {
     tracing::info!("reading the tenant ({strategy:?})");
     let bar = progress::spinner("reading the tenant");
-    let read = client
+    let started = chrono::Utc::now();
+    let mut read = client
         .read_tenant(wanted, strategy, |what, n| {
             bar.set_message(format!("reading the tenant: {n} {what}"))
         })
         .await
         .map_err(|e| crate::Error::Other(format!("cannot read the tenant: {e}")))?;
+    read.tenant.taken_at = Some(started);
     bar.finish_and_clear();
     tracing::info!("tenant read: {}", read.how);
     Ok(read)

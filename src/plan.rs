@@ -510,6 +510,7 @@ mod tests {
         twin_b.proxy_addresses = vec!["SMTP:Twins@contoso.com".into(), "x500:/o=x".into()];
         Tenant {
             tenant_id: "t".into(),
+            taken_at: None,
             domains: vec![
                 Domain {
                     id: "contoso.com".into(),

@@ -5,6 +5,7 @@
 //! `GET /v1.0/users?$select=...` returns for it.
 
 use std::path::Path;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +16,10 @@ use crate::error::Error;
 #[serde(rename_all = "camelCase")]
 pub struct Tenant {
     pub tenant_id: String,
+    /// When `hardmatch snapshot` read the tenant: an offline plan states its data's age.
+    /// Absent in files written by hand or by hardmatch before 0.2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_at: Option<chrono::DateTime<chrono::Utc>>,
     #[serde(default)]
     pub domains: Vec<Domain>,
     #[serde(default)]
@@ -24,6 +29,14 @@ pub struct Tenant {
     /// `blockCloudObjectTakeoverThroughHardMatchEnabled`, when it could be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block_cloud_object_takeover_through_hard_match_enabled: Option<bool>,
+}
+
+/// How old a tenant file is, in words for the summary, and whether it is too old (or its age
+/// unknown) for a plan to be trusted without a warning.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgeNote {
+    pub text: String,
+    pub stale: bool,
 }
 
 /// A verified domain of the tenant.
@@ -148,6 +161,37 @@ impl Tenant {
         }
     }
 
+    /// The report summary's line on how old an offline tenant file is, and whether that is
+    /// older than `max_age` (or unknown): a board must not approve a plan made from a tenant
+    /// that has moved on since.
+    pub fn age_note(&self, now: chrono::DateTime<chrono::Utc>, max_age: Duration) -> AgeNote {
+        let Some(taken_at) = self.taken_at else {
+            return AgeNote {
+                text: "unknown: the tenant file does not say when it was read (written by hand or by an older hardmatch); take a new one with `hardmatch snapshot`".into(),
+                stale: true,
+            };
+        };
+        let age = (now - taken_at).to_std().unwrap_or_default();
+        let rounded = Duration::from_secs(age.as_secs() / 60 * 60);
+        let shown = if rounded.is_zero() {
+            "under a minute".to_string()
+        } else {
+            humantime::format_duration(rounded).to_string()
+        };
+        let stale = age > max_age;
+        let mut text = format!(
+            "read {} ({shown} ago)",
+            taken_at.format("%Y-%m-%d %H:%M:%S UTC")
+        );
+        if stale {
+            text.push_str(&format!(
+                ", older than --max-snapshot-age {}: take a new one with `hardmatch snapshot` before a board approves this plan",
+                humantime::format_duration(max_age)
+            ));
+        }
+        AgeNote { text, stale }
+    }
+
     /// Users by object id, for the many lookups by id a run makes.
     pub fn users_by_id(&self) -> std::collections::HashMap<&str, &User> {
         self.users.iter().map(|u| (u.id.as_str(), u)).collect()
@@ -166,6 +210,43 @@ impl Tenant {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tenant_file_says_how_old_it_is_and_warns_past_the_limit_or_without_a_time() {
+        let now: chrono::DateTime<chrono::Utc> = "2026-12-03T12:00:00Z".parse().unwrap();
+        let day = Duration::from_secs(86_400);
+        let at = |taken: &str| Tenant {
+            taken_at: Some(taken.parse().unwrap()),
+            ..Tenant::default()
+        };
+
+        let fresh = at("2026-12-03T09:30:00Z").age_note(now, day);
+        assert_eq!(fresh.text, "read 2026-12-03 09:30:00 UTC (2h 30m ago)");
+        assert!(!fresh.stale);
+
+        let old = at("2026-11-30T12:00:00Z").age_note(now, day);
+        assert!(old.stale);
+        assert!(
+            old.text.starts_with(
+                "read 2026-11-30 12:00:00 UTC (3days ago), older than --max-snapshot-age 1day"
+            ),
+            "{}",
+            old.text
+        );
+
+        assert!(at("2026-11-30T12:00:00Z")
+            .age_note(now, day * 7)
+            .text
+            .ends_with("(3days ago)"));
+        assert!(at("2026-12-03T11:59:30Z")
+            .age_note(now, day)
+            .text
+            .ends_with("(under a minute ago)"));
+
+        let unknown = Tenant::default().age_note(now, day);
+        assert!(unknown.stale);
+        assert!(unknown.text.starts_with("unknown"), "{}", unknown.text);
+    }
 
     #[test]
     fn case_folds_but_look_alikes_do_not() {

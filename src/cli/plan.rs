@@ -16,7 +16,8 @@ Examples:
   # Plan against the live tenant (read-only), signed in with the Azure CLI:
   hardmatch plan users.csv -o plan.xlsx
 
-  # Plan offline against a snapshot taken earlier with `hardmatch snapshot -o tenant.json`:
+  # Plan offline against a snapshot taken earlier with `hardmatch snapshot -o tenant.json`
+  # (the summary states its age; older than a day, or --max-snapshot-age, it warns):
   hardmatch plan users.csv --snapshot tenant.json -o plan.xlsx
 
   # Rehearse against an emulated copy of the sample tenant:
@@ -44,6 +45,10 @@ pub struct Args {
     /// Plan offline against a tenant file written by `hardmatch snapshot`.
     #[arg(long, value_name = "FILE", conflicts_with = "emulate")]
     pub snapshot: Option<PathBuf>,
+
+    /// Warn when the --snapshot file was read longer ago than this (e.g. 12h, 2days).
+    #[arg(long, value_name = "AGE", default_value = "1day", value_parser = humantime::parse_duration)]
+    pub max_snapshot_age: std::time::Duration,
 
     #[command(flatten)]
     pub target: TargetArgs,
@@ -102,11 +107,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let source = args.input.open()?;
     let prepared = pipeline::prepare(&source, &args.input.compute_options())?;
     let (tenant, read_note, usage) = match &args.snapshot {
-        Some(path) => (
-            Tenant::load(path)?,
-            format!("offline, from {}", path.display()),
-            Vec::new(),
-        ),
+        Some(path) => {
+            let tenant = Tenant::load(path)?;
+            let age = tenant.age_note(started, args.max_snapshot_age);
+            if age.stale {
+                eprintln!("WARNING: snapshot {}: {}", path.display(), age.text);
+            }
+            let label = if age.stale {
+                "WARNING: snapshot age"
+            } else {
+                "snapshot age"
+            };
+            let age_note = (label.to_string(), age.text);
+            (
+                tenant,
+                format!("offline, from {}", path.display()),
+                vec![age_note],
+            )
+        }
         None => {
             let wanted = prepared.wanted(args.plan.match_by, Mode::Stamp);
             target::runtime()?.block_on(read_live(&args.target, &wanted, args.read.strategy))?

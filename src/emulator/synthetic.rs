@@ -18,6 +18,7 @@ pub fn cloud_id(i: usize) -> String {
 pub fn tenant(n: usize) -> Tenant {
     Tenant {
         tenant_id: "generated".into(),
+        taken_at: None,
         domains: vec![Domain {
             id: "contoso.com".into(),
             ..Domain::default()

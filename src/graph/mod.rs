@@ -792,6 +792,7 @@ impl GraphClient {
         let tenant_id = self.tenant_id_hint(&domains);
         Ok(Tenant {
             tenant_id,
+            taken_at: None,
             domains: domains
                 .into_iter()
                 .map(parse)

@@ -260,3 +260,63 @@ fn match_by_mail_finds_mail_and_smtp_proxies_alike_with_either_read() {
         );
     }
 }
+
+/// A snapshot records when it was read; a plan made from it states that age in its summary,
+/// and warns when it is older than `--max-snapshot-age` or does not say.
+#[test]
+fn a_snapshot_records_its_time_and_a_plan_from_it_states_its_age() {
+    let dir = Dir::new();
+    let graph = Graph::sample();
+    let before = chrono::Utc::now();
+    let out = run(&mut graph.hardmatch(&dir, &["snapshot", "-o", "tenant.json"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let saved = Tenant::load(&dir.join("tenant.json")).unwrap();
+    let taken = saved.taken_at.expect("the snapshot says when it was read");
+    assert!(taken >= before && taken <= chrono::Utc::now(), "{taken}");
+
+    let plan = |tenant: &str, extra: &[&str]| {
+        let out = run(dir
+            .hardmatch()
+            .args([
+                "plan",
+                crate::util::sample("getaduser-ps51.csv").to_str().unwrap(),
+            ])
+            .args(["--snapshot", tenant, "-o", "plan.json"])
+            .args(extra));
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("plan.json")).unwrap()).unwrap();
+        let notes = json["summary"]["notes"].as_array().unwrap().clone();
+        let age = notes
+            .iter()
+            .find(|n| n[0].as_str().unwrap().ends_with("snapshot age"))
+            .expect("an age note")
+            .clone();
+        (stderr(&out), age)
+    };
+
+    let (err, age) = plan("tenant.json", &[]);
+    assert_eq!(age[0], "snapshot age", "{age}");
+    assert!(age[1].as_str().unwrap().starts_with("read "), "{age}");
+    assert!(!err.contains("WARNING: snapshot"), "{err}");
+
+    let mut old = saved.clone();
+    old.taken_at = Some(taken - chrono::Duration::days(3));
+    old.save(&dir.join("old.json")).unwrap();
+    let (err, age) = plan("old.json", &[]);
+    assert_eq!(age[0], "WARNING: snapshot age", "{age}");
+    assert!(err.contains("WARNING: snapshot old.json: read "), "{err}");
+    assert!(err.contains("older than --max-snapshot-age 1day"), "{err}");
+    let (err, age) = plan("old.json", &["--max-snapshot-age", "1week"]);
+    assert_eq!(age[0], "snapshot age", "{age}");
+    assert!(!err.contains("WARNING: snapshot"), "{err}");
+
+    let mut timeless = saved;
+    timeless.taken_at = None;
+    timeless.save(&dir.join("timeless.json")).unwrap();
+    let (err, age) = plan("timeless.json", &[]);
+    assert!(age[1].as_str().unwrap().starts_with("unknown"), "{age}");
+    assert!(
+        err.contains("WARNING: snapshot timeless.json: unknown"),
+        "{err}"
+    );
+}
