@@ -28,6 +28,10 @@ Examples:
   hardmatch apply users.csv -o wave1.csv --max-writes 10 --yes
   hardmatch apply users.csv -o wave1.csv --resume wave1.csv.journal --yes
 
+  # A rehearsal that outlives one command: apply, then roll back what apply did:
+  hardmatch apply users.csv --emulate tenant.json --state rehearsal.json --yes -o report.csv
+  hardmatch rollback report.csv.journal --emulate tenant.json --state rehearsal.json --yes -o rollback.csv
+
   # Exactly the rows of a plan the change board approved, re-checked for drift:
   hardmatch plan users.csv -o plan.json
   hardmatch apply plan.json -o report.csv
@@ -222,9 +226,7 @@ impl WriteRun<'_> {
             self.output.display(),
             journal.display()
         );
-        if let Some(emulator) = self.connection.emulator {
-            emulator.stop().await;
-        }
+        self.connection.close().await;
         Ok(if interrupted {
             ExitCode::from(130)
         } else {

@@ -20,6 +20,9 @@ Examples:
   # A 10,000-user migration in seconds: the clock runs 60 times faster, with Graph's faults:
   hardmatch emulator --tenant tenant.json --time-scale 60 --faults 503=0.05,reset=0.01,seed=1 --access-token t
 
+  # A rehearsal tenant that outlives the emulator (saved on Ctrl-C, picked up next time):
+  hardmatch emulator --tenant tenant.json --state rehearsal.json --access-token rehearsal
+
   # HTTPS and client-credential sign-in, for clients that insist on both:
   hardmatch emulator --tenant samples/tenant.json --tls --cert-out emulator.pem --client-id app1 --client-secret '<a made-up secret>'
 
@@ -37,6 +40,11 @@ pub struct Args {
     /// The tenant file (the format `hardmatch snapshot` writes; see samples/tenant.json).
     #[arg(long, value_name = "FILE")]
     pub tenant: PathBuf,
+
+    /// Keep the tenant in FILE across runs: read from it when it exists (else from --tenant),
+    /// written back when the emulator stops (Ctrl-C), so a rehearsal can go on another day.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
 
     /// Address to listen on. Keep it on loopback: the emulator has no real security.
     #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
@@ -169,12 +177,19 @@ impl Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let tenant = Tenant::load(&args.tenant)?;
+    let tenant = match &args.state {
+        Some(state) if state.exists() => Tenant::load(state)?,
+        _ => Tenant::load(&args.tenant)?,
+    };
     let config = args.config()?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
         let running = emulator::spawn_on(listener, tenant, config).await?;
+        let _state = args
+            .state
+            .clone()
+            .map(|path| emulator::StateFile::new(path, std::sync::Arc::clone(&running.emulator)));
         let mut stdout = std::io::stdout();
         writeln!(stdout, "listening on {}", running.url)?;
         if let Some(cert) = &running.cert_path {

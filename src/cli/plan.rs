@@ -160,10 +160,8 @@ async fn read_live(
 ) -> anyhow::Result<(Tenant, String, Vec<(String, String)>)> {
     let connection = target.connect().await?;
     let read = pipeline::read_tenant(&connection.client, wanted, strategy).await?;
-    if let Some(emulator) = connection.emulator {
-        emulator.stop().await;
-    }
     let usage = connection.client.usage_notes();
+    connection.close().await;
     Ok((read.tenant, format!("live, {}", read.how), usage))
 }
 

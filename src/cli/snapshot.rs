@@ -42,9 +42,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .await?
             .tenant;
         let requests = connection.client.requests();
-        if let Some(emulator) = connection.emulator {
-            emulator.stop().await;
-        }
+        connection.close().await;
         anyhow::Ok((tenant, requests))
     })?;
     tenant.save(&args.output)?;

@@ -18,6 +18,12 @@ pub struct TargetArgs {
     #[arg(long, value_name = "TENANT_FILE", conflicts_with = "graph_url")]
     pub emulate: Option<PathBuf>,
 
+    /// With --emulate: keep the rehearsal tenant in FILE across commands. Read from FILE when
+    /// it exists (else from the tenant file), written back when the command ends, so that
+    /// plan, apply, rollback and snapshot act on one tenant. Delete FILE to start again.
+    #[arg(long, value_name = "FILE", requires = "emulate")]
+    pub state: Option<PathBuf>,
+
     /// Say what happens on stderr: -v each phase and each Graph request (method, path,
     /// status, request-id, attempts, retry waits); -vv also sign-in steps and throttling
     /// headers. Never a token or a secret.
@@ -38,6 +44,17 @@ pub struct ReadArgs {
 pub struct Connection {
     pub client: Arc<GraphClient>,
     pub emulator: Option<Running>,
+    /// Saves the rehearsal tenant when the command ends, however it ends (`--state`).
+    _state: Option<emulator::StateFile>,
+}
+
+impl Connection {
+    /// Stops the rehearsal emulator, if any (its `--state` is saved as the connection drops).
+    pub async fn close(self) {
+        if let Some(emulator) = self.emulator {
+            emulator.stop().await;
+        }
+    }
 }
 
 impl TargetArgs {
@@ -49,9 +66,20 @@ impl TargetArgs {
             return Ok(Connection {
                 client: Arc::new(client),
                 emulator: None,
+                _state: None,
             });
         };
-        let tenant = Tenant::load(tenant_file)?;
+        let tenant = match &self.state {
+            Some(state) if state.exists() => {
+                eprintln!(
+                    "rehearsal: the tenant as {} left it (delete it to start again from {})",
+                    state.display(),
+                    tenant_file.display()
+                );
+                Tenant::load(state)?
+            }
+            _ => Tenant::load(tenant_file)?,
+        };
         // A throwaway token: the emulator lives as long as this command.
         let token = format!("rehearsal-{}", uuid::Uuid::new_v4().simple());
         let config = Config {
@@ -74,9 +102,14 @@ impl TargetArgs {
             &running.url,
             TokenSource::Fixed(azure_core::credentials::Secret::new(token)),
         )?;
+        let state = self
+            .state
+            .clone()
+            .map(|path| emulator::StateFile::new(path, Arc::clone(&running.emulator)));
         Ok(Connection {
             client: Arc::new(client),
             emulator: Some(running),
+            _state: state,
         })
     }
 }

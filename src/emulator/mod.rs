@@ -377,6 +377,28 @@ fn add_request_ids(reply: &mut Reply, request_id: &str, client_request_id: Optio
     }
 }
 
+/// Keeps an emulator's tenant in a file across processes (`--state`): written when this is
+/// dropped, so a command that fails half-way still leaves the tenant as its writes made it.
+pub struct StateFile {
+    path: PathBuf,
+    emulator: Arc<Emulator>,
+}
+
+impl StateFile {
+    pub fn new(path: PathBuf, emulator: Arc<Emulator>) -> StateFile {
+        StateFile { path, emulator }
+    }
+}
+
+impl Drop for StateFile {
+    fn drop(&mut self) {
+        match self.emulator.tenant().save(&self.path) {
+            Ok(()) => tracing::info!("rehearsal tenant saved to {}", self.path.display()),
+            Err(e) => eprintln!("hardmatch: could not save the rehearsal tenant: {e}"),
+        }
+    }
+}
+
 /// A running emulator: its URL, its state, and how to stop it.
 pub struct Running {
     pub url: String,

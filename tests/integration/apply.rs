@@ -1013,3 +1013,54 @@ fn throttling_below_the_quota_slows_the_run_and_loses_nothing() {
     assert!(stats.throttled > 0);
     assert!(stats.writes_applied.values().all(|&n| n == 1));
 }
+
+/// `--emulate T --state S`: the rehearsal tenant outlives each command, so a rollback run as
+/// its own command undoes an earlier `apply --emulate` (before, every command started again
+/// from the tenant file and the rollback found nothing to undo).
+#[test]
+fn a_rehearsal_tenant_kept_in_a_state_file_lets_rollback_undo_an_earlier_apply() {
+    let dir = Dir::new();
+    let tenant_file = sample("tenant.json");
+    let tenant_file = tenant_file.to_str().unwrap();
+    let rehearse = |args: &[&str]| {
+        let out = run(dir.hardmatch().args(args).args([
+            "--emulate",
+            tenant_file,
+            "--state",
+            "state.json",
+            "--yes",
+            "-q",
+        ]));
+        let code = out.status.code();
+        (code, stderr(&out))
+    };
+    let before = hardmatch::tenant::Tenant::load(&sample("tenant.json")).unwrap();
+    let anchor_of = |tenant: &hardmatch::tenant::Tenant, upn: &str| {
+        tenant
+            .users
+            .iter()
+            .find(|u| u.user_principal_name == upn)
+            .unwrap()
+            .on_premises_immutable_id
+            .clone()
+    };
+
+    let sample_export = sample("excel-de.csv");
+    let (code, err) = rehearse(&["apply", sample_export.to_str().unwrap(), "-o", "report.csv"]);
+    assert_eq!(code, Some(1), "{err}");
+    let stamped = hardmatch::tenant::Tenant::load(&dir.join("state.json")).unwrap();
+    assert_eq!(anchor_of(&before, "alice.adams@contoso.com"), None);
+    assert_eq!(
+        anchor_of(&stamped, "alice.adams@contoso.com").as_deref(),
+        Some("1wfM9xV8fUSHbcAbDlqeOA==")
+    );
+
+    let (code, err) = rehearse(&["rollback", "report.csv.journal", "-o", "rollback.csv"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("the tenant as state.json left it"), "{err}");
+    let rows = report_rows(&dir.join("rollback.csv"));
+    assert_eq!(rows.len(), 5);
+    assert!(rows.iter().all(|r| r["outcome"] == "restored"), "{rows:?}");
+    let restored = hardmatch::tenant::Tenant::load(&dir.join("state.json")).unwrap();
+    assert_eq!(restored.users, before.users, "every anchor as it was");
+}

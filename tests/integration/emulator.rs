@@ -563,10 +563,22 @@ async fn tls_with_a_generated_certificate() {
 
 #[test]
 fn the_command_prints_its_url_and_serves() {
+    let (mut child, url) = spawn_command(&[]);
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let domains = runtime.block_on(get(&format!("{url}/v1.0/domains")));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(domains.status, 200);
+}
+
+/// Starts `hardmatch emulator` with extra arguments and returns it with its URL.
+fn spawn_command(extra: &[&str]) -> (std::process::Child, String) {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hardmatch"))
         .args(["emulator", "--tenant"])
         .arg(sample("tenant.json"))
         .args(["--access-token", TOKEN, "--latency-ms", "0"])
+        .args(extra)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -579,12 +591,63 @@ fn the_command_prints_its_url_and_serves() {
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("{line:?}"))
         .to_string();
-    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    (child, url)
+}
+
+/// `--state FILE`: the tenant a rehearsal changed is saved when the emulator stops (Ctrl-C)
+/// and served again by the next emulator given the same file.
+#[test]
+fn the_command_keeps_its_tenant_in_a_state_file_across_runs() {
+    let dir = crate::util::Dir::new();
+    let state = dir.join("state.json");
+    let state_arg = ["--state", state.to_str().unwrap()];
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let domains = runtime.block_on(get(&format!("{url}/v1.0/domains")));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert_eq!(domains.status, 200);
+    let user = |url: &str| {
+        runtime.block_on(get(&format!(
+            "{url}/v1.0/users/alice.adams@contoso.com?$select=onPremisesImmutableId"
+        )))
+    };
+
+    let (mut child, url) = spawn_command(&state_arg);
+    let patched = runtime.block_on(call(
+        "PATCH",
+        &format!("{url}/v1.0/users/alice.adams@contoso.com"),
+        Some(json!({"onPremisesImmutableId": "1wfM9xV8fUSHbcAbDlqeOA=="})),
+        false,
+    ));
+    assert_eq!(patched.status, 204, "{:?}", patched.body);
+    // SAFETY: kill with a child's own pid has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert!(child.wait().unwrap().success());
+    let saved = Tenant::load(&state).unwrap();
+    let alice = saved
+        .users
+        .iter()
+        .find(|u| u.user_principal_name == "alice.adams@contoso.com")
+        .unwrap();
+    assert_eq!(
+        alice.on_premises_immutable_id.as_deref(),
+        Some("1wfM9xV8fUSHbcAbDlqeOA==")
+    );
+
+    let (mut again, url) = spawn_command(&state_arg);
+    let read = user(&url);
+    again.kill().unwrap();
+    again.wait().unwrap();
+    assert_eq!(
+        read.body["onPremisesImmutableId"],
+        "1wfM9xV8fUSHbcAbDlqeOA=="
+    );
+
+    let (mut fresh, url) = spawn_command(&[]);
+    let read = user(&url);
+    fresh.kill().unwrap();
+    fresh.wait().unwrap();
+    assert_eq!(
+        read.body["onPremisesImmutableId"],
+        Value::Null,
+        "without --state, the tenant file"
+    );
 }
 
 #[tokio::test]
