@@ -12,6 +12,7 @@
 //! - [`compute`]: rows to candidates on rayon, duplicate detection inside the input.
 //! - [`outcome`]: the stable outcome codes of the report, in one place.
 //! - [`report`]: the reporter stage, one report row per input row.
+//! - [`verify`]: after the sync cycle, what it did with each row of an earlier run.
 //! - [`tenant`]: the tenant file format shared by `snapshot`, `plan --snapshot` and the emulator.
 //! - [`emulator`]: a local Microsoft Graph emulator for rehearsals and tests.
 //! - [`cli`]: one file per subcommand, with its help text and examples.
@@ -32,6 +33,7 @@ pub mod progress;
 pub mod report;
 pub mod source;
 pub mod tenant;
+pub mod verify;
 pub mod write;
 
 pub use error::{Error, Result};

@@ -42,6 +42,22 @@ pub enum Outcome {
     ThrottledOut,
     GraphError,
     NotAttempted,
+    // Verify: what the sync cycle did with a row (`hardmatch verify`).
+    /// The stamped user is synced now: same object, the anchor as stamped.
+    Matched,
+    /// Still cloud-only with the stamped anchor and no sync error: no cycle has run yet, or
+    /// the AD object is out of sync scope.
+    AwaitingSync,
+    /// The stamped user carries a sync error (the 2026 hard-match hardening among others).
+    MatchBlocked,
+    /// Another user, synced, holds the row's anchor: sync created or matched another object.
+    DuplicateCreated,
+    /// The stamped user now holds another anchor, or none.
+    AnchorChanged,
+    /// The stamped user is deleted or gone.
+    TargetGone,
+    /// The row was not stamped and nothing holds its anchor yet.
+    NotStamped,
 }
 
 /// The groups design.md sorts the outcomes into.
@@ -52,11 +68,12 @@ pub enum Group {
     Target,
     AnchorConflict,
     Service,
+    Verify,
 }
 
 impl Outcome {
     /// Every outcome, in the order reports list them.
-    pub const ALL: [Outcome; 25] = [
+    pub const ALL: [Outcome; 32] = [
         Outcome::Stamped,
         Outcome::WouldStamp,
         Outcome::AlreadyMatched,
@@ -82,6 +99,13 @@ impl Outcome {
         Outcome::ThrottledOut,
         Outcome::GraphError,
         Outcome::NotAttempted,
+        Outcome::Matched,
+        Outcome::AwaitingSync,
+        Outcome::MatchBlocked,
+        Outcome::DuplicateCreated,
+        Outcome::AnchorChanged,
+        Outcome::TargetGone,
+        Outcome::NotStamped,
     ];
 
     /// The stable code written in reports.
@@ -112,6 +136,13 @@ impl Outcome {
             Outcome::ThrottledOut => "throttled-out",
             Outcome::GraphError => "graph-error",
             Outcome::NotAttempted => "not-attempted",
+            Outcome::Matched => "matched",
+            Outcome::AwaitingSync => "awaiting-sync",
+            Outcome::MatchBlocked => "match-blocked",
+            Outcome::DuplicateCreated => "duplicate-created",
+            Outcome::AnchorChanged => "anchor-changed",
+            Outcome::TargetGone => "target-gone",
+            Outcome::NotStamped => "not-stamped",
         }
     }
 
@@ -135,12 +166,15 @@ impl Outcome {
             | TargetChangedSincePlan => Group::Target,
             AnchorHeldByUser | AnchorHeldByDeletedUser => Group::AnchorConflict,
             PermissionDenied | ThrottledOut | GraphError | NotAttempted => Group::Service,
+            Matched | AwaitingSync | MatchBlocked | DuplicateCreated | AnchorChanged
+            | TargetGone | NotStamped => Group::Verify,
         }
     }
 
-    /// True when the row needs nothing more from the admin.
+    /// True when the row needs nothing more from the admin. After the sync cycle that is a
+    /// match, or a row that was never meant to be stamped.
     pub fn is_success(self) -> bool {
-        self.group() == Group::Success
+        self.group() == Group::Success || matches!(self, Outcome::Matched | Outcome::NotStamped)
     }
 
     pub fn from_code(code: &str) -> Option<Outcome> {

@@ -72,10 +72,10 @@ impl<'de> Deserialize<'de> for AuthenticationType {
 }
 
 /// A list Graph may send as `null` instead of `[]`.
-fn null_as_empty<'de, D: serde::Deserializer<'de>>(
+fn null_as_empty<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
     deserializer: D,
-) -> Result<Vec<String>, D::Error> {
-    Ok(Option::<Vec<String>>::deserialize(deserializer)?.unwrap_or_default())
+) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// A user (or a deleted user, which also has `deletedDateTime`).
@@ -98,6 +98,45 @@ pub struct User {
     pub account_enabled: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_date_time: Option<String>,
+    /// When sync last wrote this user (set once a sync cycle has matched or created it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_premises_last_sync_date_time: Option<String>,
+    /// The errors sync met on this user, e.g. a hard match blocked by the 2026 hardening
+    /// (docs/graph.md, "What the next sync cycle does with a stamp").
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub on_premises_provisioning_errors: Vec<ProvisioningError>,
+}
+
+/// One entry of a user's `onPremisesProvisioningErrors`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvisioningError {
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub occurred_date_time: Option<String>,
+    #[serde(default)]
+    pub property_causing_error: Option<String>,
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+impl ProvisioningError {
+    /// The error in one line, for a report's `detail`.
+    pub fn describe(&self) -> String {
+        let field = |v: &Option<String>| v.as_deref().unwrap_or("?").to_string();
+        format!(
+            "{} on {} ({}): {}",
+            field(&self.category),
+            field(&self.property_causing_error),
+            field(&self.occurred_date_time),
+            field(&self.value)
+        )
+    }
 }
 
 /// The form in which two UPNs or mail addresses are compared: letters without regard to

@@ -15,6 +15,7 @@ pub mod plan;
 pub mod rollback;
 pub mod snapshot;
 pub mod target;
+pub mod verify;
 
 /// Hard-match on-premises AD users to Microsoft Entra ID cloud users in bulk.
 #[derive(Debug, Parser)]
@@ -33,6 +34,7 @@ pub enum Command {
     Clear(clear::Args),
     Rollback(rollback::Args),
     Snapshot(snapshot::Args),
+    Verify(verify::Args),
     Emulator(emulator::Args),
 }
 
@@ -48,6 +50,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Clear(args) => clear::run(args),
         Command::Rollback(args) => rollback::run(args),
         Command::Snapshot(args) => snapshot::run(args),
+        Command::Verify(args) => verify::run(args),
         Command::Emulator(args) => emulator::run(args),
     }
 }
@@ -61,6 +64,7 @@ impl Command {
             Command::Clear(args) => args.target.verbose,
             Command::Rollback(args) => args.target.verbose,
             Command::Snapshot(args) => args.target.verbose,
+            Command::Verify(args) => args.target.verbose,
             Command::Convert(_) | Command::Ids(_) | Command::Emulator(_) => 0,
         }
     }

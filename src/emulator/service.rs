@@ -183,13 +183,15 @@ impl Query {
 }
 
 /// Properties Graph returns on users only when `$select`ed.
-const SELECT_ONLY: [&str; 4] = [
+const SELECT_ONLY: [&str; 6] = [
     "onPremisesImmutableId",
     "proxyAddresses",
     "onPremisesSyncEnabled",
     "accountEnabled",
+    "onPremisesLastSyncDateTime",
+    "onPremisesProvisioningErrors",
 ];
-const SELECTABLE: [&str; 9] = [
+const SELECTABLE: [&str; 11] = [
     "id",
     "userPrincipalName",
     "displayName",
@@ -199,7 +201,11 @@ const SELECTABLE: [&str; 9] = [
     "onPremisesSyncEnabled",
     "accountEnabled",
     "deletedDateTime",
+    "onPremisesLastSyncDateTime",
+    "onPremisesProvisioningErrors",
 ];
+/// Collections: Graph answers `[]`, never `null`, for one that is empty.
+const COLLECTIONS: [&str; 2] = ["proxyAddresses", "onPremisesProvisioningErrors"];
 
 fn user_json(user: &User, select: Option<&[String]>) -> Value {
     let full = serde_json::to_value(user).expect("users serialize");
@@ -211,9 +217,14 @@ fn user_json(user: &User, select: Option<&[String]>) -> Value {
                     .iter()
                     .find(|p| p.eq_ignore_ascii_case(property))
                     .expect("checked");
+                let empty = if COLLECTIONS.contains(canonical) {
+                    json!([])
+                } else {
+                    Value::Null
+                };
                 out.insert(
                     canonical.to_string(),
-                    full.get(*canonical).cloned().unwrap_or(Value::Null),
+                    full.get(*canonical).cloned().unwrap_or(empty),
                 );
             }
         }

@@ -7,6 +7,7 @@
 
 pub mod csv;
 pub mod json;
+pub mod read;
 pub mod xlsx;
 
 use std::borrow::Cow;
@@ -17,8 +18,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::outcome::Outcome;
 
-/// One report row. Empty strings and `None`s are written as empty cells.
+/// One report row. Empty strings and `None`s are written as empty cells; a column a report
+/// lacks reads as its empty value.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Record {
     /// 1-based position of the row in the input.
     pub row: usize,

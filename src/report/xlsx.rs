@@ -110,12 +110,14 @@ fn rows_sheet(sheet: &mut Worksheet, records: &[Record]) -> Result<(), XlsxError
     Ok(())
 }
 
-/// Green for success, amber for input and target problems, red for conflicts and service errors.
+/// Green for success, amber for input and target problems and for rows still waiting on the
+/// sync cycle, red for conflicts, service errors and failed matches.
 fn group_format(outcome: Outcome) -> Format {
     let fill = match outcome.group() {
-        Group::Success => 0xC6EFCE,
+        _ if outcome.is_success() => 0xC6EFCE,
         Group::Input | Group::Target => 0xFFEB9C,
-        Group::AnchorConflict | Group::Service => 0xFFC7CE,
+        Group::Verify if outcome == Outcome::AwaitingSync => 0xFFEB9C,
+        Group::Success | Group::AnchorConflict | Group::Service | Group::Verify => 0xFFC7CE,
     };
     Format::new().set_background_color(Color::RGB(fill))
 }

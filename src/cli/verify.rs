@@ -1,0 +1,127 @@
+//! `hardmatch verify`: after the sync cycle, what happened to each row of an earlier apply:
+//! matched, still awaiting sync, blocked by sync, a duplicate created, or worse. Read-only.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use super::target::{self, ReadArgs, TargetArgs};
+use crate::outcome::Outcome;
+use crate::pipeline;
+use crate::report::{self, Record, Summary};
+use crate::tenant::Tenant;
+use crate::verify;
+
+const EXAMPLES: &str = "\
+Examples:
+  # After the next sync cycle, check every row of an apply (its report or its journal):
+  hardmatch verify report.csv -o verified.xlsx
+
+  # Wait for the cycle: check every 5 minutes (--interval) for up to 2 hours, until no row
+  # is still awaiting sync:
+  hardmatch verify report.csv -o verified.csv --wait 2h
+
+  # Offline, against a snapshot taken after the cycle:
+  hardmatch verify report.json --snapshot after-sync.json -o verified.csv
+
+Outcomes: matched (synced, same object, the anchor as stamped), awaiting-sync (no cycle yet,
+or out of sync scope), match-blocked (a sync error on the user, e.g. the 2026 hard-match
+hardening), duplicate-created (another synced user holds the anchor), anchor-changed,
+target-gone, not-stamped (the run did not stamp the row; its outcome is in `detail`).
+Exit codes: 0 every stamped row matched, 1 some rows need attention, 2 verify could not run.";
+
+/// Check what the sync cycle did with each row of an earlier apply (read-only).
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// The apply's report (.csv, .xlsx or .json) or its journal (REPORT.journal).
+    #[arg(value_name = "REPORT|JOURNAL")]
+    pub report: PathBuf,
+
+    /// The verify report: .csv, .xlsx or .json by extension; `-` for CSV on stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+
+    /// Verify offline against a tenant file written by `hardmatch snapshot` after the cycle.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["emulate", "wait"])]
+    pub snapshot: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    #[command(flatten)]
+    pub read: ReadArgs,
+
+    /// Keep checking until no row is awaiting sync, for at most this long (e.g. 90m, 2h).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub wait: Option<Duration>,
+
+    /// With --wait: how long between two checks.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+
+    /// Start a CSV report with a UTF-8 byte-order mark, so Excel reads accents right.
+    #[arg(long)]
+    pub excel: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let started = chrono::Utc::now();
+    let records = verify::load(&args.report)?;
+    let wanted = verify::wanted(&records);
+    let (verified, read_note) = match &args.snapshot {
+        Some(path) => {
+            let tenant = Tenant::load(path)?;
+            let note = format!("offline, from {}", path.display());
+            (verify::verify_all(&records, &tenant), note)
+        }
+        None => target::runtime()?.block_on(async {
+            let connection = args.target.connect().await?;
+            let deadline = args.wait.map(|wait| tokio::time::Instant::now() + wait);
+            let result = loop {
+                let read =
+                    pipeline::read_tenant(&connection.client, &wanted, args.read.strategy).await?;
+                let verified = verify::verify_all(&records, &read.tenant);
+                let waiting = count(&verified, Outcome::AwaitingSync);
+                match deadline {
+                    Some(deadline)
+                        if waiting > 0
+                            && tokio::time::Instant::now() + args.interval <= deadline =>
+                    {
+                        eprintln!(
+                            "verify: {} matched, {waiting} awaiting sync; next check in {}",
+                            count(&verified, Outcome::Matched),
+                            humantime::format_duration(args.interval)
+                        );
+                        tokio::time::sleep(args.interval).await;
+                    }
+                    _ => break (verified, format!("live, {}", read.how)),
+                }
+            };
+            connection.close().await;
+            anyhow::Ok(result)
+        })?,
+    };
+    let summary = Summary {
+        command_line: report::redact_args(std::env::args()),
+        tenant: String::new(),
+        started: started.to_rfc3339(),
+        finished: chrono::Utc::now().to_rfc3339(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        notes: vec![
+            ("verified".into(), args.report.display().to_string()),
+            ("tenant read".into(), read_note.clone()),
+        ],
+    };
+    report::write(&args.output, &verified, &summary, args.excel)?;
+    eprintln!("tenant read: {read_note}");
+    eprint!("{}", report::outcome_table(&verified));
+    Ok(super::plan::exit_code(&verified))
+}
+
+fn count(records: &[Record], outcome: Outcome) -> usize {
+    records
+        .iter()
+        .filter(|r| r.outcome == Some(outcome))
+        .count()
+}

@@ -1,0 +1,234 @@
+//! `hardmatch verify` after a sync cycle: each row of an apply judged by the tenant as the
+//! cycle left it, read over HTTP from an emulator (or a snapshot) of that tenant.
+
+use std::collections::HashMap;
+
+use hardmatch::tenant::{ProvisioningError, Tenant, User};
+
+use crate::util::{report_rows, run, sample, stderr, Dir, Graph};
+
+/// The user with this UPN.
+fn user<'t>(tenant: &'t mut Tenant, upn: &str) -> &'t mut User {
+    tenant
+        .users
+        .iter_mut()
+        .find(|u| u.user_principal_name == upn)
+        .unwrap_or_else(|| panic!("no user {upn}"))
+}
+
+/// The tenant after a sync cycle that went every way a cycle can go: alice matched, bob
+/// (whose anchor was already there) blocked by the hardening, jose deleted, kate's anchor changed, dave not synced yet, and a
+/// new synced user created for hank (whom the run did not find) with hank's anchor.
+fn after_the_cycle(mut tenant: Tenant, hank_anchor: &str) -> Tenant {
+    let alice = user(&mut tenant, "alice.adams@contoso.com");
+    alice.on_premises_sync_enabled = Some(true);
+    alice.on_premises_last_sync_date_time = Some("2026-12-03T10:30:00Z".into());
+    user(&mut tenant, "bob.brown@contoso.com").on_premises_provisioning_errors =
+        vec![ProvisioningError {
+            category: Some("PropertyConflict".into()),
+            occurred_date_time: Some("2026-12-03T10:30:00Z".into()),
+            property_causing_error: Some("SourceAnchor".into()),
+            value: Some("Hard match operation blocked due to security hardening. Review OnPremisesObjectIdentifier mapping.".into()),
+        }];
+    user(&mut tenant, "kate.o'brien@contoso.com").on_premises_immutable_id =
+        Some("BpazOkLGm0iEtljAONPvOQ==".into());
+    let jose = tenant
+        .users
+        .iter()
+        .position(|u| u.user_principal_name == "jose.jonsson@contoso.com")
+        .unwrap();
+    let mut jose = tenant.users.remove(jose);
+    jose.deleted_date_time = Some("2026-12-03T10:31:00Z".into());
+    tenant.deleted_users.push(jose);
+    tenant.users.push(User {
+        id: "9d1c0f4e-0000-4000-8000-00000000beef".into(),
+        user_principal_name: "hank.hill1234@contoso.onmicrosoft.com".into(),
+        on_premises_immutable_id: Some(hank_anchor.into()),
+        on_premises_sync_enabled: Some(true),
+        ..User::default()
+    });
+    tenant
+}
+
+fn outcomes(rows: &[HashMap<String, String>]) -> HashMap<String, (String, String)> {
+    rows.iter()
+        .map(|r| {
+            (
+                r["upn"].clone(),
+                (r["outcome"].clone(), r["detail"].clone()),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn verify_tells_every_way_the_sync_cycle_went() {
+    let dir = Dir::new();
+    let graph = Graph::sample();
+    let out = run(graph
+        .hardmatch(&dir, &["apply", "--yes", "-q", "--overwrite"])
+        .arg(sample("getaduser-ps51.csv"))
+        .args(["-o", "report.csv"]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let applied = report_rows(&dir.join("report.csv"));
+    let hank_anchor = applied
+        .iter()
+        .find(|r| r["upn"] == "hank.hill@contoso.com")
+        .unwrap()["immutable_id"]
+        .clone();
+    after_the_cycle(graph.tenant(), &hank_anchor)
+        .save(&dir.join("after.json"))
+        .unwrap();
+
+    // Live, through an emulator of the tenant after the cycle; then offline from the same
+    // tenant as a snapshot, and from the apply's journal instead of its report.
+    let verify = |source: &str, tenant: &[&str], output: &str| {
+        let out = run(dir
+            .hardmatch()
+            .args(["verify", source, "-o", output])
+            .args(tenant));
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        report_rows(&dir.join(output))
+    };
+    let live = verify("report.csv", &["--emulate", "after.json"], "verify.csv");
+    assert_eq!(live.len(), applied.len(), "one row per input row");
+    let got = outcomes(&live);
+    for (upn, expected) in [
+        ("alice.adams@contoso.com", "matched"),
+        ("bob.brown@contoso.com", "match-blocked"),
+        ("dave.dunn@contoso.com", "awaiting-sync"),
+        ("jose.jonsson@contoso.com", "target-gone"),
+        ("kate.o'brien@contoso.com", "anchor-changed"),
+        ("hank.hill@contoso.com", "duplicate-created"),
+        ("carol.clark@contoso.com", "not-stamped"),
+    ] {
+        assert_eq!(got[upn].0, expected, "{upn}: {}", got[upn].1);
+    }
+    assert!(got["bob.brown@contoso.com"]
+        .1
+        .contains("security hardening"));
+    assert!(got["hank.hill@contoso.com"]
+        .1
+        .contains("hank.hill1234@contoso.onmicrosoft.com"));
+    assert!(got["carol.clark@contoso.com"]
+        .1
+        .contains("(target-synced: "));
+
+    let offline = verify("report.csv", &["--snapshot", "after.json"], "offline.csv");
+    assert_eq!(
+        outcomes(&offline),
+        got,
+        "a snapshot says what the live read says"
+    );
+
+    let journal = verify(
+        "report.csv.journal",
+        &["--emulate", "after.json"],
+        "journal.csv",
+    );
+    let from_journal = outcomes(&journal);
+    // bob was already matched: nothing written, so not in the journal.
+    assert_eq!(
+        from_journal.len(),
+        4,
+        "the journal holds the written rows only"
+    );
+    for (upn, (outcome, _)) in &from_journal {
+        assert_eq!(outcome, &got[upn].0, "{upn}");
+    }
+}
+
+#[test]
+fn every_stamped_row_matched_exits_0() {
+    let dir = Dir::new();
+    let graph = Graph::sample();
+    run(graph
+        .hardmatch(&dir, &["apply", "--yes", "-q"])
+        .arg(sample("getaduser-ps51.csv"))
+        .args(["-o", "report.json"]));
+    let applied: Vec<hardmatch::report::Record> = serde_json::from_value(
+        serde_json::from_slice::<serde_json::Value>(
+            &std::fs::read(dir.join("report.json")).unwrap(),
+        )
+        .unwrap()["rows"]
+            .clone(),
+    )
+    .unwrap();
+    let mut tenant = graph.tenant();
+    for record in applied.iter().filter(|r| {
+        matches!(
+            r.outcome,
+            Some(
+                hardmatch::outcome::Outcome::Stamped | hardmatch::outcome::Outcome::AlreadyMatched
+            )
+        )
+    }) {
+        let user = tenant
+            .users
+            .iter_mut()
+            .find(|u| u.id == record.cloud_user_id)
+            .unwrap();
+        user.on_premises_sync_enabled = Some(true);
+    }
+    tenant.save(&dir.join("after.json")).unwrap();
+    let out = run(dir.hardmatch().args([
+        "verify",
+        "report.json",
+        "--snapshot",
+        "after.json",
+        "-o",
+        "v.xlsx",
+    ]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("matched"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_file_that_is_no_report_is_refused_with_its_columns() {
+    let dir = Dir::new();
+    let out = run(dir
+        .hardmatch()
+        .args(["verify"])
+        .arg(sample("getaduser-ps51.csv"))
+        .args(["--snapshot"])
+        .arg(sample("tenant.json"))
+        .args(["-o", "v.csv"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("not a hardmatch report"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// `--wait`: rows still awaiting sync are checked again every `--interval` until the wait
+/// runs out, saying so each time; the report then has them as `awaiting-sync` (exit 1).
+#[test]
+fn waiting_checks_again_until_the_wait_runs_out() {
+    let dir = Dir::new();
+    let graph = Graph::sample();
+    run(graph
+        .hardmatch(&dir, &["apply", "--yes", "-q"])
+        .arg(sample("getaduser-ps51.csv"))
+        .args(["-o", "report.csv"]));
+    let out = run(&mut graph.hardmatch(
+        &dir,
+        &[
+            "verify",
+            "report.csv",
+            "-o",
+            "v.csv",
+            "--wait",
+            "1s",
+            "--interval",
+            "400ms",
+        ],
+    ));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let checks = stderr(&out)
+        .matches("awaiting sync; next check in 400ms")
+        .count();
+    assert_eq!(checks, 2, "{}", stderr(&out));
+    let rows = report_rows(&dir.join("v.csv"));
+    assert!(rows.iter().any(|r| r["outcome"] == "awaiting-sync"));
+}
