@@ -98,6 +98,10 @@ pub struct User {
     pub account_enabled: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_date_time: Option<String>,
+    /// The on-premises object sync linked this user to (beta only): set, it blocks a hard
+    /// match onto this user since July 2026 (docs/graph.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_premises_object_identifier: Option<String>,
     /// When sync last wrote this user (set once a sync cycle has matched or created it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_premises_last_sync_date_time: Option<String>,

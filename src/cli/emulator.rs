@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use crate::emulator::faults::Faults;
+use crate::emulator::sync::Directory;
 use crate::emulator::throttle::Quotas;
 use crate::emulator::{self, Config};
 use crate::tenant::Tenant;
@@ -20,6 +23,9 @@ Examples:
   # A 10,000-user migration in seconds: the clock runs 60 times faster, with Graph's faults:
   hardmatch emulator --tenant tenant.json --time-scale 60 --faults 503=0.05,reset=0.01,seed=1 --access-token t
 
+  # The AD side too: a sync cycle every 30 seconds (or POST /_emulator/sync), as after a cut-over:
+  hardmatch emulator --tenant tenant.json --directory users.csv --sync-every 30s --access-token rehearsal
+
   # A rehearsal tenant that outlives the emulator (saved on Ctrl-C, picked up next time):
   hardmatch emulator --tenant tenant.json --state rehearsal.json --access-token rehearsal
 
@@ -31,7 +37,8 @@ Examples:
 
 The first line on stdout is `listening on <url>`. GET /_emulator/stats and /_emulator/state show
 what clients did; POST /_emulator/storm?seconds=N answers every request 429 for N emulated
-seconds, POST /_emulator/expire-tokens expires every issued token. Runs until Ctrl-C.";
+seconds, POST /_emulator/expire-tokens expires every issued token, POST /_emulator/sync runs a
+sync cycle from --directory. Runs until Ctrl-C.";
 
 /// Run a local Microsoft Graph emulator seeded from a tenant file.
 #[derive(Debug, clap::Args)]
@@ -45,6 +52,16 @@ pub struct Args {
     /// written back when the emulator stops (Ctrl-C), so a rehearsal can go on another day.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+
+    /// The AD side (any export hardmatch reads): `POST /_emulator/sync` runs one Entra
+    /// Connect / Cloud Sync cycle from it (hard match, the 2026 protections, soft match,
+    /// new users).
+    #[arg(long, value_name = "EXPORT")]
+    pub directory: Option<PathBuf>,
+
+    /// With --directory: also run a sync cycle this often (e.g. 30m, Entra's default; 10s).
+    #[arg(long, value_name = "DURATION", requires = "directory", value_parser = humantime::parse_duration)]
+    pub sync_every: Option<std::time::Duration>,
 
     /// Address to listen on. Keep it on loopback: the emulator has no real security.
     #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
@@ -172,6 +189,10 @@ impl Args {
             access_token: self.access_token.clone(),
             token_lifetime_secs: self.token_lifetime,
             tls_cert_out: self.tls.then(|| self.cert_out.clone()),
+            directory: match &self.directory {
+                Some(path) => Some(Arc::new(Directory::from_export(path)?)),
+                None => None,
+            },
         })
     }
 }
@@ -189,7 +210,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let _state = args
             .state
             .clone()
-            .map(|path| emulator::StateFile::new(path, std::sync::Arc::clone(&running.emulator)));
+            .map(|path| emulator::StateFile::new(path, Arc::clone(&running.emulator)));
+        if let Some(every) = args.sync_every {
+            let emulator = Arc::clone(&running.emulator);
+            tokio::spawn(async move {
+                let start = tokio::time::Instant::now() + every;
+                let mut ticks = tokio::time::interval_at(start, every);
+                loop {
+                    ticks.tick().await;
+                    emulator.sync();
+                }
+            });
+        }
         let mut stdout = std::io::stdout();
         writeln!(stdout, "listening on {}", running.url)?;
         if let Some(cert) = &running.cert_path {

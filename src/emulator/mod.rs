@@ -11,6 +11,7 @@ pub mod faults;
 pub mod odata;
 pub mod service;
 pub mod state;
+pub mod sync;
 pub mod synthetic;
 pub mod throttle;
 mod tls;
@@ -60,6 +61,8 @@ pub struct Config {
     pub token_lifetime_secs: f64,
     /// Serve HTTPS with a self-signed certificate written to this file.
     pub tls_cert_out: Option<PathBuf>,
+    /// The AD side, for `POST /_emulator/sync` to run sync cycles against.
+    pub directory: Option<Arc<sync::Directory>>,
 }
 
 impl Default for Config {
@@ -77,6 +80,7 @@ impl Default for Config {
             access_token: None,
             token_lifetime_secs: 3599.0,
             tls_cert_out: None,
+            directory: None,
         }
     }
 }
@@ -114,6 +118,15 @@ impl Emulator {
             storm_until: Mutex::new(f64::NEG_INFINITY),
             config,
         }
+    }
+
+    /// Runs one sync cycle from the configured directory (`None` without one).
+    pub fn sync(&self) -> Option<sync::Cycle> {
+        let directory = self.config.directory.as_ref()?;
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let cycle = self.with_state(|s| sync::run(s, directory, &now));
+        tracing::info!("sync cycle: {cycle:?}");
+        Some(cycle)
     }
 
     /// The tenant as it is now.
@@ -160,6 +173,16 @@ impl Emulator {
                     headers: vec![],
                     body: Body::Json(json!(self.tenant())),
                 }
+            }
+            "/_emulator/sync" if request.method == "POST" => {
+                return match self.sync() {
+                    Some(cycle) => Reply::json(200, json!(cycle)),
+                    None => graph_error(
+                        400,
+                        "BadRequest",
+                        "no directory to sync from: start the emulator with --directory EXPORT",
+                    ),
+                };
             }
             "/_emulator/expire-tokens" if request.method == "POST" => {
                 self.expire_tokens();

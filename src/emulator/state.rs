@@ -102,6 +102,17 @@ impl State {
         self.index(i);
     }
 
+    /// The active user holding `anchor`.
+    pub fn anchor_index(&self, anchor: &str) -> Option<usize> {
+        self.by_anchor.get(anchor).copied()
+    }
+
+    /// Adds a user (sync creating one).
+    pub fn add_user(&mut self, user: User) {
+        self.tenant.users.push(user);
+        self.index(self.tenant.users.len() - 1);
+    }
+
     /// Moves a deleted user back among the users.
     pub fn restore(&mut self, deleted: usize) -> &User {
         let mut user = self.tenant.deleted_users.remove(deleted);

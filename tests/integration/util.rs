@@ -210,6 +210,18 @@ impl Graph {
         self.send_expecting(request, 204);
     }
 
+    /// Runs one sync cycle from the emulator's directory, as `POST /_emulator/sync` does.
+    pub fn sync(&self) -> serde_json::Value {
+        let response = self.runtime.block_on(
+            reqwest::Client::new()
+                .post(format!("{}/_emulator/sync", self.url()))
+                .send(),
+        );
+        let response = response.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        self.runtime.block_on(response.json()).unwrap()
+    }
+
     /// Removes a deleted user from the recycle bin behind hardmatch's back.
     pub fn purge_deleted(&self, id: &str) {
         let request = reqwest::Client::new()

@@ -232,3 +232,111 @@ fn waiting_checks_again_until_the_wait_runs_out() {
     let rows = report_rows(&dir.join("v.csv"));
     assert!(rows.iter().any(|r| r["outcome"] == "awaiting-sync"));
 }
+
+/// The whole loop against an emulator that keeps the AD side: apply, one sync cycle
+/// (`POST /_emulator/sync`), verify. Stamped users are matched; the linked user is blocked by
+/// the hard-match protections; rows the run did not stamp are what sync made of them.
+#[test]
+fn apply_then_a_sync_cycle_then_verify() {
+    let dir = Dir::new();
+    let export = sample("getaduser-ps51.csv");
+    let directory = hardmatch::emulator::sync::Directory::from_export(&export).unwrap();
+    let mut tenant = hardmatch::tenant::Tenant::load(&sample("tenant.json")).unwrap();
+    let linked = "0b0b0b0b-0000-4000-8000-000000000000";
+    user(&mut tenant, "jose.jonsson@contoso.com").on_premises_object_identifier =
+        Some(linked.into());
+    let graph = Graph::start(
+        tenant,
+        hardmatch::emulator::Config {
+            directory: Some(std::sync::Arc::new(directory)),
+            ..crate::util::fast()
+        },
+    );
+    let out = run(graph
+        .hardmatch(&dir, &["apply", "--yes", "-q"])
+        .arg(&export)
+        .args(["-o", "report.csv"]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let cycle = graph.sync();
+    assert!(cycle["hardMatched"].as_u64().unwrap() >= 3, "{cycle}");
+    assert_eq!(cycle["blocked"], 1, "{cycle}");
+
+    let out = run(&mut graph.hardmatch(&dir, &["verify", "report.csv", "-o", "v.csv"]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let got = outcomes(&report_rows(&dir.join("v.csv")));
+    for upn in [
+        "alice.adams@contoso.com",
+        "bob.brown@contoso.com",
+        "kate.o'brien@contoso.com",
+    ] {
+        assert_eq!(got[upn].0, "matched", "{upn}: {}", got[upn].1);
+    }
+    let jose = &got["jose.jonsson@contoso.com"];
+    assert_eq!(jose.0, "match-blocked", "{}", jose.1);
+    assert!(jose.1.contains("security hardening"), "{}", jose.1);
+}
+
+/// `hardmatch emulator --directory E --sync-every D` runs cycles on its own; `verify --wait`
+/// keeps checking until the stamped rows are matched.
+#[test]
+fn verify_waits_for_the_emulators_own_sync_cycle() {
+    use std::io::{BufRead, BufReader};
+    let dir = Dir::new();
+    let export = sample("getaduser-ps51.csv");
+    let mut emulator = std::process::Command::new(env!("CARGO_BIN_EXE_hardmatch"))
+        .args(["emulator", "--tenant"])
+        .arg(sample("tenant.json"))
+        .arg("--directory")
+        .arg(&export)
+        .args(["--sync-every", "2s", "--latency-ms", "0"])
+        .args(["--access-token", crate::util::TOKEN])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(emulator.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    let hardmatch = |args: &[&str]| {
+        run(dir
+            .hardmatch()
+            .args(args)
+            .args(["--graph-url", &url])
+            .env("HARDMATCH_ACCESS_TOKEN", crate::util::TOKEN))
+    };
+    hardmatch(&[
+        "apply",
+        export.to_str().unwrap(),
+        "--yes",
+        "-q",
+        "-o",
+        "report.csv",
+    ]);
+    let out = hardmatch(&[
+        "verify",
+        "report.csv",
+        "-o",
+        "v.csv",
+        "--wait",
+        "20s",
+        "--interval",
+        "300ms",
+    ]);
+    emulator.kill().unwrap();
+    emulator.wait().unwrap();
+    let got = outcomes(&report_rows(&dir.join("v.csv")));
+    for upn in ["alice.adams@contoso.com", "jose.jonsson@contoso.com"] {
+        assert_eq!(
+            got[upn].0,
+            "matched",
+            "{upn}: {} {}",
+            got[upn].1,
+            stderr(&out)
+        );
+    }
+}
