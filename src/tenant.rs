@@ -98,6 +98,8 @@ pub struct User {
     pub account_enabled: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_date_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_date_time: Option<String>,
     /// The on-premises object sync linked this user to (beta only): set, it blocks a hard
     /// match onto this user since July 2026 (docs/graph.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -233,6 +235,21 @@ impl Tenant {
             ));
         }
         AgeNote { text, stale }
+    }
+
+    /// The enabled, cloud-only member users that `covered` (caseless ids and UPNs) does not
+    /// name: the accounts a wave forgot, which no sync cycle will match (`--uncovered`).
+    pub fn uncovered(&self, covered: &std::collections::HashSet<String>) -> Vec<&User> {
+        self.users
+            .iter()
+            .filter(|u| u.account_enabled != Some(false))
+            .filter(|u| u.on_premises_sync_enabled != Some(true))
+            .filter(|u| !u.user_principal_name.contains("#EXT#"))
+            .filter(|u| {
+                !covered.contains(&caseless(&u.id))
+                    && !covered.contains(&caseless(&u.user_principal_name))
+            })
+            .collect()
     }
 
     /// Users by object id, for the many lookups by id a run makes.

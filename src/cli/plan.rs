@@ -29,6 +29,9 @@ Examples:
   # Find cloud users by mail or proxyAddresses instead of UPN, and keep a JSON plan for apply:
   hardmatch plan users.ldf --snapshot tenant.json --match mail -o plan.json
 
+  # Also list the enabled cloud-only users this wave does not cover:
+  hardmatch plan users.csv --snapshot tenant.json -o plan.xlsx --uncovered forgotten.csv
+
   # Watch each Graph request (-vv adds sign-in steps and throttling headers; never a secret):
   hardmatch plan users.csv -o plan.xlsx -v
 
@@ -66,6 +69,11 @@ pub struct Args {
     /// Start the CSV with a UTF-8 byte-order mark, so Excel reads accents right.
     #[arg(long)]
     pub excel: bool,
+
+    /// Also list the tenant's enabled cloud-only users that no row targets (the accounts
+    /// this wave forgot) in FILE, as CSV. Reads every user (a bulk listing).
+    #[arg(long, value_name = "FILE")]
+    pub uncovered: Option<PathBuf>,
 }
 
 /// How rows are matched and which destructive steps a plan may include.
@@ -127,7 +135,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         None => {
             let wanted = prepared.wanted(args.plan.match_by, Mode::Stamp);
-            target::runtime()?.block_on(read_live(&args.target, &wanted, args.read.strategy))?
+            let strategy = match args.uncovered {
+                Some(_) => ReadStrategy::Bulk,
+                None => args.read.strategy,
+            };
+            target::runtime()?.block_on(read_live(&args.target, &wanted, strategy))?
         }
     };
     let records = plan_records(&prepared, &tenant, &args.plan.options(Mode::Stamp));
@@ -144,6 +156,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .collect(),
     };
     report::write(&args.output, &records, &summary, args.excel)?;
+    if let Some(path) = &args.uncovered {
+        let uncovered = tenant.uncovered(&report::covered(&records));
+        report::write_uncovered(path, &uncovered)?;
+        eprintln!(
+            "{}: {} cloud-only users no row targets",
+            path.display(),
+            uncovered.len()
+        );
+    }
     eprintln!("tenant read: {read_note}");
     if let Some(warning) = tenant.takeover_warning() {
         eprintln!("WARNING: {warning}");

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::target::{self, ReadArgs, TargetArgs};
+use crate::graph::read::ReadStrategy;
 use crate::outcome::Outcome;
 use crate::pipeline;
 use crate::report::{self, Record, Summary};
@@ -20,6 +21,9 @@ Examples:
   # Wait for the cycle: check every 5 minutes (--interval) for up to 2 hours, until no row
   # is still awaiting sync:
   hardmatch verify report.csv -o verified.csv --wait 2h
+
+  # And the enabled cloud-only users no row targeted (the accounts the migration forgot):
+  hardmatch verify report.csv -o verified.csv --uncovered forgotten.csv
 
   # Offline, against a snapshot taken after the cycle:
   hardmatch verify report.json --snapshot after-sync.json -o verified.csv
@@ -63,24 +67,32 @@ pub struct Args {
     /// Start a CSV report with a UTF-8 byte-order mark, so Excel reads accents right.
     #[arg(long)]
     pub excel: bool,
+
+    /// Also list the tenant's enabled cloud-only users that no row targets in FILE, as CSV:
+    /// after the cycle, the accounts the migration forgot. Reads every user.
+    #[arg(long, value_name = "FILE")]
+    pub uncovered: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = chrono::Utc::now();
     let records = verify::load(&args.report)?;
     let wanted = verify::wanted(&records);
-    let (verified, read_note) = match &args.snapshot {
+    let strategy = match args.uncovered {
+        Some(_) => ReadStrategy::Bulk,
+        None => args.read.strategy,
+    };
+    let (verified, tenant, read_note) = match &args.snapshot {
         Some(path) => {
             let tenant = Tenant::load(path)?;
             let note = format!("offline, from {}", path.display());
-            (verify::verify_all(&records, &tenant), note)
+            (verify::verify_all(&records, &tenant), tenant, note)
         }
         None => target::runtime()?.block_on(async {
             let connection = args.target.connect().await?;
             let deadline = args.wait.map(|wait| tokio::time::Instant::now() + wait);
             let result = loop {
-                let read =
-                    pipeline::read_tenant(&connection.client, &wanted, args.read.strategy).await?;
+                let read = pipeline::read_tenant(&connection.client, &wanted, strategy).await?;
                 let verified = verify::verify_all(&records, &read.tenant);
                 let waiting = count(&verified, Outcome::AwaitingSync);
                 match deadline {
@@ -95,7 +107,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         );
                         tokio::time::sleep(args.interval).await;
                     }
-                    _ => break (verified, format!("live, {}", read.how)),
+                    _ => break (verified, read.tenant, format!("live, {}", read.how)),
                 }
             };
             connection.close().await;
@@ -114,6 +126,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ],
     };
     report::write(&args.output, &verified, &summary, args.excel)?;
+    if let Some(path) = &args.uncovered {
+        let uncovered = tenant.uncovered(&report::covered(&verified));
+        report::write_uncovered(path, &uncovered)?;
+        eprintln!(
+            "{}: {} cloud-only users no row targets",
+            path.display(),
+            uncovered.len()
+        );
+    }
     eprintln!("tenant read: {read_note}");
     eprint!("{}", report::outcome_table(&verified));
     Ok(super::plan::exit_code(&verified))

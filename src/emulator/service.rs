@@ -183,15 +183,16 @@ impl Query {
 }
 
 /// Properties Graph returns on users only when `$select`ed.
-const SELECT_ONLY: [&str; 6] = [
+const SELECT_ONLY: [&str; 7] = [
     "onPremisesImmutableId",
     "proxyAddresses",
     "onPremisesSyncEnabled",
     "accountEnabled",
     "onPremisesLastSyncDateTime",
     "onPremisesProvisioningErrors",
+    "createdDateTime",
 ];
-const SELECTABLE: [&str; 11] = [
+const SELECTABLE: [&str; 12] = [
     "id",
     "userPrincipalName",
     "displayName",
@@ -203,6 +204,7 @@ const SELECTABLE: [&str; 11] = [
     "deletedDateTime",
     "onPremisesLastSyncDateTime",
     "onPremisesProvisioningErrors",
+    "createdDateTime",
 ];
 /// Collections: Graph answers `[]`, never `null`, for one that is empty.
 const COLLECTIONS: [&str; 2] = ["proxyAddresses", "onPremisesProvisioningErrors"];

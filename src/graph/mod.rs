@@ -23,7 +23,7 @@ use crate::tenant::{Domain, Tenant, User};
 
 /// The properties hardmatch reads on users (some are returned only when selected).
 pub const USER_SELECT: &str =
-    "id,userPrincipalName,displayName,mail,proxyAddresses,onPremisesImmutableId,onPremisesSyncEnabled,accountEnabled,onPremisesLastSyncDateTime,onPremisesProvisioningErrors";
+    "id,userPrincipalName,displayName,mail,proxyAddresses,onPremisesImmutableId,onPremisesSyncEnabled,accountEnabled,onPremisesLastSyncDateTime,onPremisesProvisioningErrors,createdDateTime";
 
 /// How hard to retry. Graph's SDKs retry 429, 503 and 504 and honour Retry-After; otherwise
 /// they back off exponentially. A bulk job keeps going longer than an SDK default.

@@ -166,6 +166,30 @@ pub fn write(
     }
 }
 
+/// The `--uncovered` list: the cloud users no row of a run targets, one CSV line each.
+pub fn write_uncovered(path: &Path, users: &[&crate::tenant::User]) -> crate::Result<()> {
+    let header = ["userPrincipalName", "id", "mail", "createdDateTime"];
+    csv::write_rows(path, false, &header, users.len(), |i, cells| {
+        let user = users[i];
+        cells.cell(&user.user_principal_name);
+        cells.cell(&user.id);
+        cells.cell(user.mail.as_deref().unwrap_or(""));
+        cells.cell(user.created_date_time.as_deref().unwrap_or(""));
+    })
+}
+
+/// The cloud users a run's rows name, for [`crate::tenant::Tenant::uncovered`]: each row's
+/// target by id, and by UPN (caseless) for rows that never got as far as finding it (a bad
+/// anchor still names the user it was meant for).
+pub fn covered(records: &[Record]) -> std::collections::HashSet<String> {
+    records
+        .iter()
+        .flat_map(|r| [&r.cloud_user_id, &r.target_upn, &r.upn])
+        .filter(|key| !key.is_empty())
+        .map(|key| crate::tenant::caseless(key))
+        .collect()
+}
+
 /// The first characters that make Excel or LibreOffice read a CSV cell as a formula: OWASP's
 /// list (`=`, `+`, `-`, `@`, tab, CR, LF) and ASVS's NUL. A leading apostrophe is included so
 /// that the escaping can be undone exactly.

@@ -340,3 +340,62 @@ fn verify_waits_for_the_emulators_own_sync_cycle() {
         );
     }
 }
+
+/// `--uncovered FILE`: the enabled cloud-only member users no row names, from plan (before)
+/// and verify (after): not the rows' targets, not a row whose anchor was bad but whose UPN
+/// names its user, not a guest, a synced or a disabled user.
+#[test]
+fn uncovered_lists_the_cloud_only_users_no_row_names() {
+    let dir = Dir::new();
+    let mut tenant = Tenant::load(&sample("tenant.json")).unwrap();
+    user(&mut tenant, "olga.owens@contoso.com").account_enabled = Some(false);
+    user(&mut tenant, "sales.desk@contoso.com").created_date_time =
+        Some("2024-05-06T07:08:09Z".into());
+    tenant.save(&dir.join("tenant.json")).unwrap();
+    let export = sample("getaduser-ps51.csv");
+    let expected = [
+        "frank.old@contoso.com",
+        "sales.desk@contoso.com",
+        "sales.backoffice@contoso.com",
+        "$svc-backup@contoso.com",
+    ];
+    let listed = |file: &str| {
+        let rows = report_rows(&dir.join(file));
+        let upns: Vec<String> = rows
+            .iter()
+            .map(|r| r["userPrincipalName"].clone())
+            .collect();
+        (upns, rows)
+    };
+
+    let out = run(dir.hardmatch().arg("plan").arg(&export).args([
+        "--emulate",
+        "tenant.json",
+        "-o",
+        "plan.csv",
+        "--uncovered",
+        "before.csv",
+    ]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let (upns, rows) = listed("before.csv");
+    assert_eq!(upns, expected, "{}", stderr(&out));
+    let desk = rows
+        .iter()
+        .find(|r| r["userPrincipalName"] == "sales.desk@contoso.com")
+        .unwrap();
+    assert_eq!(desk["createdDateTime"], "2024-05-06T07:08:09Z");
+    assert!(!desk["id"].is_empty());
+
+    let out = run(dir.hardmatch().args([
+        "verify",
+        "plan.csv",
+        "--snapshot",
+        "tenant.json",
+        "-o",
+        "v.csv",
+        "--uncovered",
+        "after.csv",
+    ]));
+    assert!(out.status.code().is_some(), "{}", stderr(&out));
+    assert_eq!(listed("after.csv").0, expected);
+}
