@@ -66,12 +66,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             cells.cell(itoa::Buffer::new().format(line));
             cells.cell(row.value(Role::Upn).unwrap_or_default());
             let mut guid = uuid::Uuid::encode_buffer();
-            cells.cell(
-                candidate
-                    .guid
-                    .map_or("", |g| g.hyphenated().encode_lower(&mut guid)),
-            );
-            cells.cell(candidate.immutable_id.as_ref().map_or("", |id| id.as_str()));
+            cells.id(candidate
+                .guid
+                .map_or("", |g| g.hyphenated().encode_lower(&mut guid)));
+            cells.id(candidate.immutable_id.as_ref().map_or("", |id| id.as_str()));
             let (outcome, detail) = outcome_of(candidate);
             cells.cell(outcome.code());
             cells.cell(detail);

@@ -3,7 +3,8 @@
 //!
 //! Every stage fills in a [`Record`]; this module only decides how records look on disk.
 //! CSV cells are made safe to open in Excel here (see [`excel_safe`]), and our own readers
-//! (`rollback REPORT`) undo that with [`from_excel_safe`].
+//! (`rollback REPORT`) undo that with [`from_excel_safe`]. Cells of the [`ID_COLUMNS`] that hold
+//! a well-formed anchor or GUID are the exception: they are written exactly ([`excel_safe_id`]).
 
 pub mod csv;
 pub mod json;
@@ -15,6 +16,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::anchor;
 use crate::outcome::Outcome;
 
 /// One report row. Empty strings and `None`s are written as empty cells.
@@ -163,6 +165,17 @@ pub fn write(
     }
 }
 
+/// The columns that hold an anchor or an object id. A well-formed anchor or GUID in them is
+/// written exactly in every format (see [`excel_safe_id`]); any other value, such as an
+/// `onPremisesImmutableId` someone stored in the tenant by hand, is guarded like free text.
+pub const ID_COLUMNS: [&str; 5] = [
+    "object_guid",
+    "immutable_id",
+    "cloud_user_id",
+    "previous_immutable_id",
+    "holder_id",
+];
+
 /// The first characters that make Excel or LibreOffice read a CSV cell as a formula: OWASP's
 /// list (`=`, `+`, `-`, `@`, tab, CR, LF) and ASVS's NUL. A leading apostrophe is included so
 /// that the escaping can be undone exactly.
@@ -186,7 +199,20 @@ pub fn excel_safe(value: &str) -> Cow<'_, str> {
     }
 }
 
-/// The inverse of [`excel_safe`].
+/// [`excel_safe`] for a cell of an [`ID_COLUMNS`] column: a well-formed anchor or GUID (see
+/// [`anchor::is_well_formed`]) is written exactly, even when it starts with `+`, because it
+/// cannot hold a formula and a script that feeds it to `Update-MgUser` must get the anchor
+/// itself. [`from_excel_safe`] reads both this and the escaped form older reports wrote.
+pub fn excel_safe_id(value: &str) -> Cow<'_, str> {
+    // The cheap test first: `ids` writes a million anchors, and 63 in 64 start with a letter.
+    if needs_apostrophe(value) && !anchor::is_well_formed(value) {
+        Cow::Owned(format!("'{value}"))
+    } else {
+        Cow::Borrowed(value)
+    }
+}
+
+/// The inverse of [`excel_safe`] and [`excel_safe_id`].
 pub fn from_excel_safe(cell: &str) -> &str {
     match cell.strip_prefix('\'') {
         Some(rest) if needs_apostrophe(rest) => rest,
@@ -255,6 +281,24 @@ mod tests {
         ] {
             assert_eq!(excel_safe(value), value);
             assert_eq!(from_excel_safe(value), value);
+        }
+    }
+
+    #[test]
+    fn well_formed_ids_are_exact_and_everything_else_is_guarded() {
+        for exact in [
+            "+UCRosYTSUiYkAaHBy3s6A==",
+            "a29140f9-13c6-4849-9890-0687072dece8",
+        ] {
+            assert_eq!(excel_safe_id(exact), exact);
+            assert_eq!(from_excel_safe(exact), exact);
+            // What older reports wrote still reads back exactly.
+            assert_eq!(from_excel_safe(&excel_safe(exact)), exact);
+        }
+        for hostile in ["=HYPERLINK(\"http://x\")", "+1+1", "-E12345", "@SUM(A1)"] {
+            let safe = excel_safe_id(hostile);
+            assert_eq!(safe, format!("'{hostile}"));
+            assert_eq!(from_excel_safe(&safe), hostile);
         }
     }
 
