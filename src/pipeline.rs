@@ -75,6 +75,10 @@ impl Prepared<'_> {
                 .as_ref()
                 .map(|id| id.to_string())
                 .unwrap_or_default(),
+            anchor_source: candidate
+                .anchor_role
+                .map(|role| compute::anchor_source(&self.input, role).to_string())
+                .unwrap_or_default(),
             ..Record::default()
         };
         if let Some(verdict) = &candidate.verdict {

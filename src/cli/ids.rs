@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::input::InputArgs;
-use crate::compute::Candidate;
+use crate::compute::{self, Candidate};
 use crate::outcome::Outcome;
 use crate::pipeline;
 use crate::report::csv as report_csv;
@@ -23,7 +23,8 @@ Examples:
   # A workbook whose sheet 'Migration' has a column 'Login' for the UPN:
   hardmatch ids wave1.xlsx --sheet Migration --column upn=Login -o ids.csv
 
-Output columns: line, upn, object_guid, immutable_id, outcome, detail.
+Output columns: line, upn, object_guid, immutable_id, anchor_source (the attribute that gave
+the ImmutableId), outcome, detail.
 Exit codes: 0 every row has an ImmutableId, 1 some rows need attention, 2 the file could not be read.";
 
 /// Compute the ImmutableId of every row of an export, offline.
@@ -42,11 +43,12 @@ pub struct Args {
     pub excel: bool,
 }
 
-const COLUMNS: [&str; 6] = [
+const COLUMNS: [&str; 7] = [
     "line",
     "upn",
     "object_guid",
     "immutable_id",
+    "anchor_source",
     "outcome",
     "detail",
 ];
@@ -70,6 +72,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .guid
                 .map_or("", |g| g.hyphenated().encode_lower(&mut guid)));
             cells.id(candidate.immutable_id.as_ref().map_or("", |id| id.as_str()));
+            cells.cell(
+                candidate
+                    .anchor_role
+                    .map_or("", |role| compute::anchor_source(&prepared.input, role)),
+            );
             let (outcome, detail) = outcome_of(candidate);
             cells.cell(outcome.code());
             cells.cell(detail);

@@ -31,6 +31,10 @@ pub struct Record {
     pub target_upn: String,
     pub object_guid: String,
     pub immutable_id: String,
+    /// Which attribute gave the ImmutableId: `objectGUID`, `mS-DS-ConsistencyGuid`, or the
+    /// header of the export's ImmutableId column.
+    #[serde(default)]
+    pub anchor_source: String,
     pub cloud_user_id: String,
     pub cloud_upn: String,
     pub previous_immutable_id: Option<String>,
@@ -48,7 +52,7 @@ pub struct Record {
 }
 
 /// The report's columns, in the order issue 4 fixes for CSV and XLSX.
-pub const COLUMNS: [&str; 21] = [
+pub const COLUMNS: [&str; 22] = [
     "row",
     "source",
     "line",
@@ -56,6 +60,7 @@ pub const COLUMNS: [&str; 21] = [
     "target_upn",
     "object_guid",
     "immutable_id",
+    "anchor_source",
     "cloud_user_id",
     "cloud_upn",
     "previous_immutable_id",
@@ -74,7 +79,7 @@ pub const COLUMNS: [&str; 21] = [
 
 impl Record {
     /// The cells in [`COLUMNS`] order, as plain text (not yet made Excel-safe).
-    pub fn cells(&self) -> [Cow<'_, str>; 21] {
+    pub fn cells(&self) -> [Cow<'_, str>; 22] {
         fn opt<T: ToString>(v: &Option<T>) -> Cow<'static, str> {
             v.as_ref()
                 .map_or(Cow::Borrowed(""), |v| Cow::Owned(v.to_string()))
@@ -87,6 +92,7 @@ impl Record {
             Cow::Borrowed(&self.target_upn),
             Cow::Borrowed(&self.object_guid),
             Cow::Borrowed(&self.immutable_id),
+            Cow::Borrowed(&self.anchor_source),
             Cow::Borrowed(&self.cloud_user_id),
             Cow::Borrowed(&self.cloud_upn),
             self.previous_immutable_id

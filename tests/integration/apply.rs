@@ -667,7 +667,7 @@ fn clear_refuses_synced_users_and_clears_the_rest() {
     let got = outcomes(&report_rows(&dir.join("cleared.csv")));
     assert_eq!(got["bob.brown@contoso.com"], "cleared");
     assert_eq!(got["carol.clark@contoso.com"], "target-synced");
-    assert_eq!(got["alice.adams@contoso.com"], "already-matched");
+    assert_eq!(got["alice.adams@contoso.com"], "nothing-to-clear");
     assert_eq!(graph.anchor_of("bob.brown@contoso.com"), None);
 }
 

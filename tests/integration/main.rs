@@ -9,5 +9,6 @@ mod hostile_input;
 mod ids;
 mod security;
 mod sign_in;
+mod small_print;
 mod snapshot;
 mod util;
