@@ -376,6 +376,7 @@ mod tests {
                 .map(|role| (role, Arc::from(format!("{role:?}"))))
                 .to_vec(),
             rows,
+            notes: Vec::new(),
         }
     }
 

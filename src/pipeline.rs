@@ -34,6 +34,9 @@ pub struct Prepared<'a> {
 /// Reads an opened export and computes every row's ImmutableId (on rayon's threads).
 pub fn prepare<'a>(source: &'a Source, options: &ComputeOptions) -> crate::Result<Prepared<'a>> {
     let input = source.read()?;
+    for note in &input.notes {
+        eprintln!("hardmatch: {note}");
+    }
     let candidates = compute::compute(&input, options);
     tracing::info!(
         "{}: {} rows as {:?}; {} with an input problem",

@@ -128,6 +128,7 @@ impl WriteArgs {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mode = Mode::Stamp;
+    report::check_output(&args.output, report::REPORT_FORMATS)?;
     target::runtime()?.block_on(async {
         let connection = args.target.connect().await?;
         if let Some(journal) = &args.write.resume {

@@ -11,6 +11,8 @@ use super::target::{self, ReadArgs, TargetArgs};
 use crate::outcome::Outcome;
 use crate::pipeline;
 use crate::plan::{MatchBy, Mode, Permissions, PlanOptions};
+use crate::report;
+use crate::source::{self, ReadOptions};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -60,9 +62,16 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    report::check_output(&args.output, report::REPORT_FORMATS)?;
     let mut compute = args.input.compute_options();
     compute.anchor_optional = true;
-    let source = args.input.open()?;
+    let source = source::open(
+        &args.input.input,
+        &ReadOptions {
+            anchor_optional: true,
+            ..args.input.read_options()
+        },
+    )?;
     let prepared = pipeline::prepare(&source, &compute)?;
     let options = PlanOptions {
         match_by: args.match_by,

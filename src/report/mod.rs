@@ -17,6 +17,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::anchor;
+use crate::error::Error;
 use crate::outcome::Outcome;
 
 /// One report row. Empty strings and `None`s are written as empty cells.
@@ -146,7 +147,62 @@ pub fn outcome_table(records: &[Record]) -> String {
     out
 }
 
-/// Writes the records in the format the path's extension names: `.xlsx`, `.json`, else CSV.
+/// The formats hardmatch writes, chosen by the output path's extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Xlsx,
+    Json,
+}
+
+impl Format {
+    fn extension(self) -> &'static str {
+        match self {
+            Format::Csv => ".csv",
+            Format::Xlsx => ".xlsx",
+            Format::Json => ".json",
+        }
+    }
+}
+
+/// What a command can write: the formats, and the one for `-` or a path without an extension
+/// (such as `/dev/stdout`).
+pub const REPORT_FORMATS: (&[Format], Format) =
+    (&[Format::Csv, Format::Xlsx, Format::Json], Format::Csv);
+
+/// Checks an output path before a command reads anything: its extension names a format the
+/// command can write (`.csv`, `.xlsx`, `.json`; none, or `-`, is `formats.1`), and the file can
+/// be written (its directory exists and takes files; not a link to a file; see
+/// [`crate::private::check_writable`]). Returns the format to write.
+pub fn check_output(path: &Path, formats: (&[Format], Format)) -> crate::Result<Format> {
+    let (allowed, default) = formats;
+    let format = match path.extension().and_then(|e| e.to_str()) {
+        _ if path == Path::new("-") => default,
+        None => default,
+        Some(ext) if ext.eq_ignore_ascii_case("csv") => Format::Csv,
+        Some(ext) if ext.eq_ignore_ascii_case("xlsx") => Format::Xlsx,
+        Some(ext) if ext.eq_ignore_ascii_case("json") => Format::Json,
+        Some(ext) => return Err(cannot_write(path, ext, allowed)),
+    };
+    if !allowed.contains(&format) {
+        return Err(cannot_write(path, &format.extension()[1..], allowed));
+    }
+    if path != Path::new("-") {
+        crate::private::check_writable(path).map_err(|e| Error::io(path, e))?;
+    }
+    Ok(format)
+}
+
+fn cannot_write(path: &Path, ext: &str, allowed: &[Format]) -> Error {
+    let names: Vec<&str> = allowed.iter().map(|f| f.extension()).collect();
+    Error::Usage(format!(
+        "{}: cannot write .{ext}; name the file {}",
+        path.display(),
+        names.join(", ")
+    ))
+}
+
+/// Writes the records in the format the path's extension names (see [`check_output`]).
 /// `-` is CSV on stdout.
 pub fn write(
     path: &Path,
@@ -159,15 +215,10 @@ pub fn write(
         records.len(),
         path.display()
     );
-    match path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        Some("xlsx") => xlsx::write(path, records, summary),
-        Some("json") => json::write(path, records, summary),
-        _ => csv::write(path, records, excel_bom),
+    match check_output(path, REPORT_FORMATS)? {
+        Format::Xlsx => xlsx::write(path, records, summary),
+        Format::Json => json::write(path, records, summary),
+        Format::Csv => csv::write(path, records, excel_bom),
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod apply;
 mod convert;
+mod diagnosis;
 mod emulator;
 mod exact_anchors;
 mod hostile_input;
