@@ -120,3 +120,53 @@ fn object_guid_is_the_object_guid_and_anchor_source_names_the_attribute() {
         ("", "1wfM9xV8fUSHbcAbDlqeOA==", "SourceAnchor")
     );
 }
+
+/// The confirmation prompt, on a real terminal: script(1) (util-linux) gives the binary one,
+/// and the answer is typed into it.
+#[test]
+fn yes_confirms_in_any_of_its_usual_cases_on_a_terminal() {
+    let binary = env!("CARGO_BIN_EXE_hardmatch");
+    let export = sample("csvde.csv");
+    for (answer, confirmed) in [("YES", true), ("Yes", true), ("y", false)] {
+        let graph = Graph::sample();
+        let dir = Dir::new();
+        let command = format!(
+            "{binary} apply {} -q --graph-url {} -o report.csv",
+            export.display(),
+            graph.url()
+        );
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .current_dir(dir.path())
+            .env("HARDMATCH_ACCESS_TOKEN", crate::util::TOKEN)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("script(1) from util-linux");
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        // The terminal keeps the line until the prompt reads it. Its end is kept open until
+        // the command ends: script(1) would end the session at the end of its input.
+        writeln!(stdin, "{answer}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(said.contains("Type yes to write"), "{answer}: {said}");
+        let stamped = graph.anchor_of("alice.adams@contoso.com");
+        if confirmed {
+            assert_eq!(out.status.code(), Some(1), "{answer}: {said}");
+            assert_eq!(
+                stamped.as_deref(),
+                Some("1wfM9xV8fUSHbcAbDlqeOA=="),
+                "{answer}"
+            );
+        } else {
+            assert_eq!(out.status.code(), Some(2), "{answer}: {said}");
+            assert!(
+                said.contains("not confirmed; nothing was written"),
+                "{said}"
+            );
+            assert_eq!(stamped, None, "{answer}");
+        }
+    }
+}
