@@ -202,3 +202,47 @@ fn anchors_starting_with_plus_are_exact_in_every_report_and_format() {
         "the exact value reached the tenant"
     );
 }
+
+/// Rollback reads both forms: the exact anchors reports write now, and the `'+...` that
+/// older reports wrote.
+#[test]
+fn rollback_reads_exact_anchors_and_the_escaped_ones_of_older_reports() {
+    let dir = Dir::new();
+    export(&dir);
+    let graph = Graph::start(tenant(), fast());
+    let out = run(&mut graph.hardmatch(
+        &dir,
+        &[
+            "apply",
+            "export.csv",
+            "--overwrite",
+            "--yes",
+            "-o",
+            "applied.csv",
+        ],
+    ));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        graph.anchor_of("plus.two@contoso.com").as_deref(),
+        Some(PLUS_TWO.1)
+    );
+    let report = std::fs::read_to_string(dir.join("applied.csv")).unwrap();
+    assert!(report.contains(&format!(",{},", PLUS_TWO.1)), "{report}");
+    assert!(report.contains(&format!(",{OTHER_PLUS},")), "{report}");
+    // What an older hardmatch wrote: an apostrophe before every anchor that starts with `+`.
+    let older = report.replace(",+", ",'+");
+    assert!(older.contains(&format!(",'{OTHER_PLUS},")));
+    dir.write("older.csv", older);
+
+    let out = run(&mut graph.hardmatch(
+        &dir,
+        &["rollback", "older.csv", "--yes", "-o", "rolled-back.csv"],
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        graph.anchor_of("plus.two@contoso.com").as_deref(),
+        Some(OTHER_PLUS),
+        "put back exactly, apostrophe removed"
+    );
+    assert_eq!(graph.anchor_of("plus.one@contoso.com"), None);
+}
