@@ -235,7 +235,8 @@ impl Missing {
         }
     }
 
-    /// Words a header holding this tends to contain, normalised (see [`normalise`]).
+    /// Words a header holding this tends to contain, normalised (see [`normalise`]). Not
+    /// `account`: sAMAccountName is no UPN, and a hint must not send the admin there.
     fn words(self) -> &'static [&'static str] {
         match self {
             Missing::Upn => &[
@@ -246,7 +247,6 @@ impl Missing {
                 "logon",
                 "signin",
                 "username",
-                "account",
                 "email",
                 "mail",
                 "user",
@@ -410,8 +410,8 @@ mod tests {
             message.contains("--column immutable-id=Immutable"),
             "{message}"
         );
-        // Nothing close: no guess.
-        let message = check(&["Title", "Department"], true).unwrap_err();
+        // Nothing close: no guess (and sAMAccountName is no UPN).
+        let message = check(&["SamAccountName", "Department"], true).unwrap_err();
         assert!(
             message.contains("Map the column that holds the UPN with --column ROLE=HEADER"),
             "{message}"

@@ -91,7 +91,8 @@ fn read_sheets<RS: Read + Seek>(
         Sheet::Usable(table) => return Ok(table.into_input(name, Vec::new())),
         Sheet::Unusable(why) => why,
     };
-    // A sheet another can never fix stays the error; one that cannot be read is skipped.
+    // The other sheets, checked one at a time (only one is held in memory); one that cannot
+    // be read at all is skipped, as the first sheet's problem is what the admin asked about.
     let mut usable = Vec::new();
     for sheet in &sheets[1..] {
         if let Ok(Sheet::Usable(_)) = table(name, &mut workbook, sheet, options) {
@@ -99,7 +100,11 @@ fn read_sheets<RS: Read + Seek>(
         }
     }
     match usable.as_slice() {
-        [] => Err(unusable),
+        [] if sheets.len() == 1 => Err(unusable),
+        [] => Err(Error::Input(format!(
+            "{unusable}. No other sheet ({}) has the columns needed either",
+            sheets[1..].join(", ")
+        ))),
         [only] => {
             let note = format!(
                 "{name}: reading sheet {only}, the only one with the columns needed (the first sheet, {first}, has not)"
