@@ -138,6 +138,22 @@ fn a_workbook_whose_users_are_not_on_the_first_sheet() {
         .hardmatch()
         .args(["ids", "two.xlsx", "--sheet", "Wave B", "-o", "ids.csv"]));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let mut book = rust_xlsxwriter::Workbook::new();
+    for name in ["Notes", "Contacts"] {
+        let sheet = book.add_worksheet().set_name(name).unwrap();
+        sheet.write_string(0, 0, "Name").unwrap();
+        sheet.write_string(1, 0, "Alice").unwrap();
+    }
+    book.save(dir.join("none.xlsx")).unwrap();
+    let out = run(dir.hardmatch().args(["ids", "none.xlsx", "-o", "ids.csv"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("none.xlsx sheet Notes: no anchor or UPN column")
+            && stderr(&out).contains("No other sheet (Contacts) has the columns needed either"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
