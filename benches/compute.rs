@@ -42,6 +42,7 @@ fn input(rows: usize) -> Input<'static> {
             (Role::ObjectGuid, Arc::from("ObjectGUID")),
         ],
         rows,
+        notes: Vec::new(),
     }
 }
 

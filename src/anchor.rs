@@ -79,6 +79,19 @@ impl fmt::Display for ImmutableId {
     }
 }
 
+/// Whether a value is a well-formed GUID-based ImmutableId (base64 of 16 bytes, as Graph
+/// stores it) or GUID text. Reports write such a value exactly, even when it starts with `+`:
+/// neither form has room for a formula (no parentheses, no `!`, no spaces), and a script that
+/// reads a report back must get the anchor, not an escaped copy of it.
+pub fn is_well_formed(value: &str) -> bool {
+    let mut bytes = [0u8; 18];
+    let is_base64_of_16 = value.len() == 24
+        && BASE64
+            .decode_slice(value, &mut bytes)
+            .is_ok_and(|n| n == 16);
+    is_base64_of_16 || Uuid::try_parse(value).is_ok()
+}
+
 /// Whether anchors are GUIDs (objectGUID, mS-DS-ConsistencyGuid) or a custom string.
 #[derive(
     Clone,
@@ -611,6 +624,31 @@ mod tests {
             Err(AnchorError::TooLong { len: 60 })
         ));
         assert!(string(&"x".repeat(59)).is_ok());
+    }
+
+    #[test]
+    fn well_formed_anchors_and_guids() {
+        for value in [
+            "+UCRosYTSUiYkAaHBy3s6A==",
+            "1wfM9xV8fUSHbcAbDlqeOA==",
+            "/w8AAAAAAAAAAAAAAAAAAA==",
+            "a29140f9-13c6-4849-9890-0687072dece8",
+            "{A29140F9-13C6-4849-9890-0687072DECE8}",
+        ] {
+            assert!(is_well_formed(value), "{value}");
+        }
+        for value in [
+            "",
+            "+UCRosYTSUiYkAaHBy3s6A=",
+            "+UCRosYTSUiYkAaHBy3s6A===",
+            "=UCRosYTSUiYkAaHBy3s6A==",
+            "+UCRosYTSUiYkAaHBy3s6B==",
+            "=HYPERLINK(\"http://x\")",
+            "-E12345",
+            " 1wfM9xV8fUSHbcAbDlqeOA==",
+        ] {
+            assert!(!is_well_formed(value), "{value}");
+        }
     }
 
     #[test]

@@ -31,7 +31,8 @@ pub struct Candidate<'a> {
     pub form: Option<AnchorForm>,
     /// The column the anchor came from.
     pub anchor_role: Option<Role>,
-    /// The objectGUID (or consistency GUID) behind a GUID-based anchor.
+    /// The row's objectGUID, whichever attribute gave the anchor (`None` for a row without
+    /// one, or with a custom string anchor).
     pub guid: Option<Uuid>,
     /// The UPN to look for in the cloud: TargetUPN, or the UPN after suffix mapping;
     /// borrowed from the row unless a suffix was mapped.
@@ -84,12 +85,11 @@ fn candidate<'a>(input: &Input<'a>, row: &Row<'a>, options: &ComputeOptions) -> 
         ..Candidate::default()
     };
     let anchor = resolve_anchor(input, row, options.anchor_kind);
+    if options.anchor_kind == AnchorKind::Guid {
+        candidate.guid = object_guid(row, anchor.as_ref().ok().and_then(Option::as_ref));
+    }
     match anchor {
         Ok(Some((role, parsed))) => {
-            candidate.guid = parsed
-                .id
-                .guid()
-                .filter(|_| options.anchor_kind == AnchorKind::Guid);
             candidate.immutable_id = Some(parsed.id);
             candidate.form = Some(parsed.form);
             candidate.anchor_role = Some(role);
@@ -179,6 +179,28 @@ fn resolve_anchor(input: &Input, row: &Row, kind: AnchorKind) -> Result<Resolved
         }
         (Some(found), _) => Ok(Some(found)),
         (None, listed) => Ok(listed),
+    }
+}
+
+/// The row's objectGUID: the anchor's own GUID when objectGUID gave it (no second parse for
+/// the common case), else the objectGUID column's, when it has a usable one.
+fn object_guid(row: &Row, resolved: Option<&(Role, anchor::Parsed)>) -> Option<Uuid> {
+    match resolved {
+        Some((Role::ObjectGuid, parsed)) => parsed.id.guid(),
+        _ => anchor::parse(row.value(Role::ObjectGuid)?, AnchorKind::Guid)
+            .ok()?
+            .id
+            .guid(),
+    }
+}
+
+/// Which attribute gave a row's ImmutableId, for the report's `anchor_source` column: the AD
+/// attribute's name for the GUID columns, the header as written for an ImmutableId column.
+pub fn anchor_source<'i>(input: &'i Input, role: Role) -> &'i str {
+    match role {
+        Role::ObjectGuid => "objectGUID",
+        Role::ConsistencyGuid => "mS-DS-ConsistencyGuid",
+        other => input.header(other).unwrap_or(other.name()),
     }
 }
 
@@ -354,6 +376,7 @@ mod tests {
                 .map(|role| (role, Arc::from(format!("{role:?}"))))
                 .to_vec(),
             rows,
+            notes: Vec::new(),
         }
     }
 
@@ -393,6 +416,16 @@ mod tests {
             "BpazOkLGm0iEtljAONPvOQ=="
         );
         assert_eq!(out[0].anchor_role, Some(Role::ConsistencyGuid));
+        assert_eq!(
+            out[0].guid.map(|g| g.to_string()).as_deref(),
+            Some(ALICE),
+            "the objectGUID, not the mS-DS-ConsistencyGuid that gave the anchor"
+        );
+        assert_eq!(
+            anchor_source(&input, Role::ConsistencyGuid),
+            "mS-DS-ConsistencyGuid"
+        );
+        assert_eq!(anchor_source(&input, Role::ImmutableId), "ImmutableId");
         let verdict = out[1].verdict.as_ref().unwrap();
         assert_eq!(verdict.outcome, Outcome::InvalidAnchor);
         assert!(

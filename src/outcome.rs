@@ -17,6 +17,8 @@ pub enum Outcome {
     AlreadyMatched,
     Cleared,
     WouldClear,
+    /// `clear` found no ImmutableId on the target: nothing was, or would be, sent.
+    NothingToClear,
     Restored,
     /// The offline `ids` command computed the ImmutableId; nothing was planned.
     Computed,
@@ -73,12 +75,13 @@ pub enum Group {
 
 impl Outcome {
     /// Every outcome, in the order reports list them.
-    pub const ALL: [Outcome; 32] = [
+    pub const ALL: [Outcome; 33] = [
         Outcome::Stamped,
         Outcome::WouldStamp,
         Outcome::AlreadyMatched,
         Outcome::Cleared,
         Outcome::WouldClear,
+        Outcome::NothingToClear,
         Outcome::Restored,
         Outcome::Computed,
         Outcome::InvalidAnchor,
@@ -116,6 +119,7 @@ impl Outcome {
             Outcome::AlreadyMatched => "already-matched",
             Outcome::Cleared => "cleared",
             Outcome::WouldClear => "would-clear",
+            Outcome::NothingToClear => "nothing-to-clear",
             Outcome::Restored => "restored",
             Outcome::Computed => "computed",
             Outcome::InvalidAnchor => "invalid-anchor",
@@ -149,9 +153,8 @@ impl Outcome {
     pub fn group(self) -> Group {
         use Outcome::*;
         match self {
-            Stamped | WouldStamp | AlreadyMatched | Cleared | WouldClear | Restored | Computed => {
-                Group::Success
-            }
+            Stamped | WouldStamp | AlreadyMatched | Cleared | WouldClear | NothingToClear
+            | Restored | Computed => Group::Success,
             InvalidAnchor
             | MissingField
             | NotAUser

@@ -34,6 +34,9 @@ pub struct Prepared<'a> {
 /// Reads an opened export and computes every row's ImmutableId (on rayon's threads).
 pub fn prepare<'a>(source: &'a Source, options: &ComputeOptions) -> crate::Result<Prepared<'a>> {
     let input = source.read()?;
+    for note in &input.notes {
+        eprintln!("hardmatch: {note}");
+    }
     let candidates = compute::compute(&input, options);
     tracing::info!(
         "{}: {} rows as {:?}; {} with an input problem",
@@ -74,6 +77,10 @@ impl Prepared<'_> {
                 .immutable_id
                 .as_ref()
                 .map(|id| id.to_string())
+                .unwrap_or_default(),
+            anchor_source: candidate
+                .anchor_role
+                .map(|role| compute::anchor_source(&self.input, role).to_string())
                 .unwrap_or_default(),
             ..Record::default()
         };

@@ -206,7 +206,7 @@ impl<'t> TenantIndex<'t> {
         };
         match options.mode {
             Mode::Stamp => self.decide_stamp(user, subject, options.allow),
-            Mode::Clear => decide_clear(user),
+            Mode::Clear => decide_clear(user, subject.anchor, options.allow),
         }
     }
 
@@ -421,7 +421,10 @@ impl<'t> TenantIndex<'t> {
     }
 }
 
-fn decide_clear(user: &User) -> Decision {
+/// Clears the target's ImmutableId, unless it holds none, is synced, or holds another anchor
+/// than the one the row computes (that needs `--overwrite`: the list may name the wrong
+/// user). A row without an anchor names its user alone, and clears whatever it holds.
+fn decide_clear(user: &User, anchor: Option<&ImmutableId>, allow: Permissions) -> Decision {
     if user.on_premises_sync_enabled == Some(true) {
         return Decision::refuse(
             Outcome::TargetSynced,
@@ -438,13 +441,24 @@ fn decide_clear(user: &User) -> Decision {
         .filter(|v| !v.is_empty())
     {
         None => Decision::refuse(
-            Outcome::AlreadyMatched,
+            Outcome::NothingToClear,
             format!(
                 "{} has no ImmutableId; nothing to clear",
                 user.user_principal_name
             ),
             Some(user),
         ),
+        Some(current) if !allow.overwrite && anchor.is_some_and(|a| a.as_str() != current) => {
+            Decision::refuse(
+                Outcome::TargetHasOtherAnchor,
+                format!(
+                    "{} holds {current}, not {} as the export computes; check that the row names the right user, or pass --overwrite to clear it anyway",
+                    user.user_principal_name,
+                    anchor.map(ImmutableId::as_str).unwrap_or_default()
+                ),
+                Some(user),
+            )
+        }
         Some(current) => Decision {
             verdict: Verdict::new(Outcome::WouldClear, format!("will clear {current}")),
             action: Action::Clear,
@@ -666,7 +680,33 @@ mod tests {
         );
         assert_eq!(
             decide("alice@contoso.com", "", o).verdict.outcome,
-            Outcome::AlreadyMatched
+            Outcome::NothingToClear
+        );
+    }
+
+    #[test]
+    fn clear_refuses_another_anchor_without_overwrite() {
+        let o = PlanOptions {
+            mode: Mode::Clear,
+            ..PlanOptions::default()
+        };
+        assert_eq!(decide("bob@contoso.com", "BOB", o).action, Action::Clear);
+        let other = decide("bob@contoso.com", "NOT-BOB", o);
+        assert_eq!(
+            (other.verdict.outcome, other.action),
+            (Outcome::TargetHasOtherAnchor, Action::None)
+        );
+        assert!(other.verdict.detail.contains("--overwrite"));
+        let overwrite = PlanOptions {
+            allow: Permissions {
+                overwrite: true,
+                ..Permissions::default()
+            },
+            ..o
+        };
+        assert_eq!(
+            decide("bob@contoso.com", "NOT-BOB", overwrite).action,
+            Action::Clear
         );
     }
 }

@@ -7,6 +7,9 @@
 //! (in a shared directory, a planted link would make hardmatch overwrite the file it points
 //! to); a link to a device or a pipe (`-o /dev/stdout`) is written through as it is.
 //! Elsewhere than on Unix, files are opened the ordinary way.
+//!
+//! [`check_writable`] applies the same rules before a command starts, so that a path that
+//! will be refused is refused before the tenant is read, not after.
 
 use std::fs::File;
 use std::io;
@@ -20,6 +23,131 @@ pub fn create(path: &Path) -> io::Result<File> {
 /// Opens an existing `path` to append to it (a journal on resume).
 pub fn append(path: &Path) -> io::Result<File> {
     open(path, true)
+}
+
+/// Whether [`create`] will be able to write `path`, without touching it: its directory exists
+/// and can take a new file, or the file is a regular file of ours we may write, or a device
+/// or pipe; never a symbolic link to a file, a file of another user, or a directory.
+#[cfg(unix)]
+pub fn check_writable(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+
+    let metadata = match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return check_directory(path),
+        other => other?,
+    };
+    if metadata.file_type().is_symlink() {
+        return match std::fs::metadata(path) {
+            Ok(target) if target.is_file() => Err(link_to_a_file()),
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "is a symbolic link to nothing; give the real path instead",
+            )),
+            Err(e) => Err(e),
+        };
+    }
+    if metadata.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "is a directory; give a file name",
+        ));
+    }
+    if !metadata.is_file() {
+        return Ok(());
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if metadata.uid() != me {
+        return Err(another_users(metadata.uid()));
+    }
+    if !may(path, libc::W_OK) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "is read-only; make it writable or give another name",
+        ));
+    }
+    Ok(())
+}
+
+/// The directory a new file would go into exists and takes new files.
+#[cfg(unix)]
+fn check_directory(path: &Path) -> io::Result<()> {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    match std::fs::metadata(directory) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} is not a directory", directory.display()),
+            ))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "the directory {} does not exist; create it first",
+                    directory.display()
+                ),
+            ))
+        }
+        Err(e) => return Err(e),
+    }
+    if !may(directory, libc::W_OK | libc::X_OK) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "the directory {} does not let you create files",
+                directory.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// access(2) with the effective ids, as opening the file will use them.
+#[cfg(unix)]
+fn may(path: &Path, mode: libc::c_int) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+
+    let Ok(path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `path` is a NUL-terminated string that lives across the call.
+    unsafe { libc::faccessat(libc::AT_FDCWD, path.as_ptr(), mode, libc::AT_EACCESS) == 0 }
+}
+
+#[cfg(unix)]
+fn link_to_a_file() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "is a symbolic link to a file; give the real path instead",
+    )
+}
+
+#[cfg(unix)]
+fn another_users(uid: u32) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!("belongs to another user (uid {uid}); hardmatch writes only into its own files"),
+    )
+}
+
+#[cfg(not(unix))]
+pub fn check_writable(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() && !parent.is_dir() => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "the directory {} does not exist; create it first",
+                parent.display()
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(unix)]
@@ -45,13 +173,7 @@ fn open(path: &Path, append: bool) -> io::Result<File> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
     if metadata.uid() != me {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "belongs to another user (uid {}); hardmatch writes only into its own files",
-                metadata.uid()
-            ),
-        ));
+        return Err(another_users(metadata.uid()));
     }
     if metadata.permissions().mode() & 0o077 != 0 {
         file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
@@ -66,10 +188,7 @@ fn open(path: &Path, append: bool) -> io::Result<File> {
 #[cfg(unix)]
 fn through_link(path: &Path, append: bool) -> io::Result<File> {
     if std::fs::metadata(path)?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "is a symbolic link to a file; give the real path instead",
-        ));
+        return Err(link_to_a_file());
     }
     std::fs::OpenOptions::new()
         .write(true)
@@ -134,5 +253,32 @@ mod tests {
         let null = dir.path().join("null");
         std::os::unix::fs::symlink("/dev/null", &null).unwrap();
         create(&null).unwrap().write_all(b"gone").unwrap();
+    }
+
+    #[test]
+    fn check_writable_says_what_create_would_refuse() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = |path: &Path| check_writable(path).unwrap_err().to_string();
+        assert!(check_writable(&dir.path().join("new.csv")).is_ok());
+        assert!(
+            error(&dir.path().join("missing/plan.xlsx")).contains("does not exist"),
+            "{}",
+            error(&dir.path().join("missing/plan.xlsx"))
+        );
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let link = dir.path().join("report.csv");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        assert!(error(&link).contains("symbolic link"));
+        assert!(error(dir.path()).contains("is a directory"));
+        assert!(check_writable(Path::new("/dev/null")).is_ok());
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            let locked = dir.path().join("locked");
+            std::fs::create_dir(&locked).unwrap();
+            std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o500)).unwrap();
+            assert!(error(&locked.join("r.csv")).contains("does not let you create files"));
+            std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
     }
 }

@@ -132,6 +132,7 @@ impl WriteArgs {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mode = Mode::Stamp;
+    report::check_output(&args.output, report::REPORT_FORMATS)?;
     target::runtime()?.block_on(async {
         let connection = args.target.connect().await?;
         if let Some(journal) = &args.write.resume {
@@ -306,10 +307,15 @@ fn confirm(yes: bool, writes: usize, tenant: &Tenant) -> anyhow::Result<()> {
     std::io::stderr().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
-    if answer.trim() != "yes" {
+    if !is_yes(&answer) {
         anyhow::bail!("not confirmed; nothing was written");
     }
     Ok(())
+}
+
+/// `yes`, `Yes` or `YES` confirm (caps lock on is still a yes); `y` or anything else does not.
+fn is_yes(answer: &str) -> bool {
+    matches!(answer.trim(), "yes" | "Yes" | "YES")
 }
 
 fn is_plan_file(path: &Path) -> bool {
@@ -382,6 +388,21 @@ fn check_drift(records: &mut [Record], tenant: &Tenant) {
                 record.cloud_upn
             );
             record.action = "none".into();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yes_in_any_of_its_usual_cases_confirms() {
+        for answer in ["yes\n", "Yes\n", "YES\r\n", "  yes  "] {
+            assert!(is_yes(answer), "{answer:?}");
+        }
+        for answer in ["y\n", "no\n", "yEs\n", "", "yes please\n"] {
+            assert!(!is_yes(answer), "{answer:?}");
         }
     }
 }

@@ -10,7 +10,9 @@ use super::plan::plan_records;
 use super::target::{self, ReadArgs, TargetArgs};
 use crate::outcome::Outcome;
 use crate::pipeline;
-use crate::plan::{MatchBy, Mode, PlanOptions};
+use crate::plan::{MatchBy, Mode, Permissions, PlanOptions};
+use crate::report;
+use crate::source::{self, ReadOptions};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -23,7 +25,9 @@ Examples:
   # Undo it: every previous value is in the journal.
   hardmatch rollback cleared.csv.journal -o restored.csv
 
-Graph is sent JSON null (not \"\" as the PowerShell SDK does).
+A row whose export computes an anchor is cleared only when the user holds that anchor
+(`target-has-other-anchor` otherwise, unless --overwrite); a user with none is
+`nothing-to-clear`. Graph is sent JSON null (not \"\" as the PowerShell SDK does).
 Exit codes: 0 every row cleared or had nothing to clear, 1 some rows need attention, 2 the run
 could not start, 130 interrupted.";
 
@@ -42,6 +46,11 @@ pub struct Args {
     #[arg(long = "match", value_enum, default_value = "upn")]
     pub match_by: MatchBy,
 
+    /// Clear an ImmutableId even when it is not the one the row's anchor computes to (the
+    /// old value is recorded for rollback). Rows without an anchor clear whatever is there.
+    #[arg(long)]
+    pub overwrite: bool,
+
     #[command(flatten)]
     pub target: TargetArgs,
 
@@ -53,14 +62,24 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    report::check_output(&args.output, report::REPORT_FORMATS)?;
     let mut compute = args.input.compute_options();
     compute.anchor_optional = true;
-    let source = args.input.open()?;
+    let source = source::open(
+        &args.input.input,
+        &ReadOptions {
+            anchor_optional: true,
+            ..args.input.read_options()
+        },
+    )?;
     let prepared = pipeline::prepare(&source, &compute)?;
     let options = PlanOptions {
         match_by: args.match_by,
         mode: Mode::Clear,
-        ..PlanOptions::default()
+        allow: Permissions {
+            overwrite: args.overwrite,
+            ..Permissions::default()
+        },
     };
     target::runtime()?.block_on(async {
         let connection = args.target.connect().await?;

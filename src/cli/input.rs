@@ -54,6 +54,7 @@ impl InputArgs {
             delimiter: self.delimiter,
             columns: self.columns.clone(),
             sheet: self.sheet.clone(),
+            anchor_optional: false,
         }
     }
 

@@ -112,6 +112,10 @@ impl PlanArgs {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = chrono::Utc::now();
+    report::check_output(&args.output, report::REPORT_FORMATS)?;
+    if let Some(path) = &args.uncovered {
+        report::check_output(path, report::UNCOVERED_FORMATS)?;
+    }
     let source = args.input.open()?;
     let prepared = pipeline::prepare(&source, &args.input.compute_options())?;
     let (tenant, read_note, usage) = match &args.snapshot {

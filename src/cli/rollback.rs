@@ -61,6 +61,7 @@ struct Change {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    report::check_output(&args.output, report::REPORT_FORMATS)?;
     let changes = if is_journal(&args.source) {
         from_journal(&args.source)?
     } else {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use super::target::{self, TargetArgs};
 use crate::graph::read::{ReadStrategy, Wanted};
 use crate::pipeline;
+use crate::report;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -35,6 +36,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let tenant_file = (&[report::Format::Json][..], report::Format::Json);
+    report::check_output(&args.output, tenant_file)?;
     let (tenant, requests) = target::runtime()?.block_on(async {
         let connection = args.target.connect().await?;
         let everyone = Wanted::default();

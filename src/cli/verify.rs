@@ -76,6 +76,10 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = chrono::Utc::now();
+    report::check_output(&args.output, report::REPORT_FORMATS)?;
+    if let Some(path) = &args.uncovered {
+        report::check_output(path, report::UNCOVERED_FORMATS)?;
+    }
     let records = verify::load(&args.report)?;
     let wanted = verify::wanted(&records);
     let strategy = match args.uncovered {

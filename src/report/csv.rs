@@ -1,7 +1,8 @@
 //! CSV reports: UTF-8, a header line, every cell made safe to open in Excel.
 //!
 //! [`write_rows`] is shared by every command that writes CSV (`ids`, `plan`, `apply`...), so
-//! the Excel safety rule lives in one place. It formats the rows on rayon, in pieces that are
+//! the Excel safety rule lives in one place: [`Cells::cell`] for free text, [`Cells::id`] for
+//! an anchor or id column. It formats the rows on rayon, in pieces that are
 //! written in order: a million-row report is not quoted and escaped on one core.
 
 use std::io::{self, BufWriter, Write};
@@ -11,7 +12,7 @@ use rayon::prelude::*;
 
 use crate::error::Error;
 
-use super::{excel_safe, Record, COLUMNS};
+use super::{excel_safe, excel_safe_id, Record, COLUMNS, ID_COLUMNS};
 
 /// The UTF-8 byte-order mark Excel needs to read a CSV as UTF-8 instead of the ANSI code page.
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -30,6 +31,14 @@ impl Cells {
     pub fn cell(&mut self, value: &str) {
         self.writer
             .write_field(excel_safe(value).as_bytes())
+            .expect("writing to memory cannot fail");
+    }
+
+    /// Adds a cell of an anchor or id column: exact when it is a well-formed anchor or GUID,
+    /// else Excel-safe like any other cell (see [`excel_safe_id`]).
+    pub fn id(&mut self, value: &str) {
+        self.writer
+            .write_field(excel_safe_id(value).as_bytes())
             .expect("writing to memory cannot fail");
     }
 
@@ -99,9 +108,14 @@ fn create(path: &Path) -> io::Result<Box<dyn Write>> {
 
 /// Writes the full audit report.
 pub fn write(path: &Path, records: &[Record], excel_bom: bool) -> crate::Result<()> {
+    let is_id = COLUMNS.map(|column| ID_COLUMNS.contains(&column));
     write_rows(path, excel_bom, &COLUMNS, records.len(), |i, cells| {
-        for value in records[i].cells() {
-            cells.cell(&value);
+        for (value, is_id) in records[i].cells().iter().zip(is_id) {
+            if is_id {
+                cells.id(value);
+            } else {
+                cells.cell(value);
+            }
         }
     })
 }

@@ -1,4 +1,5 @@
-//! JSON reports, for machines: `{"summary": {...}, "rows": [...]}`.
+//! JSON reports, for machines: `{"summary": {...}, "rows": [...]}`, or `{"rows": [...]}` for
+//! a command without a summary (`ids`).
 
 use std::io::Write;
 use std::path::Path;
@@ -16,15 +17,27 @@ struct Document<'a> {
 }
 
 pub fn write(path: &Path, records: &[Record], summary: &Summary) -> crate::Result<()> {
-    let file = crate::private::create(path).map_err(|e| Error::io(path, e))?;
-    let mut out = std::io::BufWriter::new(file);
-    serde_json::to_writer_pretty(
-        &mut out,
+    write_value(
+        path,
         &Document {
             summary,
             rows: records,
         },
     )
-    .map_err(|e| Error::io(path, e.into()))?;
+}
+
+/// `{"rows": [...]}`.
+pub fn write_rows<T: Serialize>(path: &Path, rows: &[T]) -> crate::Result<()> {
+    #[derive(Serialize)]
+    struct Rows<'a, T> {
+        rows: &'a [T],
+    }
+    write_value(path, &Rows { rows })
+}
+
+fn write_value(path: &Path, value: &impl Serialize) -> crate::Result<()> {
+    let file = crate::private::create(path).map_err(|e| Error::io(path, e))?;
+    let mut out = std::io::BufWriter::new(file);
+    serde_json::to_writer_pretty(&mut out, value).map_err(|e| Error::io(path, e.into()))?;
     out.flush().map_err(|e| Error::io(path, e))
 }

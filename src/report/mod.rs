@@ -3,7 +3,8 @@
 //!
 //! Every stage fills in a [`Record`]; this module only decides how records look on disk.
 //! CSV cells are made safe to open in Excel here (see [`excel_safe`]), and our own readers
-//! (`rollback REPORT`) undo that with [`from_excel_safe`].
+//! (`rollback REPORT`) undo that with [`from_excel_safe`]. Cells of the [`ID_COLUMNS`] that hold
+//! a well-formed anchor or GUID are the exception: they are written exactly ([`excel_safe_id`]).
 
 pub mod csv;
 pub mod json;
@@ -16,6 +17,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::anchor;
+use crate::error::Error;
 use crate::outcome::Outcome;
 
 /// One report row. Empty strings and `None`s are written as empty cells; a column a report
@@ -32,6 +35,10 @@ pub struct Record {
     pub target_upn: String,
     pub object_guid: String,
     pub immutable_id: String,
+    /// Which attribute gave the ImmutableId: `objectGUID`, `mS-DS-ConsistencyGuid`, or the
+    /// header of the export's ImmutableId column.
+    #[serde(default)]
+    pub anchor_source: String,
     pub cloud_user_id: String,
     pub cloud_upn: String,
     pub previous_immutable_id: Option<String>,
@@ -49,7 +56,7 @@ pub struct Record {
 }
 
 /// The report's columns, in the order issue 4 fixes for CSV and XLSX.
-pub const COLUMNS: [&str; 21] = [
+pub const COLUMNS: [&str; 22] = [
     "row",
     "source",
     "line",
@@ -57,6 +64,7 @@ pub const COLUMNS: [&str; 21] = [
     "target_upn",
     "object_guid",
     "immutable_id",
+    "anchor_source",
     "cloud_user_id",
     "cloud_upn",
     "previous_immutable_id",
@@ -75,7 +83,7 @@ pub const COLUMNS: [&str; 21] = [
 
 impl Record {
     /// The cells in [`COLUMNS`] order, as plain text (not yet made Excel-safe).
-    pub fn cells(&self) -> [Cow<'_, str>; 21] {
+    pub fn cells(&self) -> [Cow<'_, str>; 22] {
         fn opt<T: ToString>(v: &Option<T>) -> Cow<'static, str> {
             v.as_ref()
                 .map_or(Cow::Borrowed(""), |v| Cow::Owned(v.to_string()))
@@ -88,6 +96,7 @@ impl Record {
             Cow::Borrowed(&self.target_upn),
             Cow::Borrowed(&self.object_guid),
             Cow::Borrowed(&self.immutable_id),
+            Cow::Borrowed(&self.anchor_source),
             Cow::Borrowed(&self.cloud_user_id),
             Cow::Borrowed(&self.cloud_upn),
             self.previous_immutable_id
@@ -141,7 +150,65 @@ pub fn outcome_table(records: &[Record]) -> String {
     out
 }
 
-/// Writes the records in the format the path's extension names: `.xlsx`, `.json`, else CSV.
+/// The formats hardmatch writes, chosen by the output path's extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Xlsx,
+    Json,
+}
+
+impl Format {
+    fn extension(self) -> &'static str {
+        match self {
+            Format::Csv => ".csv",
+            Format::Xlsx => ".xlsx",
+            Format::Json => ".json",
+        }
+    }
+}
+
+/// What a command can write: the formats, and the one for `-` or a path without an extension
+/// (such as `/dev/stdout`).
+pub const REPORT_FORMATS: (&[Format], Format) =
+    (&[Format::Csv, Format::Xlsx, Format::Json], Format::Csv);
+
+/// `--uncovered` lists are CSV only.
+pub const UNCOVERED_FORMATS: (&[Format], Format) = (&[Format::Csv], Format::Csv);
+
+/// Checks an output path before a command reads anything: its extension names a format the
+/// command can write (`.csv`, `.xlsx`, `.json`; none, or `-`, is `formats.1`), and the file can
+/// be written (its directory exists and takes files; not a link to a file; see
+/// [`crate::private::check_writable`]). Returns the format to write.
+pub fn check_output(path: &Path, formats: (&[Format], Format)) -> crate::Result<Format> {
+    let (allowed, default) = formats;
+    let format = match path.extension().and_then(|e| e.to_str()) {
+        _ if path == Path::new("-") => default,
+        None => default,
+        Some(ext) if ext.eq_ignore_ascii_case("csv") => Format::Csv,
+        Some(ext) if ext.eq_ignore_ascii_case("xlsx") => Format::Xlsx,
+        Some(ext) if ext.eq_ignore_ascii_case("json") => Format::Json,
+        Some(ext) => return Err(cannot_write(path, ext, allowed)),
+    };
+    if !allowed.contains(&format) {
+        return Err(cannot_write(path, &format.extension()[1..], allowed));
+    }
+    if path != Path::new("-") {
+        crate::private::check_writable(path).map_err(|e| Error::io(path, e))?;
+    }
+    Ok(format)
+}
+
+fn cannot_write(path: &Path, ext: &str, allowed: &[Format]) -> Error {
+    let names: Vec<&str> = allowed.iter().map(|f| f.extension()).collect();
+    Error::Usage(format!(
+        "{}: cannot write .{ext}; name the file {}",
+        path.display(),
+        names.join(", ")
+    ))
+}
+
+/// Writes the records in the format the path's extension names (see [`check_output`]).
 /// `-` is CSV on stdout.
 pub fn write(
     path: &Path,
@@ -154,15 +221,10 @@ pub fn write(
         records.len(),
         path.display()
     );
-    match path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        Some("xlsx") => xlsx::write(path, records, summary),
-        Some("json") => json::write(path, records, summary),
-        _ => csv::write(path, records, excel_bom),
+    match check_output(path, REPORT_FORMATS)? {
+        Format::Xlsx => xlsx::write(path, records, summary),
+        Format::Json => json::write(path, records, summary),
+        Format::Csv => csv::write(path, records, excel_bom),
     }
 }
 
@@ -189,6 +251,16 @@ pub fn covered(records: &[Record]) -> std::collections::HashSet<String> {
         .map(|key| crate::tenant::caseless(key))
         .collect()
 }
+/// The columns that hold an anchor or an object id. A well-formed anchor or GUID in them is
+/// written exactly in every format (see [`excel_safe_id`]); any other value, such as an
+/// `onPremisesImmutableId` someone stored in the tenant by hand, is guarded like free text.
+pub const ID_COLUMNS: [&str; 5] = [
+    "object_guid",
+    "immutable_id",
+    "cloud_user_id",
+    "previous_immutable_id",
+    "holder_id",
+];
 
 /// The first characters that make Excel or LibreOffice read a CSV cell as a formula: OWASP's
 /// list (`=`, `+`, `-`, `@`, tab, CR, LF) and ASVS's NUL. A leading apostrophe is included so
@@ -213,7 +285,20 @@ pub fn excel_safe(value: &str) -> Cow<'_, str> {
     }
 }
 
-/// The inverse of [`excel_safe`].
+/// [`excel_safe`] for a cell of an [`ID_COLUMNS`] column: a well-formed anchor or GUID (see
+/// [`anchor::is_well_formed`]) is written exactly, even when it starts with `+`, because it
+/// cannot hold a formula and a script that feeds it to `Update-MgUser` must get the anchor
+/// itself. [`from_excel_safe`] reads both this and the escaped form older reports wrote.
+pub fn excel_safe_id(value: &str) -> Cow<'_, str> {
+    // The cheap test first: `ids` writes a million anchors, and 63 in 64 start with a letter.
+    if needs_apostrophe(value) && !anchor::is_well_formed(value) {
+        Cow::Owned(format!("'{value}"))
+    } else {
+        Cow::Borrowed(value)
+    }
+}
+
+/// The inverse of [`excel_safe`] and [`excel_safe_id`].
 pub fn from_excel_safe(cell: &str) -> &str {
     match cell.strip_prefix('\'') {
         Some(rest) if needs_apostrophe(rest) => rest,
@@ -282,6 +367,24 @@ mod tests {
         ] {
             assert_eq!(excel_safe(value), value);
             assert_eq!(from_excel_safe(value), value);
+        }
+    }
+
+    #[test]
+    fn well_formed_ids_are_exact_and_everything_else_is_guarded() {
+        for exact in [
+            "+UCRosYTSUiYkAaHBy3s6A==",
+            "a29140f9-13c6-4849-9890-0687072dece8",
+        ] {
+            assert_eq!(excel_safe_id(exact), exact);
+            assert_eq!(from_excel_safe(exact), exact);
+            // What older reports wrote still reads back exactly.
+            assert_eq!(from_excel_safe(&excel_safe(exact)), exact);
+        }
+        for hostile in ["=HYPERLINK(\"http://x\")", "+1+1", "-E12345", "@SUM(A1)"] {
+            let safe = excel_safe_id(hostile);
+            assert_eq!(safe, format!("'{hostile}"));
+            assert_eq!(from_excel_safe(&safe), hostile);
         }
     }
 

@@ -2,8 +2,11 @@
 //! with secrets left out, tenant, time, version) and a Rows sheet (frozen header, autofilter,
 //! widths that fit, one colour per outcome group).
 //!
+//! [`write_table`] writes a plain one-sheet table for commands without a summary (`ids`).
+//!
 //! Values are written as strings and numbers, never as formulas, so no cell can run.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::Path;
 
@@ -17,6 +20,46 @@ use super::{count_outcomes, Record, Summary, COLUMNS};
 pub fn write(path: &Path, records: &[Record], summary: &Summary) -> crate::Result<()> {
     let bytes =
         build(records, summary).map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+    let mut file = crate::private::create(path).map_err(|e| Error::io(path, e))?;
+    file.write_all(&bytes).map_err(|e| Error::io(path, e))
+}
+
+/// A one-sheet workbook: a bold, frozen header with an autofilter, then `rows`; the columns
+/// named in `numbers` are written as numbers.
+pub fn write_table<'r>(
+    path: &Path,
+    sheet_name: &str,
+    header: &[&str],
+    numbers: &[&str],
+    rows: impl Iterator<Item = Vec<Cow<'r, str>>>,
+) -> crate::Result<()> {
+    let build = || -> Result<Vec<u8>, XlsxError> {
+        let mut workbook = Workbook::new();
+        let sheet = workbook.add_worksheet().set_name(sheet_name)?;
+        let bold = Format::new().set_bold();
+        for (col, name) in header.iter().enumerate() {
+            sheet.write_string_with_format(0, col as u16, *name, &bold)?;
+        }
+        let mut last = 0;
+        for (i, cells) in rows.enumerate() {
+            last = i as u32 + 1;
+            for (col, cell) in cells.iter().enumerate().filter(|(_, c)| !c.is_empty()) {
+                let number = numbers
+                    .contains(&header[col])
+                    .then(|| cell.parse::<f64>().ok())
+                    .flatten();
+                match number {
+                    Some(n) => sheet.write_number(last, col as u16, n)?,
+                    None => sheet.write_string(last, col as u16, cell.as_ref())?,
+                };
+            }
+        }
+        sheet.set_freeze_panes(1, 0)?;
+        sheet.autofilter(0, 0, last, header.len() as u16 - 1)?;
+        sheet.autofit();
+        workbook.save_to_buffer()
+    };
+    let bytes = build().map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
     let mut file = crate::private::create(path).map_err(|e| Error::io(path, e))?;
     file.write_all(&bytes).map_err(|e| Error::io(path, e))
 }

@@ -1,5 +1,7 @@
 //! Which column means what: header aliases, matched case-insensitively and ignoring spaces,
-//! dashes, dots and underscores, and `--column role=Header`, which wins over them.
+//! dashes, dots and underscores, and `--column role=Header`, which wins over them. Also the
+//! file-level verdict ([`require_usable`]): a file without a way to find each cloud user, or
+//! without an anchor, stops before anything else is done, with the `--column` that fixes it.
 
 use std::sync::Arc;
 
@@ -152,26 +154,156 @@ impl ColumnMap {
     }
 }
 
-/// Fails unless the mapped roles can identify a user: an anchor column or a way to find the
-/// cloud user. Lists the headers found and the aliases known, so the fix is one `--column`.
-pub fn require_usable(file: &str, roles: &[Role], headers: &[String]) -> crate::Result<()> {
-    let usable = [
-        Role::ObjectGuid,
-        Role::ConsistencyGuid,
-        Role::ImmutableId,
-        Role::Upn,
-        Role::TargetUpn,
-        Role::Mail,
-        Role::CloudObjectId,
-    ];
-    if roles.iter().any(|r| usable.contains(r)) {
-        return Ok(());
-    }
+/// The roles that find each row's cloud user.
+const FINDS_USER: [Role; 4] = [Role::Upn, Role::TargetUpn, Role::Mail, Role::CloudObjectId];
+
+/// The roles that give each row's anchor.
+const GIVES_ANCHOR: [Role; 3] = [Role::ObjectGuid, Role::ConsistencyGuid, Role::ImmutableId];
+
+/// Whether a header row names any column hardmatch uses: how a workbook's header row is told
+/// from a title above it.
+pub fn names_a_known_column(roles: &[Role]) -> bool {
+    roles
+        .iter()
+        .any(|r| FINDS_USER.contains(r) || GIVES_ANCHOR.contains(r))
+}
+
+/// Fails unless the file has a way to find each cloud user (a UPN, TargetUPN, mail or
+/// CloudObjectId column) and, unless `anchor_optional` (`clear`), an anchor column. Without
+/// one every row would fail alike after the tenant was read; this says so at once, lists the
+/// headers found and suggests the `--column` that maps the closest unmapped header.
+/// `found` is each mapped role with the header it came from.
+pub fn require_usable(
+    file: &str,
+    found: &[(Role, Arc<str>)],
+    headers: &[String],
+    anchor_optional: bool,
+) -> crate::Result<()> {
+    let has = |roles: &[Role]| found.iter().any(|(r, _)| roles.contains(r));
+    let (finds_user, gives_anchor) = (has(&FINDS_USER), has(&GIVES_ANCHOR));
+    let (missing, kind) = match (finds_user, gives_anchor || anchor_optional) {
+        (true, true) => return Ok(()),
+        (false, false) => ("no anchor or UPN column", Missing::Upn),
+        (false, true) => (
+            "no UPN column (nothing to find each cloud user by: UserPrincipalName, TargetUPN, mail or CloudObjectId)",
+            Missing::Upn,
+        ),
+        (true, false) => (
+            "no anchor column (objectGUID, mS-DS-ConsistencyGuid or ImmutableId)",
+            Missing::Anchor,
+        ),
+    };
+    let unmapped: Vec<&str> = headers
+        .iter()
+        .map(|h| h.trim())
+        .filter(|h| !h.is_empty() && !found.iter().any(|(_, f)| f.eq_ignore_ascii_case(h)))
+        .collect();
+    let hint = match kind.closest(&unmapped) {
+        Some((role, header)) => format!(
+            "If {header} holds the {}, run again with --column {}={header}",
+            kind.what(),
+            role.name()
+        ),
+        None => format!(
+            "Map the column that holds the {} with --column ROLE=HEADER",
+            kind.what()
+        ),
+    };
     Err(Error::Input(format!(
-        "{file}: no anchor or UPN column. Headers found: {}. Known headers: {}. Map one by hand with --column ROLE=HEADER",
-        if headers.is_empty() { "(none)".to_string() } else { headers.join(", ") },
+        "{file}: {missing}. Headers found: {}. {hint}. Known headers: {}",
+        if headers.is_empty() {
+            "(none)".to_string()
+        } else {
+            headers.join(", ")
+        },
         known_aliases()
     )))
+}
+
+/// What a file lacks, and how to find the header most likely to hold it.
+#[derive(Clone, Copy)]
+enum Missing {
+    Upn,
+    Anchor,
+}
+
+impl Missing {
+    fn what(self) -> &'static str {
+        match self {
+            Missing::Upn => "UPN",
+            Missing::Anchor => "objectGUID or ImmutableId",
+        }
+    }
+
+    /// Words a header holding this tends to contain, normalised (see [`normalise`]). Not
+    /// `account`: sAMAccountName is no UPN, and a hint must not send the admin there.
+    fn words(self) -> &'static [&'static str] {
+        match self {
+            Missing::Upn => &[
+                "userprincipalname",
+                "principal",
+                "upn",
+                "login",
+                "logon",
+                "signin",
+                "username",
+                "email",
+                "mail",
+                "user",
+            ],
+            Missing::Anchor => &[
+                "objectguid",
+                "guid",
+                "uuid",
+                "immutableid",
+                "immutable",
+                "sourceanchor",
+                "anchor",
+                "consistency",
+                "objectid",
+            ],
+        }
+    }
+
+    /// The unmapped header closest to what is missing, with the role to map it to; `None`
+    /// when no header is even close (then a guess would mislead).
+    fn closest<'h>(self, headers: &[&'h str]) -> Option<(Role, &'h str)> {
+        const CLOSE_ENOUGH: f64 = 0.8;
+        let score = |header: &str| {
+            let name = normalise(header);
+            self.words()
+                .iter()
+                .map(|word| {
+                    if name.contains(word) {
+                        1.0
+                    } else {
+                        strsim::jaro_winkler(&name, word)
+                    }
+                })
+                .fold(0.0, f64::max)
+        };
+        let (header, best) = headers.iter().map(|h| (*h, score(h))).fold(
+            None,
+            |best: Option<(&str, f64)>, (h, s)| match best {
+                Some((_, b)) if b >= s => best,
+                _ => Some((h, s)),
+            },
+        )?;
+        (best >= CLOSE_ENOUGH).then(|| (self.role_for(header), header))
+    }
+
+    fn role_for(self, header: &str) -> Role {
+        let name = normalise(header);
+        match self {
+            Missing::Upn if name.contains("mail") => Role::Mail,
+            Missing::Upn => Role::Upn,
+            Missing::Anchor if name.contains("immutable") || name.contains("anchor") => {
+                Role::ImmutableId
+            }
+            Missing::Anchor if name.contains("consistency") => Role::ConsistencyGuid,
+            Missing::Anchor => Role::ObjectGuid,
+        }
+    }
 }
 
 /// `upn (UserPrincipalName, UPN, ...), object-guid (...)`, for messages.
@@ -237,15 +369,56 @@ mod tests {
         );
     }
 
+    fn check(names: &[&str], anchor_optional: bool) -> Result<(), String> {
+        let h = headers(names);
+        let map = ColumnMap::new("f.csv", &h, &[]).unwrap();
+        require_usable("f.csv", &map.found(), &h, anchor_optional).map_err(|e| e.to_string())
+    }
+
     #[test]
     fn unusable_files_list_headers_and_aliases() {
-        let err = require_usable("f.csv", &[Role::DisplayName], &headers(&["Name", "Title"]))
-            .unwrap_err();
-        let message = err.to_string();
+        let message = check(&["Name", "Title"], false).unwrap_err();
         assert!(
             message.starts_with("f.csv: no anchor or UPN column. Headers found: Name, Title."),
             "{message}"
         );
         assert!(message.contains("UserPrincipalName"), "{message}");
+        assert!(message.contains("--column ROLE=HEADER"), "{message}");
+    }
+
+    #[test]
+    fn a_missing_column_suggests_the_closest_header() {
+        let message = check(&["Login", "ObjectGUID", "Name"], false).unwrap_err();
+        assert!(
+            message.starts_with("f.csv: no UPN column (nothing to find each cloud user by"),
+            "{message}"
+        );
+        assert!(
+            message.contains(
+                "Headers found: Login, ObjectGUID, Name. If Login holds the UPN, run again with --column upn=Login."
+            ),
+            "{message}"
+        );
+        let message = check(&["UserPrincipalName", "AD Guid", "Title"], false).unwrap_err();
+        assert!(
+            message.contains("no anchor column")
+                && message.contains("--column object-guid=AD Guid"),
+            "{message}"
+        );
+        let message = check(&["UserPrincipalName", "Immutable", "Title"], false).unwrap_err();
+        assert!(
+            message.contains("--column immutable-id=Immutable"),
+            "{message}"
+        );
+        // Nothing close: no guess (and sAMAccountName is no UPN).
+        let message = check(&["SamAccountName", "Department"], true).unwrap_err();
+        assert!(
+            message.contains("Map the column that holds the UPN with --column ROLE=HEADER"),
+            "{message}"
+        );
+        // `clear` needs no anchor.
+        assert!(check(&["UserPrincipalName"], true).is_ok());
+        assert!(check(&["UserPrincipalName"], false).is_err());
+        assert!(check(&["mail", "ImmutableId"], false).is_ok());
     }
 }

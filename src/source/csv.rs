@@ -51,8 +51,7 @@ pub fn read<'a>(name: &str, text: &'a str, options: &ReadOptions) -> crate::Resu
         None => Vec::new(),
     };
     let map = ColumnMap::new(name, &headers, &options.columns)?;
-    let roles = map.roles();
-    columns::require_usable(name, &roles, &headers)?;
+    columns::require_usable(name, &map.found(), &headers, options.anchor_optional)?;
 
     // 8 MB pieces: enough of them to keep both cores busy, few enough to cost nothing.
     let rows = read_records(
@@ -68,6 +67,7 @@ pub fn read<'a>(name: &str, text: &'a str, options: &ReadOptions) -> crate::Resu
         columns: map.found(),
         headers,
         rows,
+        notes: Vec::new(),
     })
 }
 
@@ -699,7 +699,7 @@ mod tests {
         );
         assert_eq!(lines(&input), [3, 5, 7]);
         // Mixed: a CRLF file with a CR alone inside a quoted field.
-        let mixed = read_text("UPN,Note\r\na@x.com,\"x\ry\"\r\nb@x.com,z\r\n");
+        let mixed = read_text("UPN,ObjectGUID\r\na@x.com,\"x\ry\"\r\nb@x.com,z\r\n");
         assert_eq!(lines(&mixed), [2, 4]);
     }
 

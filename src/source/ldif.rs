@@ -53,14 +53,14 @@ pub fn read<'a>(name: &str, text: &'a str, options: &ReadOptions) -> crate::Resu
         }
     }
     let headers: Vec<String> = seen.into_iter().collect();
-    let roles: Vec<Role> = mapped.iter().map(|(r, _)| *r).collect();
-    columns::require_usable(name, &roles, &headers)?;
+    columns::require_usable(name, &mapped, &headers, options.anchor_optional)?;
     Ok(Input {
         name: name.to_string(),
         format: Format::Ldif,
         headers,
         columns: mapped,
         rows,
+        notes: Vec::new(),
     })
 }
 

@@ -7,7 +7,7 @@
 //! their values from the source's text: a million rows do not copy the file.
 //!
 //! A bad row never stops a read: it becomes a row whose [`Row::problem`] says what is wrong.
-//! Only a file that cannot be used at all (unreadable, not text, a zip bomb, no anchor or UPN
+//! Only a file that cannot be used at all (unreadable, not text, a zip bomb, no UPN or no anchor
 //! column, a header line over [`csv::MAX_RECORD`]) is an [`Error`]. Memory stays
 //! bounded on hostile input: binary files are refused from their first 64 KiB, records and
 //! LDIF entries over [`csv::MAX_RECORD`] are row errors stepped over without a copy, and
@@ -187,6 +187,9 @@ pub struct Input<'a> {
     /// The roles found and the header (or attribute name) each came from.
     pub columns: Vec<(Role, Arc<str>)>,
     pub rows: Vec<Row<'a>>,
+    /// What the reader decided on the user's behalf and must say (on stderr), such as reading
+    /// a workbook's only usable sheet instead of its first.
+    pub notes: Vec<String>,
 }
 
 impl Input<'_> {
@@ -283,8 +286,11 @@ pub struct ReadOptions {
     pub delimiter: Option<u8>,
     /// `--column role=Header` mappings, which win over the aliases.
     pub columns: Vec<(Role, String)>,
-    /// The spreadsheet's sheet; the first one when not given.
+    /// The spreadsheet's sheet; when not given, the first one, or the only one that has the
+    /// columns the command needs.
     pub sheet: Option<String>,
+    /// The command needs no anchor column (`clear`), only a way to find each cloud user.
+    pub anchor_optional: bool,
 }
 
 /// An export opened for reading: a CSV or LDIF file's text (mapped, or decoded when it is

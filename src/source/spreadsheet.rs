@@ -1,5 +1,7 @@
-//! Workbooks (XLSX, XLSM, XLSB, XLS, ODS) through calamine: the first sheet or `--sheet`, the
-//! first non-empty row that names a known column as the header (else the first non-empty row),
+//! Workbooks (XLSX, XLSM, XLSB, XLS, ODS) through calamine: `--sheet`, else the first sheet, or
+//! the only sheet that has the columns the command needs when the first has not (said in
+//! [`Input::notes`]); the first non-empty row that names a known column as the header (else the
+//! first non-empty row),
 //! Excel's own row numbers and cell references in every message. Excel likes to turn a GUID
 //! into a number or a date; such a cell is a row problem that names the cell, never a guess.
 //!
@@ -61,51 +63,133 @@ fn read_workbook(name: &str, path: &Path, options: &ReadOptions) -> crate::Resul
     }
 }
 
-/// The chosen sheet of a workbook calamine has opened, as rows.
+/// The chosen sheet of a workbook calamine has opened, as rows: `--sheet`, else the first
+/// sheet, else the only other sheet that has the columns the command needs.
 fn read_sheets<RS: Read + Seek>(
     name: &str,
     mut workbook: Sheets<RS>,
     options: &ReadOptions,
 ) -> crate::Result<Input<'static>> {
     let sheets = workbook.sheet_names();
-    let sheet = match &options.sheet {
-        Some(wanted) => sheets
+    if let Some(wanted) = &options.sheet {
+        let sheet = sheets
             .iter()
             .find(|s| s.eq_ignore_ascii_case(wanted))
-            .cloned()
             .ok_or_else(|| {
                 Error::Input(format!(
                     "{name}: no sheet {wanted:?}; the sheets are: {}",
                     sheets.join(", ")
                 ))
-            })?,
-        None => sheets
-            .first()
-            .cloned()
-            .ok_or_else(|| Error::Input(format!("{name}: the workbook has no sheets")))?,
+            })?;
+        let table = table(name, &mut workbook, sheet, options)?.usable()?;
+        return Ok(table.into_input(name, Vec::new()));
+    }
+    let first = sheets
+        .first()
+        .ok_or_else(|| Error::Input(format!("{name}: the workbook has no sheets")))?;
+    let unusable = match table(name, &mut workbook, first, options)? {
+        Sheet::Usable(table) => return Ok(table.into_input(name, Vec::new())),
+        Sheet::Unusable(why) => why,
     };
-    let rows = sheet_rows(&mut workbook, &sheet)
+    // The other sheets, checked one at a time (only one is held in memory); one that cannot
+    // be read at all is skipped, as the first sheet's problem is what the admin asked about.
+    let mut usable = Vec::new();
+    for sheet in &sheets[1..] {
+        if let Ok(Sheet::Usable(_)) = table(name, &mut workbook, sheet, options) {
+            usable.push(sheet.as_str());
+        }
+    }
+    match usable.as_slice() {
+        [] if sheets.len() == 1 => Err(unusable),
+        [] => Err(Error::Input(format!(
+            "{unusable}. No other sheet ({}) has the columns needed either",
+            sheets[1..].join(", ")
+        ))),
+        [only] => {
+            let note = format!(
+                "{name}: reading sheet {only}, the only one with the columns needed (the first sheet, {first}, has not)"
+            );
+            let table = table(name, &mut workbook, only, options)?.usable()?;
+            Ok(table.into_input(name, vec![note]))
+        }
+        several => Err(Error::Input(format!(
+            "{unusable}. The sheets {} have the columns needed: choose one with --sheet NAME",
+            several.join(", ")
+        ))),
+    }
+}
+
+/// A sheet read and its header mapped, or why the command cannot use it.
+enum Sheet {
+    Usable(Table),
+    Unusable(Error),
+}
+
+impl Sheet {
+    fn usable(self) -> crate::Result<Table> {
+        match self {
+            Sheet::Usable(table) => Ok(table),
+            Sheet::Unusable(why) => Err(why),
+        }
+    }
+}
+
+/// A sheet's rows with its header row found and mapped.
+struct Table {
+    sheet: Arc<str>,
+    rows: Vec<SheetRow>,
+    header_at: usize,
+    headers: Vec<String>,
+    map: ColumnMap,
+}
+
+/// Reads a sheet and maps its header. An `Err` is a sheet that cannot be read at all.
+fn table<RS: Read + Seek>(
+    name: &str,
+    workbook: &mut Sheets<RS>,
+    sheet: &str,
+    options: &ReadOptions,
+) -> crate::Result<Sheet> {
+    let rows = sheet_rows(workbook, sheet)
         .map_err(|e| Error::Input(format!("{name} sheet {sheet}: cannot be read: {e}")))?;
     let header_at = header_row(&rows, options);
     let headers = rows
         .get(header_at)
         .map_or_else(Vec::new, |row| headers_of(&row.cells));
-    let map = ColumnMap::new(name, &headers, &options.columns)?;
-    let roles = map.roles();
-    columns::require_usable(&format!("{name} sheet {sheet}"), &roles, &headers)?;
-    let sheet_name: Arc<str> = Arc::from(sheet.as_str());
-    let rows = rows
-        .iter()
-        .skip(header_at + 1)
-        .map(|sheet_row| row_of(name, &sheet_name, sheet_row, &map))
-        .collect();
-    Ok(Input {
-        name: name.to_string(),
-        format: Format::Spreadsheet,
-        columns: map.found(),
-        headers,
-        rows,
+    let place = format!("{name} sheet {sheet}");
+    let checked = ColumnMap::new(&place, &headers, &options.columns).and_then(|map| {
+        columns::require_usable(&place, &map.found(), &headers, options.anchor_optional)?;
+        Ok(map)
+    });
+    Ok(match checked {
+        Ok(map) => Sheet::Usable(Table {
+            sheet: Arc::from(sheet),
+            rows,
+            header_at,
+            headers,
+            map,
+        }),
+        Err(why) => Sheet::Unusable(why),
     })
+}
+
+impl Table {
+    fn into_input(self, name: &str, notes: Vec<String>) -> Input<'static> {
+        let rows = self
+            .rows
+            .iter()
+            .skip(self.header_at + 1)
+            .map(|sheet_row| row_of(name, &self.sheet, sheet_row, &self.map))
+            .collect();
+        Input {
+            name: name.to_string(),
+            format: Format::Spreadsheet,
+            columns: self.map.found(),
+            headers: self.headers,
+            rows,
+            notes,
+        }
+    }
 }
 
 /// Excel's limits: 1,048,576 rows and 16,384 columns (A to XFD). No format holds more.
@@ -192,10 +276,8 @@ fn header_row(rows: &[SheetRow], options: &ReadOptions) -> usize {
         .take(LOOK_AHEAD)
         .position(|row| {
             let headers = headers_of(&row.cells);
-            ColumnMap::new("", &headers, &options.columns).is_ok_and(|map| {
-                let roles = map.roles();
-                columns::require_usable("", &roles, &headers).is_ok()
-            })
+            ColumnMap::new("", &headers, &options.columns)
+                .is_ok_and(|map| columns::names_a_known_column(&map.roles()))
         })
         .unwrap_or(0)
 }

@@ -118,7 +118,7 @@ fn plan_reports_as_xlsx_and_json() {
     assert_eq!(workbook.sheet_names(), ["Summary", "Rows"]);
     let rows = workbook.worksheet_range("Rows").unwrap();
     assert_eq!(rows.height(), 17, "header + 16 rows");
-    assert_eq!(rows.get((0, 11)).unwrap().to_string(), "outcome");
+    assert_eq!(rows.get((0, 12)).unwrap().to_string(), "outcome");
     let summary = workbook.worksheet_range("Summary").unwrap();
     let text: Vec<String> = summary
         .rows()
@@ -667,7 +667,7 @@ fn clear_refuses_synced_users_and_clears_the_rest() {
     let got = outcomes(&report_rows(&dir.join("cleared.csv")));
     assert_eq!(got["bob.brown@contoso.com"], "cleared");
     assert_eq!(got["carol.clark@contoso.com"], "target-synced");
-    assert_eq!(got["alice.adams@contoso.com"], "already-matched");
+    assert_eq!(got["alice.adams@contoso.com"], "nothing-to-clear");
     assert_eq!(graph.anchor_of("bob.brown@contoso.com"), None);
 }
 

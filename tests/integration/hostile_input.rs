@@ -50,7 +50,7 @@ fn a_100_mib_csv_line_is_an_error_for_its_row_only() {
     assert_eq!(lines.len(), 4, "{report}");
     assert!(lines[1].starts_with("2,a@x.com,"), "{}", lines[1]);
     assert!(
-        lines[2].starts_with("3,,,,missing-field,\"huge.csv:3: the record is 100 MiB long, more than the 16 MiB a record may have"),
+        lines[2].starts_with("3,,,,,missing-field,\"huge.csv:3: the record is 100 MiB long, more than the 16 MiB a record may have"),
         "{}",
         lines[2]
     );
@@ -84,7 +84,7 @@ fn a_100_mib_ldif_entry_is_an_error_for_its_entry_only() {
     let lines: Vec<&str> = report.lines().collect();
     assert_eq!(lines.len(), 4, "{report}");
     assert!(
-        lines[2].starts_with("6,,,,missing-field,huge.ldf:6: the entry is longer than the 16 MiB"),
+        lines[2].starts_with("6,,,,,missing-field,huge.ldf:6: the entry is longer than the 16 MiB"),
         "{}",
         lines[2]
     );
@@ -154,7 +154,7 @@ fn a_sheet_with_cells_far_apart_is_read_in_small_memory() {
     assert_eq!(lines.len(), 3, "{report}");
     assert!(lines[1].starts_with("2,a@x.com,"), "{}", lines[1]);
     assert!(
-        lines[2].starts_with("1048576,,,,missing-field,"),
+        lines[2].starts_with("1048576,,,,,missing-field,"),
         "{}",
         lines[2]
     );
@@ -251,7 +251,7 @@ fn an_ods_with_libreoffices_trailing_empty_runs_reads() {
     let report = std::fs::read_to_string(dir.join("ids.csv")).unwrap();
     assert_eq!(
         report.lines().nth(1),
-        Some("2,a@x.com,f7cc07d7-7c15-447d-876d-c01b0e5a9e38,1wfM9xV8fUSHbcAbDlqeOA==,computed,")
+        Some("2,a@x.com,f7cc07d7-7c15-447d-876d-c01b0e5a9e38,1wfM9xV8fUSHbcAbDlqeOA==,objectGUID,computed,")
     );
     assert_memory(peak_kib, 0);
 }

@@ -36,8 +36,8 @@ fn ids(dir: &Dir, input: &std::path::Path, extra: &[&str]) -> (Vec<[String; 5]>,
                 r[0].into(),
                 r[1].into(),
                 r[3].into(),
-                r[4].into(),
                 r[5].into(),
+                r[6].into(),
             ]
         })
         .collect();

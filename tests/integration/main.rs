@@ -3,11 +3,14 @@
 
 mod apply;
 mod convert;
+mod diagnosis;
 mod emulator;
+mod exact_anchors;
 mod hostile_input;
 mod ids;
 mod security;
 mod sign_in;
+mod small_print;
 mod snapshot;
 mod util;
 mod verify;

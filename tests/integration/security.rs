@@ -9,9 +9,10 @@ use std::process::{Command, Output};
 
 use openssl::symm::Cipher;
 
+use hardmatch::anchor;
 use hardmatch::emulator::odata::{self, Filter, Property};
 use hardmatch::emulator::Config;
-use hardmatch::report::from_excel_safe;
+use hardmatch::report::{from_excel_safe, ID_COLUMNS};
 use hardmatch::tenant::{Domain, Tenant, User};
 
 use crate::util::{fast, generated, report_rows, run, sample, stderr, stdout, Dir, Graph, TOKEN};
@@ -652,14 +653,18 @@ fn report_cells_cannot_run_as_formulas_and_round_trip_through_rollback() {
     ));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
-    // CSV: no cell can run; every escaped cell reads back exactly.
-    let mut reader = csv::Reader::from_path(dir.join("report.csv")).unwrap();
-    for record in reader.records() {
-        for cell in record.unwrap().iter() {
-            assert!(!could_run(cell), "{cell:?} could run as a formula");
+    // CSV: no cell can run, except a well-formed anchor or GUID in an id column, which is
+    // written exactly (issue 17); every escaped cell reads back exactly.
+    let rows = report_rows(&dir.join("report.csv"));
+    for row in &rows {
+        for (column, cell) in row {
+            let exact = ID_COLUMNS.contains(&column.as_str()) && anchor::is_well_formed(cell);
+            assert!(
+                exact || !could_run(cell),
+                "{column}: {cell:?} could run as a formula"
+            );
         }
     }
-    let rows = report_rows(&dir.join("report.csv"));
     let mut escaped = 0;
     for (row, (upn, anchor)) in rows.iter().zip(FORMULA_UPNS.iter().zip(FORMULA_ANCHORS)) {
         assert_eq!(from_excel_safe(&row["upn"]), *upn);
@@ -668,7 +673,12 @@ fn report_cells_cannot_run_as_formulas_and_round_trip_through_rollback() {
         escaped += usize::from(row["upn"].starts_with('\''));
     }
     assert_eq!(escaped, 4, "the four formula-like UPNs carry an apostrophe");
-    assert!(rows[0]["immutable_id"].starts_with("'+"), "{:?}", rows[0]);
+    assert!(rows[0]["immutable_id"].starts_with('+'), "{:?}", rows[0]);
+    assert!(
+        anchor::is_well_formed(&rows[0]["immutable_id"]),
+        "{:?}",
+        rows[0]
+    );
 
     // XLSX: strings are strings, never formulas, and carry no apostrophe.
     let bytes = std::fs::read(dir.join("plan.xlsx")).unwrap();
