@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use super::input::InputArgs;
 use crate::compute::Candidate;
+use crate::exit_code::ExitCode;
 use crate::outcome::Outcome;
 use crate::pipeline;
 use crate::report::csv as report_csv;
@@ -51,7 +51,7 @@ const COLUMNS: [&str; 6] = [
     "detail",
 ];
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args) -> crate::Result<ExitCode> {
     let source = args.input.open()?;
     let prepared = pipeline::prepare(&source, &args.input.compute_options())?;
     let (rows, candidates) = (&prepared.input.rows, &prepared.candidates);
@@ -86,7 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("  {:<28} {count:>9}", outcome.code());
     }
     let needs_attention = counts.keys().any(|o| !o.is_success());
-    Ok(ExitCode::from(u8::from(needs_attention)))
+    Ok(ExitCode::for_rows(!needs_attention))
 }
 
 fn outcome_of<'c>(candidate: &'c Candidate<'_>) -> (Outcome, &'c str) {

@@ -1,9 +1,9 @@
 //! `hardmatch snapshot`: a read-only copy of the tenant, for offline plans and rehearsals.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use super::target::{self, TargetArgs};
+use crate::exit_code::ExitCode;
 use crate::graph::read::{ReadStrategy, Wanted};
 use crate::pipeline;
 
@@ -34,7 +34,7 @@ pub struct Args {
     pub target: TargetArgs,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args) -> crate::Result<ExitCode> {
     let (tenant, requests) = target::runtime()?.block_on(async {
         let connection = args.target.connect().await?;
         let everyone = Wanted::default();
@@ -45,7 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if let Some(emulator) = connection.emulator {
             emulator.stop().await;
         }
-        anyhow::Ok((tenant, requests))
+        Ok::<_, crate::Error>((tenant, requests))
     })?;
     tenant.save(&args.output)?;
     eprintln!(
@@ -55,5 +55,5 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         tenant.deleted_users.len(),
         tenant.domains.len()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitCode::Success)
 }
