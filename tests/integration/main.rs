@@ -4,6 +4,7 @@
 mod apply;
 mod convert;
 mod emulator;
+mod errors;
 mod hostile_input;
 mod ids;
 mod security;
