@@ -538,11 +538,7 @@ fn csvde_text(value: &str) -> Option<String> {
     let hex = value
         .strip_prefix("X'")
         .and_then(|v| v.strip_suffix('\''))?;
-    let bytes: Option<Vec<u8>> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect();
-    String::from_utf8(bytes?).ok()
+    String::from_utf8(hex::decode(hex).ok()?).ok()
 }
 
 #[cfg(test)]
