@@ -595,6 +595,8 @@ mod tests {
     fn semicolons_are_sniffed_and_csvde_text_decoded() {
         let input = read_text("UPN;GUID;Name\nj@x.com;g;X'4ac3b6'\n");
         assert_eq!(input.rows[0].value(Role::DisplayName), Some("Jö"));
+        // A sign is not a hex digit: X'+a' is text as written, not a byte.
+        assert_eq!(csvde_text("X'+a'"), None);
         let tabbed = read_text("UPN\tGUID\na@x.com\tg\n");
         assert_eq!(tabbed.rows[0].value(Role::ObjectGuid), Some("g"));
     }
