@@ -136,7 +136,7 @@ fn verbose_goes_before_or_after_any_command() {
         ["-v", "ids", export, "-o", "ids.csv"],
         ["ids", export, "-o", "ids.csv", "-v"],
     ] {
-        let out = run(dir.hardmatch().args(&args));
+        let out = run(dir.hardmatch().args(args));
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
         assert!(err.contains("INFO"), "{args:?}: {err}");
