@@ -429,6 +429,13 @@ impl GraphClient {
         else {
             return None;
         };
+        // Behind a proxy, the proxy resolves the host: a local lookup would prove nothing.
+        if ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+            .into_iter()
+            .any(|name| std::env::var_os(name).is_some())
+        {
+            return None;
+        }
         let unresolved = tokio::net::lookup_host((host, port)).await.err()?;
         Some(format!(
             "the host name of {graph} does not resolve ({unresolved}): is the host of --graph-url right, or the machine's DNS down?"
