@@ -1057,6 +1057,54 @@ mod tests {
         assert!(!message.contains("kate"), "{message}");
     }
 
+    #[tokio::test]
+    async fn a_refused_graph_fails_at_once_before_it_answered_and_is_retried_after() {
+        let config = crate::emulator::Config {
+            access_token: Some("t0ken".into()),
+            latency_ms: (0, 0),
+            ..crate::emulator::Config::default()
+        };
+        let tenant = crate::emulator::synthetic::tenant(1);
+        let running = crate::emulator::spawn(tenant, config).await.unwrap();
+        let url = running.url.clone();
+        let client = || {
+            // A new connection for every request: none left open from before the stop.
+            let http = reqwest::Client::builder()
+                .no_proxy()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap();
+            let secret = azure_core::credentials::Secret::new("t0ken");
+            let mut client = GraphClient::new(http, &url, TokenSource::Fixed(secret)).unwrap();
+            client.retry = RetryPolicy {
+                max_retries: 2,
+                base_backoff: Duration::from_millis(1),
+                max_backoff: Duration::from_millis(5),
+                ..RetryPolicy::default()
+            };
+            client
+        };
+        let get = reqwest::Method::GET;
+        let answered = client();
+        answered
+            .send(get.clone(), "/users", None, false)
+            .await
+            .unwrap();
+        running.stop().await;
+
+        let blip = answered.send(get.clone(), "/users", None, false).await;
+        let blip = blip.unwrap_err();
+        assert_eq!(blip.meta().unwrap().attempts, 3, "{blip}");
+
+        let error = client().send(get, "/users", None, false).await.unwrap_err();
+        assert_eq!(error.meta().unwrap().attempts, 1, "{error}");
+        let message = error.to_string();
+        assert!(
+            message.contains(&url) && message.contains("connection refused"),
+            "{message}"
+        );
+    }
+
     #[test]
     fn literals_and_paths_cannot_change_a_query() {
         assert_eq!(
