@@ -928,11 +928,8 @@ fn transport_failure(error: &reqwest::Error) -> String {
             (None, _) => {}
         }
     }
-    let mut cause = std::error::Error::source(error);
-    while let Some(deeper) = cause.and_then(|e| e.source()) {
-        cause = Some(deeper);
-    }
-    if let Some(cause) = cause {
+    // Not the reqwest error itself, whose text holds the whole URL.
+    if let Some(cause) = causes(error).skip(1).last() {
         message.push_str(&format!(": {cause}"));
     }
     message
