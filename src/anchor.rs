@@ -56,8 +56,7 @@ impl ImmutableId {
 
     /// Lowercase hex of the bytes in AD byte order, e.g. `32c34a8c5f97...`.
     pub fn hex(&self) -> Option<String> {
-        self.ad_bytes()
-            .map(|b| b.iter().map(|x| format!("{x:02x}")).collect())
+        self.ad_bytes().map(hex::encode)
     }
 
     /// The LDAP filter form, e.g. `\32\c3\4a...`, for `(objectGUID=...)` searches.
@@ -68,8 +67,7 @@ impl ImmutableId {
 
     /// The connector-space DN form: `CN={<uppercase hex of the ImmutableId's ASCII text>}`.
     pub fn connector_dn(&self) -> String {
-        let hex: String = self.0.bytes().map(|b| format!("{b:02X}")).collect();
-        format!("CN={{{hex}}}")
+        format!("CN={{{}}}", hex::encode_upper(&self.0))
     }
 }
 
@@ -214,7 +212,8 @@ pub fn parse(text: &str, kind: AnchorKind) -> Result<Parsed, AnchorError> {
 fn parse_guid_anchor(value: &str) -> Result<Parsed, AnchorError> {
     let parsed = |id, form| Ok(Parsed { id, form });
     if let Some(hex) = strip_connector_dn(value) {
-        let text = decode_hex(hex)
+        let text = hex::decode(hex)
+            .ok()
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .ok_or_else(|| AnchorError::Malformed(value.to_string()))?;
         // The DN wraps any ImmutableId: GUID-based in any form, else a custom string. Both
@@ -388,20 +387,12 @@ fn parse_base64(value: &str) -> Result<Option<Parsed>, AnchorError> {
     }
 }
 
-fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    // Digits only: `from_str_radix` also takes a sign, which read X'+a+a...' as bytes
-    // (found by fuzzing).
-    if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-fn decode_16(hex: &str) -> Option<[u8; 16]> {
-    decode_hex(hex)?.try_into().ok()
+/// Hex digits only (no sign, which `from_str_radix` would take: X'+a+a...' was read as bytes,
+/// found by fuzzing).
+fn decode_16(digits: &str) -> Option<[u8; 16]> {
+    let mut bytes = [0; 16];
+    hex::decode_to_slice(digits, &mut bytes).ok()?;
+    Some(bytes)
 }
 
 /// The other reading of an ambiguous value: 32 bare hex digits read as .NET "N" GUID text.

@@ -3,8 +3,13 @@
 //! Per-row problems are never errors: they become report rows with an outcome
 //! (see [`crate::outcome`]). An [`Error`] is for what stops a whole command: an unreadable
 //! file, an export with no usable column, a bad option, a tenant that cannot be reached.
+//!
+//! `main` prints an error once, by its `Display`, which already carries its cause: it never
+//! walks the `source()` chain as well, which would print every cause twice.
 
 use std::path::PathBuf;
+
+use crate::graph::GraphError;
 
 /// A failure that stops a command. Its message names the file and says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +29,9 @@ pub enum Error {
     /// The tenant file could not be read or parsed.
     #[error("{path}: {message}")]
     Tenant { path: PathBuf, message: String },
+    /// Graph could not be reached, signed in to, or read.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
     #[error("{0}")]
     Other(String),
 }
@@ -34,6 +42,12 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+
+    /// The reader of stdout went away (`hardmatch ids big.csv -o - | head`): not a failure,
+    /// the command ends quietly as ripgrep does.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
     }
 }
 

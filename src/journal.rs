@@ -74,14 +74,7 @@ impl Journal {
     /// Creates a new journal (owner-readable only); refuses to overwrite an existing one,
     /// which belongs to another run and may be needed for its rollback.
     pub fn create(path: &Path) -> crate::Result<Journal> {
-        let mut options = std::fs::OpenOptions::new();
-        options.append(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let file = options.open(path).map_err(|e| {
+        let file = crate::private::create_new(path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 Error::Usage(format!(
                     "{}: a journal already exists there; pass --resume {} to continue that run, or choose another report path",

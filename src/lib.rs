@@ -16,12 +16,14 @@
 //! - [`tenant`]: the tenant file format shared by `snapshot`, `plan --snapshot` and the emulator.
 //! - [`emulator`]: a local Microsoft Graph emulator for rehearsals and tests.
 //! - [`cli`]: one file per subcommand, with its help text and examples.
+//! - [`error`] and [`exit_code`]: what stops a command, and how every command ends.
 
 pub mod anchor;
 pub mod cli;
 pub mod compute;
 pub mod emulator;
 pub mod error;
+pub mod exit_code;
 pub mod graph;
 pub mod journal;
 pub mod logging;

@@ -116,7 +116,11 @@ fn readable(target: &str) -> String {
         let decoded = (bytes[i] == b'%')
             .then(|| target.get(i + 1..i + 3))
             .flatten()
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            .and_then(|digits| {
+                let mut byte = [0];
+                hex::decode_to_slice(digits, &mut byte).ok()?;
+                Some(byte[0])
+            })
             .filter(|b| (0x20..0x7f).contains(b) && !b"%&#+=".contains(b));
         match decoded {
             Some(b) => {

@@ -1,23 +1,24 @@
 //! The `hardmatch` binary: parse the command line, run the command, map the result to an
-//! exit code (0 all rows fine, 1 some rows need attention, 2 the run could not start,
-//! 130 interrupted).
-
-use std::process::ExitCode;
+//! exit code ([`hardmatch::exit_code`]). Errors are printed here and only here, once.
 
 use clap::Parser;
+use hardmatch::exit_code::ExitCode;
 
 /// The reader and compute stages allocate a few small strings per row, millions of times;
 /// mimalloc does that several times faster than the system allocator (BENCHMARKS.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() -> ExitCode {
+fn main() -> std::process::ExitCode {
     let cli = hardmatch::cli::Cli::parse();
-    match hardmatch::cli::run(cli) {
+    let code = match hardmatch::cli::run(cli) {
         Ok(code) => code,
+        // The reader of our output has all it wanted (`| head`): nothing went wrong.
+        Err(err) if err.is_broken_pipe() => ExitCode::Success,
         Err(err) => {
-            eprintln!("hardmatch: {err:#}");
-            ExitCode::from(2)
+            eprintln!("hardmatch: {err}");
+            ExitCode::Failure
         }
-    }
+    };
+    code.into()
 }

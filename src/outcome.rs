@@ -6,10 +6,28 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use strum::VariantArray;
 
-/// What happened (or would happen) to one input row.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// What happened (or would happen) to one input row. Adding an outcome is adding its variant
+/// here: its code, its place in [`Outcome::ALL`] and its parsing are derived, and the compiler
+/// asks for its [`Group`].
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::VariantArray,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Outcome {
     // Success.
     Stamped,
@@ -74,80 +92,14 @@ pub enum Group {
 }
 
 impl Outcome {
-    /// Every outcome, in the order reports list them.
-    pub const ALL: [Outcome; 33] = [
-        Outcome::Stamped,
-        Outcome::WouldStamp,
-        Outcome::AlreadyMatched,
-        Outcome::Cleared,
-        Outcome::WouldClear,
-        Outcome::NothingToClear,
-        Outcome::Restored,
-        Outcome::Computed,
-        Outcome::InvalidAnchor,
-        Outcome::MissingField,
-        Outcome::NotAUser,
-        Outcome::DuplicateAnchorInInput,
-        Outcome::DuplicateTargetInInput,
-        Outcome::TargetNotFound,
-        Outcome::TargetAmbiguous,
-        Outcome::TargetDeleted,
-        Outcome::TargetSynced,
-        Outcome::TargetHasOtherAnchor,
-        Outcome::FederatedDomain,
-        Outcome::TargetChangedSincePlan,
-        Outcome::AnchorHeldByUser,
-        Outcome::AnchorHeldByDeletedUser,
-        Outcome::PermissionDenied,
-        Outcome::ThrottledOut,
-        Outcome::GraphError,
-        Outcome::NotAttempted,
-        Outcome::Matched,
-        Outcome::AwaitingSync,
-        Outcome::MatchBlocked,
-        Outcome::DuplicateCreated,
-        Outcome::AnchorChanged,
-        Outcome::TargetGone,
-        Outcome::NotStamped,
-    ];
+    /// Every outcome, in the order reports list them (the order of declaration: derived,
+    /// so that a new outcome is listed by adding its variant).
+    pub const ALL: &'static [Outcome] = <Outcome as VariantArray>::VARIANTS;
 
-    /// The stable code written in reports.
+    /// The stable code written in reports: the variant's name in kebab-case, derived (and
+    /// the same as serde's, which a test checks).
     pub fn code(self) -> &'static str {
-        match self {
-            Outcome::Stamped => "stamped",
-            Outcome::WouldStamp => "would-stamp",
-            Outcome::AlreadyMatched => "already-matched",
-            Outcome::Cleared => "cleared",
-            Outcome::WouldClear => "would-clear",
-            Outcome::NothingToClear => "nothing-to-clear",
-            Outcome::Restored => "restored",
-            Outcome::Computed => "computed",
-            Outcome::InvalidAnchor => "invalid-anchor",
-            Outcome::MissingField => "missing-field",
-            Outcome::NotAUser => "not-a-user",
-            Outcome::DuplicateAnchorInInput => "duplicate-anchor-in-input",
-            Outcome::DuplicateTargetInInput => "duplicate-target-in-input",
-            Outcome::TargetNotFound => "target-not-found",
-            Outcome::TargetAmbiguous => "target-ambiguous",
-            Outcome::TargetDeleted => "target-deleted",
-            Outcome::TargetSynced => "target-synced",
-            Outcome::TargetHasOtherAnchor => "target-has-other-anchor",
-            Outcome::FederatedDomain => "federated-domain",
-            Outcome::TargetChangedSincePlan => "target-changed-since-plan",
-            Outcome::AnchorHeldByUser => "anchor-held-by-user",
-            Outcome::AnchorHeldByDeletedUser => "anchor-held-by-deleted-user",
-            Outcome::PermissionDenied => "permission-denied",
-            Outcome::ThrottledOut => "throttled-out",
-            Outcome::GraphError => "graph-error",
-            Outcome::NotAttempted => "not-attempted",
-            Outcome::Matched => "matched",
-            Outcome::AwaitingSync => "awaiting-sync",
-            Outcome::MatchBlocked => "match-blocked",
-            Outcome::DuplicateCreated => "duplicate-created",
-            Outcome::AnchorChanged => "anchor-changed",
-            Outcome::TargetGone => "target-gone",
-            Outcome::NotStamped => "not-stamped",
-        }
+        self.into()
     }
 
     pub fn group(self) -> Group {
@@ -181,7 +133,7 @@ impl Outcome {
     }
 
     pub fn from_code(code: &str) -> Option<Outcome> {
-        Outcome::ALL.into_iter().find(|o| o.code() == code)
+        code.parse().ok()
     }
 }
 
@@ -213,7 +165,7 @@ mod tests {
 
     #[test]
     fn codes_round_trip_and_match_serde() {
-        for outcome in Outcome::ALL {
+        for &outcome in Outcome::ALL {
             assert_eq!(Outcome::from_code(outcome.code()), Some(outcome));
             let json = serde_json::to_string(&outcome).unwrap();
             assert_eq!(json, format!("\"{}\"", outcome.code()));

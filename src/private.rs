@@ -1,7 +1,8 @@
 //! Files only their owner can read: reports, plans, snapshots and journals name every user of
 //! a migration and the tenant they live in.
 //!
-//! A new file is created with mode 0600. An existing file is written only if it is a regular
+//! A new file is created with mode 0600 (and [`create_new`] refuses any existing path, a link
+//! included). An existing file is written only if it is a regular
 //! file of the user running hardmatch: it is tightened to 0600 *before* it is emptied and
 //! written, never the other way round. A path that is a symbolic link to a file is refused
 //! (in a shared directory, a planted link would make hardmatch overwrite the file it points
@@ -150,6 +151,19 @@ pub fn check_writable(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Creates `path` to append to it, failing with `AlreadyExists` if anything is there, a
+/// symbolic link included (a new journal: an existing one belongs to another run).
+pub fn create_new(path: &Path) -> io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.append(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
 #[cfg(unix)]
 fn open(path: &Path, append: bool) -> io::Result<File> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -236,6 +250,13 @@ mod tests {
         append(&old).unwrap().write_all(b"+more").unwrap();
         assert_eq!(mode(&old), 0o600);
         assert_eq!(std::fs::read_to_string(&old).unwrap(), "new+more");
+
+        let journal = dir.path().join("new.journal");
+        create_new(&journal).unwrap().write_all(b"1").unwrap();
+        assert_eq!(mode(&journal), 0o600);
+        let again = create_new(&journal).unwrap_err();
+        assert_eq!(again.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read_to_string(&journal).unwrap(), "1");
     }
 
     #[test]
@@ -248,6 +269,7 @@ mod tests {
         let error = create(&link).unwrap_err().to_string();
         assert!(error.contains("symbolic link"), "{error}");
         assert!(append(&link).is_err());
+        assert!(create_new(&link).is_err());
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
 
         let null = dir.path().join("null");

@@ -440,9 +440,10 @@ pub fn outcome_of(error: &GraphError) -> Outcome {
         GraphError::NotFound(_) => Outcome::TargetNotFound,
         GraphError::Forbidden(_) => Outcome::PermissionDenied,
         GraphError::Throttled(_) => Outcome::ThrottledOut,
-        GraphError::Auth(_) | GraphError::Transport(_) | GraphError::Other(_) => {
-            Outcome::GraphError
-        }
+        GraphError::Auth(_)
+        | GraphError::Setup(_)
+        | GraphError::Transport(_)
+        | GraphError::Other(_) => Outcome::GraphError,
     }
 }
 

@@ -3,11 +3,11 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use super::input::InputArgs;
 use super::plan::{exit_code, plan_records, PlanArgs};
 use super::target::{self, Connection, ReadArgs, TargetArgs};
+use crate::exit_code::ExitCode;
 use crate::graph::read::{TenantRead, Wanted};
 use crate::outcome::Outcome;
 use crate::pipeline::{self, read_tenant, Execution};
@@ -130,7 +130,7 @@ impl WriteArgs {
     }
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args) -> crate::Result<ExitCode> {
     let mode = Mode::Stamp;
     report::check_output(&args.output, report::REPORT_FORMATS)?;
     target::runtime()?.block_on(async {
@@ -186,7 +186,7 @@ impl WriteRun<'_> {
         mut records: Vec<Record>,
         success: Outcome,
         new_anchor: impl Fn(&Record) -> Option<String>,
-    ) -> anyhow::Result<ExitCode> {
+    ) -> crate::Result<ExitCode> {
         let started = chrono::Utc::now();
         let items = pipeline::work_items(&records, &self.read.tenant, new_anchor);
         eprintln!("{}", describe(&records, items.len(), &self.read.tenant));
@@ -229,7 +229,7 @@ impl WriteRun<'_> {
         );
         self.connection.close().await;
         Ok(if interrupted {
-            ExitCode::from(130)
+            ExitCode::Interrupted
         } else {
             exit_code(&records)
         })
@@ -293,22 +293,26 @@ fn describe(records: &[Record], writes: usize, tenant: &Tenant) -> String {
 }
 
 /// Asks on a terminal; without one, `--yes` is required.
-fn confirm(yes: bool, writes: usize, tenant: &Tenant) -> anyhow::Result<()> {
+fn confirm(yes: bool, writes: usize, tenant: &Tenant) -> crate::Result<()> {
     if yes {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() {
-        anyhow::bail!(
+        return Err(crate::Error::Usage(format!(
             "no terminal to confirm on: pass --yes to write {writes} rows to {}",
             tenant.tenant_id
-        );
+        )));
     }
     eprint!("Type yes to write {writes} rows to {}: ", tenant.tenant_id);
-    std::io::stderr().flush()?;
     let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
+    std::io::stderr()
+        .flush()
+        .and_then(|()| std::io::stdin().lock().read_line(&mut answer))
+        .map_err(|e| crate::Error::io("the terminal", e))?;
     if !is_yes(&answer) {
-        anyhow::bail!("not confirmed; nothing was written");
+        return Err(crate::Error::Usage(
+            "not confirmed; nothing was written".into(),
+        ));
     }
     Ok(())
 }
@@ -324,7 +328,7 @@ fn is_plan_file(path: &Path) -> bool {
 }
 
 /// A reviewed plan's rows, as `hardmatch plan -o plan.json` wrote them.
-fn load_plan(path: &Path) -> anyhow::Result<Vec<Record>> {
+fn load_plan(path: &Path) -> crate::Result<Vec<Record>> {
     #[derive(serde::Deserialize)]
     struct PlanFile {
         rows: Vec<Record>,

@@ -2,12 +2,12 @@
 //! seeds' soft-match and cloud-only conversions. Synced users are refused with the reason.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use super::apply::{WriteArgs, WriteRun};
 use super::input::InputArgs;
 use super::plan::plan_records;
 use super::target::{self, ReadArgs, TargetArgs};
+use crate::exit_code::ExitCode;
 use crate::outcome::Outcome;
 use crate::pipeline;
 use crate::plan::{MatchBy, Mode, Permissions, PlanOptions};
@@ -61,7 +61,7 @@ pub struct Args {
     pub write: WriteArgs,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args) -> crate::Result<ExitCode> {
     report::check_output(&args.output, report::REPORT_FORMATS)?;
     let mut compute = args.input.compute_options();
     compute.anchor_optional = true;

@@ -1,11 +1,12 @@
 //! `hardmatch convert`: one value in every anchor form. For the admin with one GUID in one
 //! window and an ImmutableId in another, wondering whether they are the same user.
 
-use std::process::ExitCode;
+use std::io::Write;
 
 use serde::Serialize;
 
 use crate::anchor::{self, AnchorKind, ImmutableId};
+use crate::exit_code::ExitCode;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -63,19 +64,24 @@ struct Conversion {
     error: Option<String>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args) -> crate::Result<ExitCode> {
     let conversions: Vec<Conversion> = args
         .values
         .iter()
         .map(|v| convert(v, args.anchor_kind))
         .collect();
+    // println! would panic on a closed pipe (`hardmatch convert ... | head -1`).
+    let mut stdout = std::io::stdout().lock();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&conversions)?);
+        serde_json::to_writer_pretty(&mut stdout, &conversions)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(stdout))
     } else {
-        print_table(&conversions);
+        print_table(&mut stdout, &conversions)
     }
+    .map_err(|e| crate::Error::io("-", e))?;
     let failed = conversions.iter().any(|c| c.error.is_some());
-    Ok(ExitCode::from(u8::from(failed)))
+    Ok(ExitCode::for_rows(!failed))
 }
 
 fn convert(value: &str, kind: AnchorKind) -> Conversion {
@@ -108,10 +114,10 @@ fn convert(value: &str, kind: AnchorKind) -> Conversion {
     conversion
 }
 
-fn print_table(conversions: &[Conversion]) {
+fn print_table(out: &mut impl Write, conversions: &[Conversion]) -> std::io::Result<()> {
     for (i, c) in conversions.iter().enumerate() {
         if i > 0 {
-            println!();
+            writeln!(out)?;
         }
         let rows = [
             ("input", Some(c.input.as_str())),
@@ -126,8 +132,9 @@ fn print_table(conversions: &[Conversion]) {
         ];
         for (name, value) in rows {
             if let Some(value) = value {
-                println!("{name:<13} {value}");
+                writeln!(out, "{name:<13} {value}")?;
             }
         }
     }
+    Ok(())
 }

@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use std::sync::Arc;
 
@@ -11,6 +10,8 @@ use crate::emulator::faults::Faults;
 use crate::emulator::sync::Directory;
 use crate::emulator::throttle::Quotas;
 use crate::emulator::{self, Config};
+use crate::error::Error;
+use crate::exit_code::ExitCode;
 use crate::tenant::Tenant;
 
 const EXAMPLES: &str = "\
@@ -156,16 +157,17 @@ fn parse_range(s: &str) -> Result<(u64, u64), String> {
 }
 
 impl Args {
-    fn config(&self) -> anyhow::Result<Config> {
+    fn config(&self) -> crate::Result<Config> {
         let certificate = match &self.client_certificate {
-            Some(path) => Some(
-                std::fs::read(path)
-                    .map_err(|e| anyhow::anyhow!("--client-certificate {}: {e}", path.display()))?,
-            ),
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                crate::Error::Usage(format!("--client-certificate {}: {e}", path.display()))
+            })?),
             None => None,
         };
         if self.client_id.is_some() && self.client_secret.is_none() && certificate.is_none() {
-            anyhow::bail!("--client-id needs --client-secret or --client-certificate");
+            return Err(crate::Error::Usage(
+                "--client-id needs --client-secret or --client-certificate".into(),
+            ));
         }
         Ok(Config {
             quotas: Quotas {
@@ -197,16 +199,19 @@ impl Args {
     }
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args) -> crate::Result<ExitCode> {
     let tenant = match &args.state {
         Some(state) if state.exists() => Tenant::load(state)?,
         _ => Tenant::load(&args.tenant)?,
     };
     let config = args.config()?;
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen).await?;
-        let running = emulator::spawn_on(listener, tenant, config).await?;
+    super::target::runtime()?.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| Error::Other(format!("cannot listen on {}: {e}", args.listen)))?;
+        let running = emulator::spawn_on(listener, tenant, config)
+            .await
+            .map_err(|e| Error::Other(format!("cannot start the emulator: {e}")))?;
         let _state = args
             .state
             .clone()
@@ -222,14 +227,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             });
         }
-        let mut stdout = std::io::stdout();
-        writeln!(stdout, "listening on {}", running.url)?;
-        if let Some(cert) = &running.cert_path {
-            writeln!(stdout, "certificate {}", cert.display())?;
-        }
-        stdout.flush()?;
-        tokio::signal::ctrl_c().await?;
+        announce(&running).map_err(|e| Error::io("-", e))?;
+        tokio::signal::ctrl_c()
+            .await
+            .map_err(|e| Error::Other(format!("cannot wait for Ctrl-C: {e}")))?;
         running.stop().await;
-        Ok(ExitCode::SUCCESS)
+        Ok(ExitCode::Success)
     })
+}
+
+/// Tells the script that started the emulator where it listens (stdout, flushed at once).
+fn announce(running: &emulator::Running) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "listening on {}", running.url)?;
+    if let Some(cert) = &running.cert_path {
+        writeln!(stdout, "certificate {}", cert.display())?;
+    }
+    stdout.flush()
 }

@@ -4,13 +4,13 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use super::input::InputArgs;
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::compute::{self, Candidate};
+use crate::exit_code::ExitCode;
 use crate::outcome::Outcome;
 use crate::pipeline::{self, Prepared};
 use crate::report::{self, csv as report_csv};
@@ -61,7 +61,7 @@ const COLUMNS: [&str; 7] = [
     "detail",
 ];
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args) -> crate::Result<ExitCode> {
     let format = report::check_output(&args.output, report::REPORT_FORMATS)?;
     let source = args.input.open()?;
     let prepared = pipeline::prepare(&source, &args.input.compute_options())?;
@@ -89,7 +89,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("  {:<28} {count:>9}", outcome.code());
     }
     let needs_attention = counts.keys().any(|o| !o.is_success());
-    Ok(ExitCode::from(u8::from(needs_attention)))
+    Ok(ExitCode::for_rows(!needs_attention))
 }
 
 /// One output row, in every format.

@@ -1,9 +1,9 @@
 //! The command line: one file per subcommand, each with its help text, its examples, its
 //! arguments and its `run`. This file only lists them and dispatches.
 
-use std::process::ExitCode;
-
 use clap::{Parser, Subcommand};
+
+use crate::exit_code::ExitCode;
 
 pub mod apply;
 pub mod clear;
@@ -21,6 +21,12 @@ pub mod verify;
 #[derive(Debug, Parser)]
 #[command(name = "hardmatch", version, about, long_about = None)]
 pub struct Cli {
+    /// Say what happens on stderr: -v each phase and each Graph request (method, path,
+    /// status, request-id, attempts, retry waits); -vv also sign-in steps and throttling
+    /// headers. Never a token or a secret. Before or after the command.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -40,8 +46,8 @@ pub enum Command {
 
 /// Runs the chosen command. Per-row problems set the exit code; only what stops the whole
 /// command is an error (exit 2).
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    crate::logging::init(cli.command.verbosity());
+pub fn run(cli: Cli) -> crate::Result<ExitCode> {
+    crate::logging::init(cli.verbose);
     match cli.command {
         Command::Convert(args) => convert::run(args),
         Command::Ids(args) => ids::run(args),
@@ -52,20 +58,5 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Snapshot(args) => snapshot::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Emulator(args) => emulator::run(args),
-    }
-}
-
-impl Command {
-    /// How many `-v`s the command was given (only commands that talk to Graph take them).
-    pub fn verbosity(&self) -> u8 {
-        match self {
-            Command::Plan(args) => args.target.verbose,
-            Command::Apply(args) => args.target.verbose,
-            Command::Clear(args) => args.target.verbose,
-            Command::Rollback(args) => args.target.verbose,
-            Command::Snapshot(args) => args.target.verbose,
-            Command::Verify(args) => args.target.verbose,
-            Command::Convert(_) | Command::Ids(_) | Command::Emulator(_) => 0,
-        }
     }
 }

@@ -1,10 +1,10 @@
 //! `hardmatch plan`: the dry run a change board approves. Never writes to the tenant.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use super::input::InputArgs;
 use super::target::{self, ReadArgs, TargetArgs};
+use crate::exit_code::ExitCode;
 use crate::graph::read::{ReadStrategy, Wanted};
 use crate::pipeline::{self, Prepared};
 use crate::plan::{MatchBy, Mode, Permissions, PlanOptions};
@@ -110,7 +110,7 @@ impl PlanArgs {
     }
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args) -> crate::Result<ExitCode> {
     let started = chrono::Utc::now();
     report::check_output(&args.output, report::REPORT_FORMATS)?;
     if let Some(path) = &args.uncovered {
@@ -182,7 +182,7 @@ async fn read_live(
     target: &TargetArgs,
     wanted: &Wanted,
     strategy: ReadStrategy,
-) -> anyhow::Result<(Tenant, String, Vec<(String, String)>)> {
+) -> crate::Result<(Tenant, String, Vec<(String, String)>)> {
     let connection = target.connect().await?;
     let read = pipeline::read_tenant(&connection.client, wanted, strategy).await?;
     let usage = connection.client.usage_notes();
@@ -203,8 +203,9 @@ pub fn plan_records(prepared: &Prepared, tenant: &Tenant, options: &PlanOptions)
 
 /// 0 when every row succeeded or needs nothing, 1 when any row needs attention.
 pub fn exit_code(records: &[Record]) -> ExitCode {
-    let all_fine = records
-        .iter()
-        .all(|r| r.outcome.is_some_and(|o| o.is_success()));
-    ExitCode::from(if all_fine { 0 } else { 1 })
+    ExitCode::for_rows(
+        records
+            .iter()
+            .all(|r| r.outcome.is_some_and(|o| o.is_success())),
+    )
 }

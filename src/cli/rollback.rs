@@ -2,10 +2,10 @@
 //! apply or clear changed, from its journal (best) or its report.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use super::apply::{WriteArgs, WriteRun};
 use super::target::{self, ReadArgs, TargetArgs};
+use crate::exit_code::ExitCode;
 use crate::graph::read::Wanted;
 use crate::journal::{Entry, Journal, Step};
 use crate::outcome::Outcome;
@@ -60,7 +60,7 @@ struct Change {
     in_doubt: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args) -> crate::Result<ExitCode> {
     report::check_output(&args.output, report::REPORT_FORMATS)?;
     let changes = if is_journal(&args.source) {
         from_journal(&args.source)?
@@ -100,7 +100,7 @@ fn is_journal(path: &Path) -> bool {
 
 /// Every anchor write the journal shows as applied, or as sent with its answer never
 /// journaled (a killed run), with the value before it.
-fn from_journal(path: &Path) -> anyhow::Result<Vec<Change>> {
+fn from_journal(path: &Path) -> crate::Result<Vec<Change>> {
     let replay = Journal::replay(path)?;
     Ok(replay
         .rows
@@ -125,7 +125,7 @@ fn from_journal(path: &Path) -> anyhow::Result<Vec<Change>> {
 }
 
 /// The rows of a report that an apply or clear wrote.
-fn from_report(path: &Path) -> anyhow::Result<Vec<Change>> {
+fn from_report(path: &Path) -> crate::Result<Vec<Change>> {
     let records: Vec<Record> = if path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
@@ -163,10 +163,10 @@ fn from_report(path: &Path) -> anyhow::Result<Vec<Change>> {
 }
 
 /// A CSV report back into records, undoing the Excel-safe escaping.
-fn read_csv_report(path: &Path) -> anyhow::Result<Vec<Record>> {
-    let mut reader = csv::Reader::from_path(path)
-        .map_err(|e| crate::Error::Input(format!("{}: {e}", path.display())))?;
-    let headers = reader.headers()?.clone();
+fn read_csv_report(path: &Path) -> crate::Result<Vec<Record>> {
+    let unreadable = |e: csv::Error| crate::Error::Input(format!("{}: {e}", path.display()));
+    let mut reader = csv::Reader::from_path(path).map_err(unreadable)?;
+    let headers = reader.headers().map_err(unreadable)?.clone();
     let column = |name: &str| {
         headers
             .iter()
@@ -180,7 +180,7 @@ fn read_csv_report(path: &Path) -> anyhow::Result<Vec<Record>> {
         column("immutable_id"),
         column("previous_immutable_id"),
     ) else {
-        anyhow::bail!("{}: not a hardmatch report (no row/outcome/cloud_user_id/previous_immutable_id columns)", path.display());
+        return Err(crate::Error::Input(format!("{}: not a hardmatch report (no row/outcome/cloud_user_id/previous_immutable_id columns)", path.display())));
     };
     let mut records = Vec::new();
     for (i, result) in reader.records().enumerate() {

@@ -1,9 +1,9 @@
 //! `hardmatch snapshot`: a read-only copy of the tenant, for offline plans and rehearsals.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use super::target::{self, TargetArgs};
+use crate::exit_code::ExitCode;
 use crate::graph::read::{ReadStrategy, Wanted};
 use crate::pipeline;
 use crate::report;
@@ -35,7 +35,7 @@ pub struct Args {
     pub target: TargetArgs,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args) -> crate::Result<ExitCode> {
     let tenant_file = (&[report::Format::Json][..], report::Format::Json);
     report::check_output(&args.output, tenant_file)?;
     let (tenant, requests) = target::runtime()?.block_on(async {
@@ -46,7 +46,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .tenant;
         let requests = connection.client.requests();
         connection.close().await;
-        anyhow::Ok((tenant, requests))
+        Ok::<_, crate::Error>((tenant, requests))
     })?;
     tenant.save(&args.output)?;
     eprintln!(
@@ -56,5 +56,5 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         tenant.deleted_users.len(),
         tenant.domains.len()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitCode::Success)
 }

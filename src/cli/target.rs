@@ -23,12 +23,6 @@ pub struct TargetArgs {
     /// plan, apply, rollback and snapshot act on one tenant. Delete FILE to start again.
     #[arg(long, value_name = "FILE", requires = "emulate")]
     pub state: Option<PathBuf>,
-
-    /// Say what happens on stderr: -v each phase and each Graph request (method, path,
-    /// status, request-id, attempts, retry waits); -vv also sign-in steps and throttling
-    /// headers. Never a token or a secret.
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    pub verbose: u8,
 }
 
 /// How a command that plans reads the tenant.
@@ -59,7 +53,7 @@ impl Connection {
 
 impl TargetArgs {
     /// Connects (or starts the emulator). Must run inside a tokio runtime.
-    pub async fn connect(&self) -> anyhow::Result<Connection> {
+    pub async fn connect(&self) -> crate::Result<Connection> {
         let Some(tenant_file) = &self.emulate else {
             let client = GraphClient::from_args(&self.auth)?;
             tracing::info!("Graph at {}", self.auth.graph_root()?);
@@ -86,7 +80,9 @@ impl TargetArgs {
             access_token: Some(token.clone()),
             ..Config::default()
         };
-        let running = emulator::spawn(tenant, config).await?;
+        let running = emulator::spawn(tenant, config)
+            .await
+            .map_err(|e| crate::Error::Other(format!("cannot start the emulator: {e}")))?;
         tracing::info!(
             "rehearsal: an emulator of {} at {}",
             tenant_file.display(),
@@ -115,8 +111,9 @@ impl TargetArgs {
 }
 
 /// The runtime for commands that talk to Graph.
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
+pub fn runtime() -> crate::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?)
+        .build()
+        .map_err(|e| crate::Error::Other(format!("cannot start the async runtime: {e}")))
 }

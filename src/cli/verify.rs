@@ -1,8 +1,8 @@
 //! `hardmatch verify`: after the sync cycle, what happened to each row of an earlier apply:
 //! matched, still awaiting sync, blocked by sync, a duplicate created, or worse. Read-only.
 
+use crate::exit_code::ExitCode;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use super::target::{self, ReadArgs, TargetArgs};
@@ -74,7 +74,7 @@ pub struct Args {
     pub uncovered: Option<PathBuf>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args) -> crate::Result<ExitCode> {
     let started = chrono::Utc::now();
     report::check_output(&args.output, report::REPORT_FORMATS)?;
     if let Some(path) = &args.uncovered {
@@ -115,7 +115,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             };
             connection.close().await;
-            anyhow::Ok(result)
+            Ok::<_, crate::Error>(result)
         })?,
     };
     let summary = Summary {

@@ -71,7 +71,7 @@ pub fn check(
                 700027,
                 format!(
                     "Client assertion contains an invalid signature. [Reason - The key was not found., Thumbprint of key used by client: '{}']",
-                    hex(&thumbprint)
+                    hex::encode_upper(&thumbprint)
                 ),
             )
         })?;
@@ -124,40 +124,25 @@ fn decode_thumbprint(x5t: &str) -> Option<Vec<u8>> {
         .filter(|t| t.len() == 20)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use openssl::asn1::Asn1Time;
     use openssl::pkey::{PKey, Private};
-    use openssl::rsa::Rsa;
     use openssl::sign::Signer;
-    use openssl::x509::X509NameBuilder;
 
     const URL: &str = "https://127.0.0.1:1/contoso.onmicrosoft.com/oauth2/v2.0/token";
 
+    /// An RSA key (as OpenSSL's type, which signs the assertions) and its self-signed
+    /// certificate's PEM, made by rcgen.
     fn key_and_certificate() -> (PKey<Private>, Vec<u8>) {
-        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
-        let mut name = X509NameBuilder::new().unwrap();
-        name.append_entry_by_text("CN", "hardmatch test").unwrap();
-        let name = name.build();
-        let mut builder = X509::builder().unwrap();
-        builder.set_version(2).unwrap();
-        builder.set_subject_name(&name).unwrap();
-        builder.set_issuer_name(&name).unwrap();
-        builder.set_pubkey(&key).unwrap();
-        builder
-            .set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+        let certificate = rcgen::CertificateParams::default()
+            .self_signed(&key)
             .unwrap();
-        builder
-            .set_not_after(&Asn1Time::days_from_now(1).unwrap())
-            .unwrap();
-        builder.sign(&key, MessageDigest::sha256()).unwrap();
-        let pem = builder.build().to_pem().unwrap();
-        (key, pem)
+        (
+            PKey::private_key_from_pem(key.serialize_pem().as_bytes()).unwrap(),
+            certificate.pem().into_bytes(),
+        )
     }
 
     fn assertion(key: &PKey<Private>, pem: &[u8], claims: Value) -> String {

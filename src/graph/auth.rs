@@ -191,6 +191,38 @@ fn sign_in_failed(kind: AuthKind, error: &azure_core::Error) -> GraphError {
     GraphError::Auth(format!("{} credential: {error}", kind_name(kind)))
 }
 
+/// The token in HARDMATCH_ACCESS_TOKEN without the whitespace a copy and paste or a shell
+/// leaves around it (`$(az account get-access-token ...)` in a script ends with a newline).
+/// Anything but visible ASCII inside it cannot be part of a bearer token (RFC 6750) and
+/// would only fail every request later: it is refused now, by its position, never its text.
+fn bearer_token(value: &str) -> Result<String, GraphError> {
+    let token = value.trim();
+    if token.is_empty() {
+        return Err(GraphError::Auth(format!(
+            "{TOKEN_ENV} holds only whitespace"
+        )));
+    }
+    let Some((position, c)) = token
+        .chars()
+        .enumerate()
+        .find(|(_, c)| !c.is_ascii_graphic())
+    else {
+        return Ok(token.to_string());
+    };
+    let what = match c {
+        ' ' => "a space",
+        '\n' | '\r' => "a line break",
+        '\t' => "a tab",
+        c if c.is_control() => "a control character",
+        c if c.is_whitespace() => "a whitespace character",
+        _ => "a character outside ASCII",
+    };
+    Err(GraphError::Auth(format!(
+        "{TOKEN_ENV} holds {what} at character {} of the token: a bearer token has none; set the variable again with the token alone",
+        position + 1
+    )))
+}
+
 fn kind_name(kind: AuthKind) -> &'static str {
     match kind {
         AuthKind::Cli => "Azure CLI",
@@ -233,6 +265,7 @@ impl AuthArgs {
         if kind == AuthKind::Token {
             let token = env(TOKEN_ENV)
                 .ok_or_else(|| GraphError::Auth(format!("--auth token: {TOKEN_ENV} is not set")))?;
+            let token = bearer_token(&token)?;
             tracing::debug!("sign-in: the bearer token in {TOKEN_ENV} (it cannot be refreshed)");
             return Ok(TokenSource::Fixed(Secret::new(token)));
         }
@@ -360,9 +393,9 @@ impl AuthArgs {
         }
         if let Some(path) = &self.ca_cert {
             let pem = std::fs::read(path)
-                .map_err(|e| GraphError::Auth(format!("--ca-cert {}: {e}", path.display())))?;
+                .map_err(|e| GraphError::Setup(format!("--ca-cert {}: {e}", path.display())))?;
             let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
-                GraphError::Auth(format!(
+                GraphError::Setup(format!(
                     "--ca-cert {}: not a PEM certificate: {e}",
                     path.display()
                 ))
@@ -371,7 +404,7 @@ impl AuthArgs {
         }
         builder
             .build()
-            .map_err(|e| GraphError::Auth(format!("cannot build the HTTP client: {e}")))
+            .map_err(|e| GraphError::Setup(format!("cannot build the HTTP client: {e}")))
     }
 }
 
@@ -421,7 +454,7 @@ fn pkcs12_from_file(path: &Path, password: Option<&str>) -> Result<Vec<u8>, Grap
 /// `http://127.0.0.1`, so that what was checked is exactly what is connected to.
 fn checked_root(url: &str, option: &str) -> Result<String, GraphError> {
     let parsed = check_url(url).map_err(|e| match e {
-        GraphError::Auth(why) => GraphError::Auth(format!("{option} {why}")),
+        GraphError::Setup(why) => GraphError::Setup(format!("{option} {why}")),
         other => other,
     })?;
     Ok(parsed.as_str().trim_end_matches('/').to_string())
@@ -434,25 +467,29 @@ fn checked_root(url: &str, option: &str) -> Result<String, GraphError> {
 /// `127.0.0.2`, `0x7f.1` and `2130706433` are loopback addresses.
 pub fn check_url(url: &str) -> Result<url::Url, GraphError> {
     let parsed = url::Url::parse(url)
-        .map_err(|e| GraphError::Auth(format!("{}: not a URL: {e}", without_user_info(url))))?;
+        .map_err(|e| GraphError::Setup(format!("{}: not a URL: {e}", without_user_info(url))))?;
     let shown = without_user_info(url);
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(GraphError::Auth(format!(
+        return Err(GraphError::Setup(format!(
             "{shown}: refusing a URL with a user name or password in it"
         )));
     }
-    let loopback = match parsed.host() {
+    match parsed.scheme() {
+        "https" if parsed.host().is_some() => Ok(parsed),
+        "http" if is_loopback(&parsed) => Ok(parsed),
+        scheme => Err(GraphError::Setup(format!(
+            "{shown}: refusing {scheme}:// to a host that is not loopback; Graph and sign-in are reached over https only"
+        ))),
+    }
+}
+
+/// Whether a (parsed) URL points at this machine.
+pub(crate) fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         None => false,
-    };
-    match parsed.scheme() {
-        "https" if parsed.host().is_some() => Ok(parsed),
-        "http" if loopback => Ok(parsed),
-        scheme => Err(GraphError::Auth(format!(
-            "{shown}: refusing {scheme}:// to a host that is not loopback; Graph and sign-in are reached over https only"
-        ))),
     }
 }
 
@@ -472,6 +509,26 @@ pub fn without_user_info(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bearer_token_is_trimmed_and_one_with_a_break_inside_refused_unseen() {
+        assert_eq!(
+            bearer_token(" eyJ0.eyJ1.c2ln\r\n").unwrap(),
+            "eyJ0.eyJ1.c2ln"
+        );
+        for (value, what) in [
+            ("eyJ0.ey J1", "a space at character 8"),
+            ("eyJ0\neyJ1", "a line break at character 5"),
+            ("eyJ0\u{7}", "a control character at character 5"),
+            ("eyJ0\u{a0}x", "a whitespace character at character 5"),
+            ("eyJé", "a character outside ASCII at character 4"),
+            (" \n", "only whitespace"),
+        ] {
+            let why = bearer_token(value).unwrap_err().to_string();
+            assert!(why.contains(what), "{value:?}: {why}");
+            assert!(!why.contains("eyJ"), "{why}");
+        }
+    }
 
     #[test]
     fn plain_http_only_on_loopback() {

@@ -39,8 +39,12 @@ pub enum GraphError {
     /// Sign-in failed, or Graph refused every token.
     #[error("sign-in failed: {0}")]
     Auth(String),
-    /// No HTTP answer at all after every retry.
-    #[error("connection failed after {} attempts: {}", .0.attempts, .0.message)]
+    /// The connection settings cannot be used: a refused `--graph-url` or `--login-url`, an
+    /// unreadable `--ca-cert`. Nothing was sent.
+    #[error("{0}")]
+    Setup(String),
+    /// No HTTP answer at all after every retry, or at once when retrying cannot help.
+    #[error("{}", transport_text(.0))]
     Transport(Box<Meta>),
     #[error("Graph answered {}: {} {}", .0.status.map_or("-".to_string(), |s| s.to_string()), .0.code, .0.message)]
     Other(Box<Meta>),
@@ -57,7 +61,7 @@ impl GraphError {
             | GraphError::Transport(m)
             | GraphError::Other(m) => Some(m.as_ref()),
             GraphError::Conflict { meta, .. } => Some(meta.as_ref()),
-            GraphError::Auth(_) => None,
+            GraphError::Auth(_) | GraphError::Setup(_) => None,
         }
     }
 
@@ -105,6 +109,13 @@ impl GraphError {
             Some(400) if message.contains("federated") => GraphError::Federated(meta),
             _ => GraphError::Other(meta),
         }
+    }
+}
+
+fn transport_text(meta: &Meta) -> String {
+    match meta.attempts {
+        0 | 1 => format!("connection failed: {}", meta.message),
+        n => format!("connection failed after {n} attempts: {}", meta.message),
     }
 }
 

@@ -8,7 +8,7 @@ pub mod auth;
 pub mod error;
 pub mod read;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -129,6 +129,9 @@ pub struct GraphClient {
     tokens: TokenSource,
     pub retry: RetryPolicy,
     requests: AtomicU64,
+    /// Graph has answered at least once (any status): from then on, a failed connection is a
+    /// network blip worth retrying, not a wrong URL.
+    answered: AtomicBool,
     /// Writes are sent at low throttle priority: this is a bulk job (graph-facts.md).
     low_priority: bool,
     /// After a 429, no request of this client goes out before this moment: Graph throttles the
@@ -170,6 +173,7 @@ impl GraphClient {
             tokens,
             retry: RetryPolicy::default(),
             requests: AtomicU64::new(0),
+            answered: AtomicBool::new(false),
             low_priority: true,
             paused_until: std::sync::Mutex::new(None),
             throttled: AtomicU64::new(0),
@@ -293,14 +297,12 @@ impl GraphClient {
                     self.read(response, &client_request_id, attempt, &line)
                         .await
                 }
-                Err(e) => match tls_failure(&e) {
-                    // Not transient: retrying an untrusted certificate only hides the reason.
+                Err(e) => match self.hopeless(&e).await {
+                    // Not transient: retrying only hides the reason for minutes.
                     Some(why) => {
-                        tracing::info!("{line} -> TLS failed: {why}");
+                        tracing::info!("{line} -> failed: {why}");
                         return Err(GraphError::Transport(Box::new(Meta {
-                            message: format!(
-                                "TLS: {why} (behind a TLS-inspecting proxy? trust its root with --ca-cert)"
-                            ),
+                            message: why,
                             client_request_id,
                             attempts: attempt,
                             ..Meta::default()
@@ -393,6 +395,53 @@ impl GraphClient {
         })))
     }
 
+    /// Why a request failed in a way no retry can fix, said at once instead of after minutes
+    /// of backoff: a TLS failure (an untrusted certificate), a request that cannot be built,
+    /// and, before Graph has answered anything, nothing listening on a loopback Graph (a
+    /// wrong port, an emulator not started) or a host name that does not resolve (a typo).
+    /// Once Graph has answered, a failed connection is a network blip and is retried.
+    async fn hopeless(&self, error: &reqwest::Error) -> Option<String> {
+        if let Some(tls) =
+            causes(error).find_map(|e| e.downcast_ref::<tokio_rustls::rustls::Error>())
+        {
+            return Some(format!(
+                "TLS: {tls} (behind a TLS-inspecting proxy? trust its root with --ca-cert)"
+            ));
+        }
+        if error.is_builder() {
+            return Some(transport_failure(error));
+        }
+        if !error.is_connect() || self.answered.load(Ordering::Relaxed) {
+            return None;
+        }
+        let graph = self.origin.ascii_serialization();
+        let url = error.url()?;
+        let refused = causes(error).any(|e| {
+            e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        });
+        if refused && auth::is_loopback(url) {
+            return Some(format!(
+                "nothing listens at {graph} (connection refused): is the port of --graph-url right, and the emulator running?"
+            ));
+        }
+        let (Some(url::Host::Domain(host)), Some(port)) = (url.host(), url.port_or_known_default())
+        else {
+            return None;
+        };
+        // Behind a proxy, the proxy resolves the host: a local lookup would prove nothing.
+        if ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+            .into_iter()
+            .any(|name| std::env::var_os(name).is_some())
+        {
+            return None;
+        }
+        let unresolved = tokio::net::lookup_host((host, port)).await.err()?;
+        Some(format!(
+            "the host name of {graph} does not resolve ({unresolved}): is the host of --graph-url right, or the machine's DNS down?"
+        ))
+    }
+
     async fn read(
         &self,
         response: reqwest::Response,
@@ -400,6 +449,7 @@ impl GraphClient {
         attempt: u32,
         line: &RequestLine,
     ) -> Result<Answer, Failure> {
+        self.answered.store(true, Ordering::Relaxed);
         let status = response.status().as_u16();
         let header = |name: &str| {
             response
@@ -879,34 +929,26 @@ fn transport_failure(error: &reqwest::Error) -> String {
             (None, _) => {}
         }
     }
-    let mut cause = std::error::Error::source(error);
-    while let Some(deeper) = cause.and_then(|e| e.source()) {
-        cause = Some(deeper);
-    }
-    if let Some(cause) = cause {
+    // Not the reqwest error itself, whose text holds the whole URL.
+    if let Some(cause) = causes(error).skip(1).last() {
         message.push_str(&format!(": {cause}"));
     }
     message
 }
 
-/// The TLS error (an untrusted or invalid certificate, a failed handshake) behind a failed
-/// request, if that is what failed. An io::Error hides the error it wraps from `source()`,
-/// so each one is opened.
-fn tls_failure(error: &reqwest::Error) -> Option<String> {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = next {
-        if let Some(tls) = e.downcast_ref::<tokio_rustls::rustls::Error>() {
-            return Some(tls.to_string());
-        }
-        next = match e
+/// Each error behind a failed request, outermost first. An io::Error hides the error it
+/// wraps from `source()`, so each one is opened.
+fn causes(error: &reqwest::Error) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+    std::iter::successors(
+        Some(error as &(dyn std::error::Error + 'static)),
+        |e| match e
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
         {
             Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
             None => e.source(),
-        };
-    }
-    None
+        },
+    )
 }
 
 /// `-v`: one line per attempt: status, request-id, attempt, time (zero inside a `$batch`).
@@ -1011,6 +1053,54 @@ mod tests {
         );
         assert!(message.contains("refused"), "{message}");
         assert!(!message.contains("kate"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_graph_fails_at_once_before_it_answered_and_is_retried_after() {
+        let config = crate::emulator::Config {
+            access_token: Some("t0ken".into()),
+            latency_ms: (0, 0),
+            ..crate::emulator::Config::default()
+        };
+        let tenant = crate::emulator::synthetic::tenant(1);
+        let running = crate::emulator::spawn(tenant, config).await.unwrap();
+        let url = running.url.clone();
+        let client = || {
+            // A new connection for every request: none left open from before the stop.
+            let http = reqwest::Client::builder()
+                .no_proxy()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap();
+            let secret = azure_core::credentials::Secret::new("t0ken");
+            let mut client = GraphClient::new(http, &url, TokenSource::Fixed(secret)).unwrap();
+            client.retry = RetryPolicy {
+                max_retries: 2,
+                base_backoff: Duration::from_millis(1),
+                max_backoff: Duration::from_millis(5),
+                ..RetryPolicy::default()
+            };
+            client
+        };
+        let get = reqwest::Method::GET;
+        let answered = client();
+        answered
+            .send(get.clone(), "/users", None, false)
+            .await
+            .unwrap();
+        running.stop().await;
+
+        let blip = answered.send(get.clone(), "/users", None, false).await;
+        let blip = blip.unwrap_err();
+        assert_eq!(blip.meta().unwrap().attempts, 3, "{blip}");
+
+        let error = client().send(get, "/users", None, false).await.unwrap_err();
+        assert_eq!(error.meta().unwrap().attempts, 1, "{error}");
+        let message = error.to_string();
+        assert!(
+            message.contains(&url) && message.contains("connection refused"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -538,11 +538,7 @@ fn csvde_text(value: &str) -> Option<String> {
     let hex = value
         .strip_prefix("X'")
         .and_then(|v| v.strip_suffix('\''))?;
-    let bytes: Option<Vec<u8>> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect();
-    String::from_utf8(bytes?).ok()
+    String::from_utf8(hex::decode(hex).ok()?).ok()
 }
 
 #[cfg(test)]
@@ -599,6 +595,8 @@ mod tests {
     fn semicolons_are_sniffed_and_csvde_text_decoded() {
         let input = read_text("UPN;GUID;Name\nj@x.com;g;X'4ac3b6'\n");
         assert_eq!(input.rows[0].value(Role::DisplayName), Some("Jö"));
+        // A sign is not a hex digit: X'+a' is text as written, not a byte.
+        assert_eq!(csvde_text("X'+a'"), None);
         let tabbed = read_text("UPN\tGUID\na@x.com\tg\n");
         assert_eq!(tabbed.rows[0].value(Role::ObjectGuid), Some("g"));
     }

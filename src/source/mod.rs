@@ -293,8 +293,9 @@ pub struct ReadOptions {
     pub anchor_optional: bool,
 }
 
-/// An export opened for reading: a CSV or LDIF file's text (mapped, or decoded when it is
-/// not UTF-8), or a workbook's path. [`Source::read`] gives rows that borrow from it.
+/// An export opened for reading, its format decided: a CSV or LDIF file's text (mapped, or
+/// decoded when it is not UTF-8), or a workbook's path. [`Source::read`] gives rows that
+/// borrow from it.
 pub struct Source {
     name: String,
     path: PathBuf,
@@ -302,48 +303,62 @@ pub struct Source {
     body: Body,
 }
 
+/// One variant per format, each with what its reader needs. Both matches on formats are
+/// exhaustive, so a new format is a compile error until it is opened and read.
 enum Body {
-    Text(Text),
+    Csv(Text),
+    Ldif(Text),
     Workbook,
 }
 
-/// Opens an export of any supported format. A text file must look like text (see
-/// [`text`]); its format is decided when it is read.
+/// Opens an export in the format `--format` forces, or the one it is detected to be. A text
+/// file must look like text (see [`text`]).
 pub fn open(path: &Path, options: &ReadOptions) -> crate::Result<Source> {
     let name = path.display().to_string();
-    let workbook = |body| Source {
-        name: name.clone(),
+    let text = || {
+        let bytes = Bytes::open(path).map_err(|e| Error::io(path, e))?;
+        Text::decode(&name, bytes)
+    };
+    let body = match options.format {
+        Some(Format::Csv) => Body::Csv(text()?),
+        Some(Format::Ldif) => Body::Ldif(text()?),
+        Some(Format::Spreadsheet) => Body::Workbook,
+        None => detect(path, &name)?,
+    };
+    Ok(Source {
+        name,
         path: path.to_path_buf(),
         options: options.clone(),
         body,
-    };
-    if options.format == Some(Format::Spreadsheet)
-        || (options.format.is_none() && has_workbook_extension(path))
-    {
-        return Ok(workbook(Body::Workbook));
+    })
+}
+
+/// A workbook by extension or signature (a workbook with a misleading extension); else text,
+/// LDIF or CSV by [`is_ldif`].
+fn detect(path: &Path, name: &str) -> crate::Result<Body> {
+    if has_workbook_extension(path) {
+        return Ok(Body::Workbook);
     }
     let bytes = Bytes::open(path).map_err(|e| Error::io(path, e))?;
-    if options.format.is_none() && is_workbook(&bytes) {
-        return Ok(workbook(Body::Workbook));
+    if is_workbook(&bytes) {
+        return Ok(Body::Workbook);
     }
-    let text = Text::decode(&name, bytes)?;
-    Ok(workbook(Body::Text(text)))
+    let text = Text::decode(name, bytes)?;
+    Ok(if is_ldif(path, text.as_str()) {
+        Body::Ldif(text)
+    } else {
+        Body::Csv(text)
+    })
 }
 
 impl Source {
     /// Reads every row.
     pub fn read(&self) -> crate::Result<Input<'_>> {
         let (name, options) = (self.name.as_str(), &self.options);
-        let text = match &self.body {
-            Body::Workbook => return spreadsheet::read(name, &self.path, options),
-            Body::Text(text) => text.as_str(),
-        };
-        let format = options
-            .format
-            .unwrap_or_else(|| detect_text_format(&self.path, text));
-        match format {
-            Format::Ldif => ldif::read(name, text, options),
-            _ => csv::read(name, text, options),
+        match &self.body {
+            Body::Csv(text) => csv::read(name, text.as_str(), options),
+            Body::Ldif(text) => ldif::read(name, text.as_str(), options),
+            Body::Workbook => spreadsheet::read(name, &self.path, options),
         }
     }
 }
@@ -363,14 +378,14 @@ fn is_workbook(bytes: &[u8]) -> bool {
 }
 
 /// LDIF by extension, or by its first meaningful line (`dn:`, `version:`); else CSV.
-fn detect_text_format(path: &Path, text: &str) -> Format {
+fn is_ldif(path: &Path, text: &str) -> bool {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
     if matches!(ext.as_str(), "ldf" | "ldif") {
-        return Format::Ldif;
+        return true;
     }
     // The first 64 KiB are enough, and a file that is one huge line is not scanned whole.
     let mut end = text.len().min(64 << 10);
@@ -381,15 +396,10 @@ fn detect_text_format(path: &Path, text: &str) -> Format {
         .lines()
         .map(str::trim_start)
         .find(|l| !l.is_empty() && !l.starts_with('#'));
-    let is_ldif = first.is_some_and(|l| {
+    first.is_some_and(|l| {
         let start = l.get(..8).unwrap_or(l).to_ascii_lowercase();
         start.starts_with("dn:") || start.starts_with("version:")
-    });
-    if is_ldif {
-        Format::Ldif
-    } else {
-        Format::Csv
-    }
+    })
 }
 
 /// Why an entry with these objectClass values is not a user, if it is not. A computer is also

@@ -5,6 +5,7 @@ mod apply;
 mod convert;
 mod diagnosis;
 mod emulator;
+mod errors;
 mod exact_anchors;
 mod hostile_input;
 mod ids;

@@ -6,35 +6,26 @@ use std::path::Path;
 use std::process::Output;
 
 use hardmatch::emulator::Config;
-use openssl::asn1::Asn1Time;
-use openssl::hash::MessageDigest;
 use openssl::pkcs12::Pkcs12;
 use openssl::pkey::{PKey, Private};
-use openssl::rsa::Rsa;
 use openssl::symm::Cipher;
-use openssl::x509::{X509NameBuilder, X509};
+use openssl::x509::X509;
 
 use crate::util::{fast, generated, report_rows, run, stderr, Dir, Graph};
 
-/// An RSA key and a self-signed certificate for it, as `New-SelfSignedCertificate` makes.
+/// An RSA key and a self-signed certificate for it, as `New-SelfSignedCertificate` makes,
+/// made by rcgen; as OpenSSL types, which bundle them into the PEM and PKCS#12 files tested.
 pub(crate) fn key_and_certificate() -> (PKey<Private>, X509) {
-    let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
-    let mut name = X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", "hardmatch-app").unwrap();
-    let name = name.build();
-    let mut builder = X509::builder().unwrap();
-    builder.set_version(2).unwrap();
-    builder.set_subject_name(&name).unwrap();
-    builder.set_issuer_name(&name).unwrap();
-    builder.set_pubkey(&key).unwrap();
-    builder
-        .set_not_before(&Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    builder
-        .set_not_after(&Asn1Time::days_from_now(30).unwrap())
-        .unwrap();
-    builder.sign(&key, MessageDigest::sha256()).unwrap();
-    (key, builder.build())
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "hardmatch-app");
+    let certificate = params.self_signed(&key).unwrap();
+    (
+        PKey::private_key_from_pem(key.serialize_pem().as_bytes()).unwrap(),
+        X509::from_pem(certificate.pem().as_bytes()).unwrap(),
+    )
 }
 
 /// A graph that knows `app-1` by `certificate`, and an apply signed in through the certificate
