@@ -30,6 +30,7 @@ pub mod plan;
 pub mod private;
 pub mod progress;
 pub mod report;
+pub mod resume;
 pub mod source;
 pub mod tenant;
 pub mod write;

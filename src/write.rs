@@ -17,7 +17,7 @@ use governor::{Quota, RateLimiter};
 use tokio_util::sync::CancellationToken;
 
 use crate::graph::{GraphClient, GraphError, Meta};
-use crate::journal::{Entry, GroupCommit, Replay, Step};
+use crate::journal::{now, Entry, GroupCommit, Replay, Step};
 use crate::outcome::{Outcome, Verdict};
 use crate::plan::{Action, Holder, TargetState};
 use crate::tenant::Tenant;
@@ -35,6 +35,10 @@ pub struct WorkItem {
     /// For the federated hop: the stopover UPN in the initial domain.
     pub hop_upn: Option<String>,
 }
+
+/// The detail of a row a canary (`--max-writes`) left for later: not a failure.
+pub const CANARY_LEFT: &str =
+    "--max-writes was reached; continue with --resume (the command is in the summary) to write this row";
 
 /// How the writer runs.
 #[derive(Clone, Debug)]
@@ -118,7 +122,7 @@ impl Writer<'_> {
                         return not_attempted(&item, "the run stopped before this row was written");
                     }
                     if self.options.max_writes.is_some_and(|max| started.fetch_add(1, Ordering::SeqCst) >= max) {
-                        return not_attempted(&item, "--max-writes was reached; run again without it (or with --resume) to write this row");
+                        return not_attempted(&item, CANARY_LEFT);
                     }
                     tokio::select! {
                         () = limiter.until_ready() => {}
@@ -260,6 +264,7 @@ impl Writer<'_> {
             self.journal(Entry::Result {
                 row: item.row,
                 step: Step::Anchor,
+                user_id: item.target.id.clone(),
                 applied: true,
                 outcome: self.options.success,
                 http_status: None,
@@ -311,6 +316,7 @@ impl Writer<'_> {
         self.journal(Entry::Result {
             row: item.row,
             step,
+            user_id: item.target.id.clone(),
             applied,
             outcome,
             http_status: meta.as_ref().and_then(|m| m.status),
@@ -482,8 +488,4 @@ fn quota(rate: f64) -> Quota {
     Quota::with_period(period)
         .expect("a positive period")
         .allow_burst(burst)
-}
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

@@ -10,11 +10,13 @@ use super::plan::{exit_code, plan_records, PlanArgs};
 use super::target::{self, Connection, ReadArgs, TargetArgs};
 use crate::graph::read::{TenantRead, Wanted};
 use crate::outcome::Outcome;
-use crate::pipeline::{self, read_tenant, Execution};
+use crate::journal::Journal;
+use crate::pipeline::{self, read_tenant, Execution, Stop};
 use crate::plan::Mode;
 use crate::report::{self, Record, Summary};
+use crate::resume::{self, Resume, RunIdentity};
 use crate::tenant::Tenant;
-use crate::write::WriteOptions;
+use crate::write::{WriteOptions, CANARY_LEFT};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -109,6 +111,19 @@ impl WriteArgs {
         }
     }
 
+    /// How many rows this run writes of `writes`: a canary writes at most `--max-writes`.
+    pub fn to_write(&self, writes: usize) -> usize {
+        self.max_writes.map_or(writes, |max| writes.min(max))
+    }
+
+    /// `--resume`'s journal, opened, locked and checked against this run.
+    pub fn open_resume(&self, identity: &RunIdentity) -> crate::Result<Option<Resume>> {
+        self.resume
+            .as_deref()
+            .map(|journal| Resume::open(journal, identity.clone()))
+            .transpose()
+    }
+
     /// The journal: `--resume`'s, or a new one beside the report.
     pub fn journal_path(&self, report: &Path) -> PathBuf {
         if let Some(resume) = &self.resume {
@@ -128,10 +143,14 @@ impl WriteArgs {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mode = Mode::Stamp;
+    report::check_destination(&args.output)?;
+    let flags = [args.plan.written_flags(), args.input.written_flags()].concat();
+    let identity = RunIdentity::new("apply", &args.input.input, flags)?;
+    let mut resume = args.write.open_resume(&identity)?;
     target::runtime()?.block_on(async {
         let connection = args.target.connect().await?;
-        if let Some(journal) = &args.write.resume {
-            let repaired = pipeline::repair_interrupted_hops(&connection.client, journal).await?;
+        if let Some(resume) = &mut resume {
+            let repaired = resume.repair_interrupted_hops(&connection.client).await?;
             if repaired > 0 {
                 eprintln!("moved {repaired} users back home from an interrupted federated hop");
             }
@@ -158,7 +177,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             read,
             write: &args.write,
             output: &args.output,
-            input: &args.input.input,
+            identity,
+            resume,
         };
         run.carry_out(records, Outcome::Stamped, |r| Some(r.immutable_id.clone()))
             .await
@@ -172,69 +192,152 @@ pub struct WriteRun<'a> {
     pub read: TenantRead,
     pub write: &'a WriteArgs,
     pub output: &'a Path,
-    pub input: &'a Path,
+    /// What this run is, for its journal's first line.
+    pub identity: RunIdentity,
+    /// The interrupted run this one continues (`--resume`), checked and locked.
+    pub resume: Option<Resume>,
 }
 
 impl WriteRun<'_> {
     pub async fn carry_out(
-        self,
+        mut self,
         mut records: Vec<Record>,
         success: Outcome,
         new_anchor: impl Fn(&Record) -> Option<String>,
     ) -> anyhow::Result<ExitCode> {
         let started = chrono::Utc::now();
-        let items = pipeline::work_items(&records, &self.read.tenant, new_anchor);
-        eprintln!("{}", describe(&records, items.len(), &self.read.tenant));
-        if !items.is_empty() && self.write.resume.is_none() {
-            confirm(self.write.yes, items.len(), &self.read.tenant)?;
+        let tenant = &self.read.tenant;
+        self.identity.tenant = tenant.tenant_id.clone();
+        let credit = match &mut self.resume {
+            Some(resume) => {
+                resume.check_tenant(&tenant.tenant_id)?;
+                let credit = resume.credit(&mut records, tenant, &new_anchor);
+                eprint!("{}", resume.summary(&credit));
+                Some(credit)
+            }
+            None => None,
+        };
+        let items = pipeline::work_items(&records, tenant, &new_anchor);
+        eprintln!(
+            "{}",
+            describe(&records, items.len(), self.write.max_writes, tenant)
+        );
+        if !items.is_empty() {
+            let added = self
+                .resume
+                .as_ref()
+                .map(Resume::added_destructive_flags)
+                .unwrap_or_default();
+            confirm(self.write.yes, self.write.to_write(items.len()), tenant, &added)?;
         }
+        let (journal, replay, settled) = match (self.resume, credit) {
+            (Some(resume), Some(credit)) => {
+                (resume.into_journal(), Some(credit.replay), credit.settled)
+            }
+            _ => (
+                Journal::create(
+                    &self.write.journal_path(self.output),
+                    &self.identity.run_entry(),
+                )?,
+                None,
+                Vec::new(),
+            ),
+        };
+        let journal_path = journal.path().to_owned();
         let execution = Execution {
             client: self.connection.client.clone(),
-            tenant: &self.read.tenant,
-            journal_path: self.write.journal_path(self.output),
-            resume: self.write.resume.is_some(),
+            tenant,
+            journal,
+            replay,
+            settled,
             options: self.write.options(success),
             quiet: self.write.quiet,
-            command: report::redact_args(std::env::args()),
-            input: self.input.display().to_string(),
         };
-        let journal = execution.journal_path.clone();
-        let interrupted = pipeline::execute(execution, &mut records, items).await?;
+        let stopped = pipeline::execute(execution, &mut records, items).await?;
         let summary = Summary {
             command_line: report::redact_args(std::env::args()),
-            tenant: self.read.tenant.tenant_id.clone(),
+            tenant: tenant.tenant_id.clone(),
             started: started.to_rfc3339(),
             finished: chrono::Utc::now().to_rfc3339(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             notes: [
                 ("tenant read".to_string(), self.read.how.clone()),
-                ("journal".to_string(), journal.display().to_string()),
+                ("journal".to_string(), journal_path.display().to_string()),
             ]
             .into_iter()
             .chain(self.connection.client.usage_notes())
-            .chain([self.read.tenant.takeover_note()])
+            .chain([tenant.takeover_note()])
             .collect(),
         };
-        report::write(self.output, &records, &summary, self.write.excel)?;
+        if let Err(e) = report::write(self.output, &records, &summary, self.write.excel) {
+            anyhow::bail!(
+                "cannot write the report: {e}\n  {} rows are written to the tenant, and every write is in the journal {}, which is complete.\n  Once the report's path can be written (or with another -o), rebuild the report; nothing is written twice:\n  {}",
+                records.iter().filter(|r| r.outcome == Some(success)).count(),
+                journal_path.display(),
+                resume::continue_command(&journal_path, false)
+            );
+        }
         eprint!("{}", report::outcome_table(&records));
         eprintln!(
             "report {}, journal {}",
             self.output.display(),
-            journal.display()
+            journal_path.display()
         );
+        eprint!("{}", how_to_go_on(&records, stopped, &journal_path));
         if let Some(emulator) = self.connection.emulator {
             emulator.stop().await;
         }
-        Ok(if interrupted {
-            ExitCode::from(130)
-        } else {
-            exit_code(&records)
+        Ok(match stopped {
+            Some(stop) => ExitCode::from(stop.exit_code()),
+            None => exit_code_after_canary(&records),
         })
     }
 }
 
+/// Rows a canary (`--max-writes`) left for later.
+fn left_by_canary(record: &Record) -> bool {
+    record.outcome == Some(Outcome::NotAttempted) && record.detail == CANARY_LEFT
+}
+
+/// The exit code of a finished run: rows a canary left for later are not failures.
+fn exit_code_after_canary(records: &[Record]) -> ExitCode {
+    let counted: Vec<Record> = records
+        .iter()
+        .filter(|r| !left_by_canary(r))
+        .cloned()
+        .collect();
+    exit_code(&counted)
+}
+
+/// What to do next when the run stopped early (a signal, a missing permission, a canary):
+/// why, and the exact command that continues it.
+fn how_to_go_on(records: &[Record], stopped: Option<Stop>, journal: &Path) -> String {
+    let left = records
+        .iter()
+        .filter(|r| r.outcome == Some(Outcome::NotAttempted))
+        .count();
+    let denied = records
+        .iter()
+        .filter(|r| r.outcome == Some(Outcome::PermissionDenied))
+        .count();
+    let canary = records.iter().filter(|r| left_by_canary(r)).count();
+    let why = match stopped {
+        Some(Stop::Interrupted) => format!("interrupted: {left} rows were not attempted"),
+        Some(Stop::Terminated) => format!("terminated (SIGTERM): {left} rows were not attempted"),
+        None if denied > 0 && left > canary => format!(
+            "stopped: Graph refused {denied} writes with 403, so the app lacks the permission to write onPremisesImmutableId: User.ReadWrite.All (and User.DeleteRestore.All to purge deleted holders). Grant it with admin consent; {left} rows were not attempted"
+        ),
+        None if canary > 0 => format!("canary done: {canary} rows are left for the rest of the run"),
+        None => return String::new(),
+    };
+    format!(
+        "{why}. Continue with:\n  {}\n",
+        resume::continue_command(journal, true)
+    )
+}
+
 /// The summary shown before anything is written: what will be sent, and every destructive step.
-fn describe(records: &[Record], writes: usize, tenant: &Tenant) -> String {
+fn describe(records: &[Record], writes: usize, max_writes: Option<usize>, tenant: &Tenant) -> String {
     let mut text = format!(
         "plan for {}:\n{}",
         tenant.tenant_id,
@@ -285,12 +388,18 @@ fn describe(records: &[Record], writes: usize, tenant: &Tenant) -> String {
     if let (true, Some(warning)) = (stamps > 0, tenant.takeover_warning()) {
         text.push_str(&format!("  WARNING: {warning}\n"));
     }
-    text.push_str(&format!("{writes} rows to write"));
+    match max_writes.filter(|&max| max < writes) {
+        Some(max) => text.push_str(&format!(
+            "a canary: {max} of the {writes} rows to write (--max-writes {max}); the rest stay not-attempted until the run is resumed"
+        )),
+        None => text.push_str(&format!("{writes} rows to write")),
+    }
     text
 }
 
-/// Asks on a terminal; without one, `--yes` is required.
-fn confirm(yes: bool, writes: usize, tenant: &Tenant) -> anyhow::Result<()> {
+/// Asks on a terminal; without one, `--yes` is required. A destructive flag that a resumed
+/// run adds to the interrupted one's is asked about on its own line.
+fn confirm(yes: bool, writes: usize, tenant: &Tenant, added: &[&str]) -> anyhow::Result<()> {
     if yes {
         return Ok(());
     }
@@ -300,7 +409,16 @@ fn confirm(yes: bool, writes: usize, tenant: &Tenant) -> anyhow::Result<()> {
             tenant.tenant_id
         );
     }
-    eprint!("Type yes to write {writes} rows to {}: ", tenant.tenant_id);
+    for flag in added {
+        ask(&format!(
+            "Type yes to add {flag} to the resumed run (the interrupted run did not have it): "
+        ))?;
+    }
+    ask(&format!("Type yes to write {writes} rows to {}: ", tenant.tenant_id))
+}
+
+fn ask(question: &str) -> anyhow::Result<()> {
+    eprint!("{question}");
     std::io::stderr().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
@@ -308,6 +426,13 @@ fn confirm(yes: bool, writes: usize, tenant: &Tenant) -> anyhow::Result<()> {
         anyhow::bail!("not confirmed; nothing was written");
     }
     Ok(())
+}
+
+/// Whether a cloud-only target already holds the anchor a plan row would stamp.
+fn holds_planned_value(user: &crate::tenant::User, record: &Record) -> bool {
+    user.on_premises_sync_enabled != Some(true)
+        && !record.immutable_id.is_empty()
+        && user.on_premises_immutable_id.as_deref() == Some(record.immutable_id.as_str())
 }
 
 fn is_plan_file(path: &Path) -> bool {
@@ -331,8 +456,9 @@ fn load_plan(path: &Path) -> anyhow::Result<Vec<Record>> {
     Ok(plan.rows)
 }
 
-/// Re-checks each approved write against the tenant now: a target whose state moved since the
-/// plan is `target-changed-since-plan`, not written.
+/// Re-checks each approved write against the tenant now: a target that already holds the
+/// planned value (the plan was applied before) is `already-matched`; a target whose state
+/// moved elsewhere since the plan is `target-changed-since-plan`, not written.
 fn check_drift(records: &mut [Record], tenant: &Tenant) {
     let users = tenant.users_by_id();
     for record in records
@@ -340,6 +466,15 @@ fn check_drift(records: &mut [Record], tenant: &Tenant) {
         .filter(|r| r.outcome == Some(Outcome::WouldStamp))
     {
         let now = users.get(record.cloud_user_id.as_str()).copied();
+        if now.is_some_and(|user| holds_planned_value(user, record)) {
+            record.outcome = Some(Outcome::AlreadyMatched);
+            record.detail = format!(
+                "{} already holds the planned ImmutableId (the plan was applied before); nothing to write",
+                record.cloud_upn
+            );
+            record.action = "none".into();
+            continue;
+        }
         let drift = match now {
             None => Some("the target no longer exists".to_string()),
             Some(user) if user.on_premises_sync_enabled == Some(true) => {

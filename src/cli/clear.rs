@@ -11,6 +11,8 @@ use super::target::{self, ReadArgs, TargetArgs};
 use crate::outcome::Outcome;
 use crate::pipeline;
 use crate::plan::{MatchBy, Mode, PlanOptions};
+use crate::report;
+use crate::resume::RunIdentity;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -55,6 +57,13 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut compute = args.input.compute_options();
     compute.anchor_optional = true;
+    report::check_destination(&args.output)?;
+    let mut flags = args.input.written_flags();
+    if args.match_by == MatchBy::Mail {
+        flags.push("--match mail".into());
+    }
+    let identity = RunIdentity::new("clear", &args.input.input, flags)?;
+    let resume = args.write.open_resume(&identity)?;
     let source = args.input.open()?;
     let prepared = pipeline::prepare(&source, &compute)?;
     let options = PlanOptions {
@@ -72,7 +81,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             read,
             write: &args.write,
             output: &args.output,
-            input: &args.input.input,
+            identity,
+            resume,
         };
         run.carry_out(records, Outcome::Cleared, |_| None).await
     })

@@ -12,6 +12,7 @@ use crate::outcome::Outcome;
 use crate::pipeline;
 use crate::plan::Action;
 use crate::report::{self, Record};
+use crate::resume::RunIdentity;
 use crate::tenant::User;
 
 const EXAMPLES: &str = "\
@@ -58,14 +59,27 @@ struct Change {
     /// The run was killed between sending the write and journaling its answer: whether it
     /// took effect is told by the user as it is now.
     in_doubt: bool,
+    /// The deleted holder the run purged for good before writing: nothing brings it back.
+    purged: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    report::check_destination(&args.output)?;
+    let identity = RunIdentity::new("rollback", &args.source, Vec::new())?;
+    let resume = args.write.open_resume(&identity)?;
     let changes = if is_journal(&args.source) {
         from_journal(&args.source)?
     } else {
         from_report(&args.source)?
     };
+    let purged: Vec<&str> = changes.iter().filter_map(|c| c.purged.as_deref()).collect();
+    if !purged.is_empty() {
+        eprintln!(
+            "CANNOT UNDO: the run purged {} deleted users from the recycle bin for good ({}); hardmatch cannot bring them back",
+            purged.len(),
+            purged.join(", ")
+        );
+    }
     target::runtime()?.block_on(async {
         let connection = args.target.connect().await?;
         let mut wanted = Wanted::default();
@@ -83,7 +97,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             read,
             write: &args.write,
             output: &args.output,
-            input: &args.source,
+            identity,
+            resume,
         };
         run.carry_out(records, Outcome::Restored, |r| {
             r.previous_immutable_id.clone().filter(|v| !v.is_empty())
@@ -98,13 +113,13 @@ fn is_journal(path: &Path) -> bool {
 }
 
 /// Every anchor write the journal shows as applied, or as sent with its answer never
-/// journaled (a killed run), with the value before it.
+/// journaled (a killed run), with the value before it, target user by target user.
 fn from_journal(path: &Path) -> anyhow::Result<Vec<Change>> {
-    let replay = Journal::replay(path)?;
-    Ok(replay
-        .rows
+    let journaled = Journal::read(path)?;
+    Ok(journaled
+        .targets
         .iter()
-        .filter_map(|(row, history)| {
+        .filter_map(|history| {
             let in_doubt = match history.result(Step::Anchor) {
                 Some(Entry::Result { applied: true, .. }) => false,
                 Some(_) => return None,
@@ -112,12 +127,13 @@ fn from_journal(path: &Path) -> anyhow::Result<Vec<Change>> {
             };
             let (user_id, upn, previous, new) = history.first_anchor_intent()?;
             Some(Change {
-                row: *row,
+                row: history.row,
                 user_id: user_id.to_string(),
                 upn: upn.to_string(),
                 written: new.clone(),
                 previous: previous.clone(),
                 in_doubt,
+                purged: history.purged_holder().map(str::to_string),
             })
         })
         .collect())
@@ -157,6 +173,7 @@ fn from_report(path: &Path) -> anyhow::Result<Vec<Change>> {
             user_id: r.cloud_user_id,
             upn: r.cloud_upn,
             in_doubt: false,
+            purged: None,
         })
         .collect())
 }
@@ -226,6 +243,14 @@ fn record_for(change: &Change, now: Option<&User>, source: &Path) -> Record {
             Action::None,
             "the interrupted run's write never took effect; nothing to put back".to_string(),
         ),
+        Some(_) if holds == change.previous => (
+            Outcome::Restored,
+            Action::None,
+            format!(
+                "already holds its previous value ({}); nothing to put back",
+                holds.as_deref().unwrap_or("no value")
+            ),
+        ),
         Some(_) if holds != change.written => (
             Outcome::TargetChangedSincePlan,
             Action::None,
@@ -250,6 +275,9 @@ fn record_for(change: &Change, now: Option<&User>, source: &Path) -> Record {
     };
     record.outcome = Some(outcome);
     record.action = action.code().to_string();
-    record.detail = detail;
+    record.detail = match &change.purged {
+        Some(holder) => format!("{detail}; the deleted user {holder} that the run purged for good cannot be restored"),
+        None => detail,
+    };
     record
 }

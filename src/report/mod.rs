@@ -151,16 +151,98 @@ pub fn write(
         records.len(),
         path.display()
     );
-    match path
+    check_destination(path)?;
+    replace_whole(path, |to| match path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase)
         .as_deref()
     {
-        Some("xlsx") => xlsx::write(path, records, summary),
-        Some("json") => json::write(path, records, summary),
-        _ => csv::write(path, records, excel_bom),
+        Some("xlsx") => xlsx::write(to, records, summary),
+        Some("json") => json::write(to, records, summary),
+        _ => csv::write(to, records, excel_bom),
+    })
+}
+
+/// Checks, before a run writes anything to the tenant, that its report can be written at
+/// `path`: not a directory, not a link to a file, not another user's file, in a directory
+/// that exists and takes new files. `-`, a device or a pipe is written as it is.
+pub fn check_destination(path: &Path) -> crate::Result<()> {
+    let refuse = |why: String| Err(crate::Error::Usage(format!("{}: {why}", path.display())));
+    if path == Path::new("-") {
+        return Ok(());
     }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return match std::fs::metadata(path) {
+                Ok(target) if target.is_file() || target.is_dir() => refuse(
+                    "is a symbolic link; give the real path of the report instead".into(),
+                ),
+                _ => Ok(()),
+            };
+        }
+        Ok(meta) if meta.is_dir() => {
+            return refuse("is a directory; give the report a file name".into())
+        }
+        Ok(meta) if !meta.is_file() => return Ok(()),
+        Ok(meta) => owned_by_me(&meta).or_else(refuse)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(crate::Error::io(path, e)),
+    }
+    let probe = temporary_beside(path);
+    crate::private::create(&probe)
+        .map_err(|e| crate::Error::Usage(format!("{}: cannot create the report there: {e}", path.display())))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+#[cfg(unix)]
+fn owned_by_me(meta: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() == me {
+        Ok(())
+    } else {
+        Err(format!("belongs to another user (uid {}); hardmatch writes only into its own files", meta.uid()))
+    }
+}
+
+#[cfg(not(unix))]
+fn owned_by_me(_: &std::fs::Metadata) -> Result<(), String> {
+    Ok(())
+}
+
+/// Writes a file through `write` to a temporary file beside it, then renames it into place:
+/// a full disk or a kill during the write leaves the old report (or none), never a cut one.
+/// `-`, devices and pipes are written directly.
+fn replace_whole(
+    path: &Path,
+    write: impl FnOnce(&Path) -> crate::Result<()>,
+) -> crate::Result<()> {
+    let regular = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta.is_file(),
+        Err(_) => path != Path::new("-"),
+    };
+    if !regular {
+        return write(path);
+    }
+    let temporary = temporary_beside(path);
+    let written = write(&temporary)
+        .and_then(|()| std::fs::rename(&temporary, path).map_err(|e| crate::Error::io(path, e)));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
+}
+
+/// `.NAME.PID.tmp` in the directory of `path`.
+fn temporary_beside(path: &Path) -> std::path::PathBuf {
+    let name = path.file_name().map_or_else(
+        || "report".into(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
 /// The first characters that make Excel or LibreOffice read a CSV cell as a formula: OWASP's
