@@ -473,10 +473,20 @@ mod tests {
         }
         let journaled = Journal::read(&path).unwrap();
         assert!(journaled.run.is_some());
-        assert_eq!(journaled.target("u1").unwrap().outcome(), Some(Outcome::Stamped));
+        assert_eq!(
+            journaled.target("u1").unwrap().outcome(),
+            Some(Outcome::Stamped)
+        );
         assert!(journaled.target("u1").unwrap().in_doubt().is_empty());
-        assert_eq!(journaled.target("u2").unwrap().in_doubt(), vec![Step::Anchor]);
-        let (user, _, previous, _) = journaled.target("u2").unwrap().first_anchor_intent().unwrap();
+        assert_eq!(
+            journaled.target("u2").unwrap().in_doubt(),
+            vec![Step::Anchor]
+        );
+        let (user, _, previous, _) = journaled
+            .target("u2")
+            .unwrap()
+            .first_anchor_intent()
+            .unwrap();
         assert_eq!((user, previous.as_deref()), ("u2", Some("OLD")));
         drop(journal);
         assert!(
@@ -500,7 +510,10 @@ mod tests {
         }
         let journaled = Journal::read(&path).unwrap();
         assert!(journaled.target("u1").unwrap().applied(Step::Anchor));
-        assert_eq!(journaled.target("u2").unwrap().in_doubt(), vec![Step::Anchor]);
+        assert_eq!(
+            journaled.target("u2").unwrap().in_doubt(),
+            vec![Step::Anchor]
+        );
     }
 
     #[test]

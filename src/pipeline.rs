@@ -368,7 +368,10 @@ async fn next_signal() -> Option<Stop> {
 
 #[cfg(not(unix))]
 async fn next_signal() -> Option<Stop> {
-    tokio::signal::ctrl_c().await.ok().map(|()| Stop::Interrupted)
+    tokio::signal::ctrl_c()
+        .await
+        .ok()
+        .map(|()| Stop::Interrupted)
 }
 
 /// Position of each report row number in `records` (a rollback's rows are not 1..n).

@@ -50,7 +50,10 @@ pub struct InputFingerprint {
 
 /// The flags that add a destructive step, and what that step does.
 const DESTRUCTIVE: [(&str, &str); 3] = [
-    ("--overwrite", "overwrites ImmutableIds that targets already hold"),
+    (
+        "--overwrite",
+        "overwrites ImmutableIds that targets already hold",
+    ),
     (
         "--purge-deleted-holders",
         "purges deleted holders from the recycle bin for good",
@@ -407,9 +410,7 @@ impl Resume {
                 Some((_, what)) => text.push_str(&format!(
                     "  DESTRUCTIVE: {flag} was not given to the interrupted run; this run {what}\n"
                 )),
-                None => text.push_str(&format!(
-                    "  {flag} was not given to the interrupted run\n"
-                )),
+                None => text.push_str(&format!("  {flag} was not given to the interrupted run\n")),
             }
         }
         for flag in &dropped {

@@ -9,8 +9,8 @@ use super::input::InputArgs;
 use super::plan::{exit_code, plan_records, PlanArgs};
 use super::target::{self, Connection, ReadArgs, TargetArgs};
 use crate::graph::read::{TenantRead, Wanted};
-use crate::outcome::Outcome;
 use crate::journal::Journal;
+use crate::outcome::Outcome;
 use crate::pipeline::{self, read_tenant, Execution, Stop};
 use crate::plan::Mode;
 use crate::report::{self, Record, Summary};
@@ -36,8 +36,10 @@ Examples:
 
 The journal is written beside the report (REPORT.journal) before every write; `hardmatch
 rollback REPORT.journal` puts every previous value back.
+A canary (--max-writes) that wrote its rows exits 0 and prints the command that continues it.
 Exit codes: 0 every row succeeded or needed nothing, 1 some rows need attention, 2 the run
-could not start, 130 interrupted (Ctrl-C; the report still has every row).";
+could not start, 130 interrupted (Ctrl-C or SIGHUP), 143 terminated (SIGTERM); the report
+still has every row, and the command that continues the run is printed.";
 
 /// Stamp onPremisesImmutableId on the matched cloud users.
 #[derive(Debug, clap::Args)]
@@ -86,7 +88,9 @@ pub struct WriteArgs {
     #[arg(long)]
     pub verify: bool,
 
-    /// Continue the run this journal belongs to: nothing it finished is sent again.
+    /// Continue the run this journal belongs to (same input, tenant and command; asks for
+    /// confirmation like a first run): nothing it finished is sent again, and rows whose
+    /// write did not take effect are planned again.
     #[arg(long, value_name = "JOURNAL")]
     pub resume: Option<PathBuf>,
 
@@ -228,7 +232,12 @@ impl WriteRun<'_> {
                 .as_ref()
                 .map(Resume::added_destructive_flags)
                 .unwrap_or_default();
-            confirm(self.write.yes, self.write.to_write(items.len()), tenant, &added)?;
+            confirm(
+                self.write.yes,
+                self.write.to_write(items.len()),
+                tenant,
+                &added,
+            )?;
         }
         let (journal, replay, settled) = match (self.resume, credit) {
             (Some(resume), Some(credit)) => {
@@ -294,6 +303,9 @@ impl WriteRun<'_> {
     }
 }
 
+/// What a 403 on a write calls for (SECURITY.md lists every command's permissions).
+const PERMISSION: &str = "User.ReadWrite.All (and User.DeleteRestore.All to purge deleted holders): grant it with admin consent";
+
 /// Rows a canary (`--max-writes`) left for later.
 fn left_by_canary(record: &Record) -> bool {
     record.outcome == Some(Outcome::NotAttempted) && record.detail == CANARY_LEFT
@@ -325,19 +337,29 @@ fn how_to_go_on(records: &[Record], stopped: Option<Stop>, journal: &Path) -> St
         Some(Stop::Interrupted) => format!("interrupted: {left} rows were not attempted"),
         Some(Stop::Terminated) => format!("terminated (SIGTERM): {left} rows were not attempted"),
         None if denied > 0 && left > canary => format!(
-            "stopped: Graph refused {denied} writes with 403, so the app lacks the permission to write onPremisesImmutableId: User.ReadWrite.All (and User.DeleteRestore.All to purge deleted holders). Grant it with admin consent; {left} rows were not attempted"
+            "stopped: Graph refused {denied} writes in a row with 403: the app lacks the permission to write onPremisesImmutableId, {PERMISSION}; {left} rows were not attempted"
+        ),
+        None if denied > 0 => format!(
+            "Graph refused {denied} writes with 403: if the app lacks the permission to write onPremisesImmutableId, {PERMISSION}"
         ),
         None if canary > 0 => format!("canary done: {canary} rows are left for the rest of the run"),
         None => return String::new(),
     };
+    // A canary that finished continues without its limit; a stopped run keeps its options.
+    let drop_canary = stopped.is_none() && canary > 0 && left == canary;
     format!(
         "{why}. Continue with:\n  {}\n",
-        resume::continue_command(journal, true)
+        resume::continue_command(journal, drop_canary)
     )
 }
 
 /// The summary shown before anything is written: what will be sent, and every destructive step.
-fn describe(records: &[Record], writes: usize, max_writes: Option<usize>, tenant: &Tenant) -> String {
+fn describe(
+    records: &[Record],
+    writes: usize,
+    max_writes: Option<usize>,
+    tenant: &Tenant,
+) -> String {
     let mut text = format!(
         "plan for {}:\n{}",
         tenant.tenant_id,
@@ -414,7 +436,10 @@ fn confirm(yes: bool, writes: usize, tenant: &Tenant, added: &[&str]) -> anyhow:
             "Type yes to add {flag} to the resumed run (the interrupted run did not have it): "
         ))?;
     }
-    ask(&format!("Type yes to write {writes} rows to {}: ", tenant.tenant_id))
+    ask(&format!(
+        "Type yes to write {writes} rows to {}: ",
+        tenant.tenant_id
+    ))
 }
 
 fn ask(question: &str) -> anyhow::Result<()> {

@@ -73,7 +73,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         from_report(&args.source)?
     };
     let purged: Vec<&str> = changes.iter().filter_map(|c| c.purged.as_deref()).collect();
-    if !purged.is_empty() {
+    let has_purged = !purged.is_empty();
+    if has_purged {
         eprintln!(
             "CANNOT UNDO: the run purged {} deleted users from the recycle bin for good ({}); hardmatch cannot bring them back",
             purged.len(),
@@ -100,10 +101,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             identity,
             resume,
         };
-        run.carry_out(records, Outcome::Restored, |r| {
-            r.previous_immutable_id.clone().filter(|v| !v.is_empty())
+        let code = run
+            .carry_out(records, Outcome::Restored, |r| {
+                r.previous_immutable_id.clone().filter(|v| !v.is_empty())
+            })
+            .await?;
+        Ok(if code == ExitCode::SUCCESS && has_purged {
+            eprintln!("not everything was undone: the purged users are gone for good");
+            ExitCode::from(1)
+        } else {
+            code
         })
-        .await
     })
 }
 
@@ -167,13 +175,14 @@ fn from_report(path: &Path) -> anyhow::Result<Vec<Change>> {
             )
         })
         .map(|r| Change {
+            purged: (r.action == Action::PurgeHolderThenStamp.code() && !r.holder_id.is_empty())
+                .then(|| r.holder_id.clone()),
             row: r.row,
             written: (r.outcome == Some(Outcome::Stamped)).then(|| r.immutable_id.clone()),
             previous: r.previous_immutable_id.filter(|v| !v.is_empty()),
             user_id: r.cloud_user_id,
             upn: r.cloud_upn,
             in_doubt: false,
-            purged: None,
         })
         .collect())
 }
@@ -210,6 +219,8 @@ fn read_csv_report(path: &Path) -> anyhow::Result<Vec<Record>> {
             cloud_upn: cell(upn),
             immutable_id: cell(id),
             previous_immutable_id: Some(cell(previous)),
+            action: column("action").map(cell).unwrap_or_default(),
+            holder_id: column("holder_id").map(cell).unwrap_or_default(),
             ..Record::default()
         });
     }
@@ -275,9 +286,10 @@ fn record_for(change: &Change, now: Option<&User>, source: &Path) -> Record {
     };
     record.outcome = Some(outcome);
     record.action = action.code().to_string();
-    record.detail = match &change.purged {
-        Some(holder) => format!("{detail}; the deleted user {holder} that the run purged for good cannot be restored"),
-        None => detail,
-    };
+    record.detail = detail;
+    // The holder columns name the deleted user the run purged: what this row cannot undo.
+    if let Some(holder) = &change.purged {
+        record.holder_id = holder.clone();
+    }
     record
 }

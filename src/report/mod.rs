@@ -152,15 +152,17 @@ pub fn write(
         path.display()
     );
     check_destination(path)?;
-    replace_whole(path, |to| match path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        Some("xlsx") => xlsx::write(to, records, summary),
-        Some("json") => json::write(to, records, summary),
-        _ => csv::write(to, records, excel_bom),
+    replace_whole(path, |to| {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("xlsx") => xlsx::write(to, records, summary),
+            Some("json") => json::write(to, records, summary),
+            _ => csv::write(to, records, excel_bom),
+        }
     })
 }
 
@@ -175,9 +177,9 @@ pub fn check_destination(path: &Path) -> crate::Result<()> {
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => {
             return match std::fs::metadata(path) {
-                Ok(target) if target.is_file() || target.is_dir() => refuse(
-                    "is a symbolic link; give the real path of the report instead".into(),
-                ),
+                Ok(target) if target.is_file() || target.is_dir() => {
+                    refuse("is a symbolic link; give the real path of the report instead".into())
+                }
                 _ => Ok(()),
             };
         }
@@ -190,8 +192,12 @@ pub fn check_destination(path: &Path) -> crate::Result<()> {
         Err(e) => return Err(crate::Error::io(path, e)),
     }
     let probe = temporary_beside(path);
-    crate::private::create(&probe)
-        .map_err(|e| crate::Error::Usage(format!("{}: cannot create the report there: {e}", path.display())))?;
+    crate::private::create(&probe).map_err(|e| {
+        crate::Error::Usage(format!(
+            "{}: cannot create the report there: {e}",
+            path.display()
+        ))
+    })?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
 }
@@ -204,7 +210,10 @@ fn owned_by_me(meta: &std::fs::Metadata) -> Result<(), String> {
     if meta.uid() == me {
         Ok(())
     } else {
-        Err(format!("belongs to another user (uid {}); hardmatch writes only into its own files", meta.uid()))
+        Err(format!(
+            "belongs to another user (uid {}); hardmatch writes only into its own files",
+            meta.uid()
+        ))
     }
 }
 
@@ -216,10 +225,7 @@ fn owned_by_me(_: &std::fs::Metadata) -> Result<(), String> {
 /// Writes a file through `write` to a temporary file beside it, then renames it into place:
 /// a full disk or a kill during the write leaves the old report (or none), never a cut one.
 /// `-`, devices and pipes are written directly.
-fn replace_whole(
-    path: &Path,
-    write: impl FnOnce(&Path) -> crate::Result<()>,
-) -> crate::Result<()> {
+fn replace_whole(path: &Path, write: impl FnOnce(&Path) -> crate::Result<()>) -> crate::Result<()> {
     let regular = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta.is_file(),
         Err(_) => path != Path::new("-"),
@@ -238,10 +244,9 @@ fn replace_whole(
 
 /// `.NAME.PID.tmp` in the directory of `path`.
 fn temporary_beside(path: &Path) -> std::path::PathBuf {
-    let name = path.file_name().map_or_else(
-        || "report".into(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+    let name = path
+        .file_name()
+        .map_or_else(|| "report".into(), |n| n.to_string_lossy().into_owned());
     path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 

@@ -6,6 +6,7 @@ mod convert;
 mod emulator;
 mod hostile_input;
 mod ids;
+mod safety;
 mod security;
 mod sign_in;
 mod snapshot;
