@@ -4,6 +4,7 @@
 //! the output of the stage before and gives one report [`Record`] per input row, in input
 //! order, so that the reporter can never lose a row.
 
+use std::io::Write;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
@@ -339,15 +340,20 @@ async fn watch_signals(
     let Some(first) = next_signal().await else {
         return;
     };
-    eprintln!("\nhardmatch: {}: finishing the writes in flight, sending no more (again to stop waiting on Graph)", match first {
-        Stop::Interrupted => "interrupted",
-        Stop::Terminated => "terminated",
-    });
     *stop.lock().expect("stop lock") = Some(first);
     cancel.cancel();
+    let why = match first {
+        Stop::Interrupted => "interrupted",
+        Stop::Terminated => "terminated",
+    };
+    // After SIGHUP the terminal may be gone: a failed message must not stop the stopping.
+    let say = |message: String| {
+        let _ = writeln!(std::io::stderr(), "{message}");
+    };
+    say(format!("\nhardmatch: {why}: finishing the writes in flight, sending no more (signal again to stop waiting for Graph)"));
     if next_signal().await.is_some() {
-        eprintln!("\nhardmatch: stopping the waits for Graph now");
         client.abandon_waits();
+        say("\nhardmatch: no longer waiting for Graph".into());
     }
 }
 
