@@ -12,6 +12,8 @@
 //! - [`compute`]: rows to candidates on rayon, duplicate detection inside the input.
 //! - [`outcome`]: the stable outcome codes of the report, in one place.
 //! - [`report`]: the reporter stage, one report row per input row.
+//! - [`journal`] and [`resume`]: the write-ahead journal, and continuing an interrupted run
+//!   from it (which run it is, what is done, left and retried).
 //! - [`tenant`]: the tenant file format shared by `snapshot`, `plan --snapshot` and the emulator.
 //! - [`emulator`]: a local Microsoft Graph emulator for rehearsals and tests.
 //! - [`cli`]: one file per subcommand, with its help text and examples.
