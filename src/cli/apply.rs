@@ -6,17 +6,17 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::input::InputArgs;
-use super::plan::{exit_code, plan_records, PlanArgs};
+use super::plan::{plan_records, PlanArgs};
 use super::target::{self, Connection, ReadArgs, TargetArgs};
 use crate::graph::read::{TenantRead, Wanted};
-use crate::journal::Journal;
+use crate::journal::{Entry, Journal, Replay};
 use crate::outcome::Outcome;
 use crate::pipeline::{self, read_tenant, Execution, Stop};
 use crate::plan::Mode;
 use crate::report::{self, Record, Summary};
 use crate::resume::{self, Resume, RunIdentity};
 use crate::tenant::Tenant;
-use crate::write::{WriteOptions, CANARY_LEFT};
+use crate::write::{WorkItem, WriteOptions, CANARY_LEFT};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -189,6 +189,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// A run confirmed: its journal, what the writer needs to know from an interrupted run, and
+/// the writes.
+struct Confirmed {
+    journal: Journal,
+    replay: Option<Replay>,
+    settled: Vec<Entry>,
+    items: Vec<WorkItem>,
+}
+
 /// What every write command does once it has its planned records.
 pub struct WriteRun<'a> {
     pub connection: Connection,
@@ -210,88 +219,19 @@ impl WriteRun<'_> {
         new_anchor: impl Fn(&Record) -> Option<String>,
     ) -> anyhow::Result<ExitCode> {
         let started = chrono::Utc::now();
-        let tenant = &self.read.tenant;
-        self.identity.tenant = tenant.tenant_id.clone();
-        let credit = match &mut self.resume {
-            Some(resume) => {
-                resume.check_tenant(&tenant.tenant_id)?;
-                let credit = resume.credit(&mut records, tenant, &new_anchor);
-                eprint!("{}", resume.summary(&credit));
-                Some(credit)
-            }
-            None => None,
-        };
-        let items = pipeline::work_items(&records, tenant, &new_anchor);
-        eprintln!(
-            "{}",
-            describe(&records, items.len(), self.write.max_writes, tenant)
-        );
-        if !items.is_empty() {
-            let added = self
-                .resume
-                .as_ref()
-                .map(Resume::added_destructive_flags)
-                .unwrap_or_default();
-            confirm(
-                self.write.yes,
-                self.write.to_write(items.len()),
-                tenant,
-                &added,
-            )?;
-        }
-        let (journal, replay, settled) = match (self.resume, credit) {
-            (Some(resume), Some(credit)) => {
-                (resume.into_journal(), Some(credit.replay), credit.settled)
-            }
-            _ => (
-                Journal::create(
-                    &self.write.journal_path(self.output),
-                    &self.identity.run_entry(),
-                )?,
-                None,
-                Vec::new(),
-            ),
-        };
-        let journal_path = journal.path().to_owned();
+        let confirmed = self.confirmed(&mut records, &new_anchor)?;
+        let journal_path = confirmed.journal.path().to_owned();
         let execution = Execution {
             client: self.connection.client.clone(),
-            tenant,
-            journal,
-            replay,
-            settled,
+            tenant: &self.read.tenant,
+            journal: confirmed.journal,
+            replay: confirmed.replay,
+            settled: confirmed.settled,
             options: self.write.options(success),
             quiet: self.write.quiet,
         };
-        let stopped = pipeline::execute(execution, &mut records, items).await?;
-        let summary = Summary {
-            command_line: report::redact_args(std::env::args()),
-            tenant: tenant.tenant_id.clone(),
-            started: started.to_rfc3339(),
-            finished: chrono::Utc::now().to_rfc3339(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            notes: [
-                ("tenant read".to_string(), self.read.how.clone()),
-                ("journal".to_string(), journal_path.display().to_string()),
-            ]
-            .into_iter()
-            .chain(self.connection.client.usage_notes())
-            .chain([tenant.takeover_note()])
-            .collect(),
-        };
-        if let Err(e) = report::write(self.output, &records, &summary, self.write.excel) {
-            anyhow::bail!(
-                "cannot write the report: {e}\n  {} rows are written to the tenant, and every write is in the journal {}, which is complete.\n  Once the report's path can be written (or with another -o), rebuild the report; nothing is written twice:\n  {}",
-                records.iter().filter(|r| r.outcome == Some(success)).count(),
-                journal_path.display(),
-                resume::continue_command(&journal_path, false)
-            );
-        }
-        eprint!("{}", report::outcome_table(&records));
-        eprintln!(
-            "report {}, journal {}",
-            self.output.display(),
-            journal_path.display()
-        );
+        let stopped = pipeline::execute(execution, &mut records, confirmed.items).await?;
+        self.report(&records, started, &journal_path, success)?;
         eprint!("{}", how_to_go_on(&records, stopped, &journal_path));
         if let Some(emulator) = self.connection.emulator {
             emulator.stop().await;
@@ -300,6 +240,100 @@ impl WriteRun<'_> {
             Some(stop) => ExitCode::from(stop.exit_code()),
             None => exit_code_after_canary(&records),
         })
+    }
+
+    /// Everything before the first write: on resume, the journal checked against the tenant
+    /// and matched to the rows; the summary; the confirmation; the journal opened (a new one,
+    /// or the interrupted run's).
+    fn confirmed(
+        &mut self,
+        records: &mut [Record],
+        new_anchor: &dyn Fn(&Record) -> Option<String>,
+    ) -> anyhow::Result<Confirmed> {
+        let tenant = &self.read.tenant;
+        self.identity.tenant = tenant.tenant_id.clone();
+        let credit = match &mut self.resume {
+            Some(resume) => {
+                resume.check_tenant(&tenant.tenant_id)?;
+                let credit = resume.credit(records, tenant, new_anchor);
+                eprint!("{}", resume.summary(&credit));
+                Some(credit)
+            }
+            None => None,
+        };
+        let items = pipeline::work_items(records, tenant, new_anchor);
+        eprintln!(
+            "{}",
+            describe(records, items.len(), self.write.max_writes, tenant)
+        );
+        if !items.is_empty() {
+            let added = self
+                .resume
+                .as_ref()
+                .map(Resume::added_destructive_flags)
+                .unwrap_or_default();
+            let writes = self.write.to_write(items.len());
+            confirm(self.write.yes, writes, tenant, &added)?;
+        }
+        Ok(match (self.resume.take(), credit) {
+            (Some(resume), Some(credit)) => Confirmed {
+                journal: resume.into_journal(),
+                replay: Some(credit.replay),
+                settled: credit.settled,
+                items,
+            },
+            _ => Confirmed {
+                journal: Journal::create(
+                    &self.write.journal_path(self.output),
+                    &self.identity.run_entry(),
+                )?,
+                replay: None,
+                settled: Vec::new(),
+                items,
+            },
+        })
+    }
+
+    /// Writes the report and prints the outcome table. A report that cannot be written is an
+    /// error that says the journal is complete and how to rebuild the report from it.
+    fn report(
+        &self,
+        records: &[Record],
+        started: chrono::DateTime<chrono::Utc>,
+        journal: &Path,
+        success: Outcome,
+    ) -> anyhow::Result<()> {
+        let tenant = &self.read.tenant;
+        let summary = Summary {
+            command_line: report::redact_args(std::env::args()),
+            tenant: tenant.tenant_id.clone(),
+            started: started.to_rfc3339(),
+            finished: chrono::Utc::now().to_rfc3339(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            notes: [
+                ("tenant read".to_string(), self.read.how.clone()),
+                ("journal".to_string(), journal.display().to_string()),
+            ]
+            .into_iter()
+            .chain(self.connection.client.usage_notes())
+            .chain([tenant.takeover_note()])
+            .collect(),
+        };
+        if let Err(e) = report::write(self.output, records, &summary, self.write.excel) {
+            anyhow::bail!(
+                "cannot write the report: {e}\n  {} rows are written to the tenant, and every write is in the journal {}, which is complete.\n  Once the report's path can be written (or with another -o), rebuild the report; nothing is written twice:\n  {}",
+                records.iter().filter(|r| r.outcome == Some(success)).count(),
+                journal.display(),
+                resume::continue_command(journal, false)
+            );
+        }
+        eprint!("{}", report::outcome_table(records));
+        eprintln!(
+            "report {}, journal {}",
+            self.output.display(),
+            journal.display()
+        );
+        Ok(())
     }
 }
 
@@ -311,14 +345,13 @@ fn left_by_canary(record: &Record) -> bool {
     record.outcome == Some(Outcome::NotAttempted) && record.detail == CANARY_LEFT
 }
 
-/// The exit code of a finished run: rows a canary left for later are not failures.
+/// The exit code of a finished run, as `plan::exit_code` says, except that rows a canary left
+/// for later are not failures.
 fn exit_code_after_canary(records: &[Record]) -> ExitCode {
-    let counted: Vec<Record> = records
+    let all_fine = records
         .iter()
-        .filter(|r| !left_by_canary(r))
-        .cloned()
-        .collect();
-    exit_code(&counted)
+        .all(|r| left_by_canary(r) || r.outcome.is_some_and(|o| o.is_success()));
+    ExitCode::from(if all_fine { 0 } else { 1 })
 }
 
 /// What to do next when the run stopped early (a signal, a missing permission, a canary):
