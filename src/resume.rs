@@ -531,6 +531,163 @@ fn shell_quoted(arg: &str) -> String {
 mod tests {
     use super::*;
 
+    use crate::tenant::User;
+
+    fn intent(row: usize, user: &str, previous: Option<&str>, new: &str) -> Entry {
+        Entry::Intent {
+            row,
+            step: Step::Anchor,
+            user_id: user.into(),
+            upn: format!("{user}@contoso.com"),
+            previous: previous.map(str::to_string),
+            new: Some(new.into()),
+            at: journal::now(),
+        }
+    }
+
+    fn result(row: usize, user: &str, applied: bool) -> Entry {
+        Entry::Result {
+            row,
+            step: Step::Anchor,
+            user_id: user.into(),
+            applied,
+            outcome: if applied {
+                Outcome::Stamped
+            } else {
+                Outcome::GraphError
+            },
+            http_status: Some(if applied { 204 } else { 401 }),
+            request_id: Some(format!("req-{user}")),
+            at: journal::now(),
+        }
+    }
+
+    fn planned(row: usize, user: &str, anchor: &str, holds: Option<&str>) -> Record {
+        Record {
+            row,
+            cloud_user_id: user.into(),
+            immutable_id: anchor.into(),
+            previous_immutable_id: holds.map(str::to_string),
+            action: Action::Stamp.code().into(),
+            outcome: Some(Outcome::WouldStamp),
+            ..Record::default()
+        }
+    }
+
+    /// A journal of an interrupted stamp: `a` written (it held OLD before), `b` failed, `c`
+    /// and `d` sent without an answer (only `c`'s took effect); `e` is another anchor.
+    #[test]
+    fn the_journal_is_matched_by_target_and_anchor_not_by_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("users.csv");
+        std::fs::write(&input, "upn\n").unwrap();
+        let identity = RunIdentity::new("apply", &input, Vec::new()).unwrap();
+        let path = dir.path().join("r.csv.journal");
+        let mut journal = Journal::create(&path, &identity.run_entry()).unwrap();
+        for entry in [
+            intent(1, "a", Some("OLD"), "A"),
+            result(1, "a", true),
+            intent(2, "b", None, "B"),
+            result(2, "b", false),
+            intent(3, "c", None, "C"),
+            intent(4, "d", None, "D"),
+            intent(5, "e", None, "E-then"),
+            result(5, "e", true),
+        ] {
+            journal.record(&entry).unwrap();
+        }
+        drop(journal);
+        let resume = Resume::open(&path, identity).unwrap();
+        let holds = |id: &str, value: Option<&str>| User {
+            id: id.into(),
+            on_premises_immutable_id: value.map(str::to_string),
+            ..User::default()
+        };
+        let tenant = Tenant {
+            users: vec![
+                holds("a", Some("A")),
+                holds("b", None),
+                holds("c", Some("C")),
+                holds("d", None),
+                holds("e", Some("E-then")),
+            ],
+            ..Tenant::default()
+        };
+        // A re-export in another order; `e` now has another anchor.
+        let mut records = vec![
+            planned(1, "e", "E-now", Some("E-then")),
+            planned(2, "d", "D", None),
+            planned(3, "c", "C", Some("C")),
+            planned(4, "b", "B", None),
+            planned(5, "a", "A", Some("A")),
+        ];
+        let credit = resume.credit(&mut records, &tenant, &|r| Some(r.immutable_id.clone()));
+        assert_eq!(
+            (
+                credit.done,
+                credit.retried,
+                credit.in_doubt,
+                credit.not_in_input
+            ),
+            (2, 1, 1, 1)
+        );
+        let a = &records[4];
+        assert_eq!(a.outcome, Some(Outcome::Stamped));
+        assert_eq!(
+            a.previous_immutable_id.as_deref(),
+            Some("OLD"),
+            "the value before the run"
+        );
+        assert_eq!(a.request_id, "req-a");
+        assert_eq!(records[2].outcome, Some(Outcome::Stamped), "c took effect");
+        assert_eq!(credit.settled.len(), 1, "and its result is journaled now");
+        assert_eq!(
+            records[3].outcome,
+            Some(Outcome::WouldStamp),
+            "b is written again"
+        );
+        assert_eq!(
+            records[0].outcome,
+            Some(Outcome::WouldStamp),
+            "e is planned anew"
+        );
+        assert_eq!(
+            credit.replay.rows.keys().copied().collect::<Vec<_>>(),
+            vec![2],
+            "d is re-read before it is sent, under this run's row number"
+        );
+    }
+
+    #[test]
+    fn a_journal_of_another_input_or_command_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (one, two) = (dir.path().join("wave1.csv"), dir.path().join("wave2.csv"));
+        std::fs::write(&one, "upn\na@x\n").unwrap();
+        std::fs::write(&two, "upn\nb@x\n").unwrap();
+        let path = dir.path().join("r.csv.journal");
+        let first = RunIdentity::new("apply", &one, Vec::new()).unwrap();
+        drop(Journal::create(&path, &first.run_entry()).unwrap());
+        let other_input = RunIdentity::new("apply", &two, Vec::new()).unwrap();
+        let refused = Resume::open(&path, other_input).err().unwrap().to_string();
+        assert!(
+            refused.contains("wave1.csv") && refused.contains("wave2.csv"),
+            "{refused}"
+        );
+        let other_command = RunIdentity::new("clear", &one, Vec::new()).unwrap();
+        let refused = Resume::open(&path, other_command)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            refused.contains("`hardmatch clear` cannot resume it"),
+            "{refused}"
+        );
+        // The same file, exported again: accepted, matched by target and anchor.
+        std::fs::write(&one, "upn\nb@x\na@x\n").unwrap();
+        let re_export = RunIdentity::new("apply", &one, Vec::new()).unwrap();
+        assert!(Resume::open(&path, re_export).is_ok());
+    }
+
     #[test]
     fn quoting_keeps_plain_words_and_quotes_the_rest() {
         assert_eq!(shell_quoted("r.csv.journal"), "r.csv.journal");
