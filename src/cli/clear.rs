@@ -27,7 +27,7 @@ Examples:
 
 Graph is sent JSON null (not \"\" as the PowerShell SDK does).
 Exit codes: 0 every row cleared or had nothing to clear, 1 some rows need attention, 2 the run
-could not start, 130 interrupted.";
+could not start, 130 interrupted (Ctrl-C, SIGHUP), 143 terminated (SIGTERM).";
 
 /// Clear onPremisesImmutableId on the matched cloud users.
 #[derive(Debug, clap::Args)]

@@ -23,9 +23,11 @@ Examples:
   # From the report itself (CSV or JSON), when the journal is gone:
   hardmatch rollback report.csv -o rollback.csv
 
-A user whose ImmutableId changed again since the run is left alone (target-changed-since-plan).
+A user whose ImmutableId changed again since the run is left alone (target-changed-since-plan);
+one that already holds its previous value is `restored` with nothing sent (rolling back twice is
+quiet). A deleted holder the run purged is gone for good: rollback says so and exits 1.
 Exit codes: 0 every row restored or had nothing to restore, 1 some rows need attention, 2 the
-run could not start, 130 interrupted.";
+run could not start, 130 interrupted (Ctrl-C, SIGHUP), 143 terminated (SIGTERM).";
 
 /// Put back the previous values recorded by an earlier apply or clear.
 #[derive(Debug, clap::Args)]
