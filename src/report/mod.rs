@@ -346,6 +346,30 @@ mod tests {
     }
 
     #[test]
+    fn a_report_write_that_fails_leaves_the_old_report_and_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        std::fs::write(&path, "the old report").unwrap();
+        let failed = replace_whole(&path, |to| {
+            std::fs::write(to, "half a rep").unwrap();
+            Err(crate::Error::Other("disk full".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "the old report");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file"
+        );
+        replace_whole(&path, |to| {
+            std::fs::write(to, "the new report").map_err(|e| crate::Error::io(to, e))
+        })
+        .unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "the new report");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
     fn secrets_are_left_out_of_the_command_line() {
         let args = [
             "hardmatch",
