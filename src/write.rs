@@ -89,7 +89,8 @@ pub struct Written {
 pub struct Writer<'a> {
     pub client: Arc<GraphClient>,
     pub journal: &'a GroupCommit,
-    /// What an earlier, interrupted run of this journal already did.
+    /// On resume, the rows whose write an interrupted run sent without journaling the answer
+    /// (rows it finished are not given to the writer at all: see [`crate::resume`]).
     pub replay: Option<&'a Replay>,
     /// For naming the holder of a conflicting anchor.
     pub tenant: &'a Tenant,
@@ -115,9 +116,6 @@ impl Writer<'_> {
                 let started = &started;
                 let stop = &stop;
                 async move {
-                    if let Some(done) = self.already_done(&item) {
-                        return done;
-                    }
                     if stop.is_cancelled() || self.cancel.is_cancelled() {
                         return not_attempted(&item, "the run stopped before this row was written");
                     }
@@ -146,22 +144,6 @@ impl Writer<'_> {
             .buffer_unordered(self.options.concurrency.max(1))
             .collect()
             .await
-    }
-
-    /// A row the journal says was finished by an earlier run.
-    fn already_done(&self, item: &WorkItem) -> Option<Written> {
-        let history = self.replay?.rows.get(&item.row)?;
-        let outcome = history.outcome()?;
-        let anchor_done = history.result(Step::Anchor).is_some();
-        anchor_done.then(|| Written {
-            row: item.row,
-            verdict: Verdict::new(
-                outcome,
-                "done by the interrupted run (from its journal); not sent again",
-            ),
-            meta: None,
-            holder: None,
-        })
     }
 
     async fn write_row(&self, item: &WorkItem) -> Written {
