@@ -228,10 +228,6 @@ impl Resume {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The flags given now that the interrupted run was not given, and the other way round.
     fn flag_changes(&self) -> (Vec<&str>, Vec<&str>) {
         fn missing_from<'a>(flags: &'a [String], other: &[String]) -> Vec<&'a str> {
