@@ -306,6 +306,13 @@ pub async fn execute(
     bar.finish_and_clear();
     tracing::info!("writes done: {} rows answered", results.len());
     watcher.abort();
+    record_results(records, results);
+    let stopped = *stop.lock().expect("stop lock");
+    Ok(stopped)
+}
+
+/// Writes each row's result into its record.
+fn record_results(records: &mut [Record], results: Vec<crate::write::Written>) {
     let stamp_time = crate::journal::now();
     let index = row_index(records);
     for written in results {
@@ -325,8 +332,6 @@ pub async fn execute(
             record.holder_deleted_at = holder.deleted_date_time.unwrap_or_default();
         }
     }
-    let stopped = *stop.lock().expect("stop lock");
-    Ok(stopped)
 }
 
 /// Waits for Ctrl-C, SIGTERM or SIGHUP: the first stops new writes (those in flight finish
