@@ -13,6 +13,8 @@
 //! - [`outcome`]: the stable outcome codes of the report, in one place.
 //! - [`report`]: the reporter stage, one report row per input row.
 //! - [`verify`]: after the sync cycle, what it did with each row of an earlier run.
+//! - [`journal`] and [`resume`]: the write-ahead journal, and continuing an interrupted run
+//!   from it (which run it is, what is done, left and retried).
 //! - [`tenant`]: the tenant file format shared by `snapshot`, `plan --snapshot` and the emulator.
 //! - [`emulator`]: a local Microsoft Graph emulator for rehearsals and tests.
 //! - [`cli`]: one file per subcommand, with its help text and examples.
@@ -33,6 +35,7 @@ pub mod plan;
 pub mod private;
 pub mod progress;
 pub mod report;
+pub mod resume;
 pub mod source;
 pub mod tenant;
 pub mod verify;

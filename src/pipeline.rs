@@ -4,8 +4,7 @@
 //! the output of the stage before and gives one report [`Record`] per input row, in input
 //! order, so that the reporter can never lose a row.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io::Write;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
@@ -13,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::compute::{self, Candidate, ComputeOptions};
 use crate::graph::read::{ReadStrategy, TenantRead, Wanted};
 use crate::graph::GraphClient;
-use crate::journal::{Entry, GroupCommit, Journal, Replay, Step};
+use crate::journal::{Entry, GroupCommit, Journal, Replay};
 use crate::outcome::Outcome;
 use crate::plan::{
     Action, Decision, Holder, MatchBy, Mode, PlanOptions, Subject, TargetState, TenantIndex,
@@ -238,78 +237,77 @@ pub fn work_items(
 pub struct Execution<'a> {
     pub client: Arc<GraphClient>,
     pub tenant: &'a Tenant,
-    pub journal_path: PathBuf,
-    /// Continue the run this journal belongs to, instead of starting a new journal.
-    pub resume: bool,
+    /// The run's journal, open and locked: new, or the interrupted run's (see
+    /// [`crate::resume`]).
+    pub journal: Journal,
+    /// On resume: the rows whose write the interrupted run may have sent, and the results to
+    /// journal for writes it sent that took effect.
+    pub replay: Option<Replay>,
+    pub settled: Vec<Entry>,
     pub options: WriteOptions,
     pub quiet: bool,
-    pub command: String,
-    pub input: String,
 }
 
-/// Carries out `items`, journaled, and writes each row's result into `records`. Returns
-/// whether the run was interrupted (Ctrl-C).
+/// Why a run stopped before its last row: a signal, each with its exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// Ctrl-C (SIGINT) or SIGHUP (the terminal went away): exit 130.
+    Interrupted,
+    /// SIGTERM (systemd, `timeout`, a container stopping): exit 143.
+    Terminated,
+}
+
+impl Stop {
+    pub fn exit_code(self) -> crate::exit_code::ExitCode {
+        match self {
+            Stop::Interrupted => crate::exit_code::ExitCode::Interrupted,
+            Stop::Terminated => crate::exit_code::ExitCode::Terminated,
+        }
+    }
+}
+
+/// Carries out `items`, journaled, and writes each row's result into `records`. Returns the
+/// signal that stopped the run early, if one did.
 pub async fn execute(
     execution: Execution<'_>,
     records: &mut [Record],
     items: Vec<WorkItem>,
-) -> crate::Result<bool> {
-    let replay = if execution.resume {
-        Some(Journal::replay(&execution.journal_path)?)
-    } else {
-        None
-    };
-    let journal = GroupCommit::start(match &replay {
-        Some(_) => Journal::append_to(&execution.journal_path)?,
-        None => {
-            let mut journal = Journal::create(&execution.journal_path)?;
-            journal.record(&Entry::Run {
-                version: env!("CARGO_PKG_VERSION").to_string(),
-                command: execution.command.clone(),
-                input: execution.input.clone(),
-                started: chrono::Utc::now().to_rfc3339(),
-            })?;
-            journal
-        }
-    });
-    if let Some(replay) = &replay {
-        for settled in credit_interrupted_run(records, replay, execution.tenant) {
-            journal.record(settled).await?;
-        }
+) -> crate::Result<Option<Stop>> {
+    let journal_path = execution.journal.path().to_owned();
+    let journal = GroupCommit::start(execution.journal);
+    for settled in execution.settled {
+        journal.record(settled).await?;
     }
     let cancel = CancellationToken::new();
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let watcher = tokio::spawn({
-        let cancel = cancel.clone();
-        let interrupted = Arc::clone(&interrupted);
-        async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!(
-                    "\nhardmatch: interrupted: finishing the writes in flight, sending no more"
-                );
-                interrupted.store(true, Ordering::SeqCst);
-                cancel.cancel();
-            }
-        }
-    });
+    let stop = Arc::new(std::sync::Mutex::new(None));
+    let watcher = tokio::spawn(watch_signals(
+        cancel.clone(),
+        Arc::clone(&stop),
+        Arc::clone(&execution.client),
+    ));
+    let total = match execution.options.max_writes {
+        Some(max) => items.len().min(max),
+        None => items.len(),
+    };
     tracing::info!(
-        "writing {} rows at {} writes/s, {} in flight, journal {}",
-        items.len(),
+        "writing {total} rows at {} writes/s, {} in flight, journal {}",
         execution.options.rate,
         execution.options.concurrency,
-        execution.journal_path.display()
+        journal_path.display()
     );
-    let bar = progress::rows(items.len() as u64, execution.quiet);
+    let bar = progress::rows(total as u64, execution.quiet);
     let client = Arc::clone(&execution.client);
     let writer = Writer {
         client: Arc::clone(&execution.client),
         journal: &journal,
-        replay: replay.as_ref(),
+        replay: execution.replay.as_ref(),
         tenant: execution.tenant,
         cancel: cancel.clone(),
         options: execution.options,
-        on_row: Box::new(|_| {
-            bar.inc(1);
+        on_row: Box::new(|written| {
+            if written.verdict.outcome != Outcome::NotAttempted {
+                bar.inc(1);
+            }
             bar.set_message(format!("throttled {}", client.throttled()));
         }),
     };
@@ -317,7 +315,14 @@ pub async fn execute(
     bar.finish_and_clear();
     tracing::info!("writes done: {} rows answered", results.len());
     watcher.abort();
-    let stamp_time = chrono::Utc::now().to_rfc3339();
+    record_results(records, results);
+    let stopped = *stop.lock().expect("stop lock");
+    Ok(stopped)
+}
+
+/// Writes each row's result into its record.
+fn record_results(records: &mut [Record], results: Vec<crate::write::Written>) {
+    let stamp_time = crate::journal::now();
     let index = row_index(records);
     for written in results {
         let record = &mut records[index[&written.row]];
@@ -336,61 +341,57 @@ pub async fn execute(
             record.holder_deleted_at = holder.deleted_date_time.unwrap_or_default();
         }
     }
-    Ok(interrupted.load(Ordering::SeqCst))
 }
 
-/// On resume, the tenant already shows what the interrupted run wrote, so the planner calls
-/// those rows `already-matched`. The journal knows better: they were written by this run.
-/// Returns the results to journal for writes the interrupted run sent but could not record
-/// (killed before the answer): the tenant shows they took effect, and rollback needs to know.
-fn credit_interrupted_run(records: &mut [Record], replay: &Replay, tenant: &Tenant) -> Vec<Entry> {
-    let index = row_index(records);
-    let users = tenant.users_by_id();
-    let mut settled = Vec::new();
-    for (row, history) in &replay.rows {
-        let Some(record) = index.get(row).map(|&i| &mut records[i]) else {
-            continue;
-        };
-        let Some(Entry::Intent { user_id, new, .. }) = history.intents.iter().find(|e| {
-            matches!(
-                e,
-                Entry::Intent {
-                    step: Step::Anchor,
-                    ..
-                }
-            )
-        }) else {
-            continue;
-        };
-        let now_holds = users
-            .get(user_id.as_str())
-            .and_then(|u| u.on_premises_immutable_id.clone());
-        let applied = history
-            .result(Step::Anchor)
-            .is_some_and(|r| matches!(r, Entry::Result { applied: true, .. }));
-        let took_effect = now_holds.is_some() && now_holds == *new;
-        if !applied && took_effect {
-            settled.push(Entry::Result {
-                row: *row,
-                step: Step::Anchor,
-                applied: true,
-                outcome: Outcome::Stamped,
-                http_status: None,
-                request_id: None,
-                at: chrono::Utc::now().to_rfc3339(),
-            });
-        }
-        if applied || took_effect {
-            record.outcome = history
-                .outcome()
-                .filter(|_| applied)
-                .or(Some(Outcome::Stamped));
-            record.detail =
-                "written by the interrupted run (from its journal); not sent again".into();
-            record.action = Action::None.code().into();
-        }
+/// Waits for Ctrl-C, SIGTERM or SIGHUP: the first stops new writes (those in flight finish
+/// and are journaled); a second one also cuts short any Retry-After wait, so that the run
+/// ends now with the rows still waiting `throttled-out`.
+async fn watch_signals(
+    cancel: CancellationToken,
+    stop: Arc<std::sync::Mutex<Option<Stop>>>,
+    client: Arc<GraphClient>,
+) {
+    let Some(first) = next_signal().await else {
+        return;
+    };
+    *stop.lock().expect("stop lock") = Some(first);
+    cancel.cancel();
+    let why = match first {
+        Stop::Interrupted => "interrupted",
+        Stop::Terminated => "terminated",
+    };
+    // After SIGHUP the terminal may be gone: a failed message must not stop the stopping.
+    let say = |message: String| {
+        let _ = writeln!(std::io::stderr(), "{message}");
+    };
+    say(format!("\nhardmatch: {why}: finishing the writes in flight, sending no more (signal again to stop waiting for Graph)"));
+    if next_signal().await.is_some() {
+        client.abandon_waits();
+        say("\nhardmatch: no longer waiting for Graph".into());
     }
-    settled
+}
+
+/// The next stop signal, or `None` if none can be listened for.
+#[cfg(unix)]
+async fn next_signal() -> Option<Stop> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut hangup) = (
+        signal(SignalKind::terminate()).ok()?,
+        signal(SignalKind::hangup()).ok()?,
+    );
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.ok().map(|()| Stop::Interrupted),
+        _ = term.recv() => Some(Stop::Terminated),
+        _ = hangup.recv() => Some(Stop::Interrupted),
+    }
+}
+
+#[cfg(not(unix))]
+async fn next_signal() -> Option<Stop> {
+    tokio::signal::ctrl_c()
+        .await
+        .ok()
+        .map(|()| Stop::Interrupted)
 }
 
 /// Position of each report row number in `records` (a rollback's rows are not 1..n).
@@ -400,71 +401,4 @@ fn row_index(records: &[Record]) -> std::collections::HashMap<usize, usize> {
         .enumerate()
         .map(|(i, r)| (r.row, i))
         .collect()
-}
-
-/// On resume, before the tenant is read: a federated hop cut short between moving the UPN
-/// out and moving it back leaves the user under the stopover domain, where the plan would not
-/// find it. Move each such user home first, journaled like any step.
-pub async fn repair_interrupted_hops(
-    client: &GraphClient,
-    journal_path: &std::path::Path,
-) -> crate::Result<usize> {
-    let replay = Journal::replay(journal_path)?;
-    let mut journal = None;
-    let mut repaired = 0;
-    for (row, history) in &replay.rows {
-        let moved_out = matches!(
-            history.result(Step::UpnOut),
-            Some(Entry::Result { applied: true, .. })
-        );
-        let moved_back = matches!(
-            history.result(Step::UpnBack),
-            Some(Entry::Result { applied: true, .. })
-        );
-        let Some(Entry::Intent {
-            user_id, upn: home, ..
-        }) = history.intents.iter().find(|e| {
-            matches!(
-                e,
-                Entry::Intent {
-                    step: Step::UpnOut,
-                    ..
-                }
-            )
-        })
-        else {
-            continue;
-        };
-        if !moved_out || moved_back {
-            continue;
-        }
-        let journal = match &mut journal {
-            Some(j) => j,
-            None => journal.insert(Journal::append_to(journal_path)?),
-        };
-        journal.record(&Entry::Intent {
-            row: *row,
-            step: Step::UpnBack,
-            user_id: user_id.clone(),
-            upn: home.clone(),
-            previous: None,
-            new: Some(home.clone()),
-            at: chrono::Utc::now().to_rfc3339(),
-        })?;
-        let result = client.set_upn(user_id, home).await;
-        journal.record(&Entry::Result {
-            row: *row,
-            step: Step::UpnBack,
-            applied: result.is_ok(),
-            outcome: result
-                .as_ref()
-                .map_or(Outcome::GraphError, |_| Outcome::Stamped),
-            http_status: result.as_ref().ok().and_then(|a| a.meta.status),
-            request_id: result.as_ref().ok().and_then(|a| a.meta.request_id.clone()),
-            at: chrono::Utc::now().to_rfc3339(),
-        })?;
-        result.map_err(|e| crate::Error::Other(format!("cannot move {home} back from its federated hop: {e}; move it back by hand, then resume")))?;
-        repaired += 1;
-    }
-    Ok(repaired)
 }

@@ -40,6 +40,10 @@ pub fn check_writable(path: &Path) -> io::Result<()> {
     if metadata.file_type().is_symlink() {
         return match std::fs::metadata(path) {
             Ok(target) if target.is_file() => Err(link_to_a_file()),
+            Ok(target) if target.is_dir() => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "is a symbolic link to a directory; give a file name",
+            )),
             Ok(_) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,

@@ -31,18 +31,19 @@ pub fn load(path: &Path) -> crate::Result<Vec<Record>> {
 /// One record per journaled anchor write, with the value written and its result. A write
 /// whose result was never journaled (a killed run) keeps no outcome: the tenant tells.
 fn from_journal(path: &Path) -> crate::Result<Vec<Record>> {
-    let replay = Journal::replay(path)?;
-    Ok(replay
-        .rows
+    let journaled = Journal::read(path)?;
+    Ok(journaled
+        .targets
         .iter()
-        .filter_map(|(row, history)| {
+        .filter_map(|history| {
             let (user_id, upn, previous, new) = history.first_anchor_intent()?;
             let outcome = match history.result(Step::Anchor) {
                 Some(Entry::Result { outcome, .. }) => Some(*outcome),
                 _ => None,
             };
+            let row = history.row;
             Some(Record {
-                row: *row,
+                row,
                 source: format!("{} row {row}", path.display()),
                 upn: upn.to_string(),
                 cloud_user_id: user_id.to_string(),

@@ -17,7 +17,7 @@ use governor::{Quota, RateLimiter};
 use tokio_util::sync::CancellationToken;
 
 use crate::graph::{GraphClient, GraphError, Meta};
-use crate::journal::{Entry, GroupCommit, Replay, Step};
+use crate::journal::{now, Entry, GroupCommit, Replay, Step};
 use crate::outcome::{Outcome, Verdict};
 use crate::plan::{Action, Holder, TargetState};
 use crate::tenant::Tenant;
@@ -35,6 +35,10 @@ pub struct WorkItem {
     /// For the federated hop: the stopover UPN in the initial domain.
     pub hop_upn: Option<String>,
 }
+
+/// The detail of a row a canary (`--max-writes`) left for later: not a failure.
+pub const CANARY_LEFT: &str =
+    "--max-writes was reached; continue with --resume (the command is in the summary) to write this row";
 
 /// How the writer runs.
 #[derive(Clone, Debug)]
@@ -85,7 +89,8 @@ pub struct Written {
 pub struct Writer<'a> {
     pub client: Arc<GraphClient>,
     pub journal: &'a GroupCommit,
-    /// What an earlier, interrupted run of this journal already did.
+    /// On resume, the rows whose write an interrupted run sent without journaling the answer
+    /// (rows it finished are not given to the writer at all: see [`crate::resume`]).
     pub replay: Option<&'a Replay>,
     /// For naming the holder of a conflicting anchor.
     pub tenant: &'a Tenant,
@@ -111,14 +116,11 @@ impl Writer<'_> {
                 let started = &started;
                 let stop = &stop;
                 async move {
-                    if let Some(done) = self.already_done(&item) {
-                        return done;
-                    }
                     if stop.is_cancelled() || self.cancel.is_cancelled() {
                         return not_attempted(&item, "the run stopped before this row was written");
                     }
                     if self.options.max_writes.is_some_and(|max| started.fetch_add(1, Ordering::SeqCst) >= max) {
-                        return not_attempted(&item, "--max-writes was reached; run again without it (or with --resume) to write this row");
+                        return not_attempted(&item, CANARY_LEFT);
                     }
                     tokio::select! {
                         () = limiter.until_ready() => {}
@@ -142,22 +144,6 @@ impl Writer<'_> {
             .buffer_unordered(self.options.concurrency.max(1))
             .collect()
             .await
-    }
-
-    /// A row the journal says was finished by an earlier run.
-    fn already_done(&self, item: &WorkItem) -> Option<Written> {
-        let history = self.replay?.rows.get(&item.row)?;
-        let outcome = history.outcome()?;
-        let anchor_done = history.result(Step::Anchor).is_some();
-        anchor_done.then(|| Written {
-            row: item.row,
-            verdict: Verdict::new(
-                outcome,
-                "done by the interrupted run (from its journal); not sent again",
-            ),
-            meta: None,
-            holder: None,
-        })
     }
 
     async fn write_row(&self, item: &WorkItem) -> Written {
@@ -260,6 +246,7 @@ impl Writer<'_> {
             self.journal(Entry::Result {
                 row: item.row,
                 step: Step::Anchor,
+                user_id: item.target.id.clone(),
                 applied: true,
                 outcome: self.options.success,
                 http_status: None,
@@ -311,6 +298,7 @@ impl Writer<'_> {
         self.journal(Entry::Result {
             row: item.row,
             step,
+            user_id: item.target.id.clone(),
             applied,
             outcome,
             http_status: meta.as_ref().and_then(|m| m.status),
@@ -483,8 +471,4 @@ fn quota(rate: f64) -> Quota {
     Quota::with_period(period)
         .expect("a positive period")
         .allow_burst(burst)
-}
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

@@ -5,16 +5,18 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use super::input::InputArgs;
-use super::plan::{exit_code, plan_records, PlanArgs};
+use super::plan::{plan_records, PlanArgs};
 use super::target::{self, Connection, ReadArgs, TargetArgs};
 use crate::exit_code::ExitCode;
 use crate::graph::read::{TenantRead, Wanted};
+use crate::journal::{Entry, Journal, Replay};
 use crate::outcome::Outcome;
-use crate::pipeline::{self, read_tenant, Execution};
+use crate::pipeline::{self, read_tenant, Execution, Stop};
 use crate::plan::Mode;
 use crate::report::{self, Record, Summary};
+use crate::resume::{self, Resume, RunIdentity};
 use crate::tenant::Tenant;
-use crate::write::WriteOptions;
+use crate::write::{WorkItem, WriteOptions, CANARY_LEFT};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -38,8 +40,10 @@ Examples:
 
 The journal is written beside the report (REPORT.journal) before every write; `hardmatch
 rollback REPORT.journal` puts every previous value back.
+A canary (--max-writes) that wrote its rows exits 0 and prints the command that continues it.
 Exit codes: 0 every row succeeded or needed nothing, 1 some rows need attention, 2 the run
-could not start, 130 interrupted (Ctrl-C; the report still has every row).";
+could not start, 130 interrupted (Ctrl-C or SIGHUP), 143 terminated (SIGTERM); the report
+still has every row, and the command that continues the run is printed.";
 
 /// Stamp onPremisesImmutableId on the matched cloud users.
 #[derive(Debug, clap::Args)]
@@ -88,7 +92,9 @@ pub struct WriteArgs {
     #[arg(long)]
     pub verify: bool,
 
-    /// Continue the run this journal belongs to: nothing it finished is sent again.
+    /// Continue the run this journal belongs to (same input, tenant and command; asks for
+    /// confirmation like a first run): nothing it finished is sent again, and rows whose
+    /// write did not take effect are planned again.
     #[arg(long, value_name = "JOURNAL")]
     pub resume: Option<PathBuf>,
 
@@ -113,6 +119,19 @@ impl WriteArgs {
         }
     }
 
+    /// How many rows this run writes of `writes`: a canary writes at most `--max-writes`.
+    pub fn to_write(&self, writes: usize) -> usize {
+        self.max_writes.map_or(writes, |max| writes.min(max))
+    }
+
+    /// `--resume`'s journal, opened, locked and checked against this run.
+    pub fn open_resume(&self, identity: &RunIdentity) -> crate::Result<Option<Resume>> {
+        self.resume
+            .as_deref()
+            .map(|journal| Resume::open(journal, identity.clone()))
+            .transpose()
+    }
+
     /// The journal: `--resume`'s, or a new one beside the report.
     pub fn journal_path(&self, report: &Path) -> PathBuf {
         if let Some(resume) = &self.resume {
@@ -133,10 +152,13 @@ impl WriteArgs {
 pub fn run(args: Args) -> crate::Result<ExitCode> {
     let mode = Mode::Stamp;
     report::check_output(&args.output, report::REPORT_FORMATS)?;
+    let flags = [args.plan.written_flags(), args.input.written_flags()].concat();
+    let identity = RunIdentity::new("apply", &args.input.input, flags)?;
+    let mut resume = args.write.open_resume(&identity)?;
     target::runtime()?.block_on(async {
         let connection = args.target.connect().await?;
-        if let Some(journal) = &args.write.resume {
-            let repaired = pipeline::repair_interrupted_hops(&connection.client, journal).await?;
+        if let Some(resume) = &mut resume {
+            let repaired = resume.repair_interrupted_hops(&connection.client).await?;
             if repaired > 0 {
                 eprintln!("moved {repaired} users back home from an interrupted federated hop");
             }
@@ -163,11 +185,21 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
             read,
             write: &args.write,
             output: &args.output,
-            input: &args.input.input,
+            identity,
+            resume,
         };
         run.carry_out(records, Outcome::Stamped, |r| Some(r.immutable_id.clone()))
             .await
     })
+}
+
+/// A run confirmed: its journal, what the writer needs to know from an interrupted run, and
+/// the writes.
+struct Confirmed {
+    journal: Journal,
+    replay: Option<Replay>,
+    settled: Vec<Entry>,
+    items: Vec<WorkItem>,
 }
 
 /// What every write command does once it has its planned records.
@@ -177,37 +209,106 @@ pub struct WriteRun<'a> {
     pub read: TenantRead,
     pub write: &'a WriteArgs,
     pub output: &'a Path,
-    pub input: &'a Path,
+    /// What this run is, for its journal's first line.
+    pub identity: RunIdentity,
+    /// The interrupted run this one continues (`--resume`), checked and locked.
+    pub resume: Option<Resume>,
 }
 
 impl WriteRun<'_> {
     pub async fn carry_out(
-        self,
+        mut self,
         mut records: Vec<Record>,
         success: Outcome,
         new_anchor: impl Fn(&Record) -> Option<String>,
     ) -> crate::Result<ExitCode> {
         let started = chrono::Utc::now();
-        let items = pipeline::work_items(&records, &self.read.tenant, new_anchor);
-        eprintln!("{}", describe(&records, items.len(), &self.read.tenant));
-        if !items.is_empty() && self.write.resume.is_none() {
-            confirm(self.write.yes, items.len(), &self.read.tenant)?;
-        }
+        let confirmed = self.confirmed(&mut records, &new_anchor)?;
+        let journal_path = confirmed.journal.path().to_owned();
         let execution = Execution {
             client: self.connection.client.clone(),
             tenant: &self.read.tenant,
-            journal_path: self.write.journal_path(self.output),
-            resume: self.write.resume.is_some(),
+            journal: confirmed.journal,
+            replay: confirmed.replay,
+            settled: confirmed.settled,
             options: self.write.options(success),
             quiet: self.write.quiet,
-            command: report::redact_args(std::env::args()),
-            input: self.input.display().to_string(),
         };
-        let journal = execution.journal_path.clone();
-        let interrupted = pipeline::execute(execution, &mut records, items).await?;
+        let stopped = pipeline::execute(execution, &mut records, confirmed.items).await?;
+        self.report(&records, started, &journal_path, success)?;
+        eprint!("{}", how_to_go_on(&records, stopped, &journal_path));
+        self.connection.close().await;
+        Ok(match stopped {
+            Some(stop) => stop.exit_code(),
+            None => exit_code_after_canary(&records),
+        })
+    }
+
+    /// Everything before the first write: on resume, the journal checked against the tenant
+    /// and matched to the rows; the summary; the confirmation; the journal opened (a new one,
+    /// or the interrupted run's).
+    fn confirmed(
+        &mut self,
+        records: &mut [Record],
+        new_anchor: &dyn Fn(&Record) -> Option<String>,
+    ) -> crate::Result<Confirmed> {
+        let tenant = &self.read.tenant;
+        self.identity.tenant = tenant.tenant_id.clone();
+        let credit = match &mut self.resume {
+            Some(resume) => {
+                resume.check_tenant(&tenant.tenant_id)?;
+                let credit = resume.credit(records, tenant, new_anchor);
+                eprint!("{}", resume.summary(&credit));
+                Some(credit)
+            }
+            None => None,
+        };
+        let items = pipeline::work_items(records, tenant, new_anchor);
+        eprintln!(
+            "{}",
+            describe(records, items.len(), self.write.max_writes, tenant)
+        );
+        if !items.is_empty() {
+            let added = self
+                .resume
+                .as_ref()
+                .map(Resume::added_destructive_flags)
+                .unwrap_or_default();
+            let writes = self.write.to_write(items.len());
+            confirm(self.write.yes, writes, tenant, &added)?;
+        }
+        Ok(match (self.resume.take(), credit) {
+            (Some(resume), Some(credit)) => Confirmed {
+                journal: resume.into_journal(),
+                replay: Some(credit.replay),
+                settled: credit.settled,
+                items,
+            },
+            _ => Confirmed {
+                journal: Journal::create(
+                    &self.write.journal_path(self.output),
+                    &self.identity.run_entry(),
+                )?,
+                replay: None,
+                settled: Vec::new(),
+                items,
+            },
+        })
+    }
+
+    /// Writes the report and prints the outcome table. A report that cannot be written is an
+    /// error that says the journal is complete and how to rebuild the report from it.
+    fn report(
+        &self,
+        records: &[Record],
+        started: chrono::DateTime<chrono::Utc>,
+        journal: &Path,
+        success: Outcome,
+    ) -> crate::Result<()> {
+        let tenant = &self.read.tenant;
         let summary = Summary {
             command_line: report::redact_args(std::env::args()),
-            tenant: self.read.tenant.tenant_id.clone(),
+            tenant: tenant.tenant_id.clone(),
             started: started.to_rfc3339(),
             finished: chrono::Utc::now().to_rfc3339(),
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -217,27 +318,83 @@ impl WriteRun<'_> {
             ]
             .into_iter()
             .chain(self.connection.client.usage_notes())
-            .chain([self.read.tenant.takeover_note()])
+            .chain([tenant.takeover_note()])
             .collect(),
         };
-        report::write(self.output, &records, &summary, self.write.excel)?;
-        eprint!("{}", report::outcome_table(&records));
+        if let Err(e) = report::write(self.output, records, &summary, self.write.excel) {
+            return Err(crate::Error::Other(format!(
+                "cannot write the report: {e}\n  {} rows are written to the tenant, and every write is in the journal {}, which is complete.\n  Once the report's path can be written (or with another -o), rebuild the report; nothing is written twice:\n  {}",
+                records.iter().filter(|r| r.outcome == Some(success)).count(),
+                journal.display(),
+                resume::continue_command(journal, false)
+            )));
+        }
+        eprint!("{}", report::outcome_table(records));
         eprintln!(
             "report {}, journal {}",
             self.output.display(),
             journal.display()
         );
-        self.connection.close().await;
-        Ok(if interrupted {
-            ExitCode::Interrupted
-        } else {
-            exit_code(&records)
-        })
+        Ok(())
     }
 }
 
+/// What a 403 on a write calls for (SECURITY.md lists every command's permissions).
+const PERMISSION: &str = "User.ReadWrite.All (and User.DeleteRestore.All to purge deleted holders): grant it with admin consent";
+
+/// Rows a canary (`--max-writes`) left for later.
+fn left_by_canary(record: &Record) -> bool {
+    record.outcome == Some(Outcome::NotAttempted) && record.detail == CANARY_LEFT
+}
+
+/// The exit code of a finished run, as `plan::exit_code` says, except that rows a canary left
+/// for later are not failures.
+fn exit_code_after_canary(records: &[Record]) -> ExitCode {
+    let all_fine = records
+        .iter()
+        .all(|r| left_by_canary(r) || r.outcome.is_some_and(|o| o.is_success()));
+    ExitCode::for_rows(all_fine)
+}
+
+/// What to do next when the run stopped early (a signal, a missing permission, a canary):
+/// why, and the exact command that continues it.
+fn how_to_go_on(records: &[Record], stopped: Option<Stop>, journal: &Path) -> String {
+    let left = records
+        .iter()
+        .filter(|r| r.outcome == Some(Outcome::NotAttempted))
+        .count();
+    let denied = records
+        .iter()
+        .filter(|r| r.outcome == Some(Outcome::PermissionDenied))
+        .count();
+    let canary = records.iter().filter(|r| left_by_canary(r)).count();
+    let why = match stopped {
+        Some(Stop::Interrupted) => format!("interrupted: {left} rows were not attempted"),
+        Some(Stop::Terminated) => format!("terminated (SIGTERM): {left} rows were not attempted"),
+        None if denied > 0 && left > canary => format!(
+            "stopped: Graph refused {denied} writes in a row with 403: the app lacks the permission to write onPremisesImmutableId, {PERMISSION}; {left} rows were not attempted"
+        ),
+        None if denied > 0 => format!(
+            "Graph refused {denied} writes with 403: if the app lacks the permission to write onPremisesImmutableId, {PERMISSION}"
+        ),
+        None if canary > 0 => format!("canary done: {canary} rows are left for the rest of the run"),
+        None => return String::new(),
+    };
+    // A canary that finished continues without its limit; a stopped run keeps its options.
+    let drop_canary = stopped.is_none() && canary > 0 && left == canary;
+    format!(
+        "{why}. Continue with:\n  {}\n",
+        resume::continue_command(journal, drop_canary)
+    )
+}
+
 /// The summary shown before anything is written: what will be sent, and every destructive step.
-fn describe(records: &[Record], writes: usize, tenant: &Tenant) -> String {
+fn describe(
+    records: &[Record],
+    writes: usize,
+    max_writes: Option<usize>,
+    tenant: &Tenant,
+) -> String {
     let mut text = format!(
         "plan for {}:\n{}",
         tenant.tenant_id,
@@ -288,12 +445,18 @@ fn describe(records: &[Record], writes: usize, tenant: &Tenant) -> String {
     if let (true, Some(warning)) = (stamps > 0, tenant.takeover_warning()) {
         text.push_str(&format!("  WARNING: {warning}\n"));
     }
-    text.push_str(&format!("{writes} rows to write"));
+    match max_writes.filter(|&max| max < writes) {
+        Some(max) => text.push_str(&format!(
+            "a canary: {max} of the {writes} rows to write (--max-writes {max}); the rest stay not-attempted until the run is resumed"
+        )),
+        None => text.push_str(&format!("{writes} rows to write")),
+    }
     text
 }
 
-/// Asks on a terminal; without one, `--yes` is required.
-fn confirm(yes: bool, writes: usize, tenant: &Tenant) -> crate::Result<()> {
+/// Asks on a terminal; without one, `--yes` is required. A destructive flag that a resumed
+/// run adds to the interrupted one's is asked about on its own line.
+fn confirm(yes: bool, writes: usize, tenant: &Tenant, added: &[&str]) -> crate::Result<()> {
     if yes {
         return Ok(());
     }
@@ -303,7 +466,19 @@ fn confirm(yes: bool, writes: usize, tenant: &Tenant) -> crate::Result<()> {
             tenant.tenant_id
         )));
     }
-    eprint!("Type yes to write {writes} rows to {}: ", tenant.tenant_id);
+    for flag in added {
+        ask(&format!(
+            "Type yes to add {flag} to the resumed run (the interrupted run did not have it): "
+        ))?;
+    }
+    ask(&format!(
+        "Type yes to write {writes} rows to {}: ",
+        tenant.tenant_id
+    ))
+}
+
+fn ask(question: &str) -> crate::Result<()> {
+    eprint!("{question}");
     let mut answer = String::new();
     std::io::stderr()
         .flush()
@@ -320,6 +495,13 @@ fn confirm(yes: bool, writes: usize, tenant: &Tenant) -> crate::Result<()> {
 /// `yes`, `Yes` or `YES` confirm (caps lock on is still a yes); `y` or anything else does not.
 fn is_yes(answer: &str) -> bool {
     matches!(answer.trim(), "yes" | "Yes" | "YES")
+}
+
+/// Whether a cloud-only target already holds the anchor a plan row would stamp.
+fn holds_planned_value(user: &crate::tenant::User, record: &Record) -> bool {
+    user.on_premises_sync_enabled != Some(true)
+        && !record.immutable_id.is_empty()
+        && user.on_premises_immutable_id.as_deref() == Some(record.immutable_id.as_str())
 }
 
 fn is_plan_file(path: &Path) -> bool {
@@ -343,8 +525,9 @@ fn load_plan(path: &Path) -> crate::Result<Vec<Record>> {
     Ok(plan.rows)
 }
 
-/// Re-checks each approved write against the tenant now: a target whose state moved since the
-/// plan is `target-changed-since-plan`, not written.
+/// Re-checks each approved write against the tenant now: a target that already holds the
+/// planned value (the plan was applied before) is `already-matched`; a target whose state
+/// moved elsewhere since the plan is `target-changed-since-plan`, not written.
 fn check_drift(records: &mut [Record], tenant: &Tenant) {
     let users = tenant.users_by_id();
     for record in records
@@ -352,6 +535,15 @@ fn check_drift(records: &mut [Record], tenant: &Tenant) {
         .filter(|r| r.outcome == Some(Outcome::WouldStamp))
     {
         let now = users.get(record.cloud_user_id.as_str()).copied();
+        if now.is_some_and(|user| holds_planned_value(user, record)) {
+            record.outcome = Some(Outcome::AlreadyMatched);
+            record.detail = format!(
+                "{} already holds the planned ImmutableId (the plan was applied before); nothing to write",
+                record.cloud_upn
+            );
+            record.action = "none".into();
+            continue;
+        }
         let drift = match now {
             None => Some("the target no longer exists".to_string()),
             Some(user) if user.on_premises_sync_enabled == Some(true) => {

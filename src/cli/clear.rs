@@ -12,6 +12,7 @@ use crate::outcome::Outcome;
 use crate::pipeline;
 use crate::plan::{MatchBy, Mode, Permissions, PlanOptions};
 use crate::report;
+use crate::resume::RunIdentity;
 use crate::source::{self, ReadOptions};
 
 const EXAMPLES: &str = "\
@@ -29,7 +30,7 @@ A row whose export computes an anchor is cleared only when the user holds that a
 (`target-has-other-anchor` otherwise, unless --overwrite); a user with none is
 `nothing-to-clear`. Graph is sent JSON null (not \"\" as the PowerShell SDK does).
 Exit codes: 0 every row cleared or had nothing to clear, 1 some rows need attention, 2 the run
-could not start, 130 interrupted.";
+could not start, 130 interrupted (Ctrl-C, SIGHUP), 143 terminated (SIGTERM).";
 
 /// Clear onPremisesImmutableId on the matched cloud users.
 #[derive(Debug, clap::Args)]
@@ -65,6 +66,15 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
     report::check_output(&args.output, report::REPORT_FORMATS)?;
     let mut compute = args.input.compute_options();
     compute.anchor_optional = true;
+    let mut flags = args.input.written_flags();
+    if args.match_by == MatchBy::Mail {
+        flags.push("--match mail".into());
+    }
+    if args.overwrite {
+        flags.push("--overwrite".into());
+    }
+    let identity = RunIdentity::new("clear", &args.input.input, flags)?;
+    let resume = args.write.open_resume(&identity)?;
     let source = source::open(
         &args.input.input,
         &ReadOptions {
@@ -91,7 +101,8 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
             read,
             write: &args.write,
             output: &args.output,
-            input: &args.input.input,
+            identity,
+            resume,
         };
         run.carry_out(records, Outcome::Cleared, |_| None).await
     })

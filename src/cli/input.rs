@@ -58,6 +58,22 @@ impl InputArgs {
         }
     }
 
+    /// The options given that change which users are written and with what (for a write
+    /// run's journal), as typed.
+    pub fn written_flags(&self) -> Vec<String> {
+        let suffixes = self
+            .upn_suffixes
+            .iter()
+            .map(|(old, new)| format!("--upn-suffix {old}={new}"));
+        let columns = self
+            .columns
+            .iter()
+            .map(|(role, header)| format!("--column {role:?}={header}"));
+        let kind = (self.anchor_kind != AnchorKind::default())
+            .then(|| format!("--anchor-kind {:?}", self.anchor_kind));
+        suffixes.chain(columns).chain(kind).collect()
+    }
+
     pub fn compute_options(&self) -> ComputeOptions {
         ComputeOptions {
             anchor_kind: self.anchor_kind,

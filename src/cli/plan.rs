@@ -97,6 +97,20 @@ pub struct PlanArgs {
 }
 
 impl PlanArgs {
+    /// The options given that change what a write run writes, as typed (for its journal).
+    pub fn written_flags(&self) -> Vec<String> {
+        [
+            (self.match_by == MatchBy::Mail, "--match mail"),
+            (self.overwrite, "--overwrite"),
+            (self.purge_deleted_holders, "--purge-deleted-holders"),
+            (self.federated_hop, "--federated-hop"),
+        ]
+        .into_iter()
+        .filter(|(given, _)| *given)
+        .map(|(_, flag)| flag.to_string())
+        .collect()
+    }
+
     pub fn options(&self, mode: Mode) -> PlanOptions {
         PlanOptions {
             match_by: self.match_by,

@@ -12,6 +12,7 @@ use crate::outcome::Outcome;
 use crate::pipeline;
 use crate::plan::Action;
 use crate::report::{self, Record};
+use crate::resume::RunIdentity;
 use crate::tenant::User;
 
 const EXAMPLES: &str = "\
@@ -22,9 +23,11 @@ Examples:
   # From the report itself (CSV or JSON), when the journal is gone:
   hardmatch rollback report.csv -o rollback.csv
 
-A user whose ImmutableId changed again since the run is left alone (target-changed-since-plan).
+A user whose ImmutableId changed again since the run is left alone (target-changed-since-plan);
+one that already holds its previous value is `restored` with nothing sent (rolling back twice is
+quiet). A deleted holder the run purged is gone for good: rollback says so and exits 1.
 Exit codes: 0 every row restored or had nothing to restore, 1 some rows need attention, 2 the
-run could not start, 130 interrupted.";
+run could not start, 130 interrupted (Ctrl-C, SIGHUP), 143 terminated (SIGTERM).";
 
 /// Put back the previous values recorded by an earlier apply or clear.
 #[derive(Debug, clap::Args)]
@@ -58,15 +61,28 @@ struct Change {
     /// The run was killed between sending the write and journaling its answer: whether it
     /// took effect is told by the user as it is now.
     in_doubt: bool,
+    /// The deleted holder the run purged for good before writing: nothing brings it back.
+    purged: Option<String>,
 }
 
 pub fn run(args: Args) -> crate::Result<ExitCode> {
     report::check_output(&args.output, report::REPORT_FORMATS)?;
+    let identity = RunIdentity::new("rollback", &args.source, Vec::new())?;
+    let resume = args.write.open_resume(&identity)?;
     let changes = if is_journal(&args.source) {
         from_journal(&args.source)?
     } else {
         from_report(&args.source)?
     };
+    let purged: Vec<&str> = changes.iter().filter_map(|c| c.purged.as_deref()).collect();
+    let has_purged = !purged.is_empty();
+    if has_purged {
+        eprintln!(
+            "CANNOT UNDO: the run purged {} deleted users from the recycle bin for good ({}); hardmatch cannot bring them back",
+            purged.len(),
+            purged.join(", ")
+        );
+    }
     target::runtime()?.block_on(async {
         let connection = args.target.connect().await?;
         let mut wanted = Wanted::default();
@@ -84,12 +100,20 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
             read,
             write: &args.write,
             output: &args.output,
-            input: &args.source,
+            identity,
+            resume,
         };
-        run.carry_out(records, Outcome::Restored, |r| {
-            r.previous_immutable_id.clone().filter(|v| !v.is_empty())
+        let code = run
+            .carry_out(records, Outcome::Restored, |r| {
+                r.previous_immutable_id.clone().filter(|v| !v.is_empty())
+            })
+            .await?;
+        Ok(if code == ExitCode::Success && has_purged {
+            eprintln!("not everything was undone: the purged users are gone for good");
+            ExitCode::NeedsAttention
+        } else {
+            code
         })
-        .await
     })
 }
 
@@ -99,13 +123,13 @@ fn is_journal(path: &Path) -> bool {
 }
 
 /// Every anchor write the journal shows as applied, or as sent with its answer never
-/// journaled (a killed run), with the value before it.
+/// journaled (a killed run), with the value before it, target user by target user.
 fn from_journal(path: &Path) -> crate::Result<Vec<Change>> {
-    let replay = Journal::replay(path)?;
-    Ok(replay
-        .rows
+    let journaled = Journal::read(path)?;
+    Ok(journaled
+        .targets
         .iter()
-        .filter_map(|(row, history)| {
+        .filter_map(|history| {
             let in_doubt = match history.result(Step::Anchor) {
                 Some(Entry::Result { applied: true, .. }) => false,
                 Some(_) => return None,
@@ -113,36 +137,21 @@ fn from_journal(path: &Path) -> crate::Result<Vec<Change>> {
             };
             let (user_id, upn, previous, new) = history.first_anchor_intent()?;
             Some(Change {
-                row: *row,
+                row: history.row,
                 user_id: user_id.to_string(),
                 upn: upn.to_string(),
                 written: new.clone(),
                 previous: previous.clone(),
                 in_doubt,
+                purged: history.purged_holder().map(str::to_string),
             })
         })
         .collect())
 }
 
-/// The rows of a report that an apply or clear wrote.
+/// The rows of a report (CSV, XLSX or JSON) that an apply or clear wrote.
 fn from_report(path: &Path) -> crate::Result<Vec<Change>> {
-    let records: Vec<Record> = if path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-    {
-        #[derive(serde::Deserialize)]
-        struct ReportFile {
-            rows: Vec<Record>,
-        }
-        let text = std::fs::read(path).map_err(|e| crate::Error::io(path, e))?;
-        serde_json::from_slice::<ReportFile>(&text)
-            .map_err(|e| {
-                crate::Error::Input(format!("{}: not a hardmatch report: {e}", path.display()))
-            })?
-            .rows
-    } else {
-        read_csv_report(path)?
-    };
+    let records = report::read::read(path)?;
     Ok(records
         .into_iter()
         .filter(|r| {
@@ -152,6 +161,8 @@ fn from_report(path: &Path) -> crate::Result<Vec<Change>> {
             )
         })
         .map(|r| Change {
+            purged: (r.action == Action::PurgeHolderThenStamp.code() && !r.holder_id.is_empty())
+                .then(|| r.holder_id.clone()),
             row: r.row,
             written: (r.outcome == Some(Outcome::Stamped)).then(|| r.immutable_id.clone()),
             previous: r.previous_immutable_id.filter(|v| !v.is_empty()),
@@ -160,44 +171,6 @@ fn from_report(path: &Path) -> crate::Result<Vec<Change>> {
             in_doubt: false,
         })
         .collect())
-}
-
-/// A CSV report back into records, undoing the Excel-safe escaping.
-fn read_csv_report(path: &Path) -> crate::Result<Vec<Record>> {
-    let unreadable = |e: csv::Error| crate::Error::Input(format!("{}: {e}", path.display()));
-    let mut reader = csv::Reader::from_path(path).map_err(unreadable)?;
-    let headers = reader.headers().map_err(unreadable)?.clone();
-    let column = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h.trim_start_matches('\u{feff}') == name)
-    };
-    let (Some(row), Some(outcome), Some(user), Some(upn), Some(id), Some(previous)) = (
-        column("row"),
-        column("outcome"),
-        column("cloud_user_id"),
-        column("cloud_upn"),
-        column("immutable_id"),
-        column("previous_immutable_id"),
-    ) else {
-        return Err(crate::Error::Input(format!("{}: not a hardmatch report (no row/outcome/cloud_user_id/previous_immutable_id columns)", path.display())));
-    };
-    let mut records = Vec::new();
-    for (i, result) in reader.records().enumerate() {
-        let cells = result
-            .map_err(|e| crate::Error::Input(format!("{}:{}: {e}", path.display(), i + 2)))?;
-        let cell = |c: usize| report::from_excel_safe(cells.get(c).unwrap_or("")).to_string();
-        records.push(Record {
-            row: cell(row).parse().unwrap_or(i + 1),
-            outcome: Outcome::from_code(&cell(outcome)),
-            cloud_user_id: cell(user),
-            cloud_upn: cell(upn),
-            immutable_id: cell(id),
-            previous_immutable_id: Some(cell(previous)),
-            ..Record::default()
-        });
-    }
-    Ok(records)
 }
 
 /// The planned rollback of one change, checked against the user as it is now (`None`: gone).
@@ -227,6 +200,14 @@ fn record_for(change: &Change, now: Option<&User>, source: &Path) -> Record {
             Action::None,
             "the interrupted run's write never took effect; nothing to put back".to_string(),
         ),
+        Some(_) if holds == change.previous => (
+            Outcome::Restored,
+            Action::None,
+            format!(
+                "already holds its previous value ({}); nothing to put back",
+                holds.as_deref().unwrap_or("no value")
+            ),
+        ),
         Some(_) if holds != change.written => (
             Outcome::TargetChangedSincePlan,
             Action::None,
@@ -252,5 +233,9 @@ fn record_for(change: &Change, now: Option<&User>, source: &Path) -> Record {
     record.outcome = Some(outcome);
     record.action = action.code().to_string();
     record.detail = detail;
+    // The holder columns name the deleted user the run purged: what this row cannot undo.
+    if let Some(holder) = &change.purged {
+        record.holder_id = holder.clone();
+    }
     record
 }

@@ -137,12 +137,24 @@ pub struct GraphClient {
     /// After a 429, no request of this client goes out before this moment: Graph throttles the
     /// app, not the request, and an early retry is throttled again.
     paused_until: std::sync::Mutex<Option<tokio::time::Instant>>,
+    /// Cancelled on a second Ctrl-C: no request waits out a throttling pause any more.
+    abandoned: tokio_util::sync::CancellationToken,
     throttled: AtomicU64,
     /// Resource units Graph says the answers cost (`x-ms-resource-unit`).
     resource_units: AtomicU64,
     /// The highest `x-ms-throttle-limit-percentage` seen, in tenths of a percent of the
     /// limit (Graph sends it above 80% use).
     peak_limit_use: AtomicU64,
+}
+
+/// A request that stopped waiting for Graph after a second Ctrl-C; Graph did not take it.
+fn abandoned(client_request_id: String, attempts: u32) -> GraphError {
+    GraphError::Throttled(Box::new(Meta {
+        message: "stopped waiting for Graph: the run was interrupted twice".into(),
+        client_request_id,
+        attempts,
+        ..Meta::default()
+    }))
 }
 
 /// Asks Graph whether a write whose answer was unclear took effect.
@@ -176,6 +188,7 @@ impl GraphClient {
             answered: AtomicBool::new(false),
             low_priority: true,
             paused_until: std::sync::Mutex::new(None),
+            abandoned: tokio_util::sync::CancellationToken::new(),
             throttled: AtomicU64::new(0),
             resource_units: AtomicU64::new(0),
             peak_limit_use: AtomicU64::new(0),
@@ -223,10 +236,28 @@ impl GraphClient {
         notes
     }
 
-    async fn wait_for_pause(&self) {
+    /// Waits out the client's throttling pause; says whether it may send (not abandoned).
+    async fn wait_for_pause(&self) -> bool {
         let until = *self.paused_until.lock().expect("pause lock");
-        if let Some(until) = until {
-            tokio::time::sleep_until(until).await;
+        match until {
+            Some(until) => self.unless_abandoned(tokio::time::sleep_until(until)).await,
+            None => true,
+        }
+    }
+
+    /// Stops every wait for a throttling pause or a Retry-After, now and from now on: the
+    /// requests that were waiting end `throttled-out` (Graph did not take them). Waits after
+    /// an unclear failure are not cut short: the write may have taken effect, and only the
+    /// read that follows the wait can tell.
+    pub fn abandon_waits(&self) {
+        self.abandoned.cancel();
+    }
+
+    /// Runs `wait` unless the waits were abandoned; says whether it ran to its end.
+    async fn unless_abandoned(&self, wait: impl std::future::Future<Output = ()>) -> bool {
+        tokio::select! {
+            () = wait => true,
+            () = self.abandoned.cancelled() => false,
         }
     }
 
@@ -275,7 +306,9 @@ impl GraphClient {
         let mut throttled = 0u32;
         loop {
             attempt += 1;
-            self.wait_for_pause().await;
+            if !self.wait_for_pause().await {
+                return Err(abandoned(client_request_id, attempt - 1));
+            }
             let mut request = self
                 .http
                 .request(method.clone(), &url)
@@ -361,7 +394,11 @@ impl GraphClient {
                     (wait, true)
                 }
             };
-            tokio::time::sleep(wait).await;
+            if unclear {
+                tokio::time::sleep(wait).await;
+            } else if !self.unless_abandoned(tokio::time::sleep(wait)).await {
+                return Err(abandoned(client_request_id, attempt));
+            }
             if let (true, Some(applied)) = (unclear, applied) {
                 if applied().await {
                     return Ok(Answer {

@@ -221,11 +221,40 @@ pub fn write(
         records.len(),
         path.display()
     );
-    match check_output(path, REPORT_FORMATS)? {
-        Format::Xlsx => xlsx::write(path, records, summary),
-        Format::Json => json::write(path, records, summary),
-        Format::Csv => csv::write(path, records, excel_bom),
+    let format = check_output(path, REPORT_FORMATS)?;
+    replace_whole(path, |to| match format {
+        Format::Xlsx => xlsx::write(to, records, summary),
+        Format::Json => json::write(to, records, summary),
+        Format::Csv => csv::write(to, records, excel_bom),
+    })
+}
+
+/// Writes a file through `write` to a temporary file beside it, then renames it into place:
+/// a full disk or a kill during the write leaves the old report (or none), never a cut one.
+/// `-`, devices and pipes are written directly.
+fn replace_whole(path: &Path, write: impl FnOnce(&Path) -> crate::Result<()>) -> crate::Result<()> {
+    let regular = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta.is_file(),
+        Err(_) => path != Path::new("-"),
+    };
+    if !regular {
+        return write(path);
     }
+    let temporary = temporary_beside(path);
+    let written = write(&temporary)
+        .and_then(|()| std::fs::rename(&temporary, path).map_err(|e| crate::Error::io(path, e)));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
+}
+
+/// `.NAME.PID.tmp` in the directory of `path`.
+fn temporary_beside(path: &Path) -> std::path::PathBuf {
+    let name = path
+        .file_name()
+        .map_or_else(|| "report".into(), |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
 /// The `--uncovered` list: the cloud users no row of a run targets, one CSV line each.
@@ -386,6 +415,30 @@ mod tests {
             assert_eq!(safe, format!("'{hostile}"));
             assert_eq!(from_excel_safe(&safe), hostile);
         }
+    }
+
+    #[test]
+    fn a_report_write_that_fails_leaves_the_old_report_and_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        std::fs::write(&path, "the old report").unwrap();
+        let failed = replace_whole(&path, |to| {
+            std::fs::write(to, "half a rep").unwrap();
+            Err(crate::Error::Other("disk full".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "the old report");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file"
+        );
+        replace_whole(&path, |to| {
+            std::fs::write(to, "the new report").map_err(|e| crate::Error::io(to, e))
+        })
+        .unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "the new report");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]
