@@ -11,3 +11,4 @@ mod sign_in;
 mod snapshot;
 mod util;
 mod verify;
+mod workbook;
