@@ -102,60 +102,94 @@ fn summary_sheet(
     records: &[Record],
     summary: &Summary,
 ) -> Result<(), XlsxError> {
-    // Wrapped and top-aligned, so that a long command line or note grows its row downwards
-    // instead of running off the page.
-    let top = Format::new().set_align(FormatAlign::Top).set_text_wrap();
-    let label = top.clone().set_bold();
-    let number = top.clone().set_align(FormatAlign::Left);
-    let time = number.clone().set_num_format(UTC_TIME);
+    let formats = SummaryFormats::new();
     sheet.set_name(SUMMARY_SHEET)?;
     sheet.write_string_with_format(0, 0, TITLE, &Format::new().set_bold().set_font_size(14))?;
-    let mut row = 2;
-    for (name, fact) in facts(records, summary) {
-        sheet.write_string_with_format(row, 0, name, &label)?;
-        let value_lines = match fact {
-            Fact::Count(n) => {
-                sheet.write_number_with_format(row, 1, n as f64, &number)?;
-                1
-            }
-            Fact::Time(t) => {
-                sheet.write_datetime_with_format(row, 1, t, &time)?;
-                1
-            }
-            Fact::Text(text) => {
-                sheet.write_string_with_format(row, 1, text, &top)?;
-                wrapped_lines(text, VALUE_WIDTH)
-            }
-        };
-        fit_row_height(
-            sheet,
-            row,
-            wrapped_lines(name, LABEL_WIDTH).max(value_lines),
-        )?;
-        row += 1;
-    }
-    row += 1;
-    sheet.write_string_with_format(row, 0, "outcome", &label)?;
-    sheet.write_string_with_format(row, 1, "rows", &label)?;
+    let after_facts = write_facts(sheet, 2, facts(records, summary), &formats)?;
     let counts: Vec<(Outcome, usize)> = count_outcomes(records).into_iter().collect();
-    let first = row + 1;
-    for (outcome, count) in &counts {
-        row += 1;
-        let tone = Tone::of(*outcome);
-        sheet.write_string_with_format(row, 0, outcome.code(), &tone.cell_format())?;
-        sheet.write_number_with_format(row, 1, *count as f64, &number)?;
-    }
+    let first_count = write_outcome_table(sheet, after_facts + 1, &counts, &formats)?;
     sheet.set_column_width(0, LABEL_WIDTH)?;
     sheet.set_column_width(1, VALUE_WIDTH)?;
     sheet.set_column_width(2, 2)?;
     if !counts.is_empty() {
-        sheet.insert_chart(2, 3, &outcome_chart(&counts, first))?;
+        sheet.insert_chart(2, 3, &outcome_chart(&counts, first_count))?;
     }
     // One landscape page, whatever the number of notes or outcomes: the board files one sheet.
     sheet.set_landscape();
     sheet.set_print_fit_to_pages(1, 1);
     sheet.set_repeat_rows(0, 0)?;
     Ok(())
+}
+
+/// The Summary's cell formats. Every one is top-aligned and wraps, so that a long command
+/// line or note grows its row downwards instead of running off the page.
+struct SummaryFormats {
+    text: Format,
+    label: Format,
+    number: Format,
+    time: Format,
+}
+
+impl SummaryFormats {
+    fn new() -> SummaryFormats {
+        let text = Format::new().set_align(FormatAlign::Top).set_text_wrap();
+        let number = text.clone().set_align(FormatAlign::Left);
+        SummaryFormats {
+            label: text.clone().set_bold(),
+            time: number.clone().set_num_format(UTC_TIME),
+            number,
+            text,
+        }
+    }
+}
+
+/// Writes one labelled fact a row from `row` on, each row tall enough for its text, and
+/// returns the row after the last.
+fn write_facts(
+    sheet: &mut Worksheet,
+    mut row: u32,
+    facts: Vec<(&str, Fact)>,
+    formats: &SummaryFormats,
+) -> Result<u32, XlsxError> {
+    for (name, fact) in facts {
+        sheet.write_string_with_format(row, 0, name, &formats.label)?;
+        let value_lines = match fact {
+            Fact::Count(n) => {
+                sheet.write_number_with_format(row, 1, n as f64, &formats.number)?;
+                1
+            }
+            Fact::Time(t) => {
+                sheet.write_datetime_with_format(row, 1, t, &formats.time)?;
+                1
+            }
+            Fact::Text(text) => {
+                sheet.write_string_with_format(row, 1, text, &formats.text)?;
+                wrapped_lines(text, VALUE_WIDTH)
+            }
+        };
+        let lines = wrapped_lines(name, LABEL_WIDTH).max(value_lines);
+        fit_row_height(sheet, row, lines)?;
+        row += 1;
+    }
+    Ok(row)
+}
+
+/// Writes the outcome table's heading at `row` and a row per outcome below it, and returns
+/// the row of the first outcome.
+fn write_outcome_table(
+    sheet: &mut Worksheet,
+    row: u32,
+    counts: &[(Outcome, usize)],
+    formats: &SummaryFormats,
+) -> Result<u32, XlsxError> {
+    sheet.write_string_with_format(row, 0, "outcome", &formats.label)?;
+    sheet.write_string_with_format(row, 1, "rows", &formats.label)?;
+    for (at, (outcome, count)) in (row + 1..).zip(counts) {
+        let fill = Tone::of(*outcome).cell_format();
+        sheet.write_string_with_format(at, 0, outcome.code(), &fill)?;
+        sheet.write_number_with_format(at, 1, *count as f64, &formats.number)?;
+    }
+    Ok(row + 1)
 }
 
 /// A bar per outcome, in the table's order and colours, from the table's own cells (rows
