@@ -397,3 +397,53 @@ impl Tone {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Cursor, Read};
+
+    use calamine::{Data, Reader, Xlsx};
+
+    use super::*;
+
+    /// A time the Summary cannot read as RFC 3339 is shown as it was given, never as some
+    /// other date; a run with no rows has its Summary but no chart.
+    #[test]
+    fn an_odd_time_stays_text_and_no_rows_means_no_chart() {
+        let summary = Summary {
+            tenant: "R&D".into(),
+            started: "not a time".into(),
+            finished: "2026-12-03T08:10:00.123456789+01:00".into(),
+            ..Summary::default()
+        };
+        let bytes = build(&[], &summary).unwrap();
+        let mut workbook = Xlsx::new(Cursor::new(&bytes)).unwrap();
+        let sheet = workbook.worksheet_range(SUMMARY_SHEET).unwrap();
+        let value = |label: &str| {
+            sheet
+                .rows()
+                .find(|row| row[0] == Data::String(label.into()))
+                .map(|row| row[1].clone())
+        };
+        assert_eq!(value("started"), Some(Data::String("not a time".into())));
+        let Some(Data::DateTime(finished)) = value("finished") else {
+            panic!("{:?}", value("finished"));
+        };
+        // 07:10:00 UTC, the nanoseconds dropped.
+        let expected = 46359.0 + 7.0 / 24.0 + 10.0 / 1440.0;
+        assert!((finished.as_f64() - expected).abs() < 1e-9, "{finished:?}");
+        assert_eq!(value("rows"), Some(Data::Float(0.0)));
+
+        let mut zip = zip::ZipArchive::new(Cursor::new(&bytes)).unwrap();
+        assert!(zip.by_name("xl/charts/chart1.xml").is_err());
+        let mut sheet1 = String::new();
+        zip.by_name("xl/worksheets/sheet1.xml")
+            .unwrap()
+            .read_to_string(&mut sheet1)
+            .unwrap();
+        assert!(
+            sheet1.contains("&amp;Ctenant R&amp;&amp;D&amp;R2026-12-03 07:10 UTC"),
+            "the header's & doubled: {sheet1}"
+        );
+    }
+}
