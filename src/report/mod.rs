@@ -124,10 +124,13 @@ pub struct Summary {
     /// The command line, with every secret left out (see [`redact_args`]).
     pub command_line: String,
     pub tenant: String,
+    /// RFC 3339; the workbook shows it as an Excel date in UTC, to the second.
     pub started: String,
+    /// RFC 3339, as `started`.
     pub finished: String,
     pub version: String,
-    /// Extra facts worth a line (requests used, read strategy, ...).
+    /// Extra facts worth a line (requests used, read strategy, ...). A value that is a whole
+    /// number is a count: the workbook writes it as a number.
     pub notes: Vec<(String, String)>,
 }
 

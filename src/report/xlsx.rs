@@ -1,16 +1,27 @@
-//! XLSX reports for the change board: a Summary sheet (counts by outcome, the command line
-//! with secrets left out, tenant, time, version) and a Rows sheet (frozen header, autofilter,
-//! widths that fit, one colour per outcome group).
+//! XLSX reports for the change board, made to be read on screen and filed on paper.
+//!
+//! - Summary: the run's facts (counts as numbers, times as Excel dates in UTC), the count of
+//!   every outcome and a bar chart of them; it prints on one landscape page.
+//! - Rows: one row per input row (frozen header, autofilter, widths that fit, `detail`
+//!   wrapped, one colour per outcome group); it prints landscape, one page wide, with the
+//!   header row on every page.
+//!
+//! Both sheets print with the tenant and the run's time in the page header and the sheet and
+//! page number in the footer, so a filed page says where it came from.
 //!
 //! [`write_table`] writes a plain one-sheet table for commands without a summary (`ids`).
 //!
-//! Values are written as strings and numbers, never as formulas, so no cell can run.
+//! Values are written as strings, numbers and dates, never as formulas, so no cell can run.
 
 use std::borrow::Cow;
 use std::io::Write;
 use std::path::Path;
 
-use rust_xlsxwriter::{Color, Format, Workbook, Worksheet, XlsxError};
+use chrono::{DateTime, Utc};
+use rust_xlsxwriter::{
+    Chart, ChartDataLabel, ChartFormat, ChartPoint, ChartSolidFill, Color, ExcelDateTime, Format,
+    FormatAlign, Workbook, Worksheet, XlsxError,
+};
 
 use crate::error::Error;
 use crate::outcome::{Group, Outcome};
@@ -68,67 +79,224 @@ fn build(records: &[Record], summary: &Summary) -> Result<Vec<u8>, XlsxError> {
     let mut workbook = Workbook::new();
     summary_sheet(workbook.add_worksheet(), records, summary)?;
     rows_sheet(workbook.add_worksheet(), records)?;
+    for sheet in workbook.worksheets_mut() {
+        page_header_and_footer(sheet, summary);
+    }
     workbook.save_to_buffer()
 }
+
+const SUMMARY_SHEET: &str = "Summary";
+
+/// The Summary's first row: the print title, repeated should the sheet ever need a second page.
+const TITLE: &str = "hardmatch report";
+
+/// How the Summary shows the run's start and finish: to the second, and saying the zone,
+/// since Excel dates carry none.
+const UTC_TIME: &str = "yyyy-mm-dd hh:mm:ss \"UTC\"";
+
+/// One value of the Summary's top block, typed so that Excel can sort, sum and filter it.
+enum Fact<'a> {
+    Count(u64),
+    Time(ExcelDateTime),
+    Text(&'a str),
+}
+
+impl<'a> Fact<'a> {
+    /// A note's value: a whole number is a count; anything else is text.
+    fn of(value: &'a str) -> Fact<'a> {
+        value.parse().map_or(Fact::Text(value), Fact::Count)
+    }
+
+    /// An RFC 3339 time as an Excel date in UTC (to the second); text if it is not one, so
+    /// that nothing is lost.
+    fn time(rfc3339: &'a str) -> Fact<'a> {
+        DateTime::parse_from_rfc3339(rfc3339)
+            .ok()
+            .and_then(|t| ExcelDateTime::from_timestamp(t.timestamp()).ok())
+            .map_or(Fact::Text(rfc3339), Fact::Time)
+    }
+}
+
+/// The Summary's top block, in order: the run's facts, then every note.
+fn facts<'a>(records: &[Record], summary: &'a Summary) -> Vec<(&'a str, Fact<'a>)> {
+    let mut facts = vec![
+        ("hardmatch version", Fact::Text(&summary.version)),
+        ("command line", Fact::Text(&summary.command_line)),
+        ("tenant", Fact::Text(&summary.tenant)),
+        ("started", Fact::time(&summary.started)),
+        ("finished", Fact::time(&summary.finished)),
+        ("rows", Fact::Count(records.len() as u64)),
+    ];
+    facts.extend(
+        summary
+            .notes
+            .iter()
+            .map(|(name, value)| (name.as_str(), Fact::of(value))),
+    );
+    facts
+}
+
+/// The widths of the Summary's label and value columns, in characters.
+const LABEL_WIDTH: f64 = 34.0;
+const VALUE_WIDTH: f64 = 72.0;
 
 fn summary_sheet(
     sheet: &mut Worksheet,
     records: &[Record],
     summary: &Summary,
 ) -> Result<(), XlsxError> {
-    let bold = Format::new().set_bold();
-    sheet.set_name("Summary")?;
-    let mut facts = vec![
-        ("hardmatch version", summary.version.clone()),
-        ("command line", summary.command_line.clone()),
-        ("tenant", summary.tenant.clone()),
-        ("started", summary.started.clone()),
-        ("finished", summary.finished.clone()),
-        ("rows", records.len().to_string()),
-    ];
-    facts.extend(summary.notes.iter().map(|(k, v)| (k.as_str(), v.clone())));
-    let mut row = 0;
-    for (name, value) in facts {
-        sheet.write_string_with_format(row, 0, name, &bold)?;
-        sheet.write_string(row, 1, value)?;
-        row += 1;
+    let formats = SummaryFormats::new();
+    sheet.set_name(SUMMARY_SHEET)?;
+    sheet.write_string_with_format(0, 0, TITLE, &Format::new().set_bold().set_font_size(14))?;
+    let after_facts = write_facts(sheet, 2, facts(records, summary), &formats)?;
+    let counts: Vec<(Outcome, usize)> = count_outcomes(records).into_iter().collect();
+    let first_count = write_outcome_table(sheet, after_facts + 1, &counts, &formats)?;
+    sheet.set_column_width(0, LABEL_WIDTH)?;
+    sheet.set_column_width(1, VALUE_WIDTH)?;
+    sheet.set_column_width(2, 2)?;
+    if !counts.is_empty() {
+        sheet.insert_chart(2, 3, &outcome_chart(&counts, first_count))?;
     }
-    row += 1;
-    sheet.write_string_with_format(row, 0, "outcome", &bold)?;
-    sheet.write_string_with_format(row, 1, "rows", &bold)?;
-    for (outcome, count) in count_outcomes(records) {
-        row += 1;
-        sheet.write_string_with_format(row, 0, outcome.code(), &group_format(outcome))?;
-        sheet.write_number(row, 1, count as f64)?;
-    }
-    sheet.set_column_width(0, 30)?;
-    sheet.set_column_width(1, 80)?;
+    // One landscape page, whatever the number of notes or outcomes: the board files one sheet.
+    sheet.set_landscape();
+    sheet.set_print_fit_to_pages(1, 1);
+    sheet.set_repeat_rows(0, 0)?;
     Ok(())
+}
+
+/// The Summary's cell formats. Every one is top-aligned and wraps, so that a long command
+/// line or note grows its row downwards instead of running off the page.
+struct SummaryFormats {
+    text: Format,
+    label: Format,
+    number: Format,
+    time: Format,
+}
+
+impl SummaryFormats {
+    fn new() -> SummaryFormats {
+        let text = Format::new().set_align(FormatAlign::Top).set_text_wrap();
+        let number = text.clone().set_align(FormatAlign::Left);
+        SummaryFormats {
+            label: text.clone().set_bold(),
+            time: number.clone().set_num_format(UTC_TIME),
+            number,
+            text,
+        }
+    }
+}
+
+/// Writes one labelled fact a row from `row` on, each row tall enough for its text, and
+/// returns the row after the last.
+fn write_facts(
+    sheet: &mut Worksheet,
+    mut row: u32,
+    facts: Vec<(&str, Fact)>,
+    formats: &SummaryFormats,
+) -> Result<u32, XlsxError> {
+    for (name, fact) in facts {
+        sheet.write_string_with_format(row, 0, name, &formats.label)?;
+        let value_lines = match fact {
+            Fact::Count(n) => {
+                sheet.write_number_with_format(row, 1, n as f64, &formats.number)?;
+                1
+            }
+            Fact::Time(t) => {
+                sheet.write_datetime_with_format(row, 1, t, &formats.time)?;
+                1
+            }
+            Fact::Text(text) => {
+                sheet.write_string_with_format(row, 1, text, &formats.text)?;
+                wrapped_lines(text, VALUE_WIDTH)
+            }
+        };
+        let lines = wrapped_lines(name, LABEL_WIDTH).max(value_lines);
+        fit_row_height(sheet, row, lines)?;
+        row += 1;
+    }
+    Ok(row)
+}
+
+/// Writes the outcome table's heading at `row` and a row per outcome below it, and returns
+/// the row of the first outcome.
+fn write_outcome_table(
+    sheet: &mut Worksheet,
+    row: u32,
+    counts: &[(Outcome, usize)],
+    formats: &SummaryFormats,
+) -> Result<u32, XlsxError> {
+    sheet.write_string_with_format(row, 0, "outcome", &formats.label)?;
+    sheet.write_string_with_format(row, 1, "rows", &formats.label)?;
+    for (at, (outcome, count)) in (row + 1..).zip(counts) {
+        let fill = Tone::of(*outcome).cell_format();
+        sheet.write_string_with_format(at, 0, outcome.code(), &fill)?;
+        sheet.write_number_with_format(at, 1, *count as f64, &formats.number)?;
+    }
+    Ok(row + 1)
+}
+
+/// A bar per outcome, in the table's order and colours, from the table's own cells (rows
+/// `first..` of the Summary's first two columns).
+fn outcome_chart(counts: &[(Outcome, usize)], first: u32) -> Chart {
+    let last = first + counts.len() as u32 - 1;
+    let points: Vec<ChartPoint> = counts
+        .iter()
+        .map(|(outcome, _)| {
+            ChartPoint::new().set_format(
+                ChartFormat::new()
+                    .set_solid_fill(ChartSolidFill::new().set_color(Tone::of(*outcome).bar())),
+            )
+        })
+        .collect();
+    let mut chart = Chart::new_bar();
+    chart
+        .add_series()
+        .set_name("rows")
+        .set_categories((SUMMARY_SHEET, first, 0, last, 0))
+        .set_values((SUMMARY_SHEET, first, 1, last, 1))
+        .set_points(&points)
+        .set_data_label(ChartDataLabel::new().show_value())
+        .set_gap(60);
+    chart.title().set_name("Rows by outcome");
+    chart.legend().set_hidden();
+    // A bar chart draws its categories bottom-up; reversed, they read like the table.
+    chart.y_axis().set_reverse();
+    chart.x_axis().set_num_format("0");
+    chart
+        .set_width(520)
+        .set_height(120 + 26 * counts.len() as u32);
+    chart
 }
 
 /// Columns written as numbers, so that Excel sorts and filters them as numbers.
 const NUMERIC_COLUMNS: [&str; 4] = ["row", "line", "http_status", "attempts"];
+
+/// The widest a Rows column grows to fit its cells: wider than any id, narrow enough that a
+/// page holds many columns. Longer cells (paths, details, long UPNs) wrap instead.
+const MAX_WIDTH: usize = 40;
+
+/// Room beside a column's longest cell: ids in capitals are wider than the digits a column's
+/// width counts, and must not wrap.
+const PADDING: f64 = 2.0;
 
 fn rows_sheet(sheet: &mut Worksheet, records: &[Record]) -> Result<(), XlsxError> {
     sheet.set_name("Rows")?;
     let header = Format::new()
         .set_bold()
         .set_background_color(Color::RGB(0xD9D9D9));
-    let mut widths: Vec<usize> = COLUMNS.iter().map(|c| c.len() + 2).collect();
+    // The longest cell of each column, header included, in characters.
+    let mut longest: Vec<usize> = COLUMNS.iter().map(|c| c.len()).collect();
     for (col, name) in COLUMNS.iter().enumerate() {
         sheet.write_string_with_format(0, col as u16, *name, &header)?;
     }
-    let outcome_col = COLUMNS
-        .iter()
-        .position(|c| *c == "outcome")
-        .expect("outcome column");
+    let outcome_col = column("outcome");
     for (i, record) in records.iter().enumerate() {
         let row = i as u32 + 1;
         for (col, cell) in record.cells().iter().enumerate() {
             if cell.is_empty() {
                 continue;
             }
-            widths[col] = widths[col].max(cell.chars().count().min(60));
+            longest[col] = longest[col].max(cell.chars().count());
             let number = NUMERIC_COLUMNS
                 .contains(&COLUMNS[col])
                 .then(|| cell.parse::<f64>().ok())
@@ -139,28 +307,186 @@ fn rows_sheet(sheet: &mut Worksheet, records: &[Record]) -> Result<(), XlsxError
                     row,
                     col as u16,
                     cell.as_ref(),
-                    &group_format(outcome),
+                    &Tone::of(outcome).cell_format(),
                 )?,
                 _ => sheet.write_string(row, col as u16, cell.as_ref())?,
             };
         }
     }
-    for (col, width) in widths.iter().enumerate() {
-        sheet.set_column_width(col as u16, *width as f64 + 1.0)?;
+    // Cells written without a format take their column's: top-aligned, so that a row reads
+    // across, and wrapped where a cell is longer than the column, instead of being cut off.
+    let top = Format::new().set_align(FormatAlign::Top);
+    let wrap = top.clone().set_text_wrap();
+    let wrapped = |col: usize| longest[col] > MAX_WIDTH;
+    for (col, chars) in longest.iter().enumerate() {
+        let width = (*chars).min(MAX_WIDTH) as f64 + PADDING;
+        sheet.set_column_width(col as u16, width)?;
+        sheet.set_column_format(col as u16, if wrapped(col) { &wrap } else { &top })?;
+    }
+    for (i, record) in records.iter().enumerate() {
+        let lines = record
+            .cells()
+            .iter()
+            .enumerate()
+            .filter(|(col, _)| wrapped(*col))
+            .map(|(_, cell)| wrapped_lines(cell, MAX_WIDTH as f64 + PADDING))
+            .max()
+            .unwrap_or(1);
+        fit_row_height(sheet, i as u32 + 1, lines)?;
     }
     sheet.set_freeze_panes(1, 0)?;
     sheet.autofilter(0, 0, records.len() as u32, COLUMNS.len() as u16 - 1)?;
+    sheet.set_landscape();
+    sheet.set_print_fit_to_pages(1, 0);
+    sheet.set_repeat_rows(0, 0)?;
     Ok(())
 }
 
-/// Green for success, amber for input and target problems and for rows still waiting on the
-/// sync cycle, red for conflicts, service errors and failed matches.
-fn group_format(outcome: Outcome) -> Format {
-    let fill = match outcome.group() {
-        _ if outcome.is_success() => 0xC6EFCE,
-        Group::Input | Group::Target => 0xFFEB9C,
-        Group::Verify if outcome == Outcome::AwaitingSync => 0xFFEB9C,
-        Group::Success | Group::AnchorConflict | Group::Service | Group::Verify => 0xFFC7CE,
+/// About how many lines `text` takes wrapped in a column `width` characters wide. A column's
+/// width counts digits, which are wider than the average letter: a line holds about a fifth
+/// more characters than that (a tenth is kept back for word breaks).
+fn wrapped_lines(text: &str, width: f64) -> usize {
+    let per_line = width * 1.1;
+    text.split('\n')
+        .map(|line| (line.chars().count() as f64 / per_line).ceil().max(1.0) as usize)
+        .sum()
+}
+
+/// The height of a default (11 point) line, in points.
+const LINE_HEIGHT: f64 = 15.0;
+
+/// Makes a row tall enough for its wrapped text. Excel grows such rows when it opens the file,
+/// but LibreOffice (and so a PDF made with it) keeps the stored height and hides the rest.
+fn fit_row_height(sheet: &mut Worksheet, row: u32, lines: usize) -> Result<(), XlsxError> {
+    if lines > 1 {
+        sheet.set_row_height(row, LINE_HEIGHT * lines as f64)?;
+    }
+    Ok(())
+}
+
+fn column(name: &str) -> usize {
+    COLUMNS
+        .iter()
+        .position(|c| *c == name)
+        .unwrap_or_else(|| panic!("no {name} column"))
+}
+
+/// Every printed page says which tenant and which run it belongs to, and where it falls.
+fn page_header_and_footer(sheet: &mut Worksheet, summary: &Summary) {
+    let when = DateTime::parse_from_rfc3339(&summary.finished).map_or_else(
+        |_| summary.finished.clone(),
+        |t| {
+            t.with_timezone(&Utc)
+                .format("%Y-%m-%d %H:%M UTC")
+                .to_string()
+        },
+    );
+    let tenant = match summary.tenant.as_str() {
+        "" => String::new(),
+        tenant => format!("tenant {tenant}"),
     };
-    Format::new().set_background_color(Color::RGB(fill))
+    sheet.set_header(format!(
+        "&L{}&C{}&R{}",
+        TITLE,
+        header_text(&tenant),
+        header_text(&when)
+    ));
+    sheet.set_footer("&L&A&RPage &P of &N");
+}
+
+/// Text for a page header: `&` starts a control code there, so a literal one is doubled.
+fn header_text(text: &str) -> String {
+    text.replace('&', "&&")
+}
+
+/// How an outcome is coloured, on the Rows and Summary sheets and in the chart: green for
+/// success, amber for input and target problems and for rows still waiting on the sync
+/// cycle, red for conflicts, service errors and failed matches.
+#[derive(Clone, Copy)]
+enum Tone {
+    Good,
+    Attention,
+    Bad,
+}
+
+impl Tone {
+    fn of(outcome: Outcome) -> Tone {
+        match outcome.group() {
+            _ if outcome.is_success() => Tone::Good,
+            Group::Input | Group::Target => Tone::Attention,
+            Group::Verify if outcome == Outcome::AwaitingSync => Tone::Attention,
+            Group::Success | Group::AnchorConflict | Group::Service | Group::Verify => Tone::Bad,
+        }
+    }
+
+    /// Excel's pale "good", "neutral" and "bad" cell fills.
+    fn cell_format(self) -> Format {
+        let fill = match self {
+            Tone::Good => 0xC6EFCE,
+            Tone::Attention => 0xFFEB9C,
+            Tone::Bad => 0xFFC7CE,
+        };
+        Format::new()
+            .set_background_color(Color::RGB(fill))
+            .set_align(FormatAlign::Top)
+    }
+
+    /// Stronger shades of the same colours, for bars that must stand out on white paper.
+    fn bar(self) -> Color {
+        Color::RGB(match self {
+            Tone::Good => 0x4CA64C,
+            Tone::Attention => 0xF0B000,
+            Tone::Bad => 0xD9534F,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Cursor, Read};
+
+    use calamine::{Data, Reader, Xlsx};
+
+    use super::*;
+
+    /// A time the Summary cannot read as RFC 3339 is shown as it was given, never as some
+    /// other date; a run with no rows has its Summary but no chart.
+    #[test]
+    fn an_odd_time_stays_text_and_no_rows_means_no_chart() {
+        let summary = Summary {
+            tenant: "R&D".into(),
+            started: "not a time".into(),
+            finished: "2026-12-03T08:10:00.123456789+01:00".into(),
+            ..Summary::default()
+        };
+        let bytes = build(&[], &summary).unwrap();
+        let mut workbook = Xlsx::new(Cursor::new(&bytes)).unwrap();
+        let sheet = workbook.worksheet_range(SUMMARY_SHEET).unwrap();
+        let value = |label: &str| {
+            sheet
+                .rows()
+                .find(|row| row[0] == Data::String(label.into()))
+                .map(|row| row[1].clone())
+        };
+        assert_eq!(value("started"), Some(Data::String("not a time".into())));
+        let Some(Data::DateTime(finished)) = value("finished") else {
+            panic!("{:?}", value("finished"));
+        };
+        // 07:10:00 UTC, the nanoseconds dropped.
+        let expected = 46359.0 + 7.0 / 24.0 + 10.0 / 1440.0;
+        assert!((finished.as_f64() - expected).abs() < 1e-9, "{finished:?}");
+        assert_eq!(value("rows"), Some(Data::Float(0.0)));
+
+        let mut zip = zip::ZipArchive::new(Cursor::new(&bytes)).unwrap();
+        assert!(zip.by_name("xl/charts/chart1.xml").is_err());
+        let mut sheet1 = String::new();
+        zip.by_name("xl/worksheets/sheet1.xml")
+            .unwrap()
+            .read_to_string(&mut sheet1)
+            .unwrap();
+        assert!(
+            sheet1.contains("&amp;Ctenant R&amp;&amp;D&amp;R2026-12-03 07:10 UTC"),
+            "the header's & doubled: {sheet1}"
+        );
+    }
 }

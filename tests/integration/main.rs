@@ -16,3 +16,4 @@ mod small_print;
 mod snapshot;
 mod util;
 mod verify;
+mod workbook;
