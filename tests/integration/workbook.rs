@@ -199,9 +199,13 @@ fn issue18_rows_print_one_page_wide_with_the_header_on_every_page() {
         "{workbook}"
     );
 
-    // `detail` (column M) wraps: its column's style has wrapText, and a row whose detail
-    // takes several lines is stored that tall.
-    let detail = element(&rows, r#"<col min="13" max="13""#);
+    // `detail` wraps: its column's style has wrapText, and a row whose detail takes several
+    // lines is stored that tall.
+    let column = 1 + hardmatch::report::COLUMNS
+        .iter()
+        .position(|c| *c == "detail")
+        .unwrap();
+    let detail = element(&rows, &format!(r#"<col min="{column}" max="{column}""#));
     let style: usize = attribute(detail, "style").parse().unwrap();
     let styles = part(&path, "xl/styles.xml");
     let cell_xfs = &styles[styles.find("<cellXfs").unwrap()..];
