@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::input::InputArgs;
-use super::plan::{exit_code, plan_records, PlanArgs};
+use super::plan::{exit_code, plan_for_sync, PlanArgs};
 use super::target::{self, Connection, ReadArgs, TargetArgs};
 use crate::graph::read::{TenantRead, Wanted};
 use crate::outcome::Outcome;
@@ -148,10 +148,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             (records, read)
         } else {
             let source = args.input.open()?;
-            let prepared = pipeline::prepare(&source, &args.input.compute_options())?;
+            let compute = args.input.compute_options();
+            let mut prepared = pipeline::prepare(&source, &compute)?;
             let wanted = prepared.wanted(options.match_by, mode);
-            let read = read_tenant(&connection.client, &wanted, args.read.strategy).await?;
-            (plan_records(&prepared, &read.tenant, &options), read)
+            let mut read = read_tenant(&connection.client, &wanted, args.read.strategy).await?;
+            let (records, notes) = plan_for_sync(&mut prepared, &read.tenant, &options, &compute)?;
+            read.notes = notes;
+            (records, read)
         };
         let run = WriteRun {
             connection,
@@ -184,6 +187,9 @@ impl WriteRun<'_> {
     ) -> anyhow::Result<ExitCode> {
         let started = chrono::Utc::now();
         let items = pipeline::work_items(&records, &self.read.tenant, new_anchor);
+        for (name, note) in &self.read.notes {
+            eprintln!("{name}: {note}");
+        }
         eprintln!("{}", describe(&records, items.len(), &self.read.tenant));
         if !items.is_empty() && self.write.resume.is_none() {
             confirm(self.write.yes, items.len(), &self.read.tenant)?;
@@ -213,6 +219,7 @@ impl WriteRun<'_> {
             .into_iter()
             .chain(self.connection.client.usage_notes())
             .chain([self.read.tenant.takeover_note()])
+            .chain(self.read.notes.clone())
             .collect(),
         };
         report::write(self.output, &records, &summary, self.write.excel)?;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::input::InputArgs;
-use crate::compute::Candidate;
+use crate::compute::{Candidate, SourceAnchor};
 use crate::outcome::Outcome;
 use crate::pipeline;
 use crate::report::csv as report_csv;
@@ -22,6 +22,14 @@ Examples:
 
   # A workbook whose sheet 'Migration' has a column 'Login' for the UPN:
   hardmatch ids wave1.xlsx --sheet Migration --column upn=Login -o ids.csv
+
+  # The tenant's Entra Connect anchors on objectGUID (installed at 1.1.486 or older, or
+  # upgraded from DirSync), whatever mS-DS-ConsistencyGuid holds:
+  hardmatch ids users.csv --source-anchor object-guid -o ids.csv
+
+Without a tenant to look at, `--source-anchor auto` is the ConsistencyGuid rule (ConsistencyGuid
+when set, else objectGUID); a row whose two attributes differ says so in its detail
+(anchor-source-differs), since `plan` may find that the tenant's sync uses objectGUID.
 
 Output columns: line, upn, object_guid, immutable_id, outcome, detail.
 Exit codes: 0 every row has an ImmutableId, 1 some rows need attention, 2 the file could not be read.";
@@ -55,6 +63,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let source = args.input.open()?;
     let prepared = pipeline::prepare(&source, &args.input.compute_options())?;
     let (rows, candidates) = (&prepared.input.rows, &prepared.candidates);
+    let unsettled = args.input.source_anchor == SourceAnchor::Auto;
     report_csv::write_rows(
         &args.output,
         args.excel,
@@ -74,7 +83,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             cells.cell(candidate.immutable_id.as_ref().map_or("", |id| id.as_str()));
             let (outcome, detail) = outcome_of(candidate);
             cells.cell(outcome.code());
-            cells.cell(detail);
+            match candidate.differing_source().filter(|_| unsettled && detail.is_empty()) {
+                Some((_, other)) => cells.cell(&format!(
+                    "anchor-source-differs: used mS-DS-ConsistencyGuid, not objectGUID ({other}); if the tenant's sync anchors on objectGUID, use --source-anchor object-guid (plan finds out from already-synced users)"
+                )),
+                None => cells.cell(detail),
+            }
         },
     )?;
     let mut counts: BTreeMap<Outcome, usize> = BTreeMap::new();

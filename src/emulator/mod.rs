@@ -50,6 +50,12 @@ pub struct Config {
     pub refuse_federated_anchor_change: bool,
     /// Answer every write with 403, as for an app without User.ReadWrite.All.
     pub forbid_writes: bool,
+    /// Answer role definitions, assignments and eligibilities with 403, as for an app
+    /// without RoleManagement.Read.Directory.
+    pub forbid_role_reads: bool,
+    /// Refuse role eligibility schedules (403), as a tenant without Entra ID P2 may
+    /// (graph-facts.md: it has none, or refuses).
+    pub refuse_role_eligibility: bool,
     /// Apps that may sign in with client credentials: (client id, secret).
     pub clients: Vec<(String, String)>,
     /// Apps that may sign in with a certificate: (client id, certificate PEM).
@@ -72,6 +78,8 @@ impl Default for Config {
             deleted_users_reserve_anchors: true,
             refuse_federated_anchor_change: true,
             forbid_writes: false,
+            forbid_role_reads: false,
+            refuse_role_eligibility: false,
             clients: Vec::new(),
             client_certificates: Vec::new(),
             access_token: None,
@@ -502,7 +510,7 @@ async fn http_handler(
             header("host").unwrap_or_else(|| "127.0.0.1".into())
         ),
     };
-    let is_graph = request.path.starts_with("/v1.0");
+    let is_graph = request.path.starts_with("/v1.0") || request.path.starts_with("/beta");
     let fault = if is_graph {
         emulator.faults.lock().expect("faults lock").roll()
     } else {

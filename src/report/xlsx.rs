@@ -12,7 +12,7 @@ use rust_xlsxwriter::{Color, Format, Workbook, Worksheet, XlsxError};
 use crate::error::Error;
 use crate::outcome::{Group, Outcome};
 
-use super::{count_outcomes, Record, Summary, COLUMNS};
+use super::{count_outcomes, count_warnings, Record, Summary, COLUMNS};
 
 pub fn write(path: &Path, records: &[Record], summary: &Summary) -> crate::Result<()> {
     let bytes =
@@ -57,6 +57,17 @@ fn summary_sheet(
         row += 1;
         sheet.write_string_with_format(row, 0, outcome.code(), &group_format(outcome))?;
         sheet.write_number(row, 1, count as f64)?;
+    }
+    let warnings = count_warnings(records);
+    if !warnings.is_empty() {
+        row += 2;
+        sheet.write_string_with_format(row, 0, "warning", &bold)?;
+        sheet.write_string_with_format(row, 1, "rows", &bold)?;
+        for (warning, count) in warnings {
+            row += 1;
+            sheet.write_string(row, 0, warning.code())?;
+            sheet.write_number(row, 1, count as f64)?;
+        }
     }
     sheet.set_column_width(0, 30)?;
     sheet.set_column_width(1, 80)?;
