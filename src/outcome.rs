@@ -297,7 +297,11 @@ mod tests {
     #[test]
     fn warnings_are_one_cell_in_a_fixed_order() {
         let mut warnings = Warnings::default();
-        for w in [Warning::RolesUnknown, Warning::UpnWillChange, Warning::RolesUnknown] {
+        for w in [
+            Warning::RolesUnknown,
+            Warning::UpnWillChange,
+            Warning::RolesUnknown,
+        ] {
             warnings.add(w);
         }
         assert_eq!(warnings.to_string(), "upn-will-change;roles-unknown");
@@ -306,7 +310,10 @@ mod tests {
         assert_eq!(serde_json::from_str::<Warnings>(&json).unwrap(), warnings);
         for w in Warning::ALL {
             assert_eq!(Warning::from_code(w.code()), Some(w));
-            assert_eq!(serde_json::to_string(&w).unwrap(), format!("\"{}\"", w.code()));
+            assert_eq!(
+                serde_json::to_string(&w).unwrap(),
+                format!("\"{}\"", w.code())
+            );
         }
     }
 }

@@ -126,9 +126,10 @@ impl Prepared<'_> {
             .iter()
             .zip(&self.candidates)
             .map(|(row, candidate)| {
-                candidate.verdict.is_none().then(|| {
-                    index.decide(&subject(row, candidate), options)
-                })
+                candidate
+                    .verdict
+                    .is_none()
+                    .then(|| index.decide(&subject(row, candidate), options))
             })
             .collect()
     }

@@ -454,7 +454,11 @@ impl<'t> TenantIndex<'t> {
     ) -> Option<Decision> {
         let upn = &user.user_principal_name;
         if user.is_external() && !allow.allow_guests {
-            let what = if user.user_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("guest")) {
+            let what = if user
+                .user_type
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case("guest"))
+            {
                 "a guest (userType Guest)"
             } else {
                 "an external member (#EXT# in its UPN)"
@@ -470,9 +474,10 @@ impl<'t> TenantIndex<'t> {
         }
         if let Some(linked) = user.object_identifier() {
             if !is_own_object(linked, subject.object_guid) {
-                let own = subject
-                    .object_guid
-                    .map_or_else(|| "the export has no objectGUID for it".to_string(), |g| format!("this row's objectGUID is {g}"));
+                let own = subject.object_guid.map_or_else(
+                    || "the export has no objectGUID for it".to_string(),
+                    |g| format!("this row's objectGUID is {g}"),
+                );
                 return Some(Decision::refuse(
                     Outcome::TargetLinkedElsewhere,
                     format!(
@@ -511,8 +516,19 @@ impl<'t> TenantIndex<'t> {
             notes.push((Warning::ObjectIdentifierSame, format!("onPremisesObjectIdentifier {linked} is this row's own objectGUID: the same on-premises object coming back (whether sync lets it match is not documented)")));
         }
         if !self.privileges.unknown().is_empty() {
-            let unread: Vec<String> = self.privileges.unknown().iter().map(|u| u.explain()).collect();
-            notes.push((Warning::RolesUnknown, format!("could not check for privileged roles, which sync refuses to match: {}", unread.join("; "))));
+            let unread: Vec<String> = self
+                .privileges
+                .unknown()
+                .iter()
+                .map(|u| u.explain())
+                .collect();
+            notes.push((
+                Warning::RolesUnknown,
+                format!(
+                    "could not check for privileged roles, which sync refuses to match: {}",
+                    unread.join("; ")
+                ),
+            ));
         }
         if let Some(why) = &self.tenant.object_identifiers_unread {
             notes.push((Warning::ObjectIdentifierUnknown, format!("could not read onPremisesObjectIdentifier ({why}), which blocks the match when set")));
@@ -530,14 +546,14 @@ impl<'t> TenantIndex<'t> {
         let on_premises = on_premises?;
         let (prefix, suffix) = on_premises.rsplit_once('@')?;
         let cloud = &user.user_principal_name;
-        let verified = self.verified.is_empty() || self.verified.contains(&suffix.to_ascii_lowercase());
+        let verified =
+            self.verified.is_empty() || self.verified.contains(&suffix.to_ascii_lowercase());
         if !verified {
             let initial = self.initial_domain().unwrap_or("<initial>.onmicrosoft.com");
             return Some(format!("the on-premises UPN {on_premises} is not in a verified domain of the tenant, so sync will rename {cloud} to {prefix}@{initial}; verify {suffix} or change the AD UPN first"));
         }
-        (caseless(on_premises) != caseless(cloud)).then(|| {
-            format!("sync will rename {cloud} to the on-premises UPN {on_premises}")
-        })
+        (caseless(on_premises) != caseless(cloud))
+            .then(|| format!("sync will rename {cloud} to the on-premises UPN {on_premises}"))
     }
 
     fn is_federated(&self, upn: &str) -> bool {
@@ -621,7 +637,9 @@ fn lost_aliases(user: &User, subject: &Subject<'_>) -> Option<Vec<String>> {
         .map(str::trim)
         .filter(|a| !a.is_empty())
         .filter_map(|a| match a.split_once(':') {
-            Some((scheme, address)) if scheme.eq_ignore_ascii_case("smtp") => Some(caseless(address)),
+            Some((scheme, address)) if scheme.eq_ignore_ascii_case("smtp") => {
+                Some(caseless(address))
+            }
             Some(_) => None,
             None => Some(caseless(a)),
         })

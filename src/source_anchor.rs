@@ -47,7 +47,8 @@ pub fn settle(
             .map(|w| format!("line {} ({})", w.line, w.upn))
             .collect()
     };
-    let (by_object_guid, by_consistency_guid) = (lines(Role::ObjectGuid), lines(Role::ConsistencyGuid));
+    let (by_object_guid, by_consistency_guid) =
+        (lines(Role::ObjectGuid), lines(Role::ConsistencyGuid));
     match options.source_anchor {
         SourceAnchor::ConsistencyGuid => Ok(Choice {
             note: "mS-DS-ConsistencyGuid when set, else objectGUID, as asked (--source-anchor consistency-guid)".into(),

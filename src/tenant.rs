@@ -160,7 +160,10 @@ impl User {
         self.user_type
             .as_deref()
             .is_some_and(|t| t.eq_ignore_ascii_case("guest"))
-            || self.user_principal_name.to_ascii_uppercase().contains("#EXT#")
+            || self
+                .user_principal_name
+                .to_ascii_uppercase()
+                .contains("#EXT#")
     }
 
     /// The on-premises object this user is linked to, when it is set.
@@ -187,7 +190,11 @@ pub struct RoleHolding {
 
 impl std::fmt::Display for RoleHolding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let how = if self.eligible { "eligible for" } else { "assigned" };
+        let how = if self.eligible {
+            "eligible for"
+        } else {
+            "assigned"
+        };
         write!(f, "{how} {}", self.role)?;
         match &self.via_group {
             Some(group) => write!(f, " through the role-assignable group {group}")?,
@@ -250,27 +257,42 @@ impl Privileges {
             .collect();
         for (list, eligible, unknown) in [
             (&tenant.role_assignments, false, UnknownRoles::Assignments),
-            (&tenant.role_eligibility_schedules, true, UnknownRoles::Eligibilities),
+            (
+                &tenant.role_eligibility_schedules,
+                true,
+                UnknownRoles::Eligibilities,
+            ),
         ] {
             let Some(list) = list else {
                 privileges.unknown.push(unknown);
                 continue;
             };
             for grant in list {
-                let Some(definition) = privileged.get(&grant.role_definition_id.to_ascii_lowercase()) else {
+                let Some(definition) =
+                    privileged.get(&grant.role_definition_id.to_ascii_lowercase())
+                else {
                     continue;
                 };
                 let holding = |via_group: Option<String>| RoleHolding {
-                    role: definition.display_name.clone().unwrap_or_else(|| definition.id.clone()),
+                    role: definition
+                        .display_name
+                        .clone()
+                        .unwrap_or_else(|| definition.id.clone()),
                     eligible,
                     via_group,
-                    scope: grant.directory_scope_id.clone().filter(|s| s != "/" && !s.is_empty()),
+                    scope: grant
+                        .directory_scope_id
+                        .clone()
+                        .filter(|s| s != "/" && !s.is_empty()),
                 };
                 let principal = grant.principal_id.to_ascii_lowercase();
                 match groups.get(&principal) {
                     None => privileges.add(principal, holding(None)),
                     Some(group) => {
-                        let name = group.display_name.clone().unwrap_or_else(|| group.id.clone());
+                        let name = group
+                            .display_name
+                            .clone()
+                            .unwrap_or_else(|| group.id.clone());
                         match transitive_members(group, &groups) {
                             Some(members) => {
                                 for member in members {
@@ -416,7 +438,11 @@ impl Tenant {
                 ),
             )
         } else {
-            let unread: Vec<String> = privileges.unknown().iter().map(UnknownRoles::explain).collect();
+            let unread: Vec<String> = privileges
+                .unknown()
+                .iter()
+                .map(UnknownRoles::explain)
+                .collect();
             (
                 "WARNING roles-unknown".to_string(),
                 format!(

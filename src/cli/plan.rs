@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use super::input::InputArgs;
 use super::target::{self, ReadArgs, TargetArgs};
+use crate::compute::ComputeOptions;
 use crate::graph::read::{ReadStrategy, Wanted};
 use crate::pipeline::{self, Prepared};
 use crate::plan::{MatchBy, Mode, Permissions, PlanOptions};
-use crate::compute::ComputeOptions;
 use crate::report::{self, Record, Summary};
 use crate::source_anchor;
 use crate::tenant::Tenant;

@@ -129,9 +129,7 @@ impl Route {
             Route::Batch => "/$batch",
             Route::RoleDefinitions => "/roleManagement/directory/roleDefinitions",
             Route::RoleAssignments => "/roleManagement/directory/roleAssignments",
-            Route::RoleEligibilitySchedules => {
-                "/roleManagement/directory/roleEligibilitySchedules"
-            }
+            Route::RoleEligibilitySchedules => "/roleManagement/directory/roleEligibilitySchedules",
             Route::Group(_) => "/groups/{id}",
             Route::GroupTransitiveMembers(_) => "/groups/{id}/transitiveMembers",
         }
@@ -317,7 +315,11 @@ impl Emulator {
 
     /// Counted as `METHOD /path/template`, with `/beta` in front for beta.
     fn count_route(&self, request: &Request, version: Version, route: &Route) {
-        let beta = if version == Version::Beta { "/beta" } else { "" };
+        let beta = if version == Version::Beta {
+            "/beta"
+        } else {
+            ""
+        };
         self.count(format!("{} {beta}{}", request.method, route.template()));
     }
 
@@ -477,11 +479,17 @@ impl Emulator {
     fn role_definitions(&self, request: &Request, query: &Query, version: Version) -> Reply {
         let privileged_only = match query.filter.as_deref() {
             None => false,
-            Some(filter) if version == Version::V1 && filter.to_ascii_lowercase().contains("isprivileged") => {
+            Some(filter)
+                if version == Version::V1
+                    && filter.to_ascii_lowercase().contains("isprivileged") =>
+            {
                 return bad_request("Could not find a property named 'isPrivileged' on type 'microsoft.graph.unifiedRoleDefinition'.");
             }
             Some(filter) => {
-                let words: Vec<String> = filter.split_whitespace().map(str::to_ascii_lowercase).collect();
+                let words: Vec<String> = filter
+                    .split_whitespace()
+                    .map(str::to_ascii_lowercase)
+                    .collect();
                 if words != ["isprivileged", "eq", "true"] {
                     return bad_request(&format!("Invalid filter clause: the emulator filters role definitions on isPrivileged eq true only, not {filter}"));
                 }

@@ -140,7 +140,10 @@ impl State {
     }
 
     pub fn find_group(&self, id: &str) -> Option<&Group> {
-        self.tenant.groups.iter().find(|g| g.id.eq_ignore_ascii_case(id))
+        self.tenant
+            .groups
+            .iter()
+            .find(|g| g.id.eq_ignore_ascii_case(id))
     }
 
     /// `/groups/{id}/transitiveMembers`: the members, and the members of member groups
@@ -155,11 +158,15 @@ impl State {
                 match self.find_group(member) {
                     Some(nested) if !seen.contains(&nested.id.to_ascii_lowercase()) => {
                         seen.push(nested.id.to_ascii_lowercase());
-                        members.push(json!({"@odata.type": "#microsoft.graph.group", "id": nested.id}));
+                        members.push(
+                            json!({"@odata.type": "#microsoft.graph.group", "id": nested.id}),
+                        );
                         queue.push(nested);
                     }
                     Some(_) => {}
-                    None => members.push(json!({"@odata.type": "#microsoft.graph.user", "id": member})),
+                    None => {
+                        members.push(json!({"@odata.type": "#microsoft.graph.user", "id": member}))
+                    }
                 }
             }
         }

@@ -101,9 +101,12 @@ impl GraphClient {
                 ))
             })
             .collect();
-        let mut answers = stream::iter(requests.chunks(BATCH_LIMIT).zip(chunks.chunks(BATCH_LIMIT)))
-            .map(|(twenty, their_ids)| async move { (self.beta_batch(twenty).await, their_ids) })
-            .buffer_unordered(BATCHES_IN_FLIGHT);
+        let mut answers =
+            stream::iter(requests.chunks(BATCH_LIMIT).zip(chunks.chunks(BATCH_LIMIT)))
+                .map(
+                    |(twenty, their_ids)| async move { (self.beta_batch(twenty).await, their_ids) },
+                )
+                .buffer_unordered(BATCHES_IN_FLIGHT);
         let mut found = HashMap::new();
         while let Some((results, their_ids)) = answers.next().await {
             for (result, chunk) in results.into_iter().zip(their_ids) {
@@ -123,7 +126,10 @@ impl GraphClient {
 
     /// `GET /beta/users/{id}?$select=id,onPremisesObjectIdentifier` for each id, in
     /// `/beta/$batch`; a user that is gone is left out.
-    async fn object_identifiers_one_by_one(&self, ids: &[String]) -> Result<Vec<Value>, GraphError> {
+    async fn object_identifiers_one_by_one(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<Value>, GraphError> {
         let requests: Vec<BatchRequest> = ids
             .iter()
             .map(|id| {
@@ -146,7 +152,9 @@ impl GraphClient {
     }
 
     /// Every user's onPremisesObjectIdentifier from a paged beta listing.
-    async fn object_identifiers_listed(&self) -> Result<HashMap<String, Option<String>>, GraphError> {
+    async fn object_identifiers_listed(
+        &self,
+    ) -> Result<HashMap<String, Option<String>>, GraphError> {
         let list = query(&[("$select", OBJECT_IDENTIFIER_SELECT), ("$top", "999")]);
         let values = self
             .list_all(&self.beta_url(&format!("/users?{list}")), |_| {})
@@ -175,7 +183,8 @@ impl GraphClient {
             "/roleManagement/directory/roleDefinitions?{}",
             query(&[("$filter", "isPrivileged eq true")])
         ));
-        tenant.role_definitions = match self.list_parsed::<RoleDefinition>(&definitions_path).await {
+        tenant.role_definitions = match self.list_parsed::<RoleDefinition>(&definitions_path).await
+        {
             Ok(mut definitions) => {
                 // Asked for the privileged ones: an answer without the property is still that.
                 for definition in &mut definitions {
@@ -245,14 +254,15 @@ impl GraphClient {
             .iter()
             .map(|u| u.id.to_ascii_lowercase())
             .collect();
-        let mut principals: Vec<String> = [&tenant.role_assignments, &tenant.role_eligibility_schedules]
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|g| privileged.contains(&g.role_definition_id.to_ascii_lowercase()))
-            .map(|g| g.principal_id.clone())
-            .filter(|p| !users.contains(&p.to_ascii_lowercase()))
-            .collect();
+        let mut principals: Vec<String> =
+            [&tenant.role_assignments, &tenant.role_eligibility_schedules]
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|g| privileged.contains(&g.role_definition_id.to_ascii_lowercase()))
+                .map(|g| g.principal_id.clone())
+                .filter(|p| !users.contains(&p.to_ascii_lowercase()))
+                .collect();
         principals.sort_unstable();
         principals.dedup();
         // Two requests per principal: its members, and its name for the report.
@@ -261,7 +271,10 @@ impl GraphClient {
             .flat_map(|id| {
                 let group = format!("/groups/{}", super::encode(id));
                 [
-                    get(format!("{group}/transitiveMembers?{}", query(&[("$select", "id")]))),
+                    get(format!(
+                        "{group}/transitiveMembers?{}",
+                        query(&[("$select", "id")])
+                    )),
                     get(format!(
                         "{group}?{}",
                         query(&[("$select", "id,displayName,isAssignableToRole")])
@@ -292,7 +305,9 @@ impl GraphClient {
             let about = about.as_ref().ok().map(|a| &a.body);
             groups.push(Group {
                 id: id.clone(),
-                display_name: about.and_then(|a| a["displayName"].as_str()).map(str::to_string),
+                display_name: about
+                    .and_then(|a| a["displayName"].as_str())
+                    .map(str::to_string),
                 is_assignable_to_role: about.and_then(|a| a["isAssignableToRole"].as_bool()),
                 members,
             });
@@ -330,7 +345,6 @@ fn get(url: String) -> BatchRequest {
         body: None,
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -9,4 +9,5 @@ mod ids;
 mod security;
 mod sign_in;
 mod snapshot;
+mod sync_plan;
 mod util;
