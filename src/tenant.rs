@@ -502,6 +502,82 @@ mod tests {
     }
 
     #[test]
+    fn privilege_comes_directly_eligibly_or_through_nested_groups_and_unread_is_unknown() {
+        let grant = |principal: &str, role: &str| RoleAssignment {
+            principal_id: principal.into(),
+            role_definition_id: role.into(),
+            ..RoleAssignment::default()
+        };
+        let group = |id: &str, members: Option<&[&str]>| Group {
+            id: id.into(),
+            display_name: Some(format!("group {id}")),
+            members: members.map(|m| m.iter().map(|s| s.to_string()).collect()),
+            ..Group::default()
+        };
+        let mut tenant = Tenant {
+            role_definitions: Some(vec![
+                RoleDefinition {
+                    id: "GA".into(),
+                    display_name: Some("Global Administrator".into()),
+                    is_privileged: Some(true),
+                },
+                RoleDefinition {
+                    id: "reader".into(),
+                    is_privileged: Some(false),
+                    ..RoleDefinition::default()
+                },
+            ]),
+            role_assignments: Some(vec![
+                grant("U1", "ga"),
+                grant("u2", "reader"),
+                grant("outer", "GA"),
+            ]),
+            role_eligibility_schedules: Some(vec![grant("u4", "GA")]),
+            groups: vec![
+                group("outer", Some(&["inner", "u5"])),
+                group("inner", Some(&["u6", "outer"])),
+            ],
+            ..Tenant::default()
+        };
+        let privileges = Privileges::new(&tenant);
+        assert!(privileges.unknown().is_empty());
+        assert_eq!(
+            privileges.of("u1")[0].to_string(),
+            "assigned Global Administrator directly"
+        );
+        assert!(
+            privileges.of("u2").is_empty(),
+            "a role that is not privileged"
+        );
+        assert_eq!(
+            privileges.of("u4")[0].to_string(),
+            "eligible for Global Administrator directly"
+        );
+        assert_eq!(
+            privileges.of("U6")[0].to_string(),
+            "assigned Global Administrator through the role-assignable group group outer"
+        );
+        assert_eq!(privileges.of("u5").len(), 1);
+        assert_eq!(tenant.privileged_roles("u6").len(), 1);
+
+        tenant.groups[1].members = None;
+        tenant.role_eligibility_schedules = None;
+        let privileges = Privileges::new(&tenant);
+        assert_eq!(
+            privileges.unknown(),
+            [
+                UnknownRoles::Eligibilities,
+                UnknownRoles::GroupMembers("group outer".into())
+            ]
+        );
+        tenant.role_definitions = None;
+        assert_eq!(
+            Privileges::new(&tenant).unknown(),
+            [UnknownRoles::Definitions]
+        );
+    }
+
+    #[test]
     fn graph_shapes_a_stand_in_may_send_are_read() {
         let user: User = serde_json::from_str(
             r#"{"id":"1","userPrincipalName":"a@b.com","proxyAddresses":null,"extra":1}"#,

@@ -354,6 +354,10 @@ mod tests {
     fn filters_win_unless_the_rows_cover_the_tenant() {
         assert!(by_filters_is_cheaper(10_000, 100_000));
         assert!(!by_filters_is_cheaper(100_000, 100_000));
-        assert!(by_filters_is_cheaper(3, 1));
+        assert!(by_filters_is_cheaper(15, 5_000));
+        assert!(
+            !by_filters_is_cheaper(3, 17),
+            "one request either way: the listing"
+        );
     }
 }
