@@ -166,6 +166,9 @@ async fn read_live(
     Ok((read.tenant, format!("live, {}", read.how), usage))
 }
 
+/// Lines of a report's summary: (what, what about it).
+pub type Notes = Vec<(String, String)>;
+
 /// The planned record of every row for a stamping run, once `--source-anchor` is settled
 /// against the tenant, and the summary's lines on what the next sync cycle was checked
 /// against (the source anchor and its evidence, the privileged roles).
@@ -174,7 +177,7 @@ pub fn plan_for_sync(
     tenant: &Tenant,
     options: &PlanOptions,
     compute: &ComputeOptions,
-) -> crate::Result<(Vec<Record>, Vec<(String, String)>)> {
+) -> crate::Result<(Vec<Record>, Notes)> {
     let choice = source_anchor::settle(prepared, tenant, options.match_by, compute)?;
     let mut records = plan_records(prepared, tenant, options);
     source_anchor::mark_unsettled(&mut records, prepared, &choice);

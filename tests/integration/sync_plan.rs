@@ -374,9 +374,13 @@ fn cloud_user(i: u128) -> User {
     }
 }
 
-/// A tenant whose user 0 is synced and holds `synced_anchor(objectGUID, ConsistencyGuid)`,
-/// user 1 likewise when `second` says, and user 2 is cloud-only: the row to plan.
-fn evidence_tenant(holds: &[Option<fn((uuid::Uuid, uuid::Uuid)) -> uuid::Uuid>; 2]) -> Tenant {
+/// Which of a person's two GUIDs a synced cloud user holds the base64 of.
+type Pick = fn((uuid::Uuid, uuid::Uuid)) -> uuid::Uuid;
+
+/// A tenant whose users 0 and 1 are synced and hold the base64 of the GUID `holds` picks
+/// for them (or are cloud-only without an anchor when it picks none), and whose user 2 is
+/// cloud-only: the row to plan.
+fn evidence_tenant(holds: &[Option<Pick>; 2]) -> Tenant {
     let mut users: Vec<User> = (0..3).map(cloud_user).collect();
     for (i, pick) in holds.iter().enumerate() {
         if let Some(pick) = pick {
@@ -408,8 +412,8 @@ fn evidence_export(dir: &Dir) -> std::path::PathBuf {
     dir.write("users.csv", csv)
 }
 
-const OBJECT: fn((uuid::Uuid, uuid::Uuid)) -> uuid::Uuid = |(o, _)| o;
-const CONSISTENCY: fn((uuid::Uuid, uuid::Uuid)) -> uuid::Uuid = |(_, c)| c;
+const OBJECT: Pick = |(o, _)| o;
+const CONSISTENCY: Pick = |(_, c)| c;
 
 fn b64(guid: uuid::Uuid) -> String {
     ImmutableId::from_guid(guid).to_string()
