@@ -96,6 +96,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         *counts.entry(outcome_of(candidate).0).or_default() += 1;
     }
     eprintln!("{}: {} rows", prepared.input.name, rows.len());
+    eprintln!(
+        "source anchor: {}",
+        match args.input.source_anchor {
+            SourceAnchor::ObjectGuid => "objectGUID, as asked (--source-anchor object-guid)",
+            SourceAnchor::ConsistencyGuid => "mS-DS-ConsistencyGuid when set, else objectGUID, as asked",
+            SourceAnchor::Auto => "mS-DS-ConsistencyGuid when set, else objectGUID: ids sees no tenant, so no evidence (plan looks at the already-synced users)",
+        }
+    );
     for (outcome, count) in &counts {
         eprintln!("  {:<28} {count:>9}", outcome.code());
     }

@@ -501,6 +501,13 @@ fn source_anchor_auto_without_evidence_warns_and_the_flag_overrides() {
         text.contains(&b64(guids(2).1)) && text.contains("anchor-source-differs"),
         "{text}"
     );
+    let said = stderr(&out);
+    assert!(
+        said.contains(
+            "source anchor: mS-DS-ConsistencyGuid when set, else objectGUID: ids sees no tenant"
+        ),
+        "{said}"
+    );
 }
 
 #[test]
