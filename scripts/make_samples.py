@@ -25,7 +25,17 @@ PEOPLE = [
     ("mmiller", "mike.miller@contoso.com", "Mike", "Miller", "Mike Miller", "a77ea8a8-dd59-4569-83c0-b85936637567", "a77ea8a8-dd59-4569-83c0-b85936637567"),
     ("nnash", "nina.nash@contoso.com", "Nina", "Nash", "Nina Nash", "7a58197e-29da-44ee-a1f1-b328058c2587", "5d14e11f-c385-43ca-98b4-68af11fb3b8f"),
     ("oowens", None, "Olga", "Owens", "Olga Owens", "6c5e4f0a-3b1d-4e8f-9a7b-2c1d0e9f8a7b", None),
+    # What the next sync cycle would refuse or change (samples/README.md, rows 15-21).
+    ("pprice", "pete.price@contoso.com", "Pete", "Price", "Pete Price", "4d2c1b0a-9e8f-4a7b-8c6d-5e4f3a2b1c0d", None),
+    ("qquigley", "quinn.quigley@contoso.com", "Quinn", "Quigley", "Quinn Quigley", "5e3d2c1b-0a9f-4b8c-9d7e-6f5a4b3c2d1e", None),
+    ("rreyes", "rosa.reyes@contoso.com", "Rosa", "Reyes", "Rosa Reyes", "6f4e3d2c-1b0a-4c9d-8e8f-7a6b5c4d3e2f", None),
+    ("sstone", "sam.stone@contoso.com", "Sam", "Stone", "Sam Stone", "7a5f4e3d-2c1b-4d0e-9f9a-8b7c6d5e4f3a", None),
+    ("ttate", "tara.tate@contoso.local", "Tara", "Tate", "Tara Tate", "8b6a5f4e-3d2c-4e1f-8a0b-9c8d7e6f5a4b", None),
+    ("uueda", "uma.ueda@contoso.com", "Uma", "Ueda", "Uma Ueda", "9c7b6a5f-4e3d-4f2a-9b1c-0d9e8f7a6b5c", None),
+    ("vvance", "vic.vance@contoso.com", "Vic", "Vance", "Vic Vance", "d3b07384-d113-4ec6-a8a4-5b1e0c2f6a7e", None),
 ]
+# Where mail is not the UPN: Tara's AD UPN is in the unverified contoso.local.
+MAIL = {"ttate": "tara.tate@contoso.com"}
 SID_BASE = "S-1-5-21-3623811015-3361044348-30300820-"
 
 
@@ -34,7 +44,7 @@ def dn(p):
 
 
 def mail(p):
-    return p[1]
+    return MAIL.get(p[0], p[1])
 
 
 def ad_bytes(guid):
@@ -77,13 +87,14 @@ def csvde_value(text):
 
 
 def csvde():
-    """csvde -f users.csv -r "(objectCategory=person)" -l "objectClass,userPrincipalName,objectGUID,mS-DS-ConsistencyGuid,mail,displayName" """
-    lines = ["DN,objectClass,userPrincipalName,objectGUID,mS-DS-ConsistencyGuid,mail,displayName"]
+    """csvde -f users.csv -r "(objectCategory=person)" -l "objectClass,userPrincipalName,objectGUID,mS-DS-ConsistencyGuid,mail,displayName,proxyAddresses" """
+    lines = ["DN,objectClass,userPrincipalName,objectGUID,mS-DS-ConsistencyGuid,mail,displayName,proxyAddresses"]
     for p in PEOPLE:
         guid = "X'" + ad_bytes(p[5]).hex() + "'" if p[1] else ""
         cg = "X'" + ad_bytes(p[6]).hex() + "'" if p[6] else ""
+        proxies = ("SMTP:" + mail(p)) if p[1] else ""
         lines.append(",".join(['"' + csvde_value(dn(p)) + '"', "top;person;organizationalPerson;user", p[1] or "",
-                               guid, cg, mail(p) or "", csvde_value(p[4])]))
+                               guid, cg, mail(p) or "", csvde_value(p[4]), proxies]))
     return ("\r\n".join(lines) + "\r\n").encode("ascii")
 
 

@@ -15,9 +15,26 @@ use crate::anchor::{self, AnchorForm, AnchorKind, ImmutableId};
 use crate::outcome::{Outcome, Verdict};
 use crate::source::{Input, Role, Row};
 
+/// Which attribute the tenant's sync takes its sourceAnchor from (graph-facts.md,
+/// "ImmutableId"): `--source-anchor`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SourceAnchor {
+    /// Find out from the export's already-synced users; without evidence, as
+    /// `consistency-guid`.
+    #[default]
+    Auto,
+    /// mS-DS-ConsistencyGuid when it has a value, else objectGUID (Cloud Sync, current
+    /// Entra Connect).
+    ConsistencyGuid,
+    /// objectGUID alone (Entra Connect installed at 1.1.486 or older, upgraded from DirSync,
+    /// or Express with ConsistencyGuid already in use).
+    ObjectGuid,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct ComputeOptions {
     pub anchor_kind: AnchorKind,
+    pub source_anchor: SourceAnchor,
     /// `--upn-suffix old=new` mappings, lowercased, without `@`.
     pub upn_suffixes: Vec<(String, String)>,
     /// `clear` needs no anchor, only a way to find the cloud user.
@@ -34,11 +51,26 @@ pub struct Candidate<'a> {
     /// The row's objectGUID, whichever attribute gave the anchor (`None` for a row without
     /// one, or with a custom string anchor).
     pub guid: Option<Uuid>,
+    /// The ImmutableId of the GUID attribute that did not give the anchor (objectGUID when
+    /// mS-DS-ConsistencyGuid did, and the other way round), when the row has a usable value:
+    /// evidence for `--source-anchor auto`, and the row's own objectGUID for
+    /// onPremisesObjectIdentifier.
+    pub other_source: Option<(Role, ImmutableId)>,
     /// The UPN to look for in the cloud: TargetUPN, or the UPN after suffix mapping;
     /// borrowed from the row unless a suffix was mapped.
     pub target_upn: Option<Cow<'a, str>>,
     /// The input outcome that stops this row, if any.
     pub verdict: Option<Verdict>,
+}
+
+impl Candidate<'_> {
+    /// The other GUID attribute's ImmutableId when it differs from the anchor: the two
+    /// attributes disagree, and which one sync uses matters.
+    pub fn differing_source(&self) -> Option<&(Role, ImmutableId)> {
+        self.other_source
+            .as_ref()
+            .filter(|(_, other)| Some(other) != self.immutable_id.as_ref())
+    }
 }
 
 /// Computes one candidate per row, in row order, and flags duplicates.
@@ -84,12 +116,13 @@ fn candidate<'a>(input: &Input<'a>, row: &Row<'a>, options: &ComputeOptions) -> 
             .or_else(|| text_of(row, Role::Upn).map(|upn| map_upn(upn, &options.upn_suffixes))),
         ..Candidate::default()
     };
-    let anchor = resolve_anchor(input, row, options.anchor_kind);
+    let anchor = resolve_anchor(input, row, options.anchor_kind, options.source_anchor);
     if options.anchor_kind == AnchorKind::Guid {
         candidate.guid = object_guid(row, anchor.as_ref().ok().and_then(Option::as_ref));
     }
     match anchor {
         Ok(Some((role, parsed))) => {
+            candidate.other_source = other_source(row, role, options.anchor_kind);
             candidate.immutable_id = Some(parsed.id);
             candidate.form = Some(parsed.form);
             candidate.anchor_role = Some(role);
@@ -143,11 +176,31 @@ fn has_target(row: &Row) -> bool {
 
 type Resolved = Option<(Role, anchor::Parsed)>;
 
-/// Picks the row's anchor: mS-DS-ConsistencyGuid wins over objectGUID when it has a value
+/// The other GUID attribute's ImmutableId, when the anchor came from one of them and the row
+/// has a usable value in the other (an unusable one is no error: it is not the anchor).
+fn other_source(row: &Row, anchor_role: Role, kind: AnchorKind) -> Option<(Role, ImmutableId)> {
+    let other = match anchor_role {
+        Role::ConsistencyGuid => Role::ObjectGuid,
+        Role::ObjectGuid => Role::ConsistencyGuid,
+        _ => return None,
+    };
+    let value = row.get(other).filter(|f| !f.value.trim().is_empty())?;
+    let parsed = anchor::parse(&value.value, kind).ok()?;
+    Some((other, parsed.id))
+}
+
+/// Picks the row's anchor. With the ConsistencyGuid rule (`--source-anchor auto` and
+/// `consistency-guid`), mS-DS-ConsistencyGuid wins over objectGUID when it has a value
 /// (after an inter-forest move it holds the old forest's objectGUID, which the cloud user
 /// already knows), and an unusable ConsistencyGuid is an error, never a silent fallback.
+/// With `object-guid`, objectGUID alone, as that sync presents it.
 /// An ImmutableId column is the anchor when there is no GUID, and must agree when there is.
-fn resolve_anchor(input: &Input, row: &Row, kind: AnchorKind) -> Result<Resolved, Verdict> {
+fn resolve_anchor(
+    input: &Input,
+    row: &Row,
+    kind: AnchorKind,
+    source: SourceAnchor,
+) -> Result<Resolved, Verdict> {
     let parse_role = |role: Role, kind: AnchorKind| -> Result<Resolved, Verdict> {
         let Some(field) = row.get(role).filter(|f| !f.value.trim().is_empty()) else {
             return Ok(None);
@@ -159,9 +212,26 @@ fn resolve_anchor(input: &Input, row: &Row, kind: AnchorKind) -> Result<Resolved
     if kind == AnchorKind::String {
         return parse_role(Role::ImmutableId, kind);
     }
-    let guid_anchor = match parse_role(Role::ConsistencyGuid, kind)? {
-        Some(found) => Some(found),
-        None => parse_role(Role::ObjectGuid, kind)?,
+    let guid_anchor = match source {
+        SourceAnchor::ObjectGuid => match parse_role(Role::ObjectGuid, kind)? {
+            Some(found) => Some(found),
+            None if row.value(Role::ConsistencyGuid).is_some() => {
+                return Err(Verdict::new(
+                    Outcome::MissingField,
+                    format!(
+                        "{}: the tenant's sync takes its anchor from objectGUID, and the row has only an mS-DS-ConsistencyGuid; export objectGUID too",
+                        input.place(row, None)
+                    ),
+                ))
+            }
+            None => None,
+        },
+        SourceAnchor::Auto | SourceAnchor::ConsistencyGuid => {
+            match parse_role(Role::ConsistencyGuid, kind)? {
+                Some(found) => Some(found),
+                None => parse_role(Role::ObjectGuid, kind)?,
+            }
+        }
     };
     let listed = parse_role(Role::ImmutableId, kind)?;
     match (guid_anchor, listed) {

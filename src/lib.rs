@@ -10,6 +10,7 @@
 //! - [`anchor`]: the ImmutableId type and every anchor form it converts from and to.
 //! - [`source`]: the reader stage (CSV, LDIF, XLSX), rows with their source positions.
 //! - [`compute`]: rows to candidates on rayon, duplicate detection inside the input.
+//! - [`source_anchor`]: which attribute the tenant's sync anchors on, from the evidence.
 //! - [`outcome`]: the stable outcome codes of the report, in one place.
 //! - [`report`]: the reporter stage, one report row per input row.
 //! - [`verify`]: after the sync cycle, what it did with each row of an earlier run.
@@ -37,6 +38,7 @@ pub mod progress;
 pub mod report;
 pub mod resume;
 pub mod source;
+pub mod source_anchor;
 pub mod tenant;
 pub mod verify;
 pub mod write;

@@ -54,6 +54,12 @@ pub enum Outcome {
     TargetHasOtherAnchor,
     FederatedDomain,
     TargetChangedSincePlan,
+    /// Holds or is eligible for a privileged role: sync refuses to hard-match it.
+    TargetPrivileged,
+    /// onPremisesObjectIdentifier names another on-premises object: sync refuses the match.
+    TargetLinkedElsewhere,
+    /// A guest or an external member.
+    TargetGuest,
     // Anchor conflicts.
     AnchorHeldByUser,
     AnchorHeldByDeletedUser,
@@ -118,7 +124,10 @@ impl Outcome {
             | TargetSynced
             | TargetHasOtherAnchor
             | FederatedDomain
-            | TargetChangedSincePlan => Group::Target,
+            | TargetChangedSincePlan
+            | TargetPrivileged
+            | TargetLinkedElsewhere
+            | TargetGuest => Group::Target,
             AnchorHeldByUser | AnchorHeldByDeletedUser => Group::AnchorConflict,
             PermissionDenied | ThrottledOut | GraphError | NotAttempted => Group::Service,
             Matched | AwaitingSync | MatchBlocked | DuplicateCreated | AnchorChanged
@@ -140,6 +149,102 @@ impl Outcome {
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.code())
+    }
+}
+
+/// Something a row that can still be stamped should make the admin look at: the report's
+/// `warnings` column, codes joined by `;`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Warning {
+    /// Sync will give the user another UPN.
+    UpnWillChange,
+    /// Sync will drop cloud-only SMTP addresses the export does not have.
+    AliasesWillBeLost,
+    /// mS-DS-ConsistencyGuid and objectGUID differ and nothing showed which one sync uses.
+    AnchorSourceDiffers,
+    /// onPremisesObjectIdentifier is the row's own objectGUID (INFERRED not to block).
+    ObjectIdentifierSame,
+    /// Role data could not be read: the target may be privileged.
+    RolesUnknown,
+    /// onPremisesObjectIdentifier could not be read: the target may be linked elsewhere.
+    ObjectIdentifierUnknown,
+}
+
+impl Warning {
+    pub const ALL: [Warning; 6] = [
+        Warning::UpnWillChange,
+        Warning::AliasesWillBeLost,
+        Warning::AnchorSourceDiffers,
+        Warning::ObjectIdentifierSame,
+        Warning::RolesUnknown,
+        Warning::ObjectIdentifierUnknown,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Warning::UpnWillChange => "upn-will-change",
+            Warning::AliasesWillBeLost => "aliases-will-be-lost",
+            Warning::AnchorSourceDiffers => "anchor-source-differs",
+            Warning::ObjectIdentifierSame => "object-identifier-same",
+            Warning::RolesUnknown => "roles-unknown",
+            Warning::ObjectIdentifierUnknown => "object-identifier-unknown",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Warning> {
+        Warning::ALL.into_iter().find(|w| w.code() == code.trim())
+    }
+}
+
+/// A row's warnings, in [`Warning::ALL`] order, each once; written as one cell, codes joined
+/// by `;` (in JSON too, so every report format reads the same).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Warnings(Vec<Warning>);
+
+impl Warnings {
+    pub fn add(&mut self, warning: Warning) {
+        if let Err(at) = self.0.binary_search(&warning) {
+            self.0.insert(at, warning);
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Warning> + '_ {
+        self.0.iter().copied()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn contains(&self, warning: Warning) -> bool {
+        self.0.contains(&warning)
+    }
+}
+
+impl fmt::Display for Warnings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let codes: Vec<&str> = self.0.iter().map(|w| w.code()).collect();
+        f.write_str(&codes.join(";"))
+    }
+}
+
+impl Serialize for Warnings {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Warnings {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = Option::<String>::deserialize(deserializer)?.unwrap_or_default();
+        let mut warnings = Warnings::default();
+        for code in text.split(';').filter(|c| !c.trim().is_empty()) {
+            let warning = Warning::from_code(code)
+                .ok_or_else(|| serde::de::Error::custom(format!("unknown warning {code:?}")))?;
+            warnings.add(warning);
+        }
+        Ok(warnings)
     }
 }
 
@@ -169,6 +274,29 @@ mod tests {
             assert_eq!(Outcome::from_code(outcome.code()), Some(outcome));
             let json = serde_json::to_string(&outcome).unwrap();
             assert_eq!(json, format!("\"{}\"", outcome.code()));
+        }
+    }
+
+    #[test]
+    fn warnings_are_one_cell_in_a_fixed_order() {
+        let mut warnings = Warnings::default();
+        for w in [
+            Warning::RolesUnknown,
+            Warning::UpnWillChange,
+            Warning::RolesUnknown,
+        ] {
+            warnings.add(w);
+        }
+        assert_eq!(warnings.to_string(), "upn-will-change;roles-unknown");
+        let json = serde_json::to_string(&warnings).unwrap();
+        assert_eq!(json, "\"upn-will-change;roles-unknown\"");
+        assert_eq!(serde_json::from_str::<Warnings>(&json).unwrap(), warnings);
+        for w in Warning::ALL {
+            assert_eq!(Warning::from_code(w.code()), Some(w));
+            assert_eq!(
+                serde_json::to_string(&w).unwrap(),
+                format!("\"{}\"", w.code())
+            );
         }
     }
 }

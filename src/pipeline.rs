@@ -111,7 +111,15 @@ impl Prepared<'_> {
             }
             if let (Mode::Stamp, Some(anchor)) = (mode, &candidate.immutable_id) {
                 wanted.anchor(&anchor.to_string());
+                // `--source-anchor auto` may settle on the other attribute once the tenant
+                // is read: its holder must be known too.
+                if let Some((_, other)) = candidate.differing_source() {
+                    wanted.anchor(other.as_str());
+                }
             }
+        }
+        if mode == Mode::Stamp {
+            wanted.with_sync_facts();
         }
         wanted
     }
@@ -124,17 +132,29 @@ impl Prepared<'_> {
             .iter()
             .zip(&self.candidates)
             .map(|(row, candidate)| {
-                candidate.verdict.is_none().then(|| {
-                    let subject = Subject {
-                        anchor: candidate.immutable_id.as_ref(),
-                        upn: candidate.target_upn.as_deref(),
-                        mail: row.value(Role::Mail),
-                        cloud_object_id: row.value(Role::CloudObjectId),
-                    };
-                    index.decide(&subject, options)
-                })
+                candidate
+                    .verdict
+                    .is_none()
+                    .then(|| index.decide(&subject(row, candidate), options))
             })
             .collect()
+    }
+}
+
+/// What the planner needs of one row.
+pub fn subject<'r>(row: &'r Row, candidate: &'r Candidate) -> Subject<'r> {
+    /// How Windows PowerShell's Export-Csv writes a multi-valued property: the values are lost.
+    const LOST_COLLECTION: &str = "Microsoft.ActiveDirectory.Management.ADPropertyValueCollection";
+    Subject {
+        anchor: candidate.immutable_id.as_ref(),
+        upn: candidate.target_upn.as_deref(),
+        mail: row.value(Role::Mail),
+        cloud_object_id: row.value(Role::CloudObjectId),
+        object_guid: candidate.guid,
+        on_premises_upn: row.value(Role::Upn),
+        proxy_addresses: row
+            .value(Role::ProxyAddresses)
+            .filter(|v| *v != LOST_COLLECTION),
     }
 }
 
@@ -142,6 +162,7 @@ impl Prepared<'_> {
 pub fn apply_decision(record: &mut Record, decision: &Decision) {
     record.outcome = Some(decision.verdict.outcome);
     record.detail = decision.verdict.detail.clone();
+    record.warnings = decision.warnings.clone();
     record.action = decision.action.code().to_string();
     if let Some(target) = &decision.target {
         record.cloud_user_id = target.id.clone();

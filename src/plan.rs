@@ -2,6 +2,12 @@
 //! outcome Graph would give a write (or why no write should be sent), the target's state the
 //! decision rested on, and who holds a conflicting anchor.
 //!
+//! It plans for the next sync cycle, not only for Graph's answer (graph-facts.md, "What the
+//! next sync cycle does with a stamp"): a target sync would refuse to hard-match (a guest, a
+//! user linked to another on-premises object, a privileged user) is refused here, and a row
+//! that can be stamped carries [`Warning`]s for what sync will change or what could not be
+//! checked.
+//!
 //! Pure and offline: the snapshot comes from `hardmatch snapshot`, from a live read, or from
 //! the emulator's state. The writer re-checks a decision's [`TargetState`] before writing so
 //! that drift since the plan is caught (`target-changed-since-plan`).
@@ -10,9 +16,9 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::anchor::ImmutableId;
-use crate::outcome::{Outcome, Verdict};
-use crate::tenant::{caseless, AuthenticationType, Tenant, User};
+use crate::anchor::{AnchorKind, ImmutableId};
+use crate::outcome::{Outcome, Verdict, Warning, Warnings};
+use crate::tenant::{caseless, AuthenticationType, Privileges, Tenant, User};
 
 /// How the cloud user of a row is found when the row has no CloudObjectId.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -39,6 +45,9 @@ pub struct Permissions {
     pub overwrite: bool,
     pub purge_deleted_holders: bool,
     pub federated_hop: bool,
+    /// Plan a guest or external member as if it were a member (`--allow-guests`).
+    #[serde(default)]
+    pub allow_guests: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -56,6 +65,12 @@ pub struct Subject<'a> {
     pub upn: Option<&'a str>,
     pub mail: Option<&'a str>,
     pub cloud_object_id: Option<&'a str>,
+    /// The row's own objectGUID, to compare with onPremisesObjectIdentifier.
+    pub object_guid: Option<uuid::Uuid>,
+    /// The on-premises UPN as exported (before `--upn-suffix`): what sync will set.
+    pub on_premises_upn: Option<&'a str>,
+    /// The export's proxyAddresses cell, when the export has that column and the row a value.
+    pub proxy_addresses: Option<&'a str>,
 }
 
 /// The write a decision calls for.
@@ -123,6 +138,9 @@ pub struct Decision {
     pub action: Action,
     pub target: Option<TargetState>,
     pub holder: Option<Holder>,
+    /// For a row that can be stamped: what the admin should look at (the detail says why).
+    #[serde(default)]
+    pub warnings: Warnings,
 }
 
 impl Decision {
@@ -132,6 +150,7 @@ impl Decision {
             action: Action::None,
             target: target.map(TargetState::of),
             holder: None,
+            warnings: Warnings::default(),
         }
     }
 }
@@ -157,6 +176,9 @@ pub struct TenantIndex<'t> {
     deleted_by_anchor: HashMap<&'t str, usize>,
     deleted_by_upn: HashMap<String, usize>,
     federated: Vec<String>,
+    /// Verified domains, lowercased: an on-premises UPN outside them is renamed by sync.
+    verified: Vec<String>,
+    privileges: Privileges,
 }
 
 impl<'t> TenantIndex<'t> {
@@ -175,6 +197,12 @@ impl<'t> TenantIndex<'t> {
                 .filter(|d| d.authentication_type == AuthenticationType::Federated)
                 .map(|d| d.id.to_ascii_lowercase())
                 .collect(),
+            verified: tenant
+                .domains
+                .iter()
+                .map(|d| d.id.to_ascii_lowercase())
+                .collect(),
+            privileges: Privileges::new(tenant),
         };
         for (i, user) in tenant.users.iter().enumerate() {
             index.by_id.insert(user.id.to_ascii_lowercase(), i);
@@ -208,6 +236,11 @@ impl<'t> TenantIndex<'t> {
             Mode::Stamp => self.decide_stamp(user, subject, options.allow),
             Mode::Clear => decide_clear(user, subject.anchor, options.allow),
         }
+    }
+
+    /// The cloud user a row names, if exactly one.
+    pub fn target_of(&self, subject: &Subject<'_>, match_by: MatchBy) -> Option<&'t User> {
+        self.find_target(subject, match_by).ok()
     }
 
     fn find_target(
@@ -280,6 +313,7 @@ impl<'t> TenantIndex<'t> {
                     action: Action::None,
                     target: None,
                     holder: None,
+                    warnings: Warnings::default(),
                 });
             }
             None => format!("no cloud user has {key}; check the UPN, or map the domain with --upn-suffix old=new"),
@@ -319,6 +353,9 @@ impl<'t> TenantIndex<'t> {
                 Some(user),
             );
         }
+        if let Some(refused) = self.sync_would_refuse(user, subject, allow) {
+            return refused;
+        }
         if let (Some(other), false) = (current, allow.overwrite) {
             return Decision::refuse(
                 Outcome::TargetHasOtherAnchor,
@@ -333,16 +370,11 @@ impl<'t> TenantIndex<'t> {
             let holder = &self.tenant.users[i];
             if holder.id != user.id {
                 return Decision {
-                    verdict: Verdict::new(
-                        Outcome::AnchorHeldByUser,
-                        format!(
-                            "{} (id {}) already holds {anchor}; clear it there first (hardmatch clear) if it is the wrong account",
-                            holder.user_principal_name, holder.id
-                        ),
-                    ),
+                    verdict: Verdict::new(Outcome::AnchorHeldByUser, held_by(holder, anchor)),
                     action: Action::None,
                     target: Some(TargetState::of(user)),
                     holder: Some(Holder::of(holder)),
+                    warnings: Warnings::default(),
                 };
             }
         }
@@ -364,6 +396,7 @@ impl<'t> TenantIndex<'t> {
                     action: Action::None,
                     target: Some(TargetState::of(user)),
                     holder: Some(Holder::of(holder)),
+                    warnings: Warnings::default(),
                 };
             }
             action = Action::PurgeHolderThenStamp;
@@ -391,19 +424,136 @@ impl<'t> TenantIndex<'t> {
             ),
             None => (Outcome::WouldStamp, format!("will stamp {anchor}")),
         };
-        let detail = match &purged_holder {
+        let mut detail = match &purged_holder {
             Some(h) => format!(
                 "{detail} after purging the deleted holder {} (id {})",
                 h.user_principal_name, h.id
             ),
             None => detail,
         };
+        let (warnings, notes) = self.warnings(user, subject);
+        for (warning, note) in notes {
+            detail.push_str(&format!("; {}: {note}", warning.code()));
+        }
         Decision {
             verdict: Verdict::new(outcome, detail),
             action,
             target: Some(TargetState::of(user)),
             holder: purged_holder,
+            warnings,
         }
+    }
+
+    /// The refusal of a target the next sync cycle would not hard-match onto, though Graph
+    /// would take the stamp (graph-facts.md, "What the next sync cycle does with a stamp").
+    fn sync_would_refuse(
+        &self,
+        user: &User,
+        subject: &Subject<'_>,
+        allow: Permissions,
+    ) -> Option<Decision> {
+        let upn = &user.user_principal_name;
+        if user.is_external() && !allow.allow_guests {
+            let what = if user
+                .user_type
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case("guest"))
+            {
+                "a guest (userType Guest)"
+            } else {
+                "an external member (#EXT# in its UPN)"
+            };
+            return Some(Decision::refuse(
+                Outcome::TargetGuest,
+                format!(
+                    "{upn} is {what}: Entra does not match external users to on-premises users; convert it to an internal member first (POST /users/{}/convertExternalToInternalMemberUser, or Convert-MgUserExternalToInternalMemberUser), or pass --allow-guests to plan it as a member",
+                    user.id
+                ),
+                Some(user),
+            ));
+        }
+        if let Some(linked) = user.object_identifier() {
+            if !is_own_object(linked, subject.object_guid) {
+                let own = subject.object_guid.map_or_else(
+                    || "the export has no objectGUID for it".to_string(),
+                    |g| format!("this row's objectGUID is {g}"),
+                );
+                return Some(Decision::refuse(
+                    Outcome::TargetLinkedElsewhere,
+                    format!(
+                        "{upn} has onPremisesObjectIdentifier {linked}, another on-premises object ({own}): sync blocks a hard match onto it (\"Hard match operation blocked due to security hardening\"); clear it first with PATCH /beta/users/{} {{\"onPremisesObjectIdentifier\": null}} (needs User-OnPremisesSyncBehavior.ReadWrite.All and a Global or Hybrid Identity Administrator; a coming --clear-object-identifier will do it), then plan again",
+                        user.id
+                    ),
+                    Some(user),
+                ));
+            }
+        }
+        let roles = self.privileges.of(&user.id);
+        if !roles.is_empty() {
+            let held: Vec<String> = roles.iter().map(ToString::to_string).collect();
+            return Some(Decision::refuse(
+                Outcome::TargetPrivileged,
+                format!(
+                    "{upn} is {}: sync refuses to hard-match a user who holds or is eligible for a privileged role; remove the assignment or eligibility (or the group membership), let the sync cycle match, then restore it",
+                    held.join(", ")
+                ),
+                Some(user),
+            ));
+        }
+        None
+    }
+
+    /// What a row that can be stamped should make the admin look at, each with its note.
+    fn warnings(&self, user: &User, subject: &Subject<'_>) -> (Warnings, Vec<(Warning, String)>) {
+        let mut notes = Vec::new();
+        if let Some(note) = self.upn_change(user, subject.on_premises_upn) {
+            notes.push((Warning::UpnWillChange, note));
+        }
+        if let Some(lost) = lost_aliases(user, subject) {
+            notes.push((Warning::AliasesWillBeLost, format!("sync will replace the cloud addresses with the exported ones and drop {}; add them to the AD user's proxyAddresses first to keep them", lost.join(", "))));
+        }
+        if let Some(linked) = user.object_identifier() {
+            notes.push((Warning::ObjectIdentifierSame, format!("onPremisesObjectIdentifier {linked} is this row's own objectGUID: the same on-premises object coming back (whether sync lets it match is not documented)")));
+        }
+        if !self.privileges.unknown().is_empty() {
+            let unread: Vec<String> = self
+                .privileges
+                .unknown()
+                .iter()
+                .map(|u| u.explain())
+                .collect();
+            notes.push((
+                Warning::RolesUnknown,
+                format!(
+                    "could not check for privileged roles, which sync refuses to match: {}",
+                    unread.join("; ")
+                ),
+            ));
+        }
+        if let Some(why) = &self.tenant.object_identifiers_unread {
+            notes.push((Warning::ObjectIdentifierUnknown, format!("could not read onPremisesObjectIdentifier ({why}), which blocks the match when set")));
+        }
+        let mut warnings = Warnings::default();
+        for (warning, _) in &notes {
+            warnings.add(*warning);
+        }
+        (warnings, notes)
+    }
+
+    /// What sync will rename the user to, if anything: the on-premises UPN, or under the
+    /// initial domain when its suffix is not a verified domain (graph-facts.md).
+    fn upn_change(&self, user: &User, on_premises: Option<&str>) -> Option<String> {
+        let on_premises = on_premises?;
+        let (prefix, suffix) = on_premises.rsplit_once('@')?;
+        let cloud = &user.user_principal_name;
+        let verified =
+            self.verified.is_empty() || self.verified.contains(&suffix.to_ascii_lowercase());
+        if !verified {
+            let initial = self.initial_domain().unwrap_or("<initial>.onmicrosoft.com");
+            return Some(format!("the on-premises UPN {on_premises} is not in a verified domain of the tenant, so sync will rename {cloud} to {prefix}@{initial}; verify {suffix} or change the AD UPN first"));
+        }
+        (caseless(on_premises) != caseless(cloud))
+            .then(|| format!("sync will rename {cloud} to the on-premises UPN {on_premises}"))
     }
 
     fn is_federated(&self, upn: &str) -> bool {
@@ -464,8 +614,61 @@ fn decide_clear(user: &User, anchor: Option<&ImmutableId>, allow: Permissions) -
             action: Action::Clear,
             target: Some(TargetState::of(user)),
             holder: None,
+            warnings: Warnings::default(),
         },
     }
+}
+
+/// What to do about an active user that holds the row's anchor. A synced holder is the
+/// duplicate an earlier sync cycle created: Graph refuses to clear a synced user's anchor, so
+/// the way out goes through on-premises and the recycle bin.
+fn held_by(holder: &User, anchor: &ImmutableId) -> String {
+    let who = format!("{} (id {})", holder.user_principal_name, holder.id);
+    if holder.on_premises_sync_enabled == Some(true) {
+        return format!(
+            "{who} already holds {anchor} and is synced from on-premises (the duplicate an earlier sync cycle created): free it by taking its on-premises object out of sync scope (or deleting it on-premises), letting the sync cycle delete the cloud copy, then purging that from the recycle bin (or --purge-deleted-holders on the next run); hardmatch clear cannot clear a synced user"
+        );
+    }
+    format!("{who} already holds {anchor}; clear it there first (hardmatch clear) if it is the wrong account")
+}
+
+/// Whether onPremisesObjectIdentifier names the row's own on-premises object. Graph's form
+/// for the value is not documented: any GUID form hardmatch reads is compared.
+fn is_own_object(linked: &str, own: Option<uuid::Uuid>) -> bool {
+    let Some(own) = own else { return false };
+    crate::anchor::parse(linked, AnchorKind::Guid)
+        .ok()
+        .and_then(|parsed| parsed.id.guid())
+        == Some(own)
+}
+
+/// The cloud user's SMTP addresses the export's proxyAddresses (and mail) lack, when the
+/// export has a proxyAddresses value for the row: sync writes that value over the cloud's.
+fn lost_aliases(user: &User, subject: &Subject<'_>) -> Option<Vec<String>> {
+    let exported = subject.proxy_addresses?;
+    let kept: Vec<String> = exported
+        .split([';', ',', '\n'])
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .filter_map(|a| match a.split_once(':') {
+            Some((scheme, address)) if scheme.eq_ignore_ascii_case("smtp") => {
+                Some(caseless(address))
+            }
+            Some(_) => None,
+            None => Some(caseless(a)),
+        })
+        .chain(subject.mail.map(caseless))
+        .collect();
+    let lost: Vec<String> = user
+        .proxy_addresses
+        .iter()
+        .filter_map(|p| {
+            let (scheme, address) = p.split_once(':')?;
+            (scheme.eq_ignore_ascii_case("smtp") && !kept.contains(&caseless(address)))
+                .then(|| address.to_string())
+        })
+        .collect();
+    (!lost.is_empty()).then_some(lost)
 }
 
 impl Holder {
@@ -564,7 +767,7 @@ mod tests {
                 anchor: anchor.as_ref(),
                 upn: Some(upn),
                 mail: Some(upn),
-                cloud_object_id: None,
+                ..Subject::default()
             },
             &options,
         )

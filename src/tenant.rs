@@ -2,7 +2,13 @@
 //! writes it, `hardmatch plan --snapshot` reads it and `hardmatch emulator --tenant` serves it.
 //!
 //! Field names are Graph's own (camelCase), so a user object in the file is the same JSON a
-//! `GET /v1.0/users?$select=...` returns for it.
+//! `GET /v1.0/users?$select=...` returns for it (plus beta's `onPremisesObjectIdentifier`).
+//!
+//! It also holds what decides whether the next sync cycle may hard-match a user
+//! (graph-facts.md, "What the next sync cycle does with a stamp"): privileged role
+//! definitions, role assignments, role eligibilities and the members of the groups that hold
+//! them. [`Privileges`] is the one rule for "is this user privileged", for the planner and
+//! the emulator alike. A role list that is absent (`None`) was not read: privilege is unknown.
 
 use std::path::Path;
 use std::time::Duration;
@@ -29,6 +35,60 @@ pub struct Tenant {
     /// `blockCloudObjectTakeoverThroughHardMatchEnabled`, when it could be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block_cloud_object_takeover_through_hard_match_enabled: Option<bool>,
+    /// Role definitions with beta's `isPrivileged` (a snapshot keeps the privileged ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_definitions: Option<Vec<RoleDefinition>>,
+    /// `roleManagement/directory/roleAssignments`: who holds a role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_assignments: Option<Vec<RoleAssignment>>,
+    /// `roleManagement/directory/roleEligibilitySchedules`: who may activate a role (PIM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_eligibility_schedules: Option<Vec<RoleAssignment>>,
+    /// Role-assignable groups (principals of assignments or eligibilities) and their members.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Group>,
+    /// Why beta's onPremisesObjectIdentifier could not be read, when a read failed: the
+    /// users' values are then unknown, not empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_identifiers_unread: Option<String>,
+}
+
+/// A directory role definition.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleDefinition {
+    pub id: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Beta only: whether the role can change credentials, policies or other roles.
+    #[serde(default)]
+    pub is_privileged: Option<bool>,
+}
+
+/// A role assignment or eligibility schedule: the same fields on both.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleAssignment {
+    #[serde(default)]
+    pub id: String,
+    pub principal_id: String,
+    pub role_definition_id: String,
+    #[serde(default)]
+    pub directory_scope_id: Option<String>,
+}
+
+/// A group that may hold a role, with its members (transitive: nested groups' members too).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Group {
+    pub id: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub is_assignable_to_role: Option<bool>,
+    /// Member object ids; `None` when they could not be read.
+    #[serde(default)]
+    pub members: Option<Vec<String>>,
 }
 
 /// How old a tenant file is, in words for the summary, and whether it is too old (or its age
@@ -98,6 +158,9 @@ pub struct User {
     pub account_enabled: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_date_time: Option<String>,
+    /// `Member` or `Guest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_date_time: Option<String>,
     /// The on-premises object sync linked this user to (beta only): set, it blocks a hard
@@ -143,6 +206,207 @@ impl ProvisioningError {
             field(&self.value)
         )
     }
+}
+
+impl User {
+    /// A guest, or an external member (a B2B user made a member keeps `#EXT#` in its UPN):
+    /// Entra does not match either to an on-premises user (graph-facts.md, "Guests").
+    pub fn is_external(&self) -> bool {
+        self.user_type
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("guest"))
+            || self
+                .user_principal_name
+                .to_ascii_uppercase()
+                .contains("#EXT#")
+    }
+
+    /// The on-premises object this user is linked to, when it is set.
+    pub fn object_identifier(&self) -> Option<&str> {
+        self.on_premises_object_identifier
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// One way a user holds a privileged role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleHolding {
+    /// The role's display name (its id when it has none).
+    pub role: String,
+    /// Eligible (PIM) rather than assigned.
+    pub eligible: bool,
+    /// The role-assignable group it comes through, by name (its id when it has none).
+    pub via_group: Option<String>,
+    /// `directoryScopeId`, when not the whole directory (`/`).
+    pub scope: Option<String>,
+}
+
+impl std::fmt::Display for RoleHolding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let how = if self.eligible {
+            "eligible for"
+        } else {
+            "assigned"
+        };
+        write!(f, "{how} {}", self.role)?;
+        match &self.via_group {
+            Some(group) => write!(f, " through the role-assignable group {group}")?,
+            None => f.write_str(" directly")?,
+        }
+        if let Some(scope) = &self.scope {
+            write!(f, " (scope {scope})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Role data that could not be read, and so leaves privilege unknown.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum UnknownRoles {
+    Definitions,
+    Assignments,
+    Eligibilities,
+    /// The members of this group (by name) could not be read.
+    GroupMembers(String),
+}
+
+impl UnknownRoles {
+    /// What could not be read, and the permission (or licence) that would let it be read.
+    pub fn explain(&self) -> String {
+        match self {
+            UnknownRoles::Definitions => "privileged role definitions (beta roleDefinitions): grant RoleManagement.Read.Directory".into(),
+            UnknownRoles::Assignments => "role assignments: grant RoleManagement.Read.Directory".into(),
+            UnknownRoles::Eligibilities => "role eligibilities (PIM): grant RoleEligibilitySchedule.Read.Directory (the tenant needs Entra ID P2 for PIM)".into(),
+            UnknownRoles::GroupMembers(group) => format!("members of the role-assignable group {group}: grant GroupMember.Read.All"),
+        }
+    }
+}
+
+/// Who holds or is eligible for a privileged role, directly or through a role-assignable
+/// group: the rule by which sync refuses a hard match (graph-facts.md, (b) and (c)), and by
+/// which Graph guards sensitive attributes. Built once per tenant; [`Privileges::of`] per user.
+#[derive(Debug, Default)]
+pub struct Privileges {
+    by_user: std::collections::HashMap<String, Vec<RoleHolding>>,
+    unknown: Vec<UnknownRoles>,
+}
+
+impl Privileges {
+    pub fn new(tenant: &Tenant) -> Privileges {
+        let mut privileges = Privileges::default();
+        let Some(definitions) = &tenant.role_definitions else {
+            privileges.unknown.push(UnknownRoles::Definitions);
+            return privileges;
+        };
+        let privileged: std::collections::HashMap<String, &RoleDefinition> = definitions
+            .iter()
+            .filter(|d| d.is_privileged == Some(true))
+            .map(|d| (d.id.to_ascii_lowercase(), d))
+            .collect();
+        let groups: std::collections::HashMap<String, &Group> = tenant
+            .groups
+            .iter()
+            .map(|g| (g.id.to_ascii_lowercase(), g))
+            .collect();
+        for (list, eligible, unknown) in [
+            (&tenant.role_assignments, false, UnknownRoles::Assignments),
+            (
+                &tenant.role_eligibility_schedules,
+                true,
+                UnknownRoles::Eligibilities,
+            ),
+        ] {
+            let Some(list) = list else {
+                privileges.unknown.push(unknown);
+                continue;
+            };
+            for grant in list {
+                let Some(definition) =
+                    privileged.get(&grant.role_definition_id.to_ascii_lowercase())
+                else {
+                    continue;
+                };
+                let holding = |via_group: Option<String>| RoleHolding {
+                    role: definition
+                        .display_name
+                        .clone()
+                        .unwrap_or_else(|| definition.id.clone()),
+                    eligible,
+                    via_group,
+                    scope: grant
+                        .directory_scope_id
+                        .clone()
+                        .filter(|s| s != "/" && !s.is_empty()),
+                };
+                let principal = grant.principal_id.to_ascii_lowercase();
+                match groups.get(&principal) {
+                    None => privileges.add(principal, holding(None)),
+                    Some(group) => {
+                        let name = group
+                            .display_name
+                            .clone()
+                            .unwrap_or_else(|| group.id.clone());
+                        match transitive_members(group, &groups) {
+                            Some(members) => {
+                                for member in members {
+                                    privileges.add(member, holding(Some(name.clone())));
+                                }
+                            }
+                            None => privileges.unknown.push(UnknownRoles::GroupMembers(name)),
+                        }
+                    }
+                }
+            }
+        }
+        privileges.unknown.sort();
+        privileges.unknown.dedup();
+        privileges
+    }
+
+    fn add(&mut self, user_id: String, holding: RoleHolding) {
+        let holdings = self.by_user.entry(user_id).or_default();
+        if !holdings.contains(&holding) {
+            holdings.push(holding);
+        }
+    }
+
+    /// The privileged roles a user holds or is eligible for, as far as they are known.
+    pub fn of(&self, user_id: &str) -> &[RoleHolding] {
+        self.by_user
+            .get(&user_id.to_ascii_lowercase())
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// What could not be read: when not empty, a user with no known role may still hold one.
+    pub fn unknown(&self) -> &[UnknownRoles] {
+        &self.unknown
+    }
+}
+
+/// A group's members, with nested groups' members (each group visited once); `None` when
+/// any group's members on the way are unknown.
+fn transitive_members(
+    group: &Group,
+    groups: &std::collections::HashMap<String, &Group>,
+) -> Option<Vec<String>> {
+    let mut members = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut queue = vec![group];
+    while let Some(group) = queue.pop() {
+        if !seen.insert(group.id.to_ascii_lowercase()) {
+            continue;
+        }
+        for member in group.members.as_ref()? {
+            let member = member.to_ascii_lowercase();
+            match groups.get(&member) {
+                Some(nested) => queue.push(nested),
+                None => members.push(member),
+            }
+        }
+    }
+    Some(members)
 }
 
 /// The form in which two UPNs or mail addresses are compared: letters without regard to
@@ -244,12 +508,57 @@ impl Tenant {
             .iter()
             .filter(|u| u.account_enabled != Some(false))
             .filter(|u| u.on_premises_sync_enabled != Some(true))
-            .filter(|u| !u.user_principal_name.contains("#EXT#"))
+            .filter(|u| !u.is_external())
             .filter(|u| {
                 !covered.contains(&caseless(&u.id))
                     && !covered.contains(&caseless(&u.user_principal_name))
             })
             .collect()
+    }
+
+    /// The privileged roles `user_id` holds or is eligible for, directly or through a group
+    /// ([`Privileges`]; build that once for many users).
+    pub fn privileged_roles(&self, user_id: &str) -> Vec<RoleHolding> {
+        Privileges::new(self).of(user_id).to_vec()
+    }
+
+    /// The summary's lines on what the next sync cycle's match was checked against: the
+    /// privileged roles (or which permission would let them be read), and
+    /// onPremisesObjectIdentifier when it could not be read.
+    pub fn sync_check_notes(&self) -> Vec<(String, String)> {
+        let privileges = Privileges::new(self);
+        let mut notes = vec![if privileges.unknown().is_empty() {
+            (
+                "privileged roles".to_string(),
+                format!(
+                    "checked: {} privileged role definitions, {} assignments, {} eligibilities, {} role-assignable groups",
+                    self.role_definitions.as_ref().map_or(0, Vec::len),
+                    self.role_assignments.as_ref().map_or(0, Vec::len),
+                    self.role_eligibility_schedules.as_ref().map_or(0, Vec::len),
+                    self.groups.len()
+                ),
+            )
+        } else {
+            let unread: Vec<String> = privileges
+                .unknown()
+                .iter()
+                .map(UnknownRoles::explain)
+                .collect();
+            (
+                "WARNING roles-unknown".to_string(),
+                format!(
+                    "sync refuses to match privileged users, and these could not be read: {}; rows that would be stamped carry roles-unknown",
+                    unread.join("; ")
+                ),
+            )
+        }];
+        if let Some(why) = &self.object_identifiers_unread {
+            notes.push((
+                "WARNING object-identifier-unknown".to_string(),
+                format!("onPremisesObjectIdentifier (beta, User.Read.All) could not be read ({why}); rows that would be stamped carry object-identifier-unknown"),
+            ));
+        }
+        notes
     }
 
     /// Users by object id, for the many lookups by id a run makes.
@@ -328,6 +637,82 @@ mod tests {
         ] {
             assert_ne!(caseless(look_alike), caseless(plain), "{look_alike}");
         }
+    }
+
+    #[test]
+    fn privilege_comes_directly_eligibly_or_through_nested_groups_and_unread_is_unknown() {
+        let grant = |principal: &str, role: &str| RoleAssignment {
+            principal_id: principal.into(),
+            role_definition_id: role.into(),
+            ..RoleAssignment::default()
+        };
+        let group = |id: &str, members: Option<&[&str]>| Group {
+            id: id.into(),
+            display_name: Some(format!("group {id}")),
+            members: members.map(|m| m.iter().map(|s| s.to_string()).collect()),
+            ..Group::default()
+        };
+        let mut tenant = Tenant {
+            role_definitions: Some(vec![
+                RoleDefinition {
+                    id: "GA".into(),
+                    display_name: Some("Global Administrator".into()),
+                    is_privileged: Some(true),
+                },
+                RoleDefinition {
+                    id: "reader".into(),
+                    is_privileged: Some(false),
+                    ..RoleDefinition::default()
+                },
+            ]),
+            role_assignments: Some(vec![
+                grant("U1", "ga"),
+                grant("u2", "reader"),
+                grant("outer", "GA"),
+            ]),
+            role_eligibility_schedules: Some(vec![grant("u4", "GA")]),
+            groups: vec![
+                group("outer", Some(&["inner", "u5"])),
+                group("inner", Some(&["u6", "outer"])),
+            ],
+            ..Tenant::default()
+        };
+        let privileges = Privileges::new(&tenant);
+        assert!(privileges.unknown().is_empty());
+        assert_eq!(
+            privileges.of("u1")[0].to_string(),
+            "assigned Global Administrator directly"
+        );
+        assert!(
+            privileges.of("u2").is_empty(),
+            "a role that is not privileged"
+        );
+        assert_eq!(
+            privileges.of("u4")[0].to_string(),
+            "eligible for Global Administrator directly"
+        );
+        assert_eq!(
+            privileges.of("U6")[0].to_string(),
+            "assigned Global Administrator through the role-assignable group group outer"
+        );
+        assert_eq!(privileges.of("u5").len(), 1);
+        assert_eq!(tenant.privileged_roles("u6").len(), 1);
+
+        tenant.groups[1].members = None;
+        tenant.role_eligibility_schedules = None;
+        let privileges = Privileges::new(&tenant);
+        assert_eq!(
+            privileges.unknown(),
+            [
+                UnknownRoles::Eligibilities,
+                UnknownRoles::GroupMembers("group outer".into())
+            ]
+        );
+        tenant.role_definitions = None;
+        assert_eq!(
+            Privileges::new(&tenant).unknown(),
+            [UnknownRoles::Definitions]
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use super::input::InputArgs;
-use super::plan::{plan_records, PlanArgs};
+use super::plan::{plan_for_sync, PlanArgs};
 use super::target::{self, Connection, ReadArgs, TargetArgs};
 use crate::exit_code::ExitCode;
 use crate::graph::read::{TenantRead, Wanted};
@@ -175,10 +175,13 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
             (records, read)
         } else {
             let source = args.input.open()?;
-            let prepared = pipeline::prepare(&source, &args.input.compute_options())?;
+            let compute = args.input.compute_options();
+            let mut prepared = pipeline::prepare(&source, &compute)?;
             let wanted = prepared.wanted(options.match_by, mode);
-            let read = read_tenant(&connection.client, &wanted, args.read.strategy).await?;
-            (plan_records(&prepared, &read.tenant, &options), read)
+            let mut read = read_tenant(&connection.client, &wanted, args.read.strategy).await?;
+            let (records, notes) = plan_for_sync(&mut prepared, &read.tenant, &options, &compute)?;
+            read.notes = notes;
+            (records, read)
         };
         let run = WriteRun {
             connection,
@@ -264,6 +267,9 @@ impl WriteRun<'_> {
             None => None,
         };
         let items = pipeline::work_items(records, tenant, new_anchor);
+        for (name, note) in &self.read.notes {
+            eprintln!("{name}: {note}");
+        }
         eprintln!(
             "{}",
             describe(records, items.len(), self.write.max_writes, tenant)
@@ -319,6 +325,7 @@ impl WriteRun<'_> {
             .into_iter()
             .chain(self.connection.client.usage_notes())
             .chain([tenant.takeover_note()])
+            .chain(self.read.notes.clone())
             .collect(),
         };
         if let Err(e) = report::write(self.output, records, &summary, self.write.excel) {

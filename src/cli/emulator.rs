@@ -144,6 +144,15 @@ pub struct Args {
     /// Answer every write with 403, as for an app that lacks User.ReadWrite.All.
     #[arg(long)]
     pub forbid_writes: bool,
+
+    /// Answer role definitions, assignments and eligibilities with 403, as for an app that
+    /// lacks RoleManagement.Read.Directory.
+    #[arg(long)]
+    pub forbid_role_reads: bool,
+
+    /// Refuse role eligibility schedules, as a tenant without Entra ID P2 may.
+    #[arg(long)]
+    pub no_p2: bool,
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -181,6 +190,8 @@ impl Args {
             deleted_users_reserve_anchors: !self.deleted_users_free_anchors,
             refuse_federated_anchor_change: !self.allow_federated_change,
             forbid_writes: self.forbid_writes,
+            forbid_role_reads: self.forbid_role_reads,
+            refuse_role_eligibility: self.no_p2,
             clients: self
                 .client_id
                 .iter()

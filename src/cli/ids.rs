@@ -9,7 +9,7 @@ use super::input::InputArgs;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::compute::{self, Candidate};
+use crate::compute::{self, Candidate, SourceAnchor};
 use crate::exit_code::ExitCode;
 use crate::outcome::Outcome;
 use crate::pipeline::{self, Prepared};
@@ -30,6 +30,14 @@ Examples:
 
   # A workbook whose sheet 'Migration' has a column 'Login' for the UPN:
   hardmatch ids wave1.xlsx --sheet Migration --column upn=Login -o ids.csv
+
+  # The tenant's Entra Connect anchors on objectGUID (installed at 1.1.486 or older, or
+  # upgraded from DirSync), whatever mS-DS-ConsistencyGuid holds:
+  hardmatch ids users.csv --source-anchor object-guid -o ids.csv
+
+Without a tenant to look at, `--source-anchor auto` is the ConsistencyGuid rule (ConsistencyGuid
+when set, else objectGUID); a row whose two attributes differ says so in its detail
+(anchor-source-differs), since `plan` may find that the tenant's sync uses objectGUID.
 
 Output columns: line, upn, object_guid, immutable_id, anchor_source (the attribute that gave
 the ImmutableId), outcome, detail.
@@ -65,7 +73,8 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
     let format = report::check_output(&args.output, report::REPORT_FORMATS)?;
     let source = args.input.open()?;
     let prepared = pipeline::prepare(&source, &args.input.compute_options())?;
-    let row = |i| IdRow::of(&prepared, i);
+    let unsettled = args.input.source_anchor == SourceAnchor::Auto;
+    let row = |i| IdRow::of(&prepared, i, unsettled);
     let count = prepared.input.rows.len();
     match format {
         report::Format::Csv => write_csv(&args, count, row)?,
@@ -85,6 +94,14 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
         *counts.entry(outcome_of(candidate).0).or_default() += 1;
     }
     eprintln!("{}: {count} rows", prepared.input.name);
+    eprintln!(
+        "source anchor: {}",
+        match args.input.source_anchor {
+            SourceAnchor::ObjectGuid => "objectGUID, as asked (--source-anchor object-guid)",
+            SourceAnchor::ConsistencyGuid => "mS-DS-ConsistencyGuid when set, else objectGUID, as asked",
+            SourceAnchor::Auto => "mS-DS-ConsistencyGuid when set, else objectGUID: ids sees no tenant, so no evidence (plan looks at the already-synced users)",
+        }
+    );
     for (outcome, count) in &counts {
         eprintln!("  {:<28} {count:>9}", outcome.code());
     }
@@ -101,13 +118,24 @@ struct IdRow<'a> {
     immutable_id: &'a str,
     anchor_source: &'a str,
     outcome: Outcome,
-    detail: &'a str,
+    detail: Cow<'a, str>,
 }
 
 impl<'a> IdRow<'a> {
-    fn of(prepared: &'a Prepared<'_>, i: usize) -> IdRow<'a> {
+    /// Row `i`; `unsettled` when no one said which attribute the tenant's sync uses, so a
+    /// row whose two GUID attributes differ says so.
+    fn of(prepared: &'a Prepared<'_>, i: usize, unsettled: bool) -> IdRow<'a> {
         let (row, candidate) = (&prepared.input.rows[i], &prepared.candidates[i]);
         let (outcome, detail) = outcome_of(candidate);
+        let detail = match candidate
+            .differing_source()
+            .filter(|_| unsettled && detail.is_empty())
+        {
+            Some((_, other)) => Cow::Owned(format!(
+                "anchor-source-differs: used mS-DS-ConsistencyGuid, not objectGUID ({other}); if the tenant's sync anchors on objectGUID, use --source-anchor object-guid (plan finds out from already-synced users)"
+            )),
+            None => Cow::Borrowed(detail),
+        };
         IdRow {
             line: row.location.as_ref().map_or(0, |l| l.line()),
             upn: row.value(Role::Upn).unwrap_or_default(),
@@ -130,7 +158,7 @@ impl<'a> IdRow<'a> {
             Cow::Borrowed(self.immutable_id),
             Cow::Borrowed(self.anchor_source),
             Cow::Borrowed(self.outcome.code()),
-            Cow::Borrowed(self.detail),
+            self.detail.clone(),
         ]
     }
 }
@@ -152,7 +180,7 @@ fn write_csv<'a>(
         cells.id(row.immutable_id);
         cells.cell(row.anchor_source);
         cells.cell(row.outcome.code());
-        cells.cell(row.detail);
+        cells.cell(&row.detail);
     })
 }
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::anchor::AnchorKind;
-use crate::compute::ComputeOptions;
+use crate::compute::{ComputeOptions, SourceAnchor};
 use crate::source::{self, Format, ReadOptions, Role, Source};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -23,7 +23,7 @@ pub struct InputArgs {
 
     /// Map a role to a header by hand, e.g. `--column upn=Login --column object-guid=GUID`.
     /// Roles: upn, object-guid, consistency-guid, immutable-id, mail, target-upn,
-    /// cloud-object-id, display-name, object-class, dn.
+    /// cloud-object-id, display-name, object-class, dn, proxy-addresses.
     #[arg(long = "column", value_parser = parse_column, value_name = "ROLE=HEADER")]
     pub columns: Vec<(Role, String)>,
 
@@ -35,6 +35,13 @@ pub struct InputArgs {
     /// employeeID, mapped with --column immutable-id=HEADER and used as-is).
     #[arg(long, value_enum, default_value = "guid")]
     pub anchor_kind: AnchorKind,
+
+    /// Which attribute the tenant's sync takes its anchor from: `auto` finds out from the
+    /// export's already-synced users (mS-DS-ConsistencyGuid when they show nothing),
+    /// `consistency-guid` (ConsistencyGuid when set, else objectGUID: Cloud Sync and current
+    /// Entra Connect), or `object-guid` (older Entra Connect and DirSync upgrades).
+    #[arg(long, value_enum, default_value = "auto", value_name = "ATTRIBUTE")]
+    pub source_anchor: SourceAnchor,
 
     /// Map an on-premises UPN suffix to the cloud one for a domain move, e.g.
     /// `--upn-suffix contoso.local=contoso.com` (repeatable).
@@ -77,6 +84,7 @@ impl InputArgs {
     pub fn compute_options(&self) -> ComputeOptions {
         ComputeOptions {
             anchor_kind: self.anchor_kind,
+            source_anchor: self.source_anchor,
             upn_suffixes: self.upn_suffixes.clone(),
             anchor_optional: false,
         }

@@ -4,11 +4,13 @@ use std::path::PathBuf;
 
 use super::input::InputArgs;
 use super::target::{self, ReadArgs, TargetArgs};
+use crate::compute::ComputeOptions;
 use crate::exit_code::ExitCode;
 use crate::graph::read::{ReadStrategy, Wanted};
 use crate::pipeline::{self, Prepared};
 use crate::plan::{MatchBy, Mode, Permissions, PlanOptions};
 use crate::report::{self, Record, Summary};
+use crate::source_anchor;
 use crate::tenant::Tenant;
 
 const EXAMPLES: &str = "\
@@ -94,6 +96,11 @@ pub struct PlanArgs {
     /// For a UPN in a federated domain: move it to the initial domain, stamp, move it back.
     #[arg(long)]
     pub federated_hop: bool,
+
+    /// Plan a guest or external member as if it were a member, instead of `target-guest`
+    /// (Entra does not match external users: convert them first where you can).
+    #[arg(long)]
+    pub allow_guests: bool,
 }
 
 impl PlanArgs {
@@ -119,6 +126,7 @@ impl PlanArgs {
                 overwrite: self.overwrite,
                 purge_deleted_holders: self.purge_deleted_holders,
                 federated_hop: self.federated_hop,
+                allow_guests: self.allow_guests,
             },
         }
     }
@@ -131,7 +139,7 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
         report::check_output(path, report::UNCOVERED_FORMATS)?;
     }
     let source = args.input.open()?;
-    let prepared = pipeline::prepare(&source, &args.input.compute_options())?;
+    let mut prepared = pipeline::prepare(&source, &args.input.compute_options())?;
     let (tenant, read_note, usage) = match &args.snapshot {
         Some(path) => {
             let tenant = Tenant::load(path)?;
@@ -160,7 +168,12 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
             target::runtime()?.block_on(read_live(&args.target, &wanted, strategy))?
         }
     };
-    let records = plan_records(&prepared, &tenant, &args.plan.options(Mode::Stamp));
+    let (records, sync_notes) = plan_for_sync(
+        &mut prepared,
+        &tenant,
+        &args.plan.options(Mode::Stamp),
+        &args.input.compute_options(),
+    )?;
     let summary = Summary {
         command_line: report::redact_args(std::env::args()),
         tenant: tenant.tenant_id.clone(),
@@ -171,6 +184,7 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
             .into_iter()
             .chain(usage)
             .chain([tenant.takeover_note()])
+            .chain(sync_notes.clone())
             .collect(),
     };
     report::write(&args.output, &records, &summary, args.excel)?;
@@ -184,6 +198,9 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
         );
     }
     eprintln!("tenant read: {read_note}");
+    for (name, note) in &sync_notes {
+        eprintln!("{name}: {note}");
+    }
     if let Some(warning) = tenant.takeover_warning() {
         eprintln!("WARNING: {warning}");
     }
@@ -202,6 +219,28 @@ async fn read_live(
     let usage = connection.client.usage_notes();
     connection.close().await;
     Ok((read.tenant, format!("live, {}", read.how), usage))
+}
+
+/// Lines of a report's summary: (what, what about it).
+pub type Notes = Vec<(String, String)>;
+
+/// The planned record of every row for a stamping run, once `--source-anchor` is settled
+/// against the tenant, and the summary's lines on what the next sync cycle was checked
+/// against (the source anchor and its evidence, the privileged roles).
+pub fn plan_for_sync(
+    prepared: &mut Prepared,
+    tenant: &Tenant,
+    options: &PlanOptions,
+    compute: &ComputeOptions,
+) -> crate::Result<(Vec<Record>, Notes)> {
+    let choice = source_anchor::settle(prepared, tenant, options.match_by, compute)?;
+    let mut records = plan_records(prepared, tenant, options);
+    source_anchor::mark_unsettled(&mut records, prepared, &choice);
+    let notes = [("source anchor".to_string(), choice.note)]
+        .into_iter()
+        .chain(tenant.sync_check_notes())
+        .collect();
+    Ok((records, notes))
 }
 
 /// The planned record of every row, in input order.

@@ -20,8 +20,12 @@ Examples:
   hardmatch plan users.csv --snapshot tenant.json -o plan.xlsx
   hardmatch emulator --tenant tenant.json --access-token rehearsal
 
-Reads users (with onPremisesImmutableId, proxyAddresses, onPremisesSyncEnabled), deleted users,
-domains and the hard-match takeover setting. Needs User.Read.All and Domain.Read.All.";
+Reads users (with onPremisesImmutableId, proxyAddresses, onPremisesSyncEnabled, userType and
+beta's onPremisesObjectIdentifier), deleted users, domains, the hard-match takeover setting, and
+the privileged roles: definitions, assignments, eligibilities and the members of role-assignable
+groups. Needs User.Read.All and Domain.Read.All; RoleManagement.Read.Directory,
+RoleEligibilitySchedule.Read.Directory and GroupMember.Read.All for the roles (without them the
+file records the roles as unknown, and plans mark rows roles-unknown).";
 
 /// Save the tenant's users, deleted users and domains to a file (read-only).
 #[derive(Debug, clap::Args)]
@@ -40,7 +44,7 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
     report::check_output(&args.output, tenant_file)?;
     let (tenant, requests) = target::runtime()?.block_on(async {
         let connection = args.target.connect().await?;
-        let everyone = Wanted::default();
+        let everyone = Wanted::everyone();
         let tenant = pipeline::read_tenant(&connection.client, &everyone, ReadStrategy::Bulk)
             .await?
             .tenant;

@@ -51,6 +51,12 @@ pub struct Config {
     pub refuse_federated_anchor_change: bool,
     /// Answer every write with 403, as for an app without User.ReadWrite.All.
     pub forbid_writes: bool,
+    /// Answer role definitions, assignments and eligibilities with 403, as for an app
+    /// without RoleManagement.Read.Directory.
+    pub forbid_role_reads: bool,
+    /// Refuse role eligibility schedules (403), as a tenant without Entra ID P2 may
+    /// (graph-facts.md: it has none, or refuses).
+    pub refuse_role_eligibility: bool,
     /// Apps that may sign in with client credentials: (client id, secret).
     pub clients: Vec<(String, String)>,
     /// Apps that may sign in with a certificate: (client id, certificate PEM).
@@ -75,6 +81,8 @@ impl Default for Config {
             deleted_users_reserve_anchors: true,
             refuse_federated_anchor_change: true,
             forbid_writes: false,
+            forbid_role_reads: false,
+            refuse_role_eligibility: false,
             clients: Vec::new(),
             client_certificates: Vec::new(),
             access_token: None,
@@ -118,6 +126,18 @@ impl Emulator {
             storm_until: Mutex::new(f64::NEG_INFINITY),
             config,
         }
+    }
+
+    /// Changes the tenant behind every client's back, as an admin in the portal (or another
+    /// tool) would: for rehearsals and tests that set up what happens between two commands.
+    pub fn edit_tenant(&self, change: impl FnOnce(&mut Tenant)) {
+        self.with_state(|s| {
+            let mut tenant = s.tenant.clone();
+            change(&mut tenant);
+            let stats = std::mem::take(&mut s.stats);
+            *s = State::new(tenant);
+            s.stats = stats;
+        });
     }
 
     /// Runs one sync cycle from the configured directory (`None` without one).
@@ -547,7 +567,7 @@ async fn http_handler(
             header("host").unwrap_or_else(|| "127.0.0.1".into())
         ),
     };
-    let is_graph = request.path.starts_with("/v1.0");
+    let is_graph = request.path.starts_with("/v1.0") || request.path.starts_with("/beta");
     let fault = if is_graph {
         emulator.faults.lock().expect("faults lock").roll()
     } else {

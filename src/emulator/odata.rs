@@ -56,6 +56,8 @@ impl Property {
     fn equal(self, a: &str, b: &str) -> bool {
         match self {
             Property::OnPremisesImmutableId => a == b,
+            // ASCII folds without an allocation: a lookup compares every user of the tenant.
+            _ if a.is_ascii() && b.is_ascii() => a.eq_ignore_ascii_case(b),
             _ => caseless(a) == caseless(b),
         }
     }

@@ -77,7 +77,23 @@ fn bad_request(message: &str) -> Reply {
     graph_error(400, "Request_BadRequest", message)
 }
 
-/// What a path names, after `/v1.0`.
+/// Which Graph a path is under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Version {
+    V1,
+    Beta,
+}
+
+impl Version {
+    fn prefix(self) -> &'static str {
+        match self {
+            Version::V1 => "/v1.0",
+            Version::Beta => "/beta",
+        }
+    }
+}
+
+/// What a path names, after `/v1.0` or `/beta`.
 #[derive(Debug, PartialEq)]
 enum Route {
     Users,
@@ -90,6 +106,11 @@ enum Route {
     Domains,
     OnPremisesSync,
     Batch,
+    RoleDefinitions,
+    RoleAssignments,
+    RoleEligibilitySchedules,
+    Group(String),
+    GroupTransitiveMembers(String),
 }
 
 impl Route {
@@ -106,13 +127,25 @@ impl Route {
             Route::Domains => "/domains",
             Route::OnPremisesSync => "/directory/onPremisesSynchronization",
             Route::Batch => "/$batch",
+            Route::RoleDefinitions => "/roleManagement/directory/roleDefinitions",
+            Route::RoleAssignments => "/roleManagement/directory/roleAssignments",
+            Route::RoleEligibilitySchedules => "/roleManagement/directory/roleEligibilitySchedules",
+            Route::Group(_) => "/groups/{id}",
+            Route::GroupTransitiveMembers(_) => "/groups/{id}/transitiveMembers",
         }
     }
 
-    fn parse(path: &str) -> Option<Route> {
-        let rest = path
-            .strip_prefix("/v1.0/")
-            .or_else(|| path.strip_prefix("/v1.0"))?;
+    /// The version and the route of a path; what beta serves here is what hardmatch reads
+    /// from it (users, `$batch`, role definitions), and the rest too.
+    fn parse(path: &str) -> Option<(Version, Route)> {
+        let version = [Version::V1, Version::Beta]
+            .into_iter()
+            .find(|v| path.starts_with(v.prefix()))?;
+        let rest = path[version.prefix().len()..].trim_start_matches('/');
+        Some((version, Route::parse_rest(rest)?))
+    }
+
+    fn parse_rest(rest: &str) -> Option<Route> {
         let segments: Vec<String> = rest
             .split('/')
             .filter(|s| !s.is_empty())
@@ -131,6 +164,13 @@ impl Route {
             ["domains"] => Route::Domains,
             ["directory", "onPremisesSynchronization"] => Route::OnPremisesSync,
             ["$batch"] => Route::Batch,
+            ["roleManagement", "directory", "roleDefinitions"] => Route::RoleDefinitions,
+            ["roleManagement", "directory", "roleAssignments"] => Route::RoleAssignments,
+            ["roleManagement", "directory", "roleEligibilitySchedules"] => {
+                Route::RoleEligibilitySchedules
+            }
+            ["groups", id] => Route::Group(id.to_string()),
+            ["groups", id, "transitiveMembers"] => Route::GroupTransitiveMembers(id.to_string()),
             _ => return None,
         })
     }
@@ -192,7 +232,9 @@ const SELECT_ONLY: [&str; 7] = [
     "onPremisesProvisioningErrors",
     "createdDateTime",
 ];
-const SELECTABLE: [&str; 12] = [
+const SELECTABLE: [&str; 14] = [
+    "userType",
+    "onPremisesObjectIdentifier",
     "id",
     "userPrincipalName",
     "displayName",
@@ -208,6 +250,25 @@ const SELECTABLE: [&str; 12] = [
 ];
 /// Collections: Graph answers `[]`, never `null`, for one that is empty.
 const COLLECTIONS: [&str; 2] = ["proxyAddresses", "onPremisesProvisioningErrors"];
+
+/// The first `$select`ed property users do not have in this version: beta alone has
+/// onPremisesObjectIdentifier (graph-facts.md), v1.0 answers 400 for it.
+fn unknown_property(select: Option<&[String]>, version: Version) -> Option<&str> {
+    select?
+        .iter()
+        .find(|p| {
+            let known = SELECTABLE.iter().any(|s| s.eq_ignore_ascii_case(p));
+            let beta_only = p.eq_ignore_ascii_case("onPremisesObjectIdentifier");
+            !known || (beta_only && version == Version::V1)
+        })
+        .map(String::as_str)
+}
+
+fn no_such_property(property: &str) -> Reply {
+    bad_request(&format!(
+        "Could not find a property named '{property}' on type 'microsoft.graph.user'."
+    ))
+}
 
 fn user_json(user: &User, select: Option<&[String]>) -> Value {
     let full = serde_json::to_value(user).expect("users serialize");
@@ -260,13 +321,19 @@ impl Emulator {
     /// Counts a Graph request that an injected fault answers before it is served, so that
     /// the stats count every request a client sent.
     pub(super) fn count_faulted(&self, request: &Request) {
-        if let Some(route) = Route::parse(&request.path) {
-            self.count_route(request, &route);
+        if let Some((version, route)) = Route::parse(&request.path) {
+            self.count_route(request, version, &route);
         }
     }
 
-    fn count_route(&self, request: &Request, route: &Route) {
-        self.count(format!("{} {}", request.method, route.template()));
+    /// Counted as `METHOD /path/template`, with `/beta` in front for beta.
+    fn count_route(&self, request: &Request, version: Version, route: &Route) {
+        let beta = if version == Version::Beta {
+            "/beta"
+        } else {
+            ""
+        };
+        self.count(format!("{} {beta}{}", request.method, route.template()));
     }
 
     /// Serves one Graph request (`/v1.0/...`), already authenticated. `app` is the caller's
@@ -276,19 +343,27 @@ impl Emulator {
             s.stats
                 .log_request(&request.method, &request.path, &request.query)
         });
-        let Some(route) = Route::parse(&request.path) else {
+        let Some((version, route)) = Route::parse(&request.path) else {
             return graph_error(
                 400,
                 "Request_BadRequest",
                 &format!("Resource not found for the segment '{}'.", request.path),
             );
         };
-        self.count_route(request, &route);
+        self.count_route(request, version, &route);
         if route == Route::Batch {
-            return self.batch(request, app);
+            return self.batch(request, app, version);
         }
         let query = Query::parse(&request.query);
-        let is_list = matches!(route, Route::Users | Route::DeletedUsers);
+        let is_list = matches!(
+            route,
+            Route::Users
+                | Route::DeletedUsers
+                | Route::RoleDefinitions
+                | Route::RoleAssignments
+                | Route::RoleEligibilitySchedules
+                | Route::GroupTransitiveMembers(_)
+        );
         let top = query.top.as_deref().and_then(|t| t.parse().ok());
         let is_write = request.method != "GET";
         if let Some(left) = self.storm_left() {
@@ -310,7 +385,7 @@ impl Emulator {
                 resource_units,
                 limit_percentage,
             } => {
-                let mut reply = self.dispatch(request, route, &query);
+                let mut reply = self.dispatch(request, version, route, &query);
                 reply = reply.header("x-ms-resource-unit", resource_units.to_string());
                 if let Some(pct) = limit_percentage {
                     reply = reply.header("x-ms-throttle-limit-percentage", format!("{pct:.1}"));
@@ -340,19 +415,57 @@ impl Emulator {
             .header("x-ms-throttle-information", information)
     }
 
-    fn dispatch(&self, request: &Request, route: Route, query: &Query) -> Reply {
-        if self.config.forbid_writes && request.method != "GET" {
-            return graph_error(
+    fn dispatch(&self, request: &Request, version: Version, route: Route, query: &Query) -> Reply {
+        let denied = || {
+            graph_error(
                 403,
                 "Authorization_RequestDenied",
                 "Insufficient privileges to complete the operation.",
-            );
+            )
+        };
+        if self.config.forbid_writes && request.method != "GET" {
+            return denied();
+        }
+        let role_read = matches!(
+            route,
+            Route::RoleDefinitions | Route::RoleAssignments | Route::RoleEligibilitySchedules
+        );
+        if role_read && self.config.forbid_role_reads {
+            return denied();
         }
         match (request.method.as_str(), route) {
-            ("GET", Route::Users) => self.list(request, query, false),
-            ("GET", Route::DeletedUsers) => self.list(request, query, true),
+            ("GET", Route::Users) => self.list(request, query, false, version),
+            ("GET", Route::DeletedUsers) => self.list(request, query, true, version),
             ("GET", Route::UsersCount) => self.count_users(request),
-            ("GET", Route::User(key)) => self.get_user(&key, query),
+            ("GET", Route::User(key)) => self.get_user(&key, query, version),
+            ("GET", Route::RoleDefinitions) => self.role_definitions(request, query, version),
+            ("GET", Route::RoleAssignments) => {
+                let listed = self.with_state(|s| json!(s.tenant.role_assignments.clone().unwrap_or_default()));
+                page(request, query, listed)
+            }
+            ("GET", Route::RoleEligibilitySchedules) => {
+                if self.config.refuse_role_eligibility {
+                    return graph_error(
+                        403,
+                        "AadPremiumLicenseRequired",
+                        "The tenant needs a Microsoft Entra ID P2 license to use Privileged Identity Management.",
+                    );
+                }
+                let listed = self.with_state(|s| {
+                    json!(s.tenant.role_eligibility_schedules.clone().unwrap_or_default())
+                });
+                page(request, query, listed)
+            }
+            ("GET", Route::Group(id)) => self.with_state(|s| match s.find_group(&id) {
+                Some(g) => Reply::json(200, json!({"id": g.id, "displayName": g.display_name, "isAssignableToRole": g.is_assignable_to_role})),
+                None => not_found(&id),
+            }),
+            ("GET", Route::GroupTransitiveMembers(id)) => {
+                match self.with_state(|s| s.transitive_members(&id)) {
+                    Some(members) => page(request, query, Value::Array(members)),
+                    None => not_found(&id),
+                }
+            }
             ("PATCH", Route::User(key)) => self.patch_user(&key, &request.body),
             ("GET", Route::DeletedItemsWithoutCast) => bad_request(
                 "The request URI is not valid. Since the segment 'deletedItems' refers to a collection, cast it to a type such as microsoft.graph.user.",
@@ -374,7 +487,46 @@ impl Emulator {
         }
     }
 
-    fn list(&self, request: &Request, query: &Query, deleted: bool) -> Reply {
+    /// Role definitions: `isPrivileged` is a beta property, so v1.0 neither shows it nor
+    /// filters on it. The only filter served is `isPrivileged eq true`.
+    fn role_definitions(&self, request: &Request, query: &Query, version: Version) -> Reply {
+        let privileged_only = match query.filter.as_deref() {
+            None => false,
+            Some(filter)
+                if version == Version::V1
+                    && filter.to_ascii_lowercase().contains("isprivileged") =>
+            {
+                return bad_request("Could not find a property named 'isPrivileged' on type 'microsoft.graph.unifiedRoleDefinition'.");
+            }
+            Some(filter) => {
+                let words: Vec<String> = filter
+                    .split_whitespace()
+                    .map(str::to_ascii_lowercase)
+                    .collect();
+                if words != ["isprivileged", "eq", "true"] {
+                    return bad_request(&format!("Invalid filter clause: the emulator filters role definitions on isPrivileged eq true only, not {filter}"));
+                }
+                true
+            }
+        };
+        let listed = self.with_state(|s| {
+            let definitions = s.tenant.role_definitions.clone().unwrap_or_default();
+            definitions
+                .into_iter()
+                .filter(|d| !privileged_only || d.is_privileged == Some(true))
+                .map(|d| {
+                    let mut value = json!({"id": d.id, "displayName": d.display_name});
+                    if version == Version::Beta {
+                        value["isPrivileged"] = json!(d.is_privileged.unwrap_or(false));
+                    }
+                    value
+                })
+                .collect::<Vec<_>>()
+        });
+        page(request, query, Value::Array(listed))
+    }
+
+    fn list(&self, request: &Request, query: &Query, deleted: bool, version: Version) -> Reply {
         let top: usize = match query.top.as_deref().map(str::parse::<usize>) {
             None => 100,
             Some(Ok(t)) if (1..=999).contains(&t) => t,
@@ -385,15 +537,8 @@ impl Emulator {
                 ))
             }
         };
-        if let Some(select) = &query.select {
-            if let Some(unknown) = select
-                .iter()
-                .find(|p| !SELECTABLE.iter().any(|s| s.eq_ignore_ascii_case(p)))
-            {
-                return bad_request(&format!(
-                    "Could not find a property named '{unknown}' on type 'microsoft.graph.user'."
-                ));
-            }
+        if let Some(unknown) = unknown_property(query.select.as_deref(), version) {
+            return no_such_property(unknown);
         }
         let filter = match query.filter.as_deref().map(odata::parse).transpose() {
             Ok(f) => f,
@@ -442,7 +587,11 @@ impl Emulator {
             let mut body = Map::new();
             body.insert(
                 "@odata.context".into(),
-                json!(format!("{}/v1.0/$metadata#{resource}", request.base_url)),
+                json!(format!(
+                    "{}{}/$metadata#{resource}",
+                    request.base_url,
+                    version.prefix()
+                )),
             );
             if query.count {
                 body.insert("@odata.count".into(), json!(matching.len()));
@@ -472,7 +621,10 @@ impl Emulator {
         })
     }
 
-    fn get_user(&self, key: &str, query: &Query) -> Reply {
+    fn get_user(&self, key: &str, query: &Query, version: Version) -> Reply {
+        if let Some(unknown) = unknown_property(query.select.as_deref(), version) {
+            return no_such_property(unknown);
+        }
         self.with_state(|s| match s.find_user(key) {
             Some(i) => Reply::json(200, user_json(&s.tenant.users[i], query.select.as_deref())),
             None => not_found(key),
@@ -574,7 +726,7 @@ impl Emulator {
 
     /// `POST /$batch`: at most 20 requests, each run (and throttled) on its own, replies in an
     /// order of the emulator's choosing, `dependsOn` on a failed request gives 424.
-    fn batch(&self, request: &Request, app: &str) -> Reply {
+    fn batch(&self, request: &Request, app: &str, version: Version) -> Reply {
         let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
             return bad_request("Invalid batch payload format.");
         };
@@ -616,7 +768,8 @@ impl Emulator {
                         .unwrap_or("GET")
                         .to_ascii_uppercase(),
                     path: format!(
-                        "/v1.0{}",
+                        "{}{}",
+                        version.prefix(),
                         if path.starts_with('/') {
                             path.to_string()
                         } else {
@@ -669,6 +822,35 @@ fn uniqueness_violation(property: &str, holder_id: &str) -> Reply {
             ]
         }}),
     )
+}
+
+/// One page of a list that is not users (role lists, group members): `$top` items (100 by
+/// default) from the `$skiptoken`'s offset, with `@odata.nextLink` while more remain.
+fn page(request: &Request, query: &Query, items: Value) -> Reply {
+    let items = items.as_array().cloned().unwrap_or_default();
+    let top = query
+        .top
+        .as_deref()
+        .and_then(|t| t.parse::<usize>().ok())
+        .filter(|t| (1..=999).contains(t))
+        .unwrap_or(100);
+    let offset = match query.skiptoken.as_deref().map(decode_skiptoken) {
+        None => 0,
+        Some(Some(offset)) => offset,
+        Some(None) => return bad_request("The specified page token value has expired and can no longer be included in your request."),
+    };
+    let mut body = Map::new();
+    if offset + top < items.len() {
+        body.insert(
+            "@odata.nextLink".into(),
+            json!(next_link(request, offset + top)),
+        );
+    }
+    body.insert(
+        "value".into(),
+        Value::Array(items.into_iter().skip(offset).take(top).collect()),
+    );
+    Reply::json(200, Value::Object(body))
 }
 
 fn next_link(request: &Request, offset: usize) -> String {

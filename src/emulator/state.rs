@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::Serialize;
 
-use crate::tenant::{caseless, AuthenticationType, Tenant, User};
+use serde_json::{json, Value};
+
+use crate::tenant::{caseless, AuthenticationType, Group, Tenant, User};
 
 /// The tenant as the emulator holds it. Users are never removed from `tenant.users` (Graph
 /// users can be deleted, but hardmatch never does that), so indexes are positions.
@@ -146,6 +148,40 @@ impl State {
                 })
                 .flatten()
         })
+    }
+
+    pub fn find_group(&self, id: &str) -> Option<&Group> {
+        self.tenant
+            .groups
+            .iter()
+            .find(|g| g.id.eq_ignore_ascii_case(id))
+    }
+
+    /// `/groups/{id}/transitiveMembers`: the members, and the members of member groups
+    /// (each group once), as `{"@odata.type", "id"}`; `None` when there is no such group.
+    pub fn transitive_members(&self, id: &str) -> Option<Vec<Value>> {
+        let group = self.find_group(id)?;
+        let mut seen = vec![group.id.to_ascii_lowercase()];
+        let mut queue = vec![group];
+        let mut members = Vec::new();
+        while let Some(group) = queue.pop() {
+            for member in group.members.iter().flatten() {
+                match self.find_group(member) {
+                    Some(nested) if !seen.contains(&nested.id.to_ascii_lowercase()) => {
+                        seen.push(nested.id.to_ascii_lowercase());
+                        members.push(
+                            json!({"@odata.type": "#microsoft.graph.group", "id": nested.id}),
+                        );
+                        queue.push(nested);
+                    }
+                    Some(_) => {}
+                    None => {
+                        members.push(json!({"@odata.type": "#microsoft.graph.user", "id": member}))
+                    }
+                }
+            }
+        }
+        Some(members)
     }
 
     pub fn is_federated(&self, upn: &str) -> bool {

@@ -4,8 +4,9 @@
 //!
 //! - hard match: a cloud user holding the AD object's anchor is taken over, unless the 2026
 //!   hard-match protections block it (its `onPremisesObjectIdentifier` points at another
-//!   on-premises object) or the tenant blocks takeover; a block leaves a provisioning error
-//!   on the cloud user;
+//!   on-premises object, or it holds or is eligible for a privileged role, directly or through
+//!   a role-assignable group) or the tenant blocks takeover; a block leaves a provisioning
+//!   error on the cloud user;
 //! - soft match: otherwise a cloud-only user without an anchor whose UPN, or an SMTP proxy
 //!   address, is the AD object's is taken over and given the anchor;
 //! - otherwise a new synced user is created, its UPN moved to the initial domain when the
@@ -22,7 +23,7 @@ use serde::Serialize;
 use super::state::State;
 use crate::compute::ComputeOptions;
 use crate::source::{ReadOptions, Role};
-use crate::tenant::{caseless, ProvisioningError, User};
+use crate::tenant::{caseless, Privileges, ProvisioningError, User};
 
 /// The sync error Entra writes when the hard-match protections refuse a match.
 pub const HARDENING_ERROR: &str =
@@ -85,21 +86,28 @@ pub struct Cycle {
 
 /// Runs one cycle over every AD user, at time `now` (RFC 3339).
 pub fn run(state: &mut State, directory: &Directory, now: &str) -> Cycle {
+    let privileges = Privileges::new(&state.tenant);
     let mut cycle = Cycle::default();
     for ad in &directory.users {
-        sync_one(state, ad, now, &mut cycle);
+        sync_one(state, &privileges, ad, now, &mut cycle);
     }
     cycle
 }
 
-fn sync_one(state: &mut State, ad: &OnPremisesUser, now: &str, cycle: &mut Cycle) {
+fn sync_one(
+    state: &mut State,
+    privileges: &Privileges,
+    ad: &OnPremisesUser,
+    now: &str,
+    cycle: &mut Cycle,
+) {
     if let Some(i) = state.anchor_index(&ad.anchor) {
         if state.tenant.users[i].on_premises_sync_enabled == Some(true) {
             cycle.already_synced += 1;
             state.update_user(i, |user| take_over(user, ad, None, now));
             return;
         }
-        match hard_match_block(state, &state.tenant.users[i], ad) {
+        match hard_match_block(state, privileges, &state.tenant.users[i], ad) {
             Some(reason) => {
                 cycle.blocked += 1;
                 state.update_user(i, |user| block(user, reason, now));
@@ -134,7 +142,12 @@ fn sync_one(state: &mut State, ad: &OnPremisesUser, now: &str, cycle: &mut Cycle
 }
 
 /// Why sync refuses to hard-match this cloud user, if it does.
-fn hard_match_block(state: &State, cloud: &User, ad: &OnPremisesUser) -> Option<&'static str> {
+fn hard_match_block(
+    state: &State,
+    privileges: &Privileges,
+    cloud: &User,
+    ad: &OnPremisesUser,
+) -> Option<&'static str> {
     if state
         .tenant
         .block_cloud_object_takeover_through_hard_match_enabled
@@ -151,7 +164,8 @@ fn hard_match_block(state: &State, cloud: &User, ad: &OnPremisesUser) -> Option<
                 .as_deref()
                 .is_some_and(|own| own.eq_ignore_ascii_case(linked))
         });
-    linked_elsewhere.then_some(HARDENING_ERROR)
+    let privileged = !privileges.of(&cloud.id).is_empty();
+    (linked_elsewhere || privileged).then_some(HARDENING_ERROR)
 }
 
 /// A cloud-only user without an anchor whose UPN or an SMTP address is the AD object's.

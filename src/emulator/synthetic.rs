@@ -2,7 +2,7 @@
 //! one-domain tenant, and the Get-ADUser export that matches them row for row. User `i` is
 //! `user{i}@contoso.com`; its on-premises objectGUID is [`guid`]`(i)`.
 
-use crate::tenant::{Domain, Tenant, User};
+use crate::tenant::{Domain, Group, RoleAssignment, RoleDefinition, Tenant, User};
 
 /// The on-premises objectGUID of user `i`.
 pub fn guid(i: usize) -> uuid::Uuid {
@@ -34,6 +34,60 @@ pub fn tenant(n: usize) -> Tenant {
             .collect(),
         ..Tenant::default()
     }
+}
+
+/// Gives a generated tenant the role data of a large organisation: a privileged and a
+/// non-privileged role, `assigned` users holding the privileged one (users 0, 7, 14, ...),
+/// `eligible` users eligible for it (users 3, 10, 17, ...), and `groups` role-assignable
+/// groups of ten members each (users from 5, every 11th) holding it. The users named are
+/// spread over the tenant, so a migration of its first rows meets a few of them.
+pub fn add_roles(tenant: &mut Tenant, assigned: usize, eligible: usize, groups: usize) {
+    let privileged = "62e90394-69f5-4237-9190-012177145e10";
+    let helpdesk = "729827e3-9c14-49f7-bb1b-9608f156bbb8";
+    let n = tenant.users.len().max(1);
+    let grant = |principal: String, role: &str| RoleAssignment {
+        id: uuid::Uuid::new_v4().to_string(),
+        principal_id: principal,
+        role_definition_id: role.into(),
+        directory_scope_id: Some("/".into()),
+    };
+    tenant.role_definitions = Some(vec![
+        RoleDefinition {
+            id: privileged.into(),
+            display_name: Some("Global Administrator".into()),
+            is_privileged: Some(true),
+        },
+        RoleDefinition {
+            id: helpdesk.into(),
+            display_name: Some("Helpdesk Administrator".into()),
+            is_privileged: Some(false),
+        },
+    ]);
+    let groups: Vec<Group> = (0..groups)
+        .map(|g| Group {
+            id: uuid::Uuid::from_u128(0x6666_0000_0000_4000_8000_0000_0000_0000 + g as u128)
+                .to_string(),
+            display_name: Some(format!("Tier 0 group {g}")),
+            is_assignable_to_role: Some(true),
+            members: Some(
+                (0..10)
+                    .map(|m| cloud_id((5 + 11 * (g * 10 + m)) % n))
+                    .collect(),
+            ),
+        })
+        .collect();
+    let mut assignments: Vec<RoleAssignment> = (0..assigned)
+        .map(|i| grant(cloud_id((7 * i) % n), privileged))
+        .chain((0..assigned).map(|i| grant(cloud_id((7 * i + 1) % n), helpdesk)))
+        .collect();
+    assignments.extend(groups.iter().map(|g| grant(g.id.clone(), privileged)));
+    tenant.role_assignments = Some(assignments);
+    tenant.role_eligibility_schedules = Some(
+        (0..eligible)
+            .map(|i| grant(cloud_id((3 + 7 * i) % n), privileged))
+            .collect(),
+    );
+    tenant.groups = groups;
 }
 
 /// The Windows PowerShell Export-Csv of those users (every field quoted, CRLF).

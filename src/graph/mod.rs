@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod error;
 pub mod read;
+pub mod sync;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -23,7 +24,7 @@ use crate::tenant::{Domain, Tenant, User};
 
 /// The properties hardmatch reads on users (some are returned only when selected).
 pub const USER_SELECT: &str =
-    "id,userPrincipalName,displayName,mail,proxyAddresses,onPremisesImmutableId,onPremisesSyncEnabled,accountEnabled,onPremisesLastSyncDateTime,onPremisesProvisioningErrors,createdDateTime";
+    "id,userPrincipalName,displayName,mail,proxyAddresses,onPremisesImmutableId,onPremisesSyncEnabled,accountEnabled,userType,onPremisesLastSyncDateTime,onPremisesProvisioningErrors,createdDateTime";
 
 /// How hard to retry. Graph's SDKs retry 429, 503 and 504 and honour Retry-After; otherwise
 /// they back off exponentially. A bulk job keeps going longer than an SDK default.
@@ -123,6 +124,8 @@ pub struct GraphClient {
     http: reqwest::Client,
     /// `https://graph.microsoft.com/v1.0`
     base: String,
+    /// `https://graph.microsoft.com/beta`, for what only beta serves.
+    beta: String,
     /// The only origin requests go to: an `@odata.nextLink` elsewhere is refused, so that no
     /// answer can send the bearer token to another host (or over plain http).
     origin: url::Origin,
@@ -181,6 +184,7 @@ impl GraphClient {
         Ok(GraphClient {
             http,
             base: format!("{}/v1.0", root.trim_end_matches('/')),
+            beta: format!("{}/beta", root.trim_end_matches('/')),
             origin,
             tokens,
             retry: RetryPolicy::default(),
@@ -540,14 +544,38 @@ impl GraphClient {
     /// does: the inner requests that met a 429, 503 or 504 go again in the next batch, after
     /// the longest Retry-After among them, within the same retry budget as single requests.
     pub async fn batch(&self, requests: &[BatchRequest]) -> Vec<Result<Answer, GraphError>> {
+        self.batch_at("/$batch", requests).await
+    }
+
+    /// [`batch`](Self::batch) through `/beta/$batch`: each request's `url` is relative to
+    /// `/beta`.
+    pub async fn beta_batch(&self, requests: &[BatchRequest]) -> Vec<Result<Answer, GraphError>> {
+        self.batch_at(&self.beta_url("/$batch"), requests).await
+    }
+
+    /// The absolute URL of a beta path (with its query), for [`send`](Self::send) and
+    /// [`list_all`](Self::list_all).
+    pub fn beta_url(&self, path: &str) -> String {
+        format!("{}{path}", self.beta)
+    }
+
+    async fn batch_at(
+        &self,
+        endpoint: &str,
+        requests: &[BatchRequest],
+    ) -> Vec<Result<Answer, GraphError>> {
         let mut results = Vec::with_capacity(requests.len());
         for twenty in requests.chunks(BATCH_LIMIT) {
-            results.extend(self.batch_of_twenty(twenty).await);
+            results.extend(self.batch_of_twenty(endpoint, twenty).await);
         }
         results
     }
 
-    async fn batch_of_twenty(&self, requests: &[BatchRequest]) -> Vec<Result<Answer, GraphError>> {
+    async fn batch_of_twenty(
+        &self,
+        endpoint: &str,
+        requests: &[BatchRequest],
+    ) -> Vec<Result<Answer, GraphError>> {
         let mut results: Vec<Option<Result<Answer, GraphError>>> = vec![None; requests.len()];
         let mut attempts = vec![0u32; requests.len()];
         let mut throttled = vec![0u32; requests.len()];
@@ -555,7 +583,7 @@ impl GraphClient {
         while !pending.is_empty() {
             let payload = batch_payload(requests, &pending);
             let answer = match self
-                .send(reqwest::Method::POST, "/$batch", Some(&payload), false)
+                .send(reqwest::Method::POST, endpoint, Some(&payload), false)
                 .await
             {
                 Ok(answer) => answer,
@@ -890,6 +918,7 @@ impl GraphClient {
                 .map(parse_user)
                 .collect::<Result<_, _>>()?,
             block_cloud_object_takeover_through_hard_match_enabled: takeover,
+            ..Tenant::default()
         })
     }
 
@@ -1049,7 +1078,7 @@ enum Failure {
     Transport(String),
 }
 
-fn parse<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, GraphError> {
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, GraphError> {
     serde_json::from_value(value).map_err(|e| {
         GraphError::Other(Box::new(Meta {
             message: format!("unexpected Graph answer: {e}"),

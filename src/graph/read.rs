@@ -9,13 +9,15 @@
 //!   whatever the size of the tenant.
 //!
 //! `auto` counts the users first (one request) and takes the cheaper. Both ways read the
-//! recycle bin, the domains and the takeover setting in full; the planner then decides from
+//! recycle bin, the domains and the takeover setting in full, and, for a stamping plan, what
+//! the next sync cycle's match depends on ([`super::sync`]); the planner then decides from
 //! the same [`Tenant`] either way, so the two can never plan differently.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use futures::stream::{self, StreamExt};
 
+use super::sync::Targets;
 use super::{odata_literal, parse_user, query, BatchRequest, GraphClient, GraphError, USER_SELECT};
 use crate::tenant::{caseless, Tenant, User};
 
@@ -48,9 +50,57 @@ pub struct Wanted {
     ids: BTreeSet<String>,
     /// Case-sensitive, like the ImmutableId itself.
     anchors: BTreeSet<String>,
+    /// Also read what the next sync cycle's match depends on (a stamping plan).
+    sync_facts: bool,
+    /// Every user is wanted (a snapshot).
+    everyone: bool,
 }
 
 impl Wanted {
+    /// Every user, with everything hardmatch reads: what `snapshot` saves.
+    pub fn everyone() -> Wanted {
+        Wanted {
+            sync_facts: true,
+            everyone: true,
+            ..Wanted::default()
+        }
+    }
+
+    /// Also read the targets' onPremisesObjectIdentifier and the tenant's privileged roles.
+    pub fn with_sync_facts(&mut self) {
+        self.sync_facts = true;
+    }
+
+    /// Whether a user is one the rows name (by UPN, mail or proxy address, or id).
+    fn names(&self, user: &User) -> bool {
+        self.upns.contains_key(&caseless(&user.user_principal_name))
+            || self.ids.contains(&user.id.to_ascii_lowercase())
+            || (!self.mails.is_empty()
+                && user
+                    .mail
+                    .iter()
+                    .chain(&user.proxy_addresses)
+                    .map(|a| a.split_once(':').map_or(a.as_str(), |(_, address)| address))
+                    .any(|a| self.mails.contains_key(&caseless(a))))
+    }
+
+    /// Whose onPremisesObjectIdentifier the plan needs, among the users read.
+    fn targets(&self, tenant: &Tenant, bulk: bool) -> Targets {
+        if self.everyone {
+            return Targets::Everyone;
+        }
+        let ids = tenant
+            .users
+            .iter()
+            .filter(|u| !bulk || self.names(u))
+            .map(|u| u.id.clone())
+            .collect();
+        Targets::Ids {
+            ids,
+            tenant_users: bulk.then_some(tenant.users.len()),
+        }
+    }
+
     pub fn upn(&mut self, upn: &str) {
         self.upns
             .entry(caseless(upn))
@@ -115,6 +165,9 @@ fn in_filter(property: &str, values: &[&String]) -> String {
 pub struct TenantRead {
     pub tenant: Tenant,
     pub how: String,
+    /// Lines for the report's summary on what the plan checked against the tenant read
+    /// (the source anchor, the privileged roles); filled in by the planning command.
+    pub notes: Vec<(String, String)>,
 }
 
 impl GraphClient {
@@ -131,7 +184,7 @@ impl GraphClient {
             ReadStrategy::Auto => self.choose(wanted).await,
             chosen => (chosen, "as asked".to_string()),
         };
-        let (tenant, what) = match strategy {
+        let (mut tenant, what, bulk) = match strategy {
             ReadStrategy::Lookup => {
                 let filters = wanted.filters();
                 match self.look_up(&filters, &mut progress).await {
@@ -141,33 +194,45 @@ impl GraphClient {
                             filters.len(),
                             users.len()
                         );
-                        (self.tenant_around(users, progress).await?, what)
+                        (self.tenant_around(users, &mut progress).await?, what, false)
                     }
                     // A Graph (or a proxy in front of it) that refuses a filter or `$batch`
                     // costs `auto` a few requests, never the run.
                     Err(error) if chosen_by_auto => {
-                        let tenant = self.snapshot(progress).await?;
+                        let tenant = self.snapshot(&mut progress).await?;
                         let what = format!(
                             "bulk snapshot of {} users after the lookups failed ({error})",
                             tenant.users.len()
                         );
-                        (tenant, what)
+                        (tenant, what, true)
                     }
                     Err(error) => return Err(error),
                 }
             }
             ReadStrategy::Bulk | ReadStrategy::Auto => {
-                let tenant = self.snapshot(progress).await?;
+                let tenant = self.snapshot(&mut progress).await?;
                 let what = format!("bulk snapshot of {} users", tenant.users.len());
-                (tenant, what)
+                (tenant, what, true)
             }
         };
+        let sync = if wanted.sync_facts {
+            progress("sync-cycle facts", 0);
+            let targets = wanted.targets(&tenant, bulk);
+            let read = self.read_sync_facts(&mut tenant, targets).await;
+            format!(", {read}")
+        } else {
+            String::new()
+        };
         let how = format!(
-            "{what} and {} deleted users, {why}: {} Graph requests",
+            "{what} and {} deleted users{sync}, {why}: {} Graph requests",
             tenant.deleted_users.len(),
             self.requests() - before
         );
-        Ok(TenantRead { tenant, how })
+        Ok(TenantRead {
+            tenant,
+            how,
+            notes: Vec::new(),
+        })
     }
 
     /// Bulk or lookup, whichever needs fewer requests, and why.

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::anchor;
 use crate::error::Error;
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, Warning, Warnings};
 
 /// One report row. Empty strings and `None`s are written as empty cells; a column a report
 /// lacks reads as its empty value.
@@ -44,6 +44,9 @@ pub struct Record {
     pub previous_immutable_id: Option<String>,
     pub action: String,
     pub outcome: Option<Outcome>,
+    /// What a row that can be stamped should make the admin look at (codes joined by `;`).
+    #[serde(default)]
+    pub warnings: Warnings,
     pub detail: String,
     pub holder_id: String,
     pub holder_upn: String,
@@ -56,7 +59,7 @@ pub struct Record {
 }
 
 /// The report's columns, in the order issue 4 fixes for CSV and XLSX.
-pub const COLUMNS: [&str; 22] = [
+pub const COLUMNS: [&str; 23] = [
     "row",
     "source",
     "line",
@@ -70,6 +73,7 @@ pub const COLUMNS: [&str; 22] = [
     "previous_immutable_id",
     "action",
     "outcome",
+    "warnings",
     "detail",
     "holder_id",
     "holder_upn",
@@ -83,7 +87,7 @@ pub const COLUMNS: [&str; 22] = [
 
 impl Record {
     /// The cells in [`COLUMNS`] order, as plain text (not yet made Excel-safe).
-    pub fn cells(&self) -> [Cow<'_, str>; 22] {
+    pub fn cells(&self) -> [Cow<'_, str>; 23] {
         fn opt<T: ToString>(v: &Option<T>) -> Cow<'static, str> {
             v.as_ref()
                 .map_or(Cow::Borrowed(""), |v| Cow::Owned(v.to_string()))
@@ -105,6 +109,7 @@ impl Record {
             Cow::Borrowed(&self.action),
             self.outcome
                 .map_or(Cow::Borrowed(""), |o| Cow::Borrowed(o.code())),
+            Cow::Owned(self.warnings.to_string()),
             Cow::Borrowed(&self.detail),
             Cow::Borrowed(&self.holder_id),
             Cow::Borrowed(&self.holder_upn),
@@ -143,13 +148,26 @@ pub fn count_outcomes(records: &[Record]) -> BTreeMap<Outcome, usize> {
     counts
 }
 
-/// The summary table printed on stderr: one line per outcome that occurred, then the total.
+/// Counts records by warning, in [`Warning::ALL`] order.
+pub fn count_warnings(records: &[Record]) -> BTreeMap<Warning, usize> {
+    let mut counts = BTreeMap::new();
+    for warning in records.iter().flat_map(|r| r.warnings.iter()) {
+        *counts.entry(warning).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// The summary table printed on stderr: one line per outcome that occurred, then the total,
+/// then one line per warning that occurred.
 pub fn outcome_table(records: &[Record]) -> String {
     let mut out = String::new();
     for (outcome, count) in count_outcomes(records) {
         out.push_str(&format!("  {:<28} {count:>9}\n", outcome.code()));
     }
     out.push_str(&format!("  {:<28} {:>9}\n", "rows", records.len()));
+    for (warning, count) in count_warnings(records) {
+        out.push_str(&format!("  warning {:<20} {count:>9}\n", warning.code()));
+    }
     out
 }
 

@@ -14,6 +14,7 @@
 //! Values are written as strings, numbers and dates, never as formulas, so no cell can run.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -24,9 +25,9 @@ use rust_xlsxwriter::{
 };
 
 use crate::error::Error;
-use crate::outcome::{Group, Outcome};
+use crate::outcome::{Group, Outcome, Warning};
 
-use super::{count_outcomes, Record, Summary, COLUMNS};
+use super::{count_outcomes, count_warnings, Record, Summary, COLUMNS};
 
 pub fn write(path: &Path, records: &[Record], summary: &Summary) -> crate::Result<()> {
     let bytes =
@@ -157,6 +158,11 @@ fn summary_sheet(
     if !counts.is_empty() {
         sheet.insert_chart(2, 3, &outcome_chart(&counts, first_count))?;
     }
+    let warnings = count_warnings(records);
+    if !warnings.is_empty() {
+        let below_outcomes = first_count + counts.len() as u32 + 1;
+        write_warning_table(sheet, below_outcomes, &warnings, &formats)?;
+    }
     // One landscape page, whatever the number of notes or outcomes: the board files one sheet.
     sheet.set_landscape();
     sheet.set_print_fit_to_pages(1, 1);
@@ -233,6 +239,22 @@ fn write_outcome_table(
         sheet.write_number_with_format(at, 1, *count as f64, &formats.number)?;
     }
     Ok(row + 1)
+}
+
+/// The count of every warning (rows that can be stamped but that the admin should look at).
+fn write_warning_table(
+    sheet: &mut Worksheet,
+    row: u32,
+    warnings: &BTreeMap<Warning, usize>,
+    formats: &SummaryFormats,
+) -> Result<(), XlsxError> {
+    sheet.write_string_with_format(row, 0, "warning", &formats.label)?;
+    sheet.write_string_with_format(row, 1, "rows", &formats.label)?;
+    for (at, (warning, count)) in (row + 1..).zip(warnings) {
+        sheet.write_string(at, 0, warning.code())?;
+        sheet.write_number_with_format(at, 1, *count as f64, &formats.number)?;
+    }
+    Ok(())
 }
 
 /// A bar per outcome, in the table's order and colours, from the table's own cells (rows

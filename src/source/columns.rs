@@ -62,6 +62,7 @@ const ALIASES: [(Role, &[&str]); Role::COUNT] = [
     (Role::DisplayName, &["displayname", "name", "cn"]),
     (Role::ObjectClass, &["objectclass"]),
     (Role::DistinguishedName, &["distinguishedname", "dn"]),
+    (Role::ProxyAddresses, &["proxyaddresses", "proxyaddress"]),
 ];
 
 /// Lowercase, without spaces, dashes, dots and underscores: `mS-DS-ConsistencyGuid` and

@@ -199,7 +199,18 @@ fn row_of<'a>(
         if role == Role::ObjectClass {
             classes.push(value.clone());
         }
-        if row.get(role).is_none() {
+        if let (Role::ProxyAddresses, Some(earlier)) = (role, row.get(role)) {
+            // Multi-valued: every value counts, joined as csvde joins them.
+            let joined = format!("{};{value}", earlier.value);
+            let column = earlier.column;
+            row.set(
+                role,
+                Field {
+                    value: Cow::Owned(joined),
+                    column,
+                },
+            );
+        } else if row.get(role).is_none() {
             if !mapped.iter().any(|(r, _)| *r == role) {
                 mapped.push((role, Arc::from(&*attr.name)));
             }

@@ -42,10 +42,12 @@ pub enum Role {
     DisplayName,
     ObjectClass,
     DistinguishedName,
+    /// The user's SMTP addresses (multi-valued: `;`-joined in csvde, repeated in LDIF).
+    ProxyAddresses,
 }
 
 impl Role {
-    pub const COUNT: usize = 10;
+    pub const COUNT: usize = 11;
     pub const ALL: [Role; Role::COUNT] = [
         Role::Upn,
         Role::ObjectGuid,
@@ -57,6 +59,7 @@ impl Role {
         Role::DisplayName,
         Role::ObjectClass,
         Role::DistinguishedName,
+        Role::ProxyAddresses,
     ];
 
     /// The name used by `--column ROLE=Header`.
@@ -72,6 +75,7 @@ impl Role {
             Role::DisplayName => "display-name",
             Role::ObjectClass => "object-class",
             Role::DistinguishedName => "dn",
+            Role::ProxyAddresses => "proxy-addresses",
         }
     }
 

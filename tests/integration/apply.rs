@@ -9,7 +9,7 @@ use hardmatch::emulator::Config;
 use crate::util::{fast, generated, report_rows, run, sample, stderr, Dir, Graph, CLIENT_SECRET};
 
 /// What samples/README.md says each sample person ends as, planned.
-const PLANNED: [(&str, &str); 13] = [
+const PLANNED: [(&str, &str); 20] = [
     ("alice.adams@contoso.com", "would-stamp"),
     ("bob.brown@contoso.com", "already-matched"),
     ("carol.clark@contoso.com", "target-synced"),
@@ -23,6 +23,13 @@ const PLANNED: [(&str, &str); 13] = [
     ("lena.lopez@contoso.com", "target-deleted"),
     ("mike.miller@contoso.com", "would-stamp"),
     ("nina.nash@contoso.com", "would-stamp"),
+    ("pete.price@contoso.com", "target-privileged"),
+    ("quinn.quigley@contoso.com", "target-privileged"),
+    ("rosa.reyes@contoso.com", "target-linked-elsewhere"),
+    ("sam.stone@contoso.com", "target-guest"),
+    ("tara.tate@contoso.local", "target-not-found"),
+    ("uma.ueda@contoso.com", "would-stamp"),
+    ("vic.vance@contoso.com", "would-stamp"),
 ];
 
 fn outcomes(rows: &[HashMap<String, String>]) -> HashMap<String, String> {
@@ -41,7 +48,7 @@ fn plan_live_gives_every_plannable_outcome_and_writes_nothing() {
         .args(["-o", "plan.csv"]));
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let rows = report_rows(&dir.join("plan.csv"));
-    assert_eq!(rows.len(), 14, "one row per input row");
+    assert_eq!(rows.len(), 21, "one row per input row");
     let got = outcomes(&rows);
     for (upn, expected) in PLANNED {
         assert_eq!(got[upn], expected, "{upn}");
@@ -56,7 +63,7 @@ fn plan_live_gives_every_plannable_outcome_and_writes_nothing() {
     assert_eq!(stats.writes_total, 0, "plan never writes");
     let said = stderr(&out);
     assert!(
-        said.contains("tenant read: live, bulk snapshot of 17 users and 2 deleted users"),
+        said.contains("tenant read: live, bulk snapshot of 24 users and 2 deleted users"),
         "{said}"
     );
     assert!(said.contains("Graph requests"), "{said}");
@@ -89,7 +96,8 @@ fn lookups_and_bulk_reads_plan_every_row_alike() {
     };
     let (bulk, _, bulk_batches) = plan("bulk", "bulk.csv");
     let (lookup, said, lookup_batches) = plan("lookup", "lookup.csv");
-    assert_eq!((bulk_batches, lookup_batches), (0, 1));
+    // Either way one $batch asks for the privileged roles' group; lookups add one of users.
+    assert_eq!((bulk_batches, lookup_batches), (1, 2));
     let without_time = |rows: Vec<HashMap<String, String>>| -> Vec<Vec<(String, String)>> {
         rows.into_iter()
             .map(|r| {
@@ -101,8 +109,11 @@ fn lookups_and_bulk_reads_plan_every_row_alike() {
     };
     assert_eq!(without_time(bulk), without_time(lookup));
     assert!(said.contains("per-row lookups"), "{said}");
-    // One $batch of lookups, then the recycle bin, the domains and the takeover setting.
-    assert!(said.contains(": 4 Graph requests"), "{said}");
+    // One $batch of lookups, then the recycle bin, the domains and the takeover setting;
+    // then what the sync cycle's match depends on: one /beta/$batch of
+    // onPremisesObjectIdentifier, the privileged role definitions, the assignments, the
+    // eligibilities and one $batch for the group that holds a role.
+    assert!(said.contains(": 9 Graph requests"), "{said}");
 }
 
 #[test]
@@ -117,7 +128,7 @@ fn plan_reports_as_xlsx_and_json() {
     let mut workbook = calamine::open_workbook_auto(dir.join("plan.xlsx")).unwrap();
     assert_eq!(workbook.sheet_names(), ["Summary", "Rows"]);
     let rows = workbook.worksheet_range("Rows").unwrap();
-    assert_eq!(rows.height(), 17, "header + 16 rows");
+    assert_eq!(rows.height(), 24, "header + 23 rows");
     assert_eq!(rows.get((0, 12)).unwrap().to_string(), "outcome");
     let summary = workbook.worksheet_range("Summary").unwrap();
     let text: Vec<String> = summary
@@ -145,7 +156,7 @@ fn plan_reports_as_xlsx_and_json() {
         .args(["-o", "plan.json"]));
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("plan.json")).unwrap()).unwrap();
-    assert_eq!(json["rows"].as_array().unwrap().len(), 16);
+    assert_eq!(json["rows"].as_array().unwrap().len(), 23);
     assert_eq!(json["rows"][0]["outcome"], "would-stamp");
 }
 
@@ -159,7 +170,7 @@ fn apply_on_the_samples_stamps_once_and_reports_every_row() {
         .args(["-o", "report.csv"]));
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let rows = report_rows(&dir.join("report.csv"));
-    assert_eq!(rows.len(), 14);
+    assert_eq!(rows.len(), 21);
     let got = outcomes(&rows);
     for (upn, planned) in PLANNED {
         let expected = if planned == "would-stamp" {
@@ -179,7 +190,7 @@ fn apply_on_the_samples_stamps_once_and_reports_every_row() {
         "consistency GUID wins"
     );
     let stats = graph.stats();
-    assert_eq!(stats.writes_applied.len(), 5);
+    assert_eq!(stats.writes_applied.len(), 7);
     assert!(
         stats.writes_applied.values().all(|&n| n == 1),
         "{:?}",
@@ -551,7 +562,7 @@ fn rollback_restores_exactly_the_previous_state() {
         "every previous value is back, null where there was none"
     );
     let rows = report_rows(&dir.join("rollback.csv"));
-    assert_eq!(rows.len(), 6);
+    assert_eq!(rows.len(), 8);
     assert!(rows.iter().all(|r| r["outcome"] == "restored"));
     let dave = rows
         .iter()
@@ -1062,8 +1073,12 @@ fn a_rehearsal_tenant_kept_in_a_state_file_lets_rollback_undo_an_earlier_apply()
     let (code, err) = rehearse(&["rollback", "report.csv.journal", "-o", "rollback.csv"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("the tenant as state.json left it"), "{err}");
+    let stamped = report_rows(&dir.join("report.csv"))
+        .iter()
+        .filter(|r| r["outcome"] == "stamped")
+        .count();
     let rows = report_rows(&dir.join("rollback.csv"));
-    assert_eq!(rows.len(), 5);
+    assert_eq!(rows.len(), stamped);
     assert!(rows.iter().all(|r| r["outcome"] == "restored"), "{rows:?}");
     let restored = hardmatch::tenant::Tenant::load(&dir.join("state.json")).unwrap();
     assert_eq!(restored.users, before.users, "every anchor as it was");

@@ -170,7 +170,7 @@ async fn select_only_properties_and_filters() {
     assert!(allowed.body["@odata.count"].as_u64().unwrap() > 10);
     let count = call("GET", &format!("{}/v1.0/users/$count", emu.url), None, true).await;
     assert_eq!(count.headers["content-type"], "text/plain");
-    assert_eq!(count.body, json!(17));
+    assert_eq!(count.body, json!(24));
 }
 
 fn urlencode(s: &str) -> String {
@@ -829,4 +829,102 @@ async fn expire_tokens_makes_every_issued_token_fail_with_401() {
     assert_eq!(expired.status, 200);
     assert_eq!(users(token.to_string()).await, 401);
     running.stop().await;
+}
+
+#[tokio::test]
+async fn beta_serves_object_identifiers_and_privileged_roles_that_v1_refuses() {
+    let emu = start(sample_tenant(), config()).await;
+    let select = "$select=id,onPremisesObjectIdentifier";
+    let refused = get(&format!("{}/v1.0/users?{select}", emu.url)).await;
+    assert_eq!(
+        (refused.status, refused.body["error"]["code"].as_str()),
+        (400, Some("Request_BadRequest"))
+    );
+    let vic = "35d1d69f-1af7-5c4f-9bd0-48a16a0b060c";
+    let one = get(&format!("{}/beta/users/{vic}?{select}", emu.url)).await;
+    assert_eq!(one.status, 200);
+    assert_eq!(
+        one.body["onPremisesObjectIdentifier"],
+        "d3b07384-d113-4ec6-a8a4-5b1e0c2f6a7e"
+    );
+    let filtered = get(&format!(
+        "{}/beta/users?$filter={}&{select}",
+        emu.url,
+        urlencode(&format!("id in ('{vic}')"))
+    ))
+    .await;
+    assert_eq!(filtered.body["value"].as_array().unwrap().len(), 1);
+
+    let privileged = urlencode("isPrivileged eq true");
+    let definitions = get(&format!(
+        "{}/beta/roleManagement/directory/roleDefinitions?$filter={privileged}",
+        emu.url
+    ))
+    .await;
+    let names: Vec<&str> = definitions.body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["displayName"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["Global Administrator", "Privileged Role Administrator"]
+    );
+    let on_v1 = get(&format!(
+        "{}/v1.0/roleManagement/directory/roleDefinitions?$filter={privileged}",
+        emu.url
+    ))
+    .await;
+    assert_eq!(on_v1.status, 400, "isPrivileged is beta only");
+
+    let eligible = get(&format!(
+        "{}/v1.0/roleManagement/directory/roleEligibilitySchedules",
+        emu.url
+    ))
+    .await;
+    let group = eligible.body["value"][0]["principalId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let members = get(&format!(
+        "{}/v1.0/groups/{group}/transitiveMembers?$select=id",
+        emu.url
+    ))
+    .await;
+    assert_eq!(members.body["value"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        get(&format!("{}/v1.0/groups/{vic}/transitiveMembers", emu.url))
+            .await
+            .status,
+        404,
+        "a user is no group"
+    );
+    emu.stop().await;
+
+    // The switches: no RoleManagement.Read.Directory, and a tenant without P2.
+    for (config, path) in [
+        (
+            Config {
+                forbid_role_reads: true,
+                ..config()
+            },
+            "/v1.0/roleManagement/directory/roleAssignments",
+        ),
+        (
+            Config {
+                refuse_role_eligibility: true,
+                ..config()
+            },
+            "/v1.0/roleManagement/directory/roleEligibilitySchedules",
+        ),
+    ] {
+        let emu = start(sample_tenant(), config).await;
+        assert_eq!(
+            get(&format!("{}{path}", emu.url)).await.status,
+            403,
+            "{path}"
+        );
+        emu.stop().await;
+    }
 }
