@@ -284,23 +284,25 @@ pub async fn execute(
         }
     });
     tracing::info!(
-        "writing {} rows at {} writes/s, {} in flight, journal {}",
+        "writing {} rows ({} requests) at {} writes/s, {} in flight, journal {}",
         items.len(),
+        items.iter().map(WorkItem::requests).sum::<u64>(),
         execution.options.rate,
         execution.options.concurrency,
         execution.journal_path.display()
     );
-    let bar = progress::rows(items.len() as u64, execution.quiet);
+    let requests = items.iter().map(WorkItem::requests).sum();
+    let bar = progress::rows(requests, execution.quiet);
     let client = Arc::clone(&execution.client);
     let writer = Writer {
-        client: Arc::clone(&execution.client),
+        directory: execution.client.as_ref(),
         journal: &journal,
         replay: replay.as_ref(),
         tenant: execution.tenant,
         cancel: cancel.clone(),
         options: execution.options,
-        on_row: Box::new(|_| {
-            bar.inc(1);
+        on_row: Box::new(|_, requests| {
+            bar.inc(requests);
             bar.set_message(format!("throttled {}", client.throttled()));
         }),
     };

@@ -50,6 +50,9 @@ pub struct Config {
     pub refuse_federated_anchor_change: bool,
     /// Answer every write with 403, as for an app without User.ReadWrite.All.
     pub forbid_writes: bool,
+    /// Answer writes to these users (ids or UPNs) with 403, as Graph does for a user whose
+    /// sensitive attributes the app may not change (graph-facts.md, "Sensitive attributes").
+    pub forbid_writes_to: Vec<String>,
     /// Apps that may sign in with client credentials: (client id, secret).
     pub clients: Vec<(String, String)>,
     /// Apps that may sign in with a certificate: (client id, certificate PEM).
@@ -72,6 +75,7 @@ impl Default for Config {
             deleted_users_reserve_anchors: true,
             refuse_federated_anchor_change: true,
             forbid_writes: false,
+            forbid_writes_to: Vec::new(),
             clients: Vec::new(),
             client_certificates: Vec::new(),
             access_token: None,
