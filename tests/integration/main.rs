@@ -10,3 +10,4 @@ mod security;
 mod sign_in;
 mod snapshot;
 mod util;
+mod writer;
