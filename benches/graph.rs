@@ -406,7 +406,13 @@ fn main() {
             paced_writes(20).await;
         }
         if wants("hop") {
-            quota_run(dir.path(), "hop", synthetic::federated(1_000), "--federated-hop").await;
+            quota_run(
+                dir.path(),
+                "hop",
+                synthetic::federated(1_000),
+                "--federated-hop",
+            )
+            .await;
         }
         if wants("purge") {
             let tenant = synthetic::deleted_holders(1_000);

@@ -160,11 +160,13 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
             started: AtomicUsize::new(0),
             evidence: Evidence::default(),
         };
-        stream::iter(items)
+        let written = stream::iter(items)
             .map(|item| self.row(&run, item))
             .buffer_unordered(self.options.concurrency.max(1))
             .collect()
-            .await
+            .await;
+        tracing::info!("the write rate ended at {:.2}/s", run.pace.rate());
+        written
     }
 
     async fn row(&self, run: &Run, item: WorkItem) -> Written {
@@ -244,17 +246,8 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
                 let purge = Write::Purge {
                     id: holder.id.clone(),
                 };
-                self.step(
-                    run,
-                    stop,
-                    item,
-                    Step::PurgeHolder,
-                    purge,
-                    &holder.id,
-                    None,
-                    None,
-                )
-                .await?;
+                self.step(run, stop, item, Step::PurgeHolder, purge, Some(&holder.id))
+                    .await?;
                 stop = &finish;
             }
         }
@@ -266,17 +259,8 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
                 user_id: user_id.clone(),
                 upn: stopover.clone(),
             };
-            self.step(
-                run,
-                stop,
-                item,
-                Step::UpnOut,
-                out,
-                home,
-                Some(stopover),
-                None,
-            )
-            .await?;
+            self.step(run, stop, item, Step::UpnOut, out, Some(home))
+                .await?;
             stop = &finish;
         }
         if self.in_doubt_and_applied(item).await {
@@ -285,32 +269,21 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
                 ..Meta::default()
             });
         }
-        let previous = item.target.on_premises_immutable_id.as_deref();
         let anchor = Write::Anchor {
             user_id: user_id.clone(),
             value: item.new_anchor.clone(),
         };
-        let to = item.new_anchor.as_deref();
-        let from = previous.unwrap_or("");
+        let previous = item.target.on_premises_immutable_id.as_deref();
         let meta = self
-            .step(run, stop, item, Step::Anchor, anchor, from, to, previous)
+            .step(run, stop, item, Step::Anchor, anchor, previous)
             .await?;
         if let (true, Some(stopover)) = (hop, &item.hop_upn) {
             let back = Write::Upn {
                 user_id: user_id.clone(),
                 upn: home.clone(),
             };
-            self.step(
-                run,
-                &finish,
-                item,
-                Step::UpnBack,
-                back,
-                stopover,
-                Some(home),
-                None,
-            )
-            .await?;
+            self.step(run, &finish, item, Step::UpnBack, back, Some(stopover))
+                .await?;
         }
         if self.options.verify {
             self.verify(item).await.map_err(RowFailure::Graph)?;
@@ -352,11 +325,10 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
         applied
     }
 
-    /// Waits for leave to send, journals the intent, sends (retried as the write-rate policy
-    /// says), journals the result. Nothing is sent unless its intent is on disk. A step
-    /// stopped before Graph took it leaves its intent without a result: a resume reads the
-    /// user before writing again.
-    #[allow(clippy::too_many_arguments)]
+    /// Waits for leave to send, journals the intent (`previous`: what the write replaces),
+    /// sends (retried as the write-rate policy says), journals the result. Nothing is sent
+    /// unless its intent is on disk. A step stopped before Graph took it leaves its intent
+    /// without a result: a resume reads the user before writing again.
     async fn step(
         &self,
         run: &Run,
@@ -364,23 +336,16 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
         item: &WorkItem,
         step: Step,
         write: Write,
-        from: &str,
-        to: Option<&str>,
         previous: Option<&str>,
     ) -> Result<Meta, RowFailure> {
         let permit = run.pace.acquire(stop).await.ok_or(RowFailure::Stopped)?;
-        let previous = if step == Step::Anchor {
-            previous.map(str::to_string)
-        } else {
-            Some(from.to_string())
-        };
         let intent = Entry::Intent {
             row: item.row,
             step,
             user_id: item.target.id.clone(),
             upn: item.target.user_principal_name.clone(),
-            previous,
-            new: to.map(str::to_string),
+            previous: previous.map(str::to_string),
+            new: write.value().map(str::to_string),
             at: now(),
         };
         if !self.journal(intent).await {

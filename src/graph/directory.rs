@@ -69,6 +69,15 @@ pub trait Directory: Sync {
 }
 
 impl Write {
+    /// The value the write sets, for the journal: `None` clears (or purges).
+    pub fn value(&self) -> Option<&str> {
+        match self {
+            Write::Anchor { value, .. } => value.as_deref(),
+            Write::Upn { upn, .. } => Some(upn),
+            Write::Purge { .. } => None,
+        }
+    }
+
     fn method(&self) -> reqwest::Method {
         match self {
             Write::Anchor { .. } | Write::Upn { .. } => reqwest::Method::PATCH,

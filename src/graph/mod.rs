@@ -2,7 +2,9 @@
 //! literals always escaped, paging, retries that honour Retry-After, a fresh token after a
 //! 401, and every answer's request ids kept for the audit report.
 //!
-//! [`auth`] picks the credential and the hosts; [`error`] classifies failures.
+//! [`auth`] picks the credential and the hosts; [`error`] classifies failures; [`directory`]
+//! is the seam the writer talks to (one attempt of a write); [`pace`] is the write-rate
+//! policy: the quota, throttling and the retries of writes.
 
 pub mod auth;
 pub mod directory;
@@ -133,8 +135,9 @@ pub struct GraphClient {
     requests: AtomicU64,
     /// Writes are sent at low throttle priority: this is a bulk job (graph-facts.md).
     low_priority: bool,
-    /// After a 429, no request of this client goes out before this moment: Graph throttles the
-    /// app, not the request, and an early retry is throttled again.
+    /// After a 429 to a read, no request of this client goes out before this moment: Graph
+    /// throttles the app, not the request, and an early retry is throttled again. (A write's
+    /// 429 is the write-rate policy's: [`pace`].)
     paused_until: std::sync::Mutex<Option<tokio::time::Instant>>,
     throttled: AtomicU64,
     /// Resource units Graph says the answers cost (`x-ms-resource-unit`).
@@ -249,30 +252,20 @@ impl GraphClient {
         } else {
             format!("{}{target}", self.base)
         };
-        let line = RequestLine::new(method.as_str(), &url);
-        let client_request_id = uuid::Uuid::new_v4().to_string();
+        let out = Outgoing::new(method, url, body, eventual);
+        let line = &out.line;
         let mut refreshed = false;
         let mut attempt = 0u32;
         let mut throttled = 0u32;
         loop {
             attempt += 1;
-            let (outcome, token_generation) = self
-                .exchange(
-                    &method,
-                    &url,
-                    body,
-                    eventual,
-                    &client_request_id,
-                    attempt,
-                    &line,
-                )
-                .await?;
+            let (outcome, token_generation) = self.exchange(&out, attempt).await?;
             let wait = match outcome {
                 Ok(answer) => return Ok(answer),
                 Err(Failure::Final(error)) => return Err(*error),
                 Err(Failure::Unauthorized(error)) => {
                     if !self
-                        .sign_in_again(&mut refreshed, token_generation, &line)
+                        .sign_in_again(&mut refreshed, token_generation, line)
                         .await?
                     {
                         return Err(*error);
@@ -300,7 +293,7 @@ impl GraphClient {
                     if attempt > self.retry.max_retries {
                         let meta = Meta {
                             message,
-                            client_request_id,
+                            client_request_id: out.client_request_id.clone(),
                             attempts: attempt,
                             ..Meta::default()
                         };
@@ -326,23 +319,10 @@ impl GraphClient {
         body: Option<&Value>,
         attempt: u32,
     ) -> Attempt {
-        let url = format!("{}{target}", self.base);
-        let line = RequestLine::new(method.as_str(), &url);
-        let client_request_id = uuid::Uuid::new_v4().to_string();
+        let out = Outgoing::new(method, format!("{}{target}", self.base), body, false);
         let mut refreshed = false;
         loop {
-            let (outcome, token_generation) = match self
-                .exchange(
-                    &method,
-                    &url,
-                    body,
-                    false,
-                    &client_request_id,
-                    attempt,
-                    &line,
-                )
-                .await
-            {
+            let (outcome, token_generation) = match self.exchange(&out, attempt).await {
                 Ok(exchanged) => exchanged,
                 Err(error) => return Attempt::Refused(error),
             };
@@ -351,7 +331,7 @@ impl GraphClient {
                 Err(Failure::Final(error)) => Attempt::Refused(*error),
                 Err(Failure::Unauthorized(error)) => {
                     match self
-                        .sign_in_again(&mut refreshed, token_generation, &line)
+                        .sign_in_again(&mut refreshed, token_generation, &out.line)
                         .await
                     {
                         Ok(true) => continue,
@@ -379,7 +359,7 @@ impl GraphClient {
                     unclear: true,
                     error: GraphError::Transport(Box::new(Meta {
                         message,
-                        client_request_id,
+                        client_request_id: out.client_request_id.clone(),
                         attempts: attempt,
                         ..Meta::default()
                     })),
@@ -391,36 +371,34 @@ impl GraphClient {
     /// One HTTP exchange: the request built, signed, sent and its answer judged, after any
     /// pause a 429 imposed. `Err` when nothing could be sent or retrying cannot help (no
     /// token; an untrusted certificate).
-    #[allow(clippy::too_many_arguments)]
     async fn exchange(
         &self,
-        method: &reqwest::Method,
-        url: &str,
-        body: Option<&Value>,
-        eventual: bool,
-        client_request_id: &str,
+        out: &Outgoing<'_>,
         attempt: u32,
-        line: &RequestLine,
     ) -> Result<(Result<Answer, Failure>, auth::TokenGeneration), GraphError> {
         self.wait_for_pause().await;
         let mut request = self
             .http
-            .request(method.clone(), url)
-            .header("client-request-id", client_request_id);
+            .request(out.method.clone(), &out.url)
+            .header("client-request-id", &out.client_request_id);
         if self.low_priority {
             request = request.header("x-ms-throttle-priority", "low");
         }
-        if eventual {
+        if out.eventual {
             request = request.header("ConsistencyLevel", "eventual");
         }
-        if let Some(body) = body {
+        if let Some(body) = out.body {
             request = request.json(body);
         }
         let (request, token_generation) = self.tokens.authorize(request).await?;
         self.requests.fetch_add(1, Ordering::Relaxed);
         let sent = std::time::Instant::now();
+        let line = &out.line;
         let outcome = match request.send().await {
-            Ok(response) => self.read(response, client_request_id, attempt, line).await,
+            Ok(response) => {
+                self.read(response, &out.client_request_id, attempt, line)
+                    .await
+            }
             Err(e) => match tls_failure(&e) {
                 // Not transient: retrying an untrusted certificate only hides the reason.
                 Some(why) => {
@@ -429,7 +407,7 @@ impl GraphClient {
                         message: format!(
                             "TLS: {why} (behind a TLS-inspecting proxy? trust its root with --ca-cert)"
                         ),
-                        client_request_id: client_request_id.to_string(),
+                        client_request_id: out.client_request_id.clone(),
                         attempts: attempt,
                         ..Meta::default()
                     })));
@@ -869,6 +847,31 @@ impl GraphClient {
             .and_then(|d| d["id"].as_str())
             .unwrap_or("the tenant")
             .to_string()
+    }
+}
+
+/// One request as every attempt of it is sent: the same `client-request-id` each time, so
+/// that Graph's support can follow the retries.
+struct Outgoing<'a> {
+    method: reqwest::Method,
+    url: String,
+    body: Option<&'a Value>,
+    eventual: bool,
+    client_request_id: String,
+    /// The request for the log, without what a log must not hold.
+    line: RequestLine,
+}
+
+impl<'a> Outgoing<'a> {
+    fn new(method: reqwest::Method, url: String, body: Option<&'a Value>, eventual: bool) -> Self {
+        Outgoing {
+            line: RequestLine::new(method.as_str(), &url),
+            method,
+            url,
+            body,
+            eventual,
+            client_request_id: uuid::Uuid::new_v4().to_string(),
+        }
     }
 }
 

@@ -51,7 +51,11 @@ fn privileged_targets_are_permission_denied_one_by_one_and_the_run_goes_on() {
     assert_eq!(count(&rows, "stamped"), 40 - privileged.len());
     for row in rows.iter().filter(|r| r["outcome"] == "permission-denied") {
         assert!(privileged.contains(&row["cloud_user_id"]), "{row:?}");
-        assert!(row["detail"].contains("sensitive attributes"), "{}", row["detail"]);
+        assert!(
+            row["detail"].contains("sensitive attributes"),
+            "{}",
+            row["detail"]
+        );
     }
 }
 
@@ -73,14 +77,24 @@ fn an_app_without_the_write_permission_stops_early_with_one_message() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert_eq!(err.matches("stopping").count(), 1, "one message: {err}");
-    assert!(err.contains("User.ReadWrite.All"), "it names the permission: {err}");
+    assert!(
+        err.contains("User.ReadWrite.All"),
+        "it names the permission: {err}"
+    );
     let rows = report_rows(&dir.join("r.csv"));
     assert_eq!(rows.len(), 200);
     let denied = count(&rows, "permission-denied");
     assert_eq!(denied + count(&rows, "not-attempted"), 200);
     // The third 403 stops it; at most one second's burst (20 writes) was on its way.
-    assert!((3..=20).contains(&denied), "{denied} rows sent before the stop");
-    assert_eq!(patches(&graph), denied as u64, "nothing sent after the stop");
+    assert!(
+        (3..=20).contains(&denied),
+        "{denied} rows sent before the stop"
+    );
+    assert_eq!(
+        patches(&graph),
+        denied as u64,
+        "nothing sent after the stop"
+    );
 }
 
 #[test]
@@ -153,7 +167,11 @@ fn hop_rows_at_the_quota_meet_no_429_because_every_request_takes_a_token() {
     let rows = report_rows(&dir.join("r.csv"));
     assert_eq!(count(&rows, "stamped"), 20);
     assert_eq!(patches(&graph), 60, "three PATCHes a row");
-    assert_eq!(graph.stats().throttled, 0, "60 writes at 10 a second, not 30");
+    assert_eq!(
+        graph.stats().throttled,
+        0,
+        "60 writes at 10 a second, not 30"
+    );
 }
 
 #[test]
@@ -173,7 +191,11 @@ fn a_service_throttling_at_half_the_rate_is_written_without_a_storm_of_429s() {
     assert_eq!(count(&rows, "stamped"), 300);
     let stats = graph.stats();
     assert!(stats.writes_applied.values().all(|&n| n == 1));
-    assert!(stats.throttled < 150, "{} 429s for 300 writes", stats.throttled);
+    assert!(
+        stats.throttled < 150,
+        "{} 429s for 300 writes",
+        stats.throttled
+    );
     // The floor is 28.8 s of Graph time, 2.9 s here; the figure is the bench's
     // (`cargo bench --bench graph -- throttled`). This bound only catches a stall.
     assert!(wall < 20.0, "{wall:.1} s");
