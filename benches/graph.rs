@@ -13,11 +13,11 @@
 //!   does) and twenty to a `$batch`, through the same client: does batching write faster?
 //! - hop, purge: 1,000 federated-hop rows (three PATCHes each) and 1,000 purge-then-stamp
 //!   rows (a DELETE and a PATCH) at the quota, against an emulator that enforces 20 writes a
-//!   second from the start (a bucket of 40, not Graph's 3,000, so that a run three times too
-//!   fast meets 429s within a second), time-scaled 10x: writes per second Graph saw against
-//!   the quota, and the 429s.
+//!   second over any 10 seconds (a bucket of 200, not Graph's 3,000, so that a run three
+//!   times too fast meets 429s within 5 s), time-scaled 10x: writes per second Graph saw
+//!   against the quota, and the 429s.
 //! - throttled: 2,000 rows at `--write-rate` 20 against an emulator that allows 10 writes a
-//!   second (bucket of 20), time-scaled 10x, default concurrency: wall time against the floor
+//!   second (bucket of 20), time-scaled 5x, default concurrency: wall time against the floor
 //!   that limit sets.
 
 use std::process::Command;
@@ -294,13 +294,14 @@ async fn paced_writes(per_request: usize) {
     running.stop().await;
 }
 
-/// An emulator enforcing `writes_per_second` with a bucket of `burst`, at time scale 10.
+/// An emulator enforcing `writes_per_second` with a bucket of `burst`, time-scaled.
 async fn enforcing(
     tenant: Tenant,
     writes_per_second: f64,
     burst: f64,
+    time_scale: f64,
 ) -> hardmatch::emulator::Running {
-    let mut config = config(10.0, (30, 250));
+    let mut config = config(time_scale, (30, 250));
     config.quotas.app_writes_per_150s = writes_per_second * 150.0;
     config.quotas.app_write_burst = Some(burst);
     emulator::spawn(tenant, config).await.unwrap()
@@ -311,7 +312,7 @@ async fn enforcing(
 async fn quota_run(dir: &std::path::Path, what: &str, tenant: Tenant, flag: &str) {
     const ROWS: usize = 1_000;
     const SCALE: f64 = 10.0;
-    let running = enforcing(tenant, 20.0, 40.0).await;
+    let running = enforcing(tenant, 20.0, 200.0, SCALE).await;
     let input = dir.join(format!("{what}-input.csv"));
     export(ROWS, &input);
     let report = dir.join(format!("{what}.csv"));
@@ -346,10 +347,10 @@ async fn quota_run(dir: &std::path::Path, what: &str, tenant: Tenant, flag: &str
 /// A service that throttles at half the configured rate: how close to its floor a run gets.
 async fn bench_throttled(dir: &std::path::Path) {
     const ROWS: usize = 2_000;
-    const SCALE: f64 = 10.0;
+    const SCALE: f64 = 5.0;
     const LIMIT: f64 = 10.0;
     const BURST: f64 = 20.0;
-    let running = enforcing(tenant(ROWS), LIMIT, BURST).await;
+    let running = enforcing(tenant(ROWS), LIMIT, BURST, SCALE).await;
     let input = dir.join("throttled-input.csv");
     export(ROWS, &input);
     let report = dir.join("throttled.csv");

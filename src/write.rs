@@ -106,6 +106,9 @@ impl Journaling for GroupCommit {
     }
 }
 
+/// Called after each row with the write requests it stood for, for the progress bar.
+pub type OnRow<'a> = Box<dyn Fn(&Written, u64) + Send + Sync + 'a>;
+
 /// Everything the writer needs besides the items.
 pub struct Writer<'a, D: Directory, J: Journaling = GroupCommit> {
     pub directory: &'a D,
@@ -116,8 +119,7 @@ pub struct Writer<'a, D: Directory, J: Journaling = GroupCommit> {
     pub tenant: &'a Tenant,
     pub cancel: CancellationToken,
     pub options: WriteOptions,
-    /// Called after each row with the write requests it stood for, for the progress bar.
-    pub on_row: Box<dyn Fn(&Written, u64) + Send + Sync + 'a>,
+    pub on_row: OnRow<'a>,
 }
 
 /// The state one run's rows share.

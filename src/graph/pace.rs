@@ -37,8 +37,8 @@ use super::{Answer, GraphError, Meta, RetryPolicy};
 pub const DEFAULT_WRITE_RATE: f64 = 20.0;
 
 /// After a 429, the rate falls to this share of what it was. Not a half, as in TCP Reno: the
-/// rate swings between this share and the limit, and a half would leave a quarter of a
-/// throttled service's capacity unused.
+/// rate swings between this share and Graph's limit, and with a small bucket on Graph's side
+/// a half would leave up to a quarter of what Graph allows unused.
 const DECREASE: f64 = 0.7;
 
 /// Each second without a 429, the rate rises by this share of `--write-rate`.

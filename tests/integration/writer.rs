@@ -137,14 +137,16 @@ fn an_expired_access_token_stops_the_run_with_one_message() {
     assert!(count(&rows, "not-attempted") > 300, "it stopped early");
 }
 
-/// An emulator enforcing 10 writes a second from the first (a bucket of 12), time-scaled.
+/// An emulator enforcing `writes_per_second` from the first second, time-scaled: a bucket of
+/// 30 writes, which a run sending three writes a row at the row rate overflows at once, and
+/// which leaves a paced run 20 writes of slack for a loaded machine's stalls.
 fn enforcing(tenant: hardmatch::tenant::Tenant, writes_per_second: f64, scale: f64) -> Graph {
     Graph::start(
         tenant,
         Config {
             quotas: Quotas {
                 app_writes_per_150s: writes_per_second * 150.0,
-                app_write_burst: Some(12.0),
+                app_write_burst: Some(30.0),
                 ..Quotas::default()
             },
             time_scale: scale,
@@ -199,4 +201,48 @@ fn a_service_throttling_at_half_the_rate_is_written_without_a_storm_of_429s() {
     // The floor is 28.8 s of Graph time, 2.9 s here; the figure is the bench's
     // (`cargo bench --bench graph -- throttled`). This bound only catches a stall.
     assert!(wall < 20.0, "{wall:.1} s");
+}
+
+#[test]
+fn the_emulator_command_forbids_writes_to_named_users_and_holds_a_small_write_bucket() {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hardmatch"))
+        .args(["emulator", "--tenant"])
+        .arg(crate::util::sample("tenant.json"))
+        .args(["--access-token", crate::util::TOKEN, "--latency-ms", "0"])
+        .args([
+            "--forbid-writes-to",
+            "someone@else.com,ALICE.ADAMS@contoso.com",
+        ])
+        .args(["--writes-per-150s", "150", "--write-burst", "2"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    let patch = |upn: &str| {
+        let request = reqwest::Client::new()
+            .patch(format!("{url}/v1.0/users/{upn}"))
+            .bearer_auth(crate::util::TOKEN)
+            .json(&serde_json::json!({"onPremisesImmutableId": "dGVzdGluZzEyMw=="}));
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async { request.send().await.unwrap().status().as_u16() })
+    };
+    let statuses = [
+        patch("alice.adams@contoso.com"),
+        patch("jose.jonsson@contoso.com"),
+        patch("mike.miller@contoso.com"),
+    ];
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Alice's write is refused for her alone; each write takes a token of the bucket of two,
+    // so the third, at once, is throttled (one write a second refills it).
+    assert_eq!(statuses, [403, 204, 429]);
 }
