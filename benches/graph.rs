@@ -1,7 +1,7 @@
 //! Whole-binary figures against the emulator, printed for BENCHMARKS.md (not criterion: each
 //! figure is one long run against a time-scaled Graph).
 //!
-//!     cargo bench --bench graph [-- emulator|plan|apply|batch]
+//!     cargo bench --bench graph [-- emulator|plan|apply|batch|hop|purge|throttled]
 //!
 //! - emulator: load a 500,000-user tenant and page through all of it; time and peak memory.
 //! - plan: 10,000 rows against a 100,000-user tenant, read each way (`--read auto|bulk|lookup`),
@@ -14,6 +14,16 @@
 //!   back, one user at a time) against the same emulator.
 //! - batch: the same 10,000 PATCHes paced at the quota, sent one request each (as `apply`
 //!   does) and twenty to a `$batch`, through the same client: does batching write faster?
+//! - hop, purge: 1,000 federated-hop rows (three PATCHes each) and 1,000 purge-then-stamp
+//!   rows (a DELETE and a PATCH) at the quota, against an emulator that enforces 20 writes a
+//!   second over any 20 seconds (a bucket of 400, not Graph's 3,000, so that a run three
+//!   times too fast meets 429s within 10 s), time-scaled 10x: writes per second Graph saw
+//!   against the quota, and the 429s. At 10x, `--write-rate 200` allows a burst of 200 (one
+//!   real second's worth), which is 10 emulated seconds: the bucket holds that and as much
+//!   again for the stalls of a loaded machine.
+//! - throttled: 2,000 rows at `--write-rate` 20 against an emulator that allows 10 writes a
+//!   second (bucket of 20), time-scaled 5x, default concurrency: wall time against the floor
+//!   that limit sets.
 
 use std::process::Command;
 use std::time::Instant;
@@ -335,6 +345,93 @@ async fn paced_writes(per_request: usize) {
     running.stop().await;
 }
 
+/// An emulator enforcing `writes_per_second` with a bucket of `burst`, time-scaled.
+async fn enforcing(
+    tenant: Tenant,
+    writes_per_second: f64,
+    burst: f64,
+    time_scale: f64,
+) -> hardmatch::emulator::Running {
+    let mut config = config(time_scale, (30, 250));
+    config.quotas.app_writes_per_150s = writes_per_second * 150.0;
+    config.quotas.app_write_burst = Some(burst);
+    emulator::spawn(tenant, config).await.unwrap()
+}
+
+/// `apply` of `rows` rows against `tenant` at the quota (`--write-rate` 20, time-scaled), and
+/// the writes per second Graph saw.
+async fn quota_run(dir: &std::path::Path, what: &str, tenant: Tenant, flag: &str) {
+    const ROWS: usize = 1_000;
+    const SCALE: f64 = 10.0;
+    let running = enforcing(tenant, 20.0, 400.0, SCALE).await;
+    let input = dir.join(format!("{what}-input.csv"));
+    export(ROWS, &input);
+    let report = dir.join(format!("{what}.csv"));
+    let rate = (20.0 * SCALE).to_string();
+    let args = [
+        "apply",
+        input.to_str().unwrap(),
+        "-o",
+        report.to_str().unwrap(),
+        "--yes",
+        "-q",
+        flag,
+        "--write-rate",
+        &rate,
+    ];
+    let started = Instant::now();
+    let out = hardmatch(&running.url, &args).await;
+    let wall = started.elapsed().as_secs_f64();
+    let stats = running.emulator.stats();
+    let writes = stats.writes_total;
+    let achieved = writes as f64 / wall / SCALE;
+    println!(
+        "{what}: {ROWS} rows, {writes} writes in {wall:.1} s at time scale {SCALE} (whole command): {achieved:.2} writes/s of Graph time = {:.3} of the 20/s quota; stamped {}; 429s: {}; exit {:?}",
+        achieved / 20.0,
+        stats.writes_applied.len(),
+        stats.throttled,
+        out.status.code()
+    );
+    running.stop().await;
+}
+
+/// A service that throttles at half the configured rate: how close to its floor a run gets.
+async fn bench_throttled(dir: &std::path::Path) {
+    const ROWS: usize = 2_000;
+    const SCALE: f64 = 5.0;
+    const LIMIT: f64 = 10.0;
+    const BURST: f64 = 20.0;
+    let running = enforcing(tenant(ROWS), LIMIT, BURST, SCALE).await;
+    let input = dir.join("throttled-input.csv");
+    export(ROWS, &input);
+    let report = dir.join("throttled.csv");
+    let rate = (20.0 * SCALE).to_string();
+    let args = [
+        "apply",
+        input.to_str().unwrap(),
+        "-o",
+        report.to_str().unwrap(),
+        "--yes",
+        "-q",
+        "--write-rate",
+        &rate,
+    ];
+    let started = Instant::now();
+    let out = hardmatch(&running.url, &args).await;
+    let wall = started.elapsed().as_secs_f64();
+    let stats = running.emulator.stats();
+    let floor = (ROWS as f64 - BURST) / LIMIT / SCALE;
+    println!(
+        "throttled: {ROWS} rows at --write-rate 20 against a service allowing {LIMIT}/s, concurrency 32, time scale {SCALE}: {} stamped in {wall:.1} s against a floor of {floor:.1} s = {:.2}x; 429s: {}; written twice: {}; exit {:?}",
+        stats.writes_applied.len(),
+        wall / floor,
+        stats.throttled,
+        stats.writes_applied.values().filter(|&&n| n > 1).count(),
+        out.status.code()
+    );
+    running.stop().await;
+}
+
 fn main() {
     let which: Vec<String> = std::env::args()
         .skip(1)
@@ -362,6 +459,22 @@ fn main() {
         if wants("batch") {
             paced_writes(1).await;
             paced_writes(20).await;
+        }
+        if wants("hop") {
+            quota_run(
+                dir.path(),
+                "hop",
+                synthetic::federated(1_000),
+                "--federated-hop",
+            )
+            .await;
+        }
+        if wants("purge") {
+            let tenant = synthetic::deleted_holders(1_000);
+            quota_run(dir.path(), "purge", tenant, "--purge-deleted-holders").await;
+        }
+        if wants("throttled") {
+            bench_throttled(dir.path()).await;
         }
     });
 }

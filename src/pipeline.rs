@@ -310,25 +310,25 @@ pub async fn execute(
         Some(max) => items.len().min(max),
         None => items.len(),
     };
+    // A canary counts its own rows; each row costs one write request or more (a hop three).
+    let requests: u64 = items.iter().take(total).map(WorkItem::requests).sum();
     tracing::info!(
-        "writing {total} rows at {} writes/s, {} in flight, journal {}",
+        "writing {total} rows ({requests} requests) at {} writes/s, {} in flight, journal {}",
         execution.options.rate,
         execution.options.concurrency,
         journal_path.display()
     );
-    let bar = progress::rows(total as u64, execution.quiet);
+    let bar = progress::rows(requests, execution.quiet);
     let client = Arc::clone(&execution.client);
     let writer = Writer {
-        client: Arc::clone(&execution.client),
+        directory: execution.client.as_ref(),
         journal: &journal,
         replay: execution.replay.as_ref(),
         tenant: execution.tenant,
         cancel: cancel.clone(),
         options: execution.options,
-        on_row: Box::new(|written| {
-            if written.verdict.outcome != Outcome::NotAttempted {
-                bar.inc(1);
-            }
+        on_row: Box::new(|_, requests| {
+            bar.inc(requests);
             bar.set_message(format!("throttled {}", client.throttled()));
         }),
     };

@@ -37,15 +37,15 @@ pub fn spinner(message: &str) -> ProgressBar {
     bar
 }
 
-/// A bar for the writer: rows done, writes per second, ETA, and the throttled count in the
-/// message.
+/// A bar for the writer: write requests done (a federated hop is three, a purge and stamp
+/// two), requests per second, ETA, and the throttled count in the message.
 pub fn rows(len: u64, quiet: bool) -> ProgressBar {
     if !visible(quiet) {
         return ProgressBar::hidden();
     }
     let bar = bars().add(ProgressBar::new(len));
     bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} rows  {per_sec}  ETA {eta}  {msg}")
+        ProgressStyle::with_template("{bar:30} {pos}/{len} writes  {per_sec}  ETA {eta}  {msg}")
             .expect("a valid template"),
     );
     bar

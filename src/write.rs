@@ -1,22 +1,21 @@
 //! The writer stage: carries out planned writes at the Graph write quota, journaling each one
 //! before it is sent, and turns every answer into an outcome for the report.
 //!
-//! Pacing is governor's (a token bucket at `--write-rate`, 20/s by default: 3,000 writes per
-//! 150 s per app and tenant); concurrency is bounded so that latency never caps throughput;
-//! a 429 pauses the whole client for its Retry-After (see [`GraphClient`]). Rows are
-//! independent: one failure never stops the others, except repeated 403s, which mean the app
-//! lacks the permission and would fail every row.
+//! It talks to Graph through the [`Directory`] seam, so that its unit tests run against an
+//! in-memory directory under paused time. Pacing, throttling and retries are the write-rate
+//! policy's ([`WriteRate`]): every request, not every row, takes a token of the quota.
+//! Concurrency is bounded so that latency never caps throughput. Rows are independent: one
+//! failure never stops the others, except what would fail every row: 403s before any write
+//! went through (the app lacks the permission), and a token that cannot be renewed.
 
-use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use futures::stream::{self, StreamExt};
-use governor::{Quota, RateLimiter};
 use tokio_util::sync::CancellationToken;
 
-use crate::graph::{GraphClient, GraphError, Meta};
+use crate::graph::pace::{Unsent, WriteRate, DEFAULT_WRITE_RATE};
+use crate::graph::{Directory, GraphError, Meta, Write};
 use crate::journal::{now, Entry, GroupCommit, Replay, Step};
 use crate::outcome::{Outcome, Verdict};
 use crate::plan::{Action, Holder, TargetState};
@@ -40,17 +39,28 @@ pub struct WorkItem {
 pub const CANARY_LEFT: &str =
     "--max-writes was reached; continue with --resume (the command is in the summary) to write this row";
 
+impl WorkItem {
+    /// The write requests this row sends when all goes well: the purge, the hop's way out and
+    /// back, and the anchor. What the progress bar and its ETA count.
+    pub fn requests(&self) -> u64 {
+        let purge = self.action == Action::PurgeHolderThenStamp && self.holder.is_some();
+        let hop = self.action == Action::FederatedHopThenStamp && self.hop_upn.is_some();
+        1 + u64::from(purge) + 2 * u64::from(hop)
+    }
+}
+
 /// How the writer runs.
 #[derive(Clone, Debug)]
 pub struct WriteOptions {
-    /// Writes per second (the documented quota is 20).
+    /// Write requests per second (the documented quota is [`DEFAULT_WRITE_RATE`]).
     pub rate: f64,
     pub concurrency: usize,
     /// Stop after this many rows were written (a canary batch).
     pub max_writes: Option<usize>,
     /// Read each written user back and compare.
     pub verify: bool,
-    /// After this many 403s in a row, stop: the app lacks the permission.
+    /// After this many 403s with no write let through yet, stop: the app lacks the
+    /// permission. Once a write went through, a 403 is about its target only.
     pub forbidden_limit: usize,
     /// What success is called: `stamped`, `cleared` or `restored`.
     pub success: Outcome,
@@ -59,7 +69,7 @@ pub struct WriteOptions {
 impl Default for WriteOptions {
     fn default() -> Self {
         WriteOptions {
-            rate: 20.0,
+            rate: DEFAULT_WRITE_RATE,
             concurrency: 32,
             max_writes: None,
             verify: false,
@@ -74,6 +84,8 @@ enum RowFailure {
     Graph(GraphError),
     /// The intent could not be journaled, so the request was not sent.
     Unjournaled,
+    /// The run stopped before Graph took the row's first request.
+    Stopped,
 }
 
 /// What happened to one row.
@@ -85,10 +97,26 @@ pub struct Written {
     pub holder: Option<Holder>,
 }
 
+/// Where the writer journals: a [`GroupCommit`] in a run. Its unit tests write a
+/// [`crate::journal::Journal`] in place instead, so that paused time cannot run ahead while a
+/// thread syncs the disk.
+pub trait Journaling: Sync {
+    fn record(&self, entry: Entry) -> impl Future<Output = crate::Result<()>> + Send;
+}
+
+impl Journaling for GroupCommit {
+    fn record(&self, entry: Entry) -> impl Future<Output = crate::Result<()>> + Send {
+        GroupCommit::record(self, entry)
+    }
+}
+
+/// Called after each row with the write requests it stood for, for the progress bar.
+pub type OnRow<'a> = Box<dyn Fn(&Written, u64) + Send + Sync + 'a>;
+
 /// Everything the writer needs besides the items.
-pub struct Writer<'a> {
-    pub client: Arc<GraphClient>,
-    pub journal: &'a GroupCommit,
+pub struct Writer<'a, D: Directory, J: Journaling = GroupCommit> {
+    pub directory: &'a D,
+    pub journal: &'a J,
     /// On resume, the rows whose write an interrupted run sent without journaling the answer
     /// (rows it finished are not given to the writer at all: see [`crate::resume`]).
     pub replay: Option<&'a Replay>,
@@ -96,59 +124,78 @@ pub struct Writer<'a> {
     pub tenant: &'a Tenant,
     pub cancel: CancellationToken,
     pub options: WriteOptions,
-    /// Called after each row, for the progress bar.
-    pub on_row: Box<dyn Fn(&Written) + Send + Sync + 'a>,
+    pub on_row: OnRow<'a>,
 }
 
-impl Writer<'_> {
+/// The state one run's rows share.
+struct Run {
+    pace: WriteRate,
+    /// Cancelled by Ctrl-C (through the writer's `cancel`) or by a run-wide failure.
+    stop: CancellationToken,
+    /// Rows that started writing, for `--max-writes`.
+    started: AtomicUsize,
+    evidence: Evidence,
+}
+
+/// What the answers so far say about the app's right to write.
+#[derive(Default)]
+struct Evidence {
+    /// Writes Graph judged on their merits (applied, or refused for a reason of the target's
+    /// own): the app may write.
+    let_through: AtomicUsize,
+    forbidden: AtomicUsize,
+    /// Set once the run was stopped for a run-wide failure, so that it is said once.
+    stopped: AtomicBool,
+}
+
+/// Why a whole run stops.
+enum RunStop {
+    /// 403s, and no write went through.
+    NoPermission,
+    /// Graph refused the token and no new one could be had.
+    Unauthorized(String),
+}
+
+const STOPPED: &str = "the run stopped before this row was written";
+
+impl<D: Directory, J: Journaling> Writer<'_, D, J> {
     /// Writes every item and returns one [`Written`] per item, in any order.
     pub async fn run(&self, items: Vec<WorkItem>) -> Vec<Written> {
-        let limiter = RateLimiter::direct(quota(self.options.rate));
-        let backoff = Backoff::default();
-        let forbidden_in_a_row = AtomicUsize::new(0);
-        let started = AtomicUsize::new(0);
-        let stop = self.cancel.child_token();
-        stream::iter(items)
-            .map(|item| {
-                let limiter = &limiter;
-                let backoff = &backoff;
-                let forbidden_in_a_row = &forbidden_in_a_row;
-                let started = &started;
-                let stop = &stop;
-                async move {
-                    if stop.is_cancelled() || self.cancel.is_cancelled() {
-                        return not_attempted(&item, "the run stopped before this row was written");
-                    }
-                    if self.options.max_writes.is_some_and(|max| started.fetch_add(1, Ordering::SeqCst) >= max) {
-                        return not_attempted(&item, CANARY_LEFT);
-                    }
-                    tokio::select! {
-                        () = limiter.until_ready() => {}
-                        () = stop.cancelled() => return not_attempted(&item, "the run stopped before this row was written"),
-                    }
-                    backoff.wait().await;
-                    let throttled_before = self.client.throttled();
-                    let written = self.write_row(&item).await;
-                    backoff.learn(self.client.throttled() > throttled_before);
-                    if written.verdict.outcome == Outcome::PermissionDenied {
-                        if forbidden_in_a_row.fetch_add(1, Ordering::SeqCst) + 1 >= self.options.forbidden_limit {
-                            stop.cancel();
-                        }
-                    } else {
-                        forbidden_in_a_row.store(0, Ordering::SeqCst);
-                    }
-                    (self.on_row)(&written);
-                    written
-                }
-            })
+        let run = Run {
+            pace: WriteRate::new(self.options.rate),
+            stop: self.cancel.child_token(),
+            started: AtomicUsize::new(0),
+            evidence: Evidence::default(),
+        };
+        let written = stream::iter(items)
+            .map(|item| self.row(&run, item))
             .buffer_unordered(self.options.concurrency.max(1))
             .collect()
-            .await
+            .await;
+        tracing::info!("the write rate ended at {:.2}/s", run.pace.rate());
+        written
     }
 
-    async fn write_row(&self, item: &WorkItem) -> Written {
-        match self.steps(item).await {
+    async fn row(&self, run: &Run, item: WorkItem) -> Written {
+        if run.stop.is_cancelled() {
+            return not_attempted(&item, STOPPED);
+        }
+        let canary_done = self
+            .options
+            .max_writes
+            .is_some_and(|max| run.started.fetch_add(1, Ordering::SeqCst) >= max);
+        if canary_done {
+            return not_attempted(&item, CANARY_LEFT);
+        }
+        let written = self.write_row(run, &item).await;
+        (self.on_row)(&written, item.requests());
+        written
+    }
+
+    async fn write_row(&self, run: &Run, item: &WorkItem) -> Written {
+        match self.steps(run, item).await {
             Ok(meta) => {
+                run.evidence.let_through.fetch_add(1, Ordering::SeqCst);
                 let detail = match (&item.new_anchor, self.options.success) {
                     (_, Outcome::Restored) => format!(
                         "put back {}",
@@ -164,31 +211,45 @@ impl Writer<'_> {
                     holder: None,
                 }
             }
-            Err(RowFailure::Graph(error)) => self.failure(item, error).await,
+            Err(RowFailure::Graph(error)) => {
+                self.judge_run(run, &error);
+                self.failure(item, error).await
+            }
             Err(RowFailure::Unjournaled) => not_attempted(
                 item,
                 "not sent: the journal could not be written (see the error above), and nothing is sent that a resume could not account for",
             ),
+            Err(RowFailure::Stopped) => not_attempted(item, STOPPED),
         }
     }
 
-    /// The row's requests, each journaled before it is sent.
-    async fn steps(&self, item: &WorkItem) -> Result<Meta, RowFailure> {
+    /// The row's requests, each journaled before it is sent. Only the first can be stopped:
+    /// once Graph has taken one, the row is finished, so that no user is left half-way (a
+    /// holder purged but no stamp, a UPN out in the stopover domain).
+    async fn steps(&self, run: &Run, item: &WorkItem) -> Result<Meta, RowFailure> {
+        let finish = CancellationToken::new();
+        let mut stop = &run.stop;
         if item.action == Action::PurgeHolderThenStamp {
             if let Some(holder) = &item.holder {
-                self.step(item, Step::PurgeHolder, &holder.id, None, None, || {
-                    self.client.purge_deleted(&holder.id)
-                })
-                .await?;
+                let purge = Write::Purge {
+                    id: holder.id.clone(),
+                };
+                self.step(run, stop, item, Step::PurgeHolder, purge, Some(&holder.id))
+                    .await?;
+                stop = &finish;
             }
         }
         let hop = item.action == Action::FederatedHopThenStamp;
+        let user_id = &item.target.id;
+        let home = &item.target.user_principal_name;
         if let (true, Some(stopover)) = (hop, &item.hop_upn) {
-            let home = &item.target.user_principal_name;
-            self.step(item, Step::UpnOut, home, Some(stopover), None, || {
-                self.client.set_upn(&item.target.id, stopover)
-            })
-            .await?;
+            let out = Write::Upn {
+                user_id: user_id.clone(),
+                upn: stopover.clone(),
+            };
+            self.step(run, stop, item, Step::UpnOut, out, Some(home))
+                .await?;
+            stop = &finish;
         }
         if self.in_doubt_and_applied(item).await {
             return Ok(Meta {
@@ -196,26 +257,21 @@ impl Writer<'_> {
                 ..Meta::default()
             });
         }
+        let anchor = Write::Anchor {
+            user_id: user_id.clone(),
+            value: item.new_anchor.clone(),
+        };
         let previous = item.target.on_premises_immutable_id.as_deref();
         let meta = self
-            .step(
-                item,
-                Step::Anchor,
-                previous.unwrap_or(""),
-                item.new_anchor.as_deref(),
-                previous,
-                || {
-                    self.client
-                        .set_anchor(&item.target.id, item.new_anchor.as_deref())
-                },
-            )
+            .step(run, stop, item, Step::Anchor, anchor, previous)
             .await?;
         if let (true, Some(stopover)) = (hop, &item.hop_upn) {
-            let home = &item.target.user_principal_name;
-            self.step(item, Step::UpnBack, stopover, Some(home), None, || {
-                self.client.set_upn(&item.target.id, home)
-            })
-            .await?;
+            let back = Write::Upn {
+                user_id: user_id.clone(),
+                upn: home.clone(),
+            };
+            self.step(run, &finish, item, Step::UpnBack, back, Some(stopover))
+                .await?;
         }
         if self.options.verify {
             self.verify(item).await.map_err(RowFailure::Graph)?;
@@ -234,7 +290,7 @@ impl Writer<'_> {
         if !in_doubt {
             return false;
         }
-        let Ok(Some(user)) = self.client.get_user(&item.target.id).await else {
+        let Ok(Some(user)) = self.directory.get_user(&item.target.id).await else {
             return false;
         };
         let applied = user
@@ -258,39 +314,40 @@ impl Writer<'_> {
         applied
     }
 
-    /// Journals the intent, sends, journals the result. Nothing is sent unless its intent is
-    /// on disk.
-    async fn step<F, Fut>(
+    /// Waits for leave to send, journals the intent (`previous`: what the write replaces),
+    /// sends (retried as the write-rate policy says), journals the result. Nothing is sent
+    /// unless its intent is on disk. A step stopped before Graph took it leaves its intent
+    /// without a result: a resume reads the user before writing again.
+    async fn step(
         &self,
+        run: &Run,
+        stop: &CancellationToken,
         item: &WorkItem,
         step: Step,
-        from: &str,
-        to: Option<&str>,
+        write: Write,
         previous: Option<&str>,
-        send: F,
-    ) -> Result<Meta, RowFailure>
-    where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<crate::graph::Answer, GraphError>>,
-    {
-        let previous = if step == Step::Anchor {
-            previous.map(str::to_string)
-        } else {
-            Some(from.to_string())
-        };
+    ) -> Result<Meta, RowFailure> {
+        let permit = run.pace.acquire(stop).await.ok_or(RowFailure::Stopped)?;
         let intent = Entry::Intent {
             row: item.row,
             step,
             user_id: item.target.id.clone(),
             upn: item.target.user_principal_name.clone(),
-            previous,
-            new: to.map(str::to_string),
+            previous: previous.map(str::to_string),
+            new: write.value().map(str::to_string),
             at: now(),
         };
         if !self.journal(intent).await {
             return Err(RowFailure::Unjournaled);
         }
-        let result = send().await;
+        if stop.is_cancelled() {
+            return Err(RowFailure::Stopped);
+        }
+        let result = match run.pace.send(self.directory, &write, permit, stop).await {
+            Ok(answer) => Ok(answer),
+            Err(Unsent::Refused(error)) => Err(error),
+            Err(Unsent::Stopped) => return Err(RowFailure::Stopped),
+        };
         let (applied, outcome, meta) = match &result {
             Ok(answer) => (true, self.options.success, Some(answer.meta.clone())),
             Err(e) => (false, outcome_of(e), e.meta().cloned()),
@@ -309,8 +366,55 @@ impl Writer<'_> {
         result.map(|answer| answer.meta).map_err(RowFailure::Graph)
     }
 
+    /// Learns from a row's failure what it says about the run: a 403 before any write went
+    /// through, `forbidden_limit` times, means the app lacks the permission; a token Graph
+    /// refuses and that cannot be renewed fails every row. Either stops the run.
+    fn judge_run(&self, run: &Run, error: &GraphError) {
+        let evidence = &run.evidence;
+        match error {
+            GraphError::Forbidden(_) => {
+                let forbidden = evidence.forbidden.fetch_add(1, Ordering::SeqCst) + 1;
+                if forbidden >= self.options.forbidden_limit
+                    && evidence.let_through.load(Ordering::SeqCst) == 0
+                {
+                    self.stop_run(run, RunStop::NoPermission);
+                }
+            }
+            GraphError::Auth(why) => self.stop_run(run, RunStop::Unauthorized(why.clone())),
+            GraphError::Conflict { .. }
+            | GraphError::Synced(_)
+            | GraphError::Federated(_)
+            | GraphError::NotFound(_) => {
+                evidence.let_through.fetch_add(1, Ordering::SeqCst);
+            }
+            GraphError::Throttled(_)
+            | GraphError::Transport(_)
+            | GraphError::Setup(_)
+            | GraphError::Other(_) => {}
+        }
+    }
+
+    /// Stops the run, saying why once: the rows not yet written become `not-attempted`.
+    fn stop_run(&self, run: &Run, why: RunStop) {
+        if run.evidence.stopped.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        run.stop.cancel();
+        let message = match why {
+            RunStop::NoPermission => format!(
+                "Graph refused the first {} writes (403 Authorization_RequestDenied) and let none through: the app lacks the permission to write users (User.ReadWrite.All, or User.ReadUpdate.All; see SECURITY.md). Grant it with admin consent, then resume this run (--resume JOURNAL)",
+                run.evidence.forbidden.load(Ordering::SeqCst)
+            ),
+            RunStop::Unauthorized(why) => format!(
+                "{}; no new token can be had (a HARDMATCH_ACCESS_TOKEN cannot be renewed: get a new one, or sign in another way), then resume this run (--resume JOURNAL)",
+                why.trim_end_matches('.')
+            ),
+        };
+        eprintln!("hardmatch: stopping: {message}. The rows not written are `not-attempted`.");
+    }
+
     async fn verify(&self, item: &WorkItem) -> Result<(), GraphError> {
-        let user = self.client.get_user(&item.target.id).await?;
+        let user = self.directory.get_user(&item.target.id).await?;
         let now_holds = user
             .as_ref()
             .and_then(|u| u.on_premises_immutable_id.clone())
@@ -360,6 +464,7 @@ impl Writer<'_> {
                     _ => format!("Graph refused: {name} already holds the anchor"),
                 }
             }
+            GraphError::Forbidden(meta) => format!("Graph refused this user ({meta}): onPremisesImmutableId and userPrincipalName are sensitive attributes, which on a user who holds a privileged role (or is in a role-assignable group) only an app holding Privileged Authentication Administrator or Global Administrator may change; check this user's roles"),
             other => format!("Graph refused: {other}"),
         };
         Written {
@@ -378,44 +483,12 @@ impl Writer<'_> {
             return Some(known);
         }
         let anchor = item.new_anchor.as_deref()?;
-        let user = self.client.anchor_holder(holder_id, anchor).await.ok()??;
+        let user = self
+            .directory
+            .anchor_holder(holder_id, anchor)
+            .await
+            .ok()??;
         Some(Holder::of(&user))
-    }
-}
-
-/// Extra spacing between writes when Graph throttles below the documented quota (it does
-/// when the service is loaded): doubled after a row that met a 429, halved after a row that
-/// did not, so the rate backs off and recovers. The pause for Retry-After itself is the
-/// client's; this keeps the next rows from running straight back into the limit.
-#[derive(Default)]
-struct Backoff {
-    micros: std::sync::atomic::AtomicU64,
-}
-
-impl Backoff {
-    const FIRST: u64 = 10_000;
-    const MOST: u64 = 2_000_000;
-
-    async fn wait(&self) {
-        let micros = self.micros.load(Ordering::Relaxed);
-        if micros > 0 {
-            tokio::time::sleep(Duration::from_micros(micros)).await;
-        }
-    }
-
-    fn learn(&self, throttled: bool) {
-        let update = |micros: u64| {
-            Some(if throttled {
-                (micros * 2).clamp(Self::FIRST, Self::MOST)
-            } else if micros / 2 < 1_000 {
-                0
-            } else {
-                micros / 2
-            })
-        };
-        let _ = self
-            .micros
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, update);
     }
 }
 
@@ -463,12 +536,567 @@ fn not_attempted(item: &WorkItem, why: &str) -> Written {
     }
 }
 
-/// governor's quota for `rate` writes per second, sent evenly (a burst of one second's worth).
-fn quota(rate: f64) -> Quota {
-    let rate = rate.max(0.01);
-    let period = Duration::from_secs_f64(1.0 / rate);
-    let burst = NonZeroU32::new(rate.floor().max(1.0) as u32).expect("at least 1");
-    Quota::with_period(period)
-        .expect("a positive period")
-        .allow_burst(burst)
+#[cfg(test)]
+mod tests {
+    //! The writer against an in-memory Graph, under paused time: every figure is exact, and
+    //! no test sleeps.
+
+    use std::collections::{HashMap, HashSet};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::graph::{Answer, Attempt};
+    use crate::journal::Journal;
+    use crate::tenant::User;
+
+    /// An in-memory Graph: its users, every request sent to it and when, and the answers a
+    /// test asks for.
+    #[derive(Default)]
+    struct Fake {
+        users: Mutex<HashMap<String, User>>,
+        sent: Mutex<Vec<(Instant, Write)>>,
+        /// Anchor writes and purges applied, per user or deleted user.
+        applied: Mutex<HashMap<String, usize>>,
+        latency: Duration,
+        /// Users whose writes are refused with 403 (privileged users, for this app).
+        forbidden: HashSet<String>,
+        /// Every request before this moment is answered 429, Retry-After to its end.
+        storm_until: Mutex<Option<Instant>>,
+        /// Graph throttling below the documented quota: a token bucket of (capacity, writes
+        /// per second); requests finding it empty get 429.
+        limit: Option<(f64, f64)>,
+        bucket: Mutex<(f64, Option<Instant>)>,
+        /// Requests after this many get 401: a token that expired and cannot be renewed.
+        token_lasts: Option<usize>,
+        /// Requests from this one (1-based) on are applied but never answered: the process
+        /// dies with them in flight.
+        dies_at: Option<usize>,
+        /// When each 429 was answered, and its Retry-After.
+        throttled: Mutex<Vec<(Instant, Duration)>>,
+        /// Called with each request's number as it is sent (a Ctrl-C at a given moment).
+        on_send: Option<Box<dyn Fn(usize) + Send + Sync>>,
+    }
+
+    fn meta(status: u16) -> Box<Meta> {
+        Box::new(Meta {
+            status: Some(status),
+            ..Meta::default()
+        })
+    }
+
+    impl Fake {
+        fn with_users(n: usize) -> Fake {
+            let users = (1..=n)
+                .map(|row| {
+                    let user = User {
+                        id: format!("u{row}"),
+                        user_principal_name: format!("user{row}@fed.contoso.com"),
+                        ..User::default()
+                    };
+                    (user.id.clone(), user)
+                })
+                .collect();
+            Fake {
+                users: Mutex::new(users),
+                latency: Duration::from_millis(100),
+                ..Fake::default()
+            }
+        }
+
+        fn sent(&self) -> Vec<(Instant, Write)> {
+            self.sent.lock().unwrap().clone()
+        }
+
+        fn applied_twice(&self) -> usize {
+            self.applied
+                .lock()
+                .unwrap()
+                .values()
+                .filter(|&&n| n > 1)
+                .count()
+        }
+
+        /// 429 from the storm or the bucket, with how long to wait.
+        fn throttle(&self, now: Instant) -> Option<Duration> {
+            if let Some(until) = *self.storm_until.lock().unwrap() {
+                if now < until {
+                    return Some(until - now);
+                }
+            }
+            let (capacity, per_second) = self.limit?;
+            let mut bucket = self.bucket.lock().unwrap();
+            let (tokens, last) = &mut *bucket;
+            let elapsed = last.map_or(capacity / per_second, |l| (now - l).as_secs_f64());
+            *tokens = (*tokens + elapsed * per_second).min(capacity);
+            *last = Some(now);
+            if *tokens >= 1.0 {
+                *tokens -= 1.0;
+                None
+            } else {
+                Some(Duration::from_secs_f64((1.0 - *tokens) / per_second))
+            }
+        }
+
+        fn apply(&self, write: &Write) -> Result<(), GraphError> {
+            let mut users = self.users.lock().unwrap();
+            let key = match write {
+                Write::Anchor { user_id, value } => {
+                    if self.forbidden.contains(user_id) {
+                        return Err(GraphError::Forbidden(meta(403)));
+                    }
+                    users.get_mut(user_id).unwrap().on_premises_immutable_id = value.clone();
+                    user_id
+                }
+                Write::Upn { user_id, upn } => {
+                    users.get_mut(user_id).unwrap().user_principal_name = upn.clone();
+                    return Ok(());
+                }
+                Write::Purge { id } => id,
+            };
+            *self.applied.lock().unwrap().entry(key.clone()).or_insert(0) += 1;
+            Ok(())
+        }
+    }
+
+    impl Directory for Fake {
+        async fn write(&self, write: &Write, _attempt: u32) -> Attempt {
+            let n = {
+                let mut sent = self.sent.lock().unwrap();
+                sent.push((Instant::now(), write.clone()));
+                sent.len()
+            };
+            if let Some(on_send) = &self.on_send {
+                on_send(n);
+            }
+            tokio::time::sleep(self.latency / 2).await;
+            if self.token_lasts.is_some_and(|last| n > last) {
+                return Attempt::Refused(GraphError::Auth(
+                    "Graph refused the token: InvalidAuthenticationToken Lifetime validation failed, the token is expired.".into(),
+                ));
+            }
+            if let Some(wait) = self.throttle(Instant::now()) {
+                tokio::time::sleep(self.latency / 2).await;
+                self.throttled.lock().unwrap().push((Instant::now(), wait));
+                return Attempt::Throttled {
+                    retry_after: Some(wait),
+                    error: GraphError::Other(meta(429)),
+                };
+            }
+            let applied = self.apply(write);
+            if self.dies_at.is_some_and(|at| n >= at) {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(self.latency / 2).await;
+            match applied {
+                Ok(()) => Attempt::Done(Answer {
+                    status: 204,
+                    body: serde_json::Value::Null,
+                    meta: *meta(204),
+                }),
+                Err(error) => Attempt::Refused(error),
+            }
+        }
+
+        async fn took_effect(&self, _write: &Write) -> bool {
+            unreachable!("no answer is unclear in these tests")
+        }
+
+        async fn get_user(&self, id: &str) -> Result<Option<User>, GraphError> {
+            Ok(self.users.lock().unwrap().get(id).cloned())
+        }
+
+        async fn anchor_holder(
+            &self,
+            _holder_id: Option<&str>,
+            _anchor: &str,
+        ) -> Result<Option<User>, GraphError> {
+            Ok(None)
+        }
+    }
+
+    fn stamp(row: usize) -> WorkItem {
+        WorkItem {
+            row,
+            action: Action::Stamp,
+            target: TargetState {
+                id: format!("u{row}"),
+                user_principal_name: format!("user{row}@fed.contoso.com"),
+                on_premises_immutable_id: None,
+                on_premises_sync_enabled: false,
+            },
+            new_anchor: Some(format!("anchor{row}")),
+            holder: None,
+            hop_upn: None,
+        }
+    }
+
+    fn hop(row: usize) -> WorkItem {
+        WorkItem {
+            action: Action::FederatedHopThenStamp,
+            hop_upn: Some(format!("user{row}@contoso.onmicrosoft.com")),
+            ..stamp(row)
+        }
+    }
+
+    fn options(rate: f64) -> WriteOptions {
+        WriteOptions {
+            rate,
+            ..WriteOptions::default()
+        }
+    }
+
+    /// A journal written in place: each entry on disk before `record` returns.
+    struct InPlace(Mutex<Journal>);
+
+    impl Journaling for InPlace {
+        async fn record(&self, entry: Entry) -> crate::Result<()> {
+            self.0.lock().unwrap().record(&entry)
+        }
+    }
+
+    /// The journal's first line, as a run writes it.
+    fn run_entry() -> Entry {
+        Entry::Run {
+            version: "test".into(),
+            command: "hardmatch apply".into(),
+            input: "users.csv".into(),
+            started: now(),
+            identity: None,
+        }
+    }
+
+    /// What a resume hands the writer: the journal's rows by row number (every row of these
+    /// tests keeps its number).
+    fn replay_of(path: &std::path::Path) -> Replay {
+        let journaled = Journal::read(path).unwrap();
+        Replay {
+            rows: journaled
+                .targets
+                .iter()
+                .map(|history| (history.row, history.clone()))
+                .collect(),
+        }
+    }
+
+    /// A run of `items` against `fake` with a new journal at `path`, or resuming it.
+    async fn run(
+        fake: &Fake,
+        items: Vec<WorkItem>,
+        options: WriteOptions,
+        cancel: CancellationToken,
+        path: &std::path::Path,
+    ) -> Vec<Written> {
+        let replay = path.exists().then(|| replay_of(path));
+        let journal = match replay {
+            Some(_) => Journal::reopen(path).unwrap(),
+            None => Journal::create(path, &run_entry()).unwrap(),
+        };
+        let journal = InPlace(Mutex::new(journal));
+        let tenant = Tenant::default();
+        let writer = Writer {
+            directory: fake,
+            journal: &journal,
+            replay: replay.as_ref(),
+            tenant: &tenant,
+            cancel,
+            options,
+            on_row: Box::new(|_, _| {}),
+        };
+        let mut written = writer.run(items).await;
+        written.sort_by_key(|w| w.row);
+        written
+    }
+
+    fn count(written: &[Written], outcome: Outcome) -> usize {
+        written
+            .iter()
+            .filter(|w| w.verdict.outcome == outcome)
+            .count()
+    }
+
+    /// Seconds from `start` to each request.
+    fn offsets(sent: &[(Instant, Write)], start: Instant) -> Vec<f64> {
+        sent.iter()
+            .map(|(at, _)| (*at - start).as_secs_f64())
+            .collect()
+    }
+
+    // Paused time jumps ahead whenever every task waits, also while the journal's thread
+    // syncs; so a request may go later than its token, never earlier. Bounds are set that way.
+
+    #[tokio::test(start_paused = true)]
+    async fn every_request_of_a_hop_row_takes_its_own_token_of_the_quota() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Fake::with_users(40);
+        let items = (1..=40).map(hop).collect();
+        let start = Instant::now();
+        let written = run(
+            &fake,
+            items,
+            options(20.0),
+            CancellationToken::new(),
+            &dir.path().join("j"),
+        )
+        .await;
+        assert_eq!(count(&written, Outcome::Stamped), 40);
+        let sent = fake.sent();
+        assert_eq!(sent.len(), 120, "three PATCHes a row");
+        // governor's burst of one second's worth, then one request every 50 ms: 40 rows at
+        // 20 rows a second would take 1 s; 120 requests at 20 a second take 5.
+        for (i, offset) in offsets(&sent, start).iter().enumerate() {
+            let earliest = (i as f64 + 1.0 - 20.0) * 0.05;
+            assert!(*offset >= earliest - 1e-3, "request {i} at {offset} s");
+        }
+        let all = start.elapsed().as_secs_f64();
+        assert!((5.0..6.0).contains(&all), "120 requests at 20/s: {all} s");
+        assert_eq!(fake.applied_twice(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_closes_the_gate_and_one_probe_reopens_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Fake::with_users(60);
+        let start = Instant::now();
+        *fake.storm_until.lock().unwrap() = Some(start + Duration::from_secs(5));
+        let items = (1..=60).map(stamp).collect();
+        let written = run(
+            &fake,
+            items,
+            options(20.0),
+            CancellationToken::new(),
+            &dir.path().join("j"),
+        )
+        .await;
+        assert_eq!(count(&written, Outcome::Stamped), 60);
+        let (answered, retry_after) = fake.throttled.lock().unwrap()[0];
+        let reopens = answered + retry_after;
+        let after: Vec<Instant> = fake
+            .sent()
+            .into_iter()
+            .map(|(at, _)| at)
+            .filter(|at| *at > answered)
+            .collect();
+        let late = |at: Instant| (at - reopens).as_secs_f64();
+        assert!(
+            after[0] >= reopens,
+            "nothing goes before Retry-After: {}",
+            late(after[0])
+        );
+        assert!(
+            late(after[0]) <= 0.1 * retry_after.as_secs_f64() + 0.2,
+            "the probe goes soon after (jitter is 10%): {} s late",
+            late(after[0])
+        );
+        assert!(
+            after[1] >= after[0] + fake.latency,
+            "the others wait for the probe's answer: {} then {}",
+            late(after[0]),
+            late(after[1])
+        );
+        let throttled = fake.throttled.lock().unwrap().len();
+        assert!(
+            throttled <= 25,
+            "the first writes met the storm, then only the probe: {throttled}"
+        );
+        assert_eq!(fake.applied_twice(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_service_throttling_at_half_the_rate_is_written_near_its_floor() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut fake = Fake::with_users(600);
+        // Graph allows 10 writes a second (a bucket of 10) while hardmatch is told 20.
+        fake.limit = Some((10.0, 10.0));
+        let items = (1..=600).map(stamp).collect();
+        let start = Instant::now();
+        let written = run(
+            &fake,
+            items,
+            options(20.0),
+            CancellationToken::new(),
+            &dir.path().join("j"),
+        )
+        .await;
+        assert_eq!(count(&written, Outcome::Stamped), 600);
+        let elapsed = start.elapsed().as_secs_f64();
+        let floor = (600.0 - 10.0) / 10.0;
+        let ratio = elapsed / floor;
+        let throttled: Vec<f64> = fake
+            .throttled
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(at, _)| (*at - start).as_secs_f64())
+            .collect();
+        println!("600 writes at 20/s against a limit of 10/s: {elapsed:.1} s, {ratio:.2}x the floor, {} 429s at {throttled:.1?}", throttled.len());
+        assert!(ratio < 1.2, "{ratio:.2}x the floor");
+        assert!(throttled.len() < 100, "{} 429s", throttled.len());
+        assert_eq!(fake.applied_twice(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_app_without_the_permission_stops_after_three_403s() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut fake = Fake::with_users(50);
+        fake.forbidden = (1..=50).map(|row| format!("u{row}")).collect();
+        let items = (1..=50).map(stamp).collect();
+        let options = WriteOptions {
+            concurrency: 4,
+            ..options(2.0)
+        };
+        let written = run(
+            &fake,
+            items,
+            options,
+            CancellationToken::new(),
+            &dir.path().join("j"),
+        )
+        .await;
+        let denied = count(&written, Outcome::PermissionDenied);
+        assert!(
+            (3..=5).contains(&denied),
+            "the third 403 and those in flight: {denied}"
+        );
+        assert_eq!(count(&written, Outcome::NotAttempted), 50 - denied);
+        assert_eq!(fake.sent().len(), denied, "nothing sent after the stop");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn privileged_targets_are_denied_one_by_one_and_the_run_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut fake = Fake::with_users(40);
+        // Every third user holds a privileged role, the first of them on row 3.
+        fake.forbidden = (1..=40)
+            .filter(|r| r % 3 == 0)
+            .map(|r| format!("u{r}"))
+            .collect();
+        let items = (1..=40).map(stamp).collect();
+        let written = run(
+            &fake,
+            items,
+            options(2.0),
+            CancellationToken::new(),
+            &dir.path().join("j"),
+        )
+        .await;
+        assert_eq!(count(&written, Outcome::PermissionDenied), 13);
+        assert_eq!(count(&written, Outcome::Stamped), 27);
+        let denied = written.iter().find(|w| w.row == 3).unwrap();
+        assert!(
+            denied.verdict.detail.contains("sensitive attributes"),
+            "{}",
+            denied.verdict.detail
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_token_that_cannot_be_renewed_stops_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut fake = Fake::with_users(100);
+        fake.token_lasts = Some(30);
+        let items = (1..=100).map(stamp).collect();
+        let written = run(
+            &fake,
+            items,
+            options(20.0),
+            CancellationToken::new(),
+            &dir.path().join("j"),
+        )
+        .await;
+        assert_eq!(count(&written, Outcome::Stamped), 30);
+        let failed = count(&written, Outcome::GraphError);
+        assert!((1..=32).contains(&failed), "only those in flight: {failed}");
+        assert_eq!(count(&written, Outcome::NotAttempted), 70 - failed);
+        assert_eq!(fake.sent().len(), 30 + failed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ctrl_c_mid_write_finishes_what_is_in_flight_and_sends_nothing_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let cancel = CancellationToken::new();
+        let mut fake = Fake::with_users(30);
+        // Six hop rows: Ctrl-C comes as the tenth request goes, mid-way through a hop.
+        let ctrl_c = cancel.clone();
+        fake.on_send = Some(Box::new(move |n| {
+            if n == 10 {
+                ctrl_c.cancel();
+            }
+        }));
+        let items = (1..=30)
+            .map(|r| if r <= 6 { hop(r) } else { stamp(r) })
+            .collect();
+        let written = run(&fake, items, options(20.0), cancel, &dir.path().join("j")).await;
+        let stamped = count(&written, Outcome::Stamped);
+        assert_eq!(stamped + count(&written, Outcome::NotAttempted), 30);
+        assert!(stamped < 30, "it stopped");
+        let users = fake.users.lock().unwrap();
+        for w in &written {
+            let user = &users[&format!("u{}", w.row)];
+            assert!(
+                user.user_principal_name.ends_with("@fed.contoso.com"),
+                "no user is left in the stopover domain: {}",
+                user.user_principal_name
+            );
+            let stamped_in_graph = user.on_premises_immutable_id.is_some();
+            assert_eq!(
+                stamped_in_graph,
+                w.verdict.outcome == Outcome::Stamped,
+                "row {}",
+                w.row
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_crash_between_intent_and_answer_then_resume_writes_nothing_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join("j");
+        let mut fake = Fake::with_users(20);
+        // The process dies with the eighth request applied but unanswered.
+        fake.dies_at = Some(8);
+        let items: Vec<WorkItem> = (1..=20).map(stamp).collect();
+        let options = WriteOptions {
+            concurrency: 1,
+            ..options(20.0)
+        };
+        let crashed = run(
+            &fake,
+            items.clone(),
+            options.clone(),
+            CancellationToken::new(),
+            &journal,
+        );
+        assert!(tokio::time::timeout(Duration::from_secs(60), crashed)
+            .await
+            .is_err());
+        let replay = replay_of(&journal);
+        assert_eq!(
+            replay.rows[&8].in_doubt(),
+            vec![Step::Anchor],
+            "the intent, no result"
+        );
+        assert_eq!(replay.rows.len(), 8);
+
+        // As `resume` does: rows the journal shows finished are not handed to the writer.
+        fake.dies_at = None;
+        let left: Vec<WorkItem> = items
+            .into_iter()
+            .filter(|item| {
+                !replay
+                    .rows
+                    .get(&item.row)
+                    .is_some_and(|history| history.applied(Step::Anchor))
+            })
+            .collect();
+        assert_eq!(left.len(), 13, "rows 8 to 20");
+        let written = run(&fake, left, options, CancellationToken::new(), &journal).await;
+        assert_eq!(count(&written, Outcome::Stamped), 13);
+        assert_eq!(fake.applied_twice(), 0, "no write applied twice");
+        assert_eq!(fake.sent().len(), 20, "rows 1-8 not sent again");
+        let read_back = written[0].meta.as_ref().map(|m| m.attempts);
+        assert_eq!(read_back, Some(0), "row 8 was read back, not sent again");
+    }
 }

@@ -80,8 +80,9 @@ pub struct WriteArgs {
     #[arg(long, value_name = "N")]
     pub max_writes: Option<usize>,
 
-    /// Writes per second; the documented quota is 3,000 per 150 s per app and tenant.
-    #[arg(long, default_value_t = 20.0, value_name = "N")]
+    /// Write requests per second, whatever the rows (a federated hop sends three, a purge and
+    /// stamp two); the documented quota is 3,000 per 150 s per app and tenant.
+    #[arg(long, default_value_t = crate::graph::pace::DEFAULT_WRITE_RATE, value_name = "N")]
     pub write_rate: f64,
 
     /// Requests in flight at once, so that latency never caps the write rate.

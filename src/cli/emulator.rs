@@ -129,6 +129,11 @@ pub struct Args {
     #[arg(long, default_value_t = 3000.0, value_name = "N")]
     pub writes_per_150s: f64,
 
+    /// How many writes may come at once (the write bucket; default: all of --writes-per-150s).
+    /// A small bucket enforces the write rate from the first second.
+    #[arg(long, value_name = "N")]
+    pub write_burst: Option<f64>,
+
     /// Writes per 5 min per tenant, all apps.
     #[arg(long, default_value_t = 18000.0, value_name = "N")]
     pub tenant_writes_per_5min: f64,
@@ -153,6 +158,10 @@ pub struct Args {
     /// Refuse role eligibility schedules, as a tenant without Entra ID P2 may.
     #[arg(long)]
     pub no_p2: bool,
+    /// Answer writes to these users (ids or UPNs) with 403, as Graph does for a user whose
+    /// sensitive attributes the app may not change (a privileged user).
+    #[arg(long, value_name = "ID,...", value_delimiter = ',')]
+    pub forbid_writes_to: Vec<String>,
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -182,6 +191,7 @@ impl Args {
             quotas: Quotas {
                 resource_units_per_10s: self.ru_per_10s,
                 app_writes_per_150s: self.writes_per_150s,
+                app_write_burst: self.write_burst,
                 tenant_writes_per_5min: self.tenant_writes_per_5min,
             },
             time_scale: self.time_scale,
@@ -192,6 +202,7 @@ impl Args {
             forbid_writes: self.forbid_writes,
             forbid_role_reads: self.forbid_role_reads,
             refuse_role_eligibility: self.no_p2,
+            forbid_writes_to: self.forbid_writes_to.clone(),
             clients: self
                 .client_id
                 .iter()

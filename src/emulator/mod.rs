@@ -57,6 +57,9 @@ pub struct Config {
     /// Refuse role eligibility schedules (403), as a tenant without Entra ID P2 may
     /// (graph-facts.md: it has none, or refuses).
     pub refuse_role_eligibility: bool,
+    /// Answer writes to these users (ids or UPNs) with 403, as Graph does for a user whose
+    /// sensitive attributes the app may not change (graph-facts.md, "Sensitive attributes").
+    pub forbid_writes_to: Vec<String>,
     /// Apps that may sign in with client credentials: (client id, secret).
     pub clients: Vec<(String, String)>,
     /// Apps that may sign in with a certificate: (client id, certificate PEM).
@@ -83,6 +86,7 @@ impl Default for Config {
             forbid_writes: false,
             forbid_role_reads: false,
             refuse_role_eligibility: false,
+            forbid_writes_to: Vec::new(),
             clients: Vec::new(),
             client_certificates: Vec::new(),
             access_token: None,

@@ -637,9 +637,13 @@ impl Emulator {
         };
         let deleted_reserve = self.config.deleted_users_reserve_anchors;
         let refuse_federated = self.config.refuse_federated_anchor_change;
+        let forbidden = &self.config.forbid_writes_to;
         self.with_state(|s| {
             let Some(i) = s.find_user(key) else { return not_found(key) };
             let user = s.tenant.users[i].clone();
+            if forbidden.iter().any(|f| f.eq_ignore_ascii_case(&user.id) || f.eq_ignore_ascii_case(&user.user_principal_name)) {
+                return graph_error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.");
+            }
             for name in changes.keys() {
                 if !["onPremisesImmutableId", "userPrincipalName"].contains(&name.as_str()) {
                     return bad_request(&format!("Property '{name}' is not supported by the emulator for PATCH."));

@@ -2,7 +2,10 @@
 //! one-domain tenant, and the Get-ADUser export that matches them row for row. User `i` is
 //! `user{i}@contoso.com`; its on-premises objectGUID is [`guid`]`(i)`.
 
-use crate::tenant::{Domain, Group, RoleAssignment, RoleDefinition, Tenant, User};
+use crate::anchor::ImmutableId;
+use crate::tenant::{
+    AuthenticationType, Domain, Group, RoleAssignment, RoleDefinition, Tenant, User,
+};
 
 /// The on-premises objectGUID of user `i`.
 pub fn guid(i: usize) -> uuid::Uuid {
@@ -88,6 +91,36 @@ pub fn add_roles(tenant: &mut Tenant, assigned: usize, eligible: usize, groups: 
             .collect(),
     );
     tenant.groups = groups;
+}
+
+/// The same tenant with contoso.com federated: every row needs the federated hop (three
+/// writes), through the initial domain contoso.onmicrosoft.com.
+pub fn federated(n: usize) -> Tenant {
+    let mut tenant = tenant(n);
+    tenant.domains[0].authentication_type = AuthenticationType::Federated;
+    tenant.domains.push(Domain {
+        id: "contoso.onmicrosoft.com".into(),
+        is_initial: true,
+        ..Domain::default()
+    });
+    tenant
+}
+
+/// The same tenant with each user's anchor held by a user in the recycle bin: every row needs
+/// a purge and a stamp (two writes).
+pub fn deleted_holders(n: usize) -> Tenant {
+    let mut tenant = tenant(n);
+    tenant.deleted_users = (0..n)
+        .map(|i| User {
+            id: uuid::Uuid::from_u128(0xDDDD_0000_0000_4000_8000_0000_0000_0000 + i as u128)
+                .to_string(),
+            user_principal_name: format!("old{i}@contoso.com"),
+            on_premises_immutable_id: Some(ImmutableId::from_guid(guid(i)).to_string()),
+            deleted_date_time: Some("2026-11-01T00:00:00Z".into()),
+            ..User::default()
+        })
+        .collect();
+    tenant
 }
 
 /// The Windows PowerShell Export-Csv of those users (every field quoted, CRLF).

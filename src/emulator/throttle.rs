@@ -49,6 +49,11 @@ pub struct Quotas {
     pub resource_units_per_10s: Option<f64>,
     /// Writes per 150 s per app and tenant (3,000).
     pub app_writes_per_150s: f64,
+    /// How many of those writes may come at once: the app's write bucket. `None` is the
+    /// whole window (Graph's token bucket); a smaller bucket holds a run to the rate from
+    /// the start, as a bucket that Entra Connect or an earlier run has drained does.
+    #[serde(default)]
+    pub app_write_burst: Option<f64>,
     /// Writes per 5 min per tenant, all apps together (18,000).
     pub tenant_writes_per_5min: f64,
 }
@@ -58,6 +63,7 @@ impl Default for Quotas {
         Quotas {
             resource_units_per_10s: None,
             app_writes_per_150s: 3000.0,
+            app_write_burst: None,
             tenant_writes_per_5min: 18000.0,
         }
     }
@@ -83,9 +89,14 @@ struct Bucket {
 
 impl Bucket {
     fn new(capacity: f64, window: f64) -> Bucket {
+        Bucket::holding(capacity, capacity / window)
+    }
+
+    /// A bucket of `capacity` tokens refilled at `per_second`.
+    fn holding(capacity: f64, per_second: f64) -> Bucket {
         Bucket {
             capacity,
-            per_second: capacity / window,
+            per_second,
             tokens: capacity,
             last: 0.0,
         }
@@ -183,10 +194,11 @@ impl Throttle {
         }
         if write {
             let per_app = self.quotas.app_writes_per_150s;
+            let burst = self.quotas.app_write_burst.unwrap_or(per_app);
             let writes = self
                 .app_writes
                 .entry(app.to_string())
-                .or_insert_with(|| Bucket::new(per_app, 150.0));
+                .or_insert_with(|| Bucket::holding(burst, per_app / 150.0));
             let write_wait = writes
                 .wait_for(now, 1.0)
                 .max(self.tenant_writes.wait_for(now, 1.0));
@@ -338,6 +350,27 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_small_write_bucket_holds_writes_to_the_rate_from_the_start() {
+        let quotas = Quotas {
+            app_writes_per_150s: 3000.0,
+            app_write_burst: Some(2.0),
+            ..Quotas::default()
+        };
+        let mut throttle = Throttle::new(quotas, "t", 10);
+        for _ in 0..2 {
+            assert!(matches!(
+                throttle.charge(0.0, "app", 1, true),
+                Decision::Allowed { .. }
+            ));
+        }
+        let Decision::Throttled { retry_after, .. } = throttle.charge(0.0, "app", 1, true) else {
+            panic!("a third write at once overflows a bucket of two");
+        };
+        // Still 20 writes a second: one every 50 ms.
+        assert!((retry_after - 0.05).abs() < 1e-9, "{retry_after}");
     }
 
     #[test]

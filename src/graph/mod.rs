@@ -2,22 +2,26 @@
 //! literals always escaped, paging, retries that honour Retry-After, a fresh token after a
 //! 401, and every answer's request ids kept for the audit report.
 //!
-//! [`auth`] picks the credential and the hosts; [`error`] classifies failures.
+//! [`auth`] picks the credential and the hosts; [`error`] classifies failures; [`directory`]
+//! is the seam the writer talks to (one attempt of a write); [`pace`] is the write-rate
+//! policy: the quota, throttling and the retries of writes.
 
 pub mod auth;
+pub mod directory;
 pub mod error;
+pub mod pace;
 pub mod read;
 pub mod sync;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use rand::Rng;
 use serde_json::{json, Value};
 
 pub use self::auth::{AuthArgs, TokenSource};
+pub use self::directory::{Attempt, Directory, Write};
 pub use self::error::{GraphError, Meta};
 use crate::logging::{RequestLine, LOGGED_HEADERS};
 use crate::tenant::{Domain, Tenant, User};
@@ -137,8 +141,9 @@ pub struct GraphClient {
     answered: AtomicBool,
     /// Writes are sent at low throttle priority: this is a bulk job (graph-facts.md).
     low_priority: bool,
-    /// After a 429, no request of this client goes out before this moment: Graph throttles the
-    /// app, not the request, and an early retry is throttled again.
+    /// After a 429 to a read, no request of this client goes out before this moment: Graph
+    /// throttles the app, not the request, and an early retry is throttled again. (A write's
+    /// 429 is the write-rate policy's: [`pace`].)
     paused_until: std::sync::Mutex<Option<tokio::time::Instant>>,
     /// Cancelled on a second Ctrl-C: no request waits out a throttling pause any more.
     abandoned: tokio_util::sync::CancellationToken,
@@ -159,9 +164,6 @@ fn abandoned(client_request_id: String, attempts: u32) -> GraphError {
         ..Meta::default()
     }))
 }
-
-/// Asks Graph whether a write whose answer was unclear took effect.
-type AppliedCheck<'a> = &'a (dyn Fn() -> BoxFuture<'a, bool> + Send + Sync);
 
 /// The most requests one `$batch` may carry.
 pub const BATCH_LIMIT: usize = 20;
@@ -274,7 +276,8 @@ impl GraphClient {
     }
 
     /// Sends one request with retries. `target` is a path under `/v1.0` with its query, or an
-    /// absolute `@odata.nextLink`.
+    /// absolute `@odata.nextLink`. Writes go through [`pace`] instead, which decides their
+    /// retries and their rate.
     pub async fn send(
         &self,
         method: reqwest::Method,
@@ -282,89 +285,33 @@ impl GraphClient {
         body: Option<&Value>,
         eventual: bool,
     ) -> Result<Answer, GraphError> {
-        self.send_write(method, target, body, eventual, None).await
-    }
-
-    /// [`send`](Self::send) for a write: after an unclear failure (the connection broke, or a
-    /// 500, 502 or 504, any of which can come after Graph applied the write) `applied` is
-    /// asked whether the write already took effect before it is sent again, so that no write
-    /// is applied twice. A 429 or 503 is clear: Graph did not take the request.
-    async fn send_write(
-        &self,
-        method: reqwest::Method,
-        target: &str,
-        body: Option<&Value>,
-        eventual: bool,
-        applied: Option<AppliedCheck<'_>>,
-    ) -> Result<Answer, GraphError> {
         let url = if target.starts_with("http") {
             self.check_link(target)?;
             target.to_string()
         } else {
             format!("{}{target}", self.base)
         };
-        let line = RequestLine::new(method.as_str(), &url);
-        let client_request_id = uuid::Uuid::new_v4().to_string();
+        let out = Outgoing::new(method, url, body, eventual);
+        let line = &out.line;
         let mut refreshed = false;
         let mut attempt = 0u32;
         let mut throttled = 0u32;
         loop {
             attempt += 1;
-            if !self.wait_for_pause().await {
-                return Err(abandoned(client_request_id, attempt - 1));
-            }
-            let mut request = self
-                .http
-                .request(method.clone(), &url)
-                .header("client-request-id", &client_request_id);
-            if self.low_priority {
-                request = request.header("x-ms-throttle-priority", "low");
-            }
-            if eventual {
-                request = request.header("ConsistencyLevel", "eventual");
-            }
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let (request, token_generation) = self.tokens.authorize(request).await?;
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            let sent = std::time::Instant::now();
-            let outcome = match request.send().await {
-                Ok(response) => {
-                    self.read(response, &client_request_id, attempt, &line)
-                        .await
-                }
-                Err(e) => match self.hopeless(&e).await {
-                    // Not transient: retrying only hides the reason for minutes.
-                    Some(why) => {
-                        tracing::info!("{line} -> failed: {why}");
-                        return Err(GraphError::Transport(Box::new(Meta {
-                            message: why,
-                            client_request_id,
-                            attempts: attempt,
-                            ..Meta::default()
-                        })));
-                    }
-                    None => Err(Failure::Transport(transport_failure(&e))),
-                },
-            };
-            log_attempt(&line, attempt, sent.elapsed(), &outcome);
-            let (wait, unclear) = match outcome {
+            let (outcome, token_generation) = self.exchange(&out, attempt).await?;
+            let wait = match outcome {
                 Ok(answer) => return Ok(answer),
                 Err(Failure::Final(error)) => return Err(*error),
                 Err(Failure::Unauthorized(error)) => {
-                    if refreshed || matches!(self.tokens, TokenSource::Fixed(_)) {
+                    if !self
+                        .sign_in_again(&mut refreshed, token_generation, line)
+                        .await?
+                    {
                         return Err(*error);
                     }
-                    refreshed = true;
-                    tracing::info!("{line}: the token was refused; signing in again");
-                    self.tokens.refresh(token_generation).await?;
                     continue;
                 }
                 Err(Failure::Retry { wait, error }) => {
-                    let unclear = error
-                        .meta()
-                        .is_some_and(|m| matches!(m.status, Some(500 | 502 | 504)));
                     if self.note_throttle(&error, wait) {
                         throttled += 1;
                     }
@@ -379,13 +326,13 @@ impl GraphClient {
                     };
                     let wait = wait.unwrap_or_else(|| self.retry.backoff(attempt));
                     tracing::info!("{line}: retrying in {:.3} s ({why})", wait.as_secs_f64());
-                    (wait, unclear)
+                    wait
                 }
                 Err(Failure::Transport(message)) => {
                     if attempt > self.retry.max_retries {
                         let meta = Meta {
                             message,
-                            client_request_id,
+                            client_request_id: out.client_request_id.clone(),
                             attempts: attempt,
                             ..Meta::default()
                         };
@@ -394,30 +341,140 @@ impl GraphClient {
                     }
                     let wait = self.retry.backoff(attempt);
                     tracing::info!("{line}: retrying in {:.3} s (backoff)", wait.as_secs_f64());
-                    // The request may have reached Graph before the connection broke.
-                    (wait, true)
+                    wait
                 }
             };
-            if unclear {
-                tokio::time::sleep(wait).await;
-            } else if !self.unless_abandoned(tokio::time::sleep(wait)).await {
-                return Err(abandoned(client_request_id, attempt));
-            }
-            if let (true, Some(applied)) = (unclear, applied) {
-                if applied().await {
-                    return Ok(Answer {
-                        status: 204,
-                        body: Value::Null,
-                        meta: Meta {
-                            message: "the answer was lost, but a read showed the write had taken effect; not sent again".into(),
-                            client_request_id,
-                            attempts: attempt,
-                            ..Meta::default()
-                        },
-                    });
-                }
+            if !self.unless_abandoned(tokio::time::sleep(wait)).await {
+                return Err(abandoned(out.client_request_id.clone(), attempt));
             }
         }
+    }
+
+    /// Sends a write once (twice when a refused token could be replaced) and says what came
+    /// of it; the write-rate policy ([`pace`]) decides what happens next. A 429 here does not
+    /// pause the client's reads: Graph's write quota is not its read quota.
+    pub(crate) async fn write_once(
+        &self,
+        method: reqwest::Method,
+        target: &str,
+        body: Option<&Value>,
+        attempt: u32,
+    ) -> Attempt {
+        let out = Outgoing::new(method, format!("{}{target}", self.base), body, false);
+        let mut refreshed = false;
+        loop {
+            let (outcome, token_generation) = match self.exchange(&out, attempt).await {
+                Ok(exchanged) => exchanged,
+                Err(error) => return Attempt::Refused(error),
+            };
+            return match outcome {
+                Ok(answer) => Attempt::Done(answer),
+                Err(Failure::Final(error)) => Attempt::Refused(*error),
+                Err(Failure::Unauthorized(error)) => {
+                    match self
+                        .sign_in_again(&mut refreshed, token_generation, &out.line)
+                        .await
+                    {
+                        Ok(true) => continue,
+                        Ok(false) => Attempt::Refused(*error),
+                        Err(sign_in) => Attempt::Refused(sign_in),
+                    }
+                }
+                Err(Failure::Retry { wait, error }) => match error.meta().and_then(|m| m.status) {
+                    Some(429) => {
+                        self.throttled.fetch_add(1, Ordering::Relaxed);
+                        Attempt::Throttled {
+                            retry_after: wait,
+                            error: *error,
+                        }
+                    }
+                    status => Attempt::Failed {
+                        wait,
+                        unclear: matches!(status, Some(500 | 502 | 504)),
+                        error: *error,
+                    },
+                },
+                // The request may have reached Graph before the connection broke.
+                Err(Failure::Transport(message)) => Attempt::Failed {
+                    wait: None,
+                    unclear: true,
+                    error: GraphError::Transport(Box::new(Meta {
+                        message,
+                        client_request_id: out.client_request_id.clone(),
+                        attempts: attempt,
+                        ..Meta::default()
+                    })),
+                },
+            };
+        }
+    }
+
+    /// One HTTP exchange: the request built, signed, sent and its answer judged, after any
+    /// pause a 429 imposed. `Err` when nothing could be sent or retrying cannot help (no
+    /// token; an untrusted certificate).
+    async fn exchange(
+        &self,
+        out: &Outgoing<'_>,
+        attempt: u32,
+    ) -> Result<(Result<Answer, Failure>, auth::TokenGeneration), GraphError> {
+        if !self.wait_for_pause().await {
+            return Err(abandoned(out.client_request_id.clone(), attempt - 1));
+        }
+        let mut request = self
+            .http
+            .request(out.method.clone(), &out.url)
+            .header("client-request-id", &out.client_request_id);
+        if self.low_priority {
+            request = request.header("x-ms-throttle-priority", "low");
+        }
+        if out.eventual {
+            request = request.header("ConsistencyLevel", "eventual");
+        }
+        if let Some(body) = out.body {
+            request = request.json(body);
+        }
+        let (request, token_generation) = self.tokens.authorize(request).await?;
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let sent = std::time::Instant::now();
+        let line = &out.line;
+        let outcome = match request.send().await {
+            Ok(response) => {
+                self.read(response, &out.client_request_id, attempt, line)
+                    .await
+            }
+            Err(e) => match self.hopeless(&e).await {
+                // Not transient: retrying only hides the reason for minutes.
+                Some(why) => {
+                    tracing::info!("{line} -> failed: {why}");
+                    return Err(GraphError::Transport(Box::new(Meta {
+                        message: why,
+                        client_request_id: out.client_request_id.clone(),
+                        attempts: attempt,
+                        ..Meta::default()
+                    })));
+                }
+                None => Err(Failure::Transport(transport_failure(&e))),
+            },
+        };
+        log_attempt(line, attempt, sent.elapsed(), &outcome);
+        Ok((outcome, token_generation))
+    }
+
+    /// After a 401: signs in again, once per request, unless the token was given and cannot
+    /// be replaced. Says whether to send the request again.
+    async fn sign_in_again(
+        &self,
+        refreshed: &mut bool,
+        refused: auth::TokenGeneration,
+        line: &RequestLine,
+    ) -> Result<bool, GraphError> {
+        if *refreshed || matches!(self.tokens, TokenSource::Fixed(_)) {
+            return Ok(false);
+        }
+        *refreshed = true;
+        tracing::info!("{line}: the token was refused; signing in again");
+        self.tokens.refresh(refused).await?;
+        Ok(true)
     }
 
     /// An absolute link (`@odata.nextLink`) must point where this client was pointed.
@@ -799,60 +856,33 @@ impl GraphClient {
         user_id: &str,
         value: Option<&str>,
     ) -> Result<Answer, GraphError> {
-        let body = json!({ "onPremisesImmutableId": value });
-        self.patch_user(user_id, body, |user| {
-            user.on_premises_immutable_id
-                .as_deref()
-                .filter(|v| !v.is_empty())
-                == value
+        self.write_alone(Write::Anchor {
+            user_id: user_id.to_string(),
+            value: value.map(str::to_string),
         })
         .await
     }
 
     pub async fn set_upn(&self, user_id: &str, upn: &str) -> Result<Answer, GraphError> {
-        let body = json!({ "userPrincipalName": upn });
-        self.patch_user(user_id, body, |user| {
-            user.user_principal_name.eq_ignore_ascii_case(upn)
+        self.write_alone(Write::Upn {
+            user_id: user_id.to_string(),
+            upn: upn.to_string(),
         })
-        .await
-    }
-
-    /// PATCHes a user; `took_effect` tells from the user as read back whether an unclear
-    /// attempt was applied.
-    async fn patch_user(
-        &self,
-        user_id: &str,
-        body: Value,
-        took_effect: impl Fn(&User) -> bool + Send + Sync,
-    ) -> Result<Answer, GraphError> {
-        let applied = || -> BoxFuture<'_, bool> {
-            Box::pin(async {
-                matches!(self.get_user(user_id).await, Ok(Some(user)) if took_effect(&user))
-            })
-        };
-        self.send_write(
-            reqwest::Method::PATCH,
-            &user_path(user_id),
-            Some(&body),
-            false,
-            Some(&applied),
-        )
         .await
     }
 
     /// Removes a deleted user from the recycle bin for good.
     pub async fn purge_deleted(&self, id: &str) -> Result<Answer, GraphError> {
-        let target = format!("/directory/deletedItems/{}", encode(id));
-        let gone = || -> BoxFuture<'_, bool> {
-            Box::pin(async {
-                matches!(
-                    self.send(reqwest::Method::GET, &target, None, false).await,
-                    Err(GraphError::NotFound(_))
-                )
-            })
-        };
-        self.send_write(reqwest::Method::DELETE, &target, None, false, Some(&gone))
+        self.write_alone(Write::Purge { id: id.to_string() }).await
+    }
+
+    /// One write outside a run's writer (moving a user home on resume; benches): retried as
+    /// the write-rate policy retries, paced by no run's limiter.
+    async fn write_alone(&self, write: Write) -> Result<Answer, GraphError> {
+        pace::WriteRate::default()
+            .write(self, &write, &tokio_util::sync::CancellationToken::new())
             .await
+            .map_err(pace::Unsent::into_error)
     }
 
     /// Reads the tenant: users, deleted users, domains, and the hard-match takeover setting
@@ -932,6 +962,31 @@ impl GraphClient {
             .and_then(|d| d["id"].as_str())
             .unwrap_or("the tenant")
             .to_string()
+    }
+}
+
+/// One request as every attempt of it is sent: the same `client-request-id` each time, so
+/// that Graph's support can follow the retries.
+struct Outgoing<'a> {
+    method: reqwest::Method,
+    url: String,
+    body: Option<&'a Value>,
+    eventual: bool,
+    client_request_id: String,
+    /// The request for the log, without what a log must not hold.
+    line: RequestLine,
+}
+
+impl<'a> Outgoing<'a> {
+    fn new(method: reqwest::Method, url: String, body: Option<&'a Value>, eventual: bool) -> Self {
+        Outgoing {
+            line: RequestLine::new(method.as_str(), &url),
+            method,
+            url,
+            body,
+            eventual,
+            client_request_id: uuid::Uuid::new_v4().to_string(),
+        }
     }
 }
 

@@ -18,3 +18,4 @@ mod sync_plan;
 mod util;
 mod verify;
 mod workbook;
+mod writer;

@@ -329,10 +329,7 @@ fn warnings_reach_the_xlsx_summary_and_the_json_rows() {
         .iter()
         .position(|c| *c == "warnings")
         .unwrap();
-    assert_eq!(
-        rows.get((0, warnings)).unwrap().to_string(),
-        "warnings"
-    );
+    assert_eq!(rows.get((0, warnings)).unwrap().to_string(), "warnings");
     let summary: Vec<Vec<String>> = workbook
         .worksheet_range("Summary")
         .unwrap()

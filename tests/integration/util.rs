@@ -187,6 +187,27 @@ impl Graph {
         cmd
     }
 
+    /// A token the emulator's token endpoint issued to `app-1` (start it with that client and
+    /// [`CLIENT_SECRET`]): unlike the fixed test token, it can expire.
+    pub fn issued_token(&self) -> String {
+        let tenant = self.tenant().tenant_id;
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", "app-1"),
+            ("client_secret", CLIENT_SECRET),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ];
+        let request = reqwest::Client::new()
+            .post(format!("{}/{tenant}/oauth2/v2.0/token", self.url()))
+            .form(&form);
+        let answer: serde_json::Value = self.runtime.block_on(async {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            response.json().await.unwrap()
+        });
+        answer["access_token"].as_str().unwrap().to_string()
+    }
+
     pub fn anchor_of(&self, upn: &str) -> Option<String> {
         self.tenant()
             .users
