@@ -5,6 +5,7 @@
 //! [`auth`] picks the credential and the hosts; [`error`] classifies failures.
 
 pub mod auth;
+mod certificate;
 pub mod error;
 pub mod read;
 
