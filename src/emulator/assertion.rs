@@ -146,16 +146,25 @@ mod tests {
     }
 
     fn assertion(key: &RsaKeyPair, pem: &[u8], claims: Value) -> String {
-        let thumbprint = digest(&SHA1_FOR_LEGACY_USE_ONLY, pem::parse(pem).unwrap().contents());
-        let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "x5t": STANDARD.encode(thumbprint)});
+        let thumbprint = digest(
+            &SHA1_FOR_LEGACY_USE_ONLY,
+            pem::parse(pem).unwrap().contents(),
+        );
+        let header =
+            serde_json::json!({"alg": "RS256", "typ": "JWT", "x5t": STANDARD.encode(thumbprint)});
         let signed = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(header.to_string()),
             URL_SAFE_NO_PAD.encode(claims.to_string())
         );
         let mut signature = vec![0; key.public_modulus_len()];
-        key.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), signed.as_bytes(), &mut signature)
-            .unwrap();
+        key.sign(
+            &RSA_PKCS1_SHA256,
+            &SystemRandom::new(),
+            signed.as_bytes(),
+            &mut signature,
+        )
+        .unwrap();
         format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature))
     }
 

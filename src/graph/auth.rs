@@ -385,7 +385,11 @@ fn token_url(login: &str, tenant: &str) -> Result<String, GraphError> {
     url::Url::parse(login)
         .and_then(|root| root.join(&format!("/{tenant}/oauth2/v2.0/token")))
         .map(String::from)
-        .map_err(|e| GraphError::Auth(format!("--tenant {tenant}: no token endpoint at {login}: {e}")))
+        .map_err(|e| {
+            GraphError::Auth(format!(
+                "--tenant {tenant}: no token endpoint at {login}: {e}"
+            ))
+        })
 }
 
 /// `url` checked by [`check_url`], as the root the checks saw: `HTTP://0x7f.1/` becomes

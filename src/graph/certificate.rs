@@ -51,7 +51,9 @@ fn signing_key(path: &Path, password: Option<&str>) -> Result<SigningKey, Certif
                 .or_else(|_| RsaKeyPair::from_der(der))
                 .ok()
         })
-        .ok_or_else(|| unusable("the private key is not an RSA key (Entra signs in with RSA keys only)"))?;
+        .ok_or_else(|| {
+            unusable("the private key is not an RSA key (Entra signs in with RSA keys only)")
+        })?;
     let certificate = certificates
         .into_iter()
         .find(|der| public_key_of(der).is_some_and(|public| public == key.public_key().as_ref()))
@@ -122,10 +124,13 @@ fn from_pkcs12(
     password: Option<&str>,
 ) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>), CertificateError> {
     let archive = p12_keystore::Pkcs12Archive::from_pkcs12(bytes, password.unwrap_or(""))
-        .map_err(|e| {
-            unusable(format!(
-                "cannot read it as PKCS#12 (or PEM): {e} (a wrong or missing AZURE_CLIENT_CERTIFICATE_PASSWORD fails this way too)"
-            ))
+        .map_err(|e| match e {
+            p12_keystore::error::Error::MacError(_) => unusable(
+                "wrong or missing AZURE_CLIENT_CERTIFICATE_PASSWORD: the PKCS#12 file's integrity check fails with it",
+            ),
+            other => unusable(format!(
+                "neither PEM nor a PKCS#12 file hardmatch reads ({other}; a wrong AZURE_CLIENT_CERTIFICATE_PASSWORD can fail this way too)"
+            )),
         })?;
     let keys: Vec<Vec<u8>> = archive
         .keys
