@@ -1,7 +1,8 @@
 //! Sign-in: which credential, which cloud, which Graph. Tokens come from Microsoft's
-//! azure_identity crate (Azure CLI, client secret, client certificate, managed identity), or
-//! from the environment variable HARDMATCH_ACCESS_TOKEN for a token obtained elsewhere; never
-//! from argv, which other users can read in the process list.
+//! azure_identity crate (Azure CLI, client secret, client certificate through its client
+//! assertion credential, with the assertion signed in `graph/certificate.rs`, managed
+//! identity), or from the environment variable HARDMATCH_ACCESS_TOKEN for a token obtained
+//! elsewhere; never from argv, which other users can read in the process list.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -35,11 +35,19 @@ struct SigningKey {
     certificate: Vec<u8>,
 }
 
+/// What a certificate file holds, decrypted.
+struct Contents {
+    /// Private keys, PKCS#8 or PKCS#1 DER.
+    keys: Vec<Vec<u8>>,
+    /// Certificates, DER.
+    certificates: Vec<Vec<u8>>,
+}
+
 /// Reads the key and its certificate from `path`: PEM (certificates and a PKCS#8 or PKCS#1
 /// key, encrypted PKCS#8 with `password`) or PKCS#12 (with `password`, or none).
 fn signing_key(path: &Path, password: Option<&str>) -> Result<SigningKey, CertificateError> {
     let bytes = std::fs::read(path).map_err(|e| unusable(e.to_string()))?;
-    let (keys, certificates) = if bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+    let Contents { keys, certificates } = if bytes.windows(11).any(|w| w == b"-----BEGIN ") {
         from_pem(&bytes, password)?
     } else {
         from_pkcs12(&bytes, password)?
@@ -67,11 +75,8 @@ fn public_key_of(certificate: &[u8]) -> Option<Vec<u8>> {
     Some(parsed.public_key().subject_public_key.data.to_vec())
 }
 
-/// The private keys (PKCS#8 or PKCS#1 DER) and certificates (DER) of a PEM file.
-fn from_pem(
-    bytes: &[u8],
-    password: Option<&str>,
-) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>), CertificateError> {
+/// The private keys and certificates of a PEM file.
+fn from_pem(bytes: &[u8], password: Option<&str>) -> Result<Contents, CertificateError> {
     let blocks = pem::parse_many(bytes).map_err(|e| unusable(format!("not a PEM file: {e}")))?;
     let certificates: Vec<Vec<u8>> = blocks
         .iter()
@@ -101,7 +106,7 @@ fn from_pem(
             "no usable PEM private key in the file (set AZURE_CLIENT_CERTIFICATE_PASSWORD if it is encrypted)",
         ));
     }
-    Ok((keys, certificates))
+    Ok(Contents { keys, certificates })
 }
 
 /// An encrypted PKCS#8 key (PBES2, as OpenSSL and PowerShell write it), decrypted.
@@ -117,12 +122,9 @@ fn decrypt_pkcs8(der: &[u8], password: Option<&str>) -> Result<Vec<u8>, Certific
     Ok(key.as_bytes().to_vec())
 }
 
-/// The private keys (PKCS#8 DER) and certificates (DER) of a PKCS#12 file. A file without a
+/// The private keys and certificates of a PKCS#12 file. A file without a
 /// password is read with the empty one, as OpenSSL and Windows write it.
-fn from_pkcs12(
-    bytes: &[u8],
-    password: Option<&str>,
-) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>), CertificateError> {
+fn from_pkcs12(bytes: &[u8], password: Option<&str>) -> Result<Contents, CertificateError> {
     let archive = p12_keystore::Pkcs12Archive::from_pkcs12(bytes, password.unwrap_or(""))
         .map_err(|e| match e {
             p12_keystore::error::Error::MacError(_) => unusable(
@@ -145,7 +147,7 @@ fn from_pkcs12(
         .iter()
         .map(|bag| bag.cert.as_der().to_vec())
         .collect();
-    Ok((keys, certificates))
+    Ok(Contents { keys, certificates })
 }
 
 /// Signs client assertions for one app at one token endpoint. Cloned into each new
