@@ -109,7 +109,7 @@ fn from_pem(bytes: &[u8], password: Option<&str>) -> Result<Contents, Certificat
     Ok(Contents { keys, certificates })
 }
 
-/// An encrypted PKCS#8 key (PBES2, as OpenSSL and PowerShell write it), decrypted.
+/// An encrypted PKCS#8 key (PBES2, as OpenSSL writes it), decrypted.
 fn decrypt_pkcs8(der: &[u8], password: Option<&str>) -> Result<Vec<u8>, CertificateError> {
     let password = password.ok_or_else(|| {
         unusable("the PEM private key is encrypted: set AZURE_CLIENT_CERTIFICATE_PASSWORD")
@@ -123,7 +123,7 @@ fn decrypt_pkcs8(der: &[u8], password: Option<&str>) -> Result<Vec<u8>, Certific
 }
 
 /// The private keys and certificates of a PKCS#12 file. A file without a
-/// password is read with the empty one, as OpenSSL and Windows write it.
+/// password is read with the empty one, as `openssl pkcs12 -passout pass:` writes it.
 fn from_pkcs12(bytes: &[u8], password: Option<&str>) -> Result<Contents, CertificateError> {
     let archive = p12_keystore::Pkcs12Archive::from_pkcs12(bytes, password.unwrap_or(""))
         .map_err(|e| match e {
