@@ -69,7 +69,8 @@ impl InputFingerprint {
     pub fn of(path: &Path) -> crate::Result<InputFingerprint> {
         let io = |e| Error::io(path, e);
         let mut file = std::fs::File::open(path).map_err(io)?;
-        let mut hasher = openssl::sha::Sha256::new();
+        // The SHA-256 of the crypto TLS already links (aws-lc-rs).
+        let mut hasher = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
         let mut buffer = vec![0u8; 1 << 16];
         let mut size = 0u64;
         loop {
@@ -80,7 +81,7 @@ impl InputFingerprint {
             hasher.update(&buffer[..n]);
             size += n as u64;
         }
-        let sha256 = hasher.finish().iter().map(|b| format!("{b:02x}")).collect();
+        let sha256 = hex::encode(hasher.finish());
         Ok(InputFingerprint {
             path: absolute(path).display().to_string(),
             size,

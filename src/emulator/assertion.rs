@@ -3,11 +3,10 @@
 //! thumbprint), signed RS256 with that certificate's key, with `iss` and `sub` the client id,
 //! `aud` the token endpoint, and the clock inside `nbf`..`exp` (graph-facts.md, Sign-in).
 
+use aws_lc_rs::digest::{digest, SHA1_FOR_LEGACY_USE_ONLY};
+use aws_lc_rs::signature::{UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use openssl::hash::MessageDigest;
-use openssl::sign::Verifier;
-use openssl::x509::X509;
 use serde_json::Value;
 
 /// The assertion type a certificate sign-in must name.
@@ -61,11 +60,9 @@ pub fn check(
         .ok_or_else(malformed)?;
     let certificate = certificates
         .iter()
-        .filter_map(|pem| X509::from_pem(pem).ok())
-        .find(|c| {
-            c.digest(MessageDigest::sha1())
-                .is_ok_and(|d| d.as_ref() == thumbprint.as_slice())
-        })
+        .filter_map(|pem| pem::parse(pem).ok())
+        .map(pem::Pem::into_contents)
+        .find(|der| digest(&SHA1_FOR_LEGACY_USE_ONLY, der).as_ref() == thumbprint.as_slice())
         .ok_or_else(|| {
             reject(
                 700027,
@@ -76,14 +73,14 @@ pub fn check(
             )
         })?;
     let signed = format!("{header}.{payload}");
-    let verified = certificate
-        .public_key()
-        .and_then(|key| {
-            let mut verifier = Verifier::new(MessageDigest::sha256(), &key)?;
-            verifier.update(signed.as_bytes())?;
-            verifier.verify(&signature)
-        })
-        .unwrap_or(false);
+    let verified = x509_parser::parse_x509_certificate(&certificate).is_ok_and(|(_, parsed)| {
+        UnparsedPublicKey::new(
+            &RSA_PKCS1_2048_8192_SHA256,
+            &parsed.public_key().subject_public_key.data,
+        )
+        .verify(signed.as_bytes(), &signature)
+        .is_ok()
+    });
     if !verified {
         return Err(reject(
             700027,
@@ -127,29 +124,28 @@ fn decode_thumbprint(x5t: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use openssl::pkey::{PKey, Private};
-    use openssl::sign::Signer;
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
 
     const URL: &str = "https://127.0.0.1:1/contoso.onmicrosoft.com/oauth2/v2.0/token";
 
-    /// An RSA key (as OpenSSL's type, which signs the assertions) and its self-signed
-    /// certificate's PEM, made by rcgen.
-    fn key_and_certificate() -> (PKey<Private>, Vec<u8>) {
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
-        let certificate = rcgen::CertificateParams::default()
+    fn key_and_certificate() -> (RsaKeyPair, Vec<u8>) {
+        let key =
+            rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+                .unwrap();
+        let certificate = rcgen::CertificateParams::new(vec!["hardmatch test".into()])
+            .unwrap()
             .self_signed(&key)
             .unwrap();
-        (
-            PKey::private_key_from_pem(key.serialize_pem().as_bytes()).unwrap(),
-            certificate.pem().into_bytes(),
-        )
+        let signer = RsaKeyPair::from_pkcs8(&key.serialize_der()).unwrap();
+        (signer, certificate.pem().into_bytes())
     }
 
-    fn assertion(key: &PKey<Private>, pem: &[u8], claims: Value) -> String {
-        let thumbprint = X509::from_pem(pem)
-            .unwrap()
-            .digest(MessageDigest::sha1())
-            .unwrap();
+    fn assertion(key: &RsaKeyPair, pem: &[u8], claims: Value) -> String {
+        let thumbprint = digest(
+            &SHA1_FOR_LEGACY_USE_ONLY,
+            pem::parse(pem).unwrap().contents(),
+        );
         let header =
             serde_json::json!({"alg": "RS256", "typ": "JWT", "x5t": STANDARD.encode(thumbprint)});
         let signed = format!(
@@ -157,12 +153,15 @@ mod tests {
             URL_SAFE_NO_PAD.encode(header.to_string()),
             URL_SAFE_NO_PAD.encode(claims.to_string())
         );
-        let mut signer = Signer::new(MessageDigest::sha256(), key).unwrap();
-        signer.update(signed.as_bytes()).unwrap();
-        format!(
-            "{signed}.{}",
-            URL_SAFE_NO_PAD.encode(signer.sign_to_vec().unwrap())
+        let mut signature = vec![0; key.public_modulus_len()];
+        key.sign(
+            &RSA_PKCS1_SHA256,
+            &SystemRandom::new(),
+            signed.as_bytes(),
+            &mut signature,
         )
+        .unwrap();
+        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature))
     }
 
     fn claims(client: &str, aud: &str, exp: i64) -> Value {

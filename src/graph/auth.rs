@@ -1,19 +1,17 @@
 //! Sign-in: which credential, which cloud, which Graph. Tokens come from Microsoft's
-//! azure_identity crate (Azure CLI, client secret, client certificate, managed identity), or
-//! from the environment variable HARDMATCH_ACCESS_TOKEN for a token obtained elsewhere; never
-//! from argv, which other users can read in the process list.
+//! azure_identity crate (Azure CLI, client secret, client certificate through its client
+//! assertion credential, with the assertion signed in `graph/certificate.rs`, managed
+//! identity), or from the environment variable HARDMATCH_ACCESS_TOKEN for a token obtained
+//! elsewhere; never from argv, which other users can read in the process list.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use azure_core::credentials::{Secret, SecretBytes, TokenCredential};
+use azure_core::credentials::{Secret, TokenCredential};
 use azure_core::http::{ClientOptions, Transport};
-use openssl::pkcs12::Pkcs12;
-use openssl::pkey::PKey;
-use openssl::stack::Stack;
-use openssl::x509::X509;
 use tokio::sync::Mutex;
 
+use super::certificate::CertificateAssertion;
 use super::GraphError;
 
 /// The environment variable that carries a bearer token obtained elsewhere.
@@ -319,18 +317,25 @@ impl AuthArgs {
                     let path = env("AZURE_CLIENT_CERTIFICATE_PATH")
                         .ok_or_else(|| missing("AZURE_CLIENT_CERTIFICATE_PATH"))?;
                     let password = env("AZURE_CLIENT_CERTIFICATE_PASSWORD");
-                    let pkcs12 =
-                        pkcs12_from_file(std::path::Path::new(&path), password.as_deref())?;
+                    let token_url = token_url(&self.login_root()?, &tenant)?;
+                    let assertion = CertificateAssertion::from_file(
+                        Path::new(&path),
+                        password.as_deref(),
+                        client_id.clone(),
+                        token_url,
+                    )
+                    .map_err(|e| {
+                        GraphError::Auth(format!("{} credential: {path}: {e}", kind_name(kind)))
+                    })?;
                     Box::new(move || {
-                        let options = azure_identity::ClientCertificateCredentialOptions {
+                        let options = azure_identity::ClientAssertionCredentialOptions {
                             client_options: options.clone(),
-                            password: password.clone().map(Secret::new),
                         };
                         let credential: Arc<dyn TokenCredential> =
-                            azure_identity::ClientCertificateCredential::new(
+                            azure_identity::ClientAssertionCredential::new(
                                 tenant.clone(),
                                 client_id.clone(),
-                                SecretBytes::new(pkcs12.clone()),
+                                assertion.clone(),
                                 Some(options),
                             )?;
                         Ok(credential)
@@ -408,46 +413,17 @@ impl AuthArgs {
     }
 }
 
-/// The certificate file as the PKCS#12 bytes azure_identity signs with. The Azure SDKs take
-/// PEM (certificate and private key in one file) or PKCS#12 in AZURE_CLIENT_CERTIFICATE_PATH;
-/// azure_identity for Rust takes only PKCS#12, so a PEM file is bundled here with OpenSSL, the
-/// library azure_identity itself signs with. Errors name the file, never its contents.
-fn pkcs12_from_file(path: &Path, password: Option<&str>) -> Result<Vec<u8>, GraphError> {
-    let failed = |what: &str| {
-        GraphError::Auth(format!(
-            "{} credential: {}: {what}",
-            kind_name(AuthKind::Certificate),
-            path.display()
-        ))
-    };
-    let bytes = std::fs::read(path).map_err(|e| failed(&e.to_string()))?;
-    if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
-        return Ok(bytes);
-    }
-    let certificates = X509::stack_from_pem(&bytes)
-        .ok()
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| failed("no PEM certificate in the file"))?;
-    let key = match password {
-        Some(password) => PKey::private_key_from_pem_passphrase(&bytes, password.as_bytes()),
-        None => PKey::private_key_from_pem(&bytes),
-    }
-    .map_err(|_| {
-        failed("no usable PEM private key in the file (set AZURE_CLIENT_CERTIFICATE_PASSWORD if it is encrypted)")
-    })?;
-    let mut chain = Stack::new().map_err(|e| failed(&e.to_string()))?;
-    for ca in certificates.iter().skip(1) {
-        chain.push(ca.clone()).map_err(|e| failed(&e.to_string()))?;
-    }
-    let mut builder = Pkcs12::builder();
-    builder.pkey(&key).cert(&certificates[0]);
-    if certificates.len() > 1 {
-        builder.ca(chain);
-    }
-    builder
-        .build2(password.unwrap_or(""))
-        .and_then(|p| p.to_der())
-        .map_err(|_| failed("cannot bundle the certificate and key"))
+/// The token endpoint for `tenant` at the sign-in host `login`, as azure_identity's
+/// credentials build it: a certificate's assertion names it as its audience.
+fn token_url(login: &str, tenant: &str) -> Result<String, GraphError> {
+    url::Url::parse(login)
+        .and_then(|root| root.join(&format!("/{tenant}/oauth2/v2.0/token")))
+        .map(String::from)
+        .map_err(|e| {
+            GraphError::Auth(format!(
+                "--tenant {tenant}: no token endpoint at {login}: {e}"
+            ))
+        })
 }
 
 /// `url` checked by [`check_url`], as the root the checks saw: `HTTP://0x7f.1/` becomes

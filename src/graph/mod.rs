@@ -7,6 +7,7 @@
 //! policy: the quota, throttling and the retries of writes.
 
 pub mod auth;
+mod certificate;
 pub mod directory;
 pub mod error;
 pub mod pace;

@@ -7,8 +7,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use openssl::symm::Cipher;
-
 use hardmatch::anchor;
 use hardmatch::emulator::odata::{self, Filter, Property};
 use hardmatch::emulator::Config;
@@ -169,21 +167,17 @@ fn a_certificate_key_its_password_and_the_tokens_it_buys_appear_nowhere_at_the_m
 {
     let dir = Dir::new();
     let (tenant, _) = generated(&dir, 6);
-    let (key, certificate) = crate::sign_in::key_and_certificate();
+    let app = crate::sign_in::AppCertificate::new();
     let password = recognisable("KeyPassword");
-    let encrypted_key = key
-        .private_key_to_pem_pkcs8_passphrase(Cipher::aes_256_cbc(), password.as_bytes())
-        .unwrap();
+    let encrypted_key = app.encrypted_key_pem(&password);
     // Kept outside the run's directory: every file in there is searched for the key.
     let holder = Dir::new();
-    let mut pem = certificate.to_pem().unwrap();
-    pem.extend(&encrypted_key);
-    let key_file = holder.write("app.pem", pem);
+    let key_file = holder.write("app.pem", app.pem_with(encrypted_key.clone()));
     let tls = dir.join("emulator.pem");
     let graph = Graph::start(
         tenant,
         Config {
-            client_certificates: vec![("app-1".into(), certificate.to_pem().unwrap())],
+            client_certificates: vec![("app-1".into(), app.certificate_pem())],
             tls_cert_out: Some(tls.clone()),
             ..fast()
         },
@@ -217,9 +211,7 @@ fn a_certificate_key_its_password_and_the_tokens_it_buys_appear_nowhere_at_the_m
     };
     let mut secrets = vec![password];
     secrets.extend(lines_after_the_first(encrypted_key));
-    secrets.extend(lines_after_the_first(
-        key.private_key_to_pem_pkcs8().unwrap(),
-    ));
+    secrets.extend(lines_after_the_first(app.key_pem()));
     let tokens = graph.running.emulator.issued_tokens();
     assert!(tokens.len() >= 6, "every run signed in: {}", tokens.len());
     secrets.extend(tokens);

@@ -24,6 +24,11 @@ fn plan_workbook(graph: &Graph) -> Dir {
     dir
 }
 
+/// The plan's rows as `report::read` reads them back from the Rows sheet.
+fn plan_rows(path: &Path) -> Vec<hardmatch::report::Record> {
+    hardmatch::report::read::read(path).unwrap()
+}
+
 /// The Summary's value beside `label` in its first column.
 fn summary_value(path: &Path, label: &str) -> Data {
     let mut workbook = calamine::open_workbook_auto(path).unwrap();
@@ -99,13 +104,22 @@ fn issue18_summary_counts_are_numbers_and_times_are_utc_dates() {
     let after = chrono::Utc::now().timestamp() as f64;
     let path = dir.join("plan.xlsx");
 
-    assert_eq!(summary_value(&path, "rows"), Data::Float(14.0));
+    let rows = plan_rows(&path).len();
+    assert!(rows > 10, "{rows}");
+    assert_eq!(summary_value(&path, "rows"), Data::Float(rows as f64));
     assert!(
         matches!(summary_value(&path, "Graph requests"), Data::Float(n) if n >= 4.0),
         "{:?}",
         summary_value(&path, "Graph requests")
     );
-    assert_eq!(summary_value(&path, "would-stamp"), Data::Float(5.0));
+    let would_stamp = plan_rows(&path)
+        .iter()
+        .filter(|r| r.outcome == Some(hardmatch::outcome::Outcome::WouldStamp))
+        .count();
+    assert_eq!(
+        summary_value(&path, "would-stamp"),
+        Data::Float(would_stamp as f64)
+    );
     for label in ["started", "finished"] {
         let Data::DateTime(time) = summary_value(&path, label) else {
             panic!("{label}: {:?} is not a date", summary_value(&path, label));
@@ -170,7 +184,11 @@ fn issue18_summary_prints_on_one_landscape_page_with_a_chart() {
     let chart = part(&path, "xl/charts/chart1.xml");
     assert!(chart.contains(r#"<c:barDir val="bar"/>"#), "{chart}");
     assert!(chart.contains("<c:f>Summary!$A$"), "{chart}");
-    let outcomes = 10;
+    let outcomes = plan_rows(&path)
+        .iter()
+        .filter_map(|r| r.outcome)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     assert_eq!(
         chart.matches("<c:dPt>").count(),
         outcomes,
