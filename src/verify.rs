@@ -246,7 +246,10 @@ fn not_stamped(record: &Record, now: &TenantNow) -> Verdict {
         .flatten()
         .filter(|h| is_synced(h));
     match holder {
-        Some(holder) if holder.id.eq_ignore_ascii_case(&record.cloud_user_id) => matched(holder),
+        Some(holder) if holder.id.eq_ignore_ascii_case(&record.cloud_user_id) => Verdict::new(
+            Outcome::Matched,
+            format!("synced with the row's anchor, though the run did not stamp it ({earlier}): sync matched it on its own (soft match by UPN or mail, or an earlier stamp)"),
+        ),
         Some(holder) => Verdict::new(
             Outcome::DuplicateCreated,
             format!(
@@ -254,10 +257,19 @@ fn not_stamped(record: &Record, now: &TenantNow) -> Verdict {
                 holder.user_principal_name, holder.id
             ),
         ),
-        None => Verdict::new(
-            Outcome::NotStamped,
-            format!("the run did not stamp this row ({earlier})"),
-        ),
+        None => match now.user(&record.cloud_user_id) {
+            Some(target) if !target.on_premises_provisioning_errors.is_empty() => {
+                let blocked = blocked(target);
+                Verdict::new(
+                    Outcome::MatchBlocked,
+                    format!("the run did not stamp this row ({earlier}), and sync tried to match it: {}", blocked.detail),
+                )
+            }
+            _ => Verdict::new(
+                Outcome::NotStamped,
+                format!("the run did not stamp this row ({earlier})"),
+            ),
+        },
     }
 }
 

@@ -12,6 +12,7 @@ pub mod emulator;
 pub mod ids;
 pub mod input;
 pub mod plan;
+pub mod rehearse;
 pub mod rollback;
 pub mod snapshot;
 pub mod target;
@@ -41,6 +42,7 @@ pub enum Command {
     Rollback(rollback::Args),
     Snapshot(snapshot::Args),
     Verify(verify::Args),
+    Rehearse(rehearse::Args),
     Emulator(emulator::Args),
 }
 
@@ -48,7 +50,12 @@ pub enum Command {
 /// command is an error (exit 2).
 pub fn run(cli: Cli) -> crate::Result<ExitCode> {
     crate::logging::init(cli.verbose);
-    match cli.command {
+    dispatch(cli.command)
+}
+
+/// Runs one command (`rehearse` runs several, one after the other).
+fn dispatch(command: Command) -> crate::Result<ExitCode> {
+    match command {
         Command::Convert(args) => convert::run(args),
         Command::Ids(args) => ids::run(args),
         Command::Plan(args) => plan::run(args),
@@ -57,6 +64,7 @@ pub fn run(cli: Cli) -> crate::Result<ExitCode> {
         Command::Rollback(args) => rollback::run(args),
         Command::Snapshot(args) => snapshot::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Rehearse(args) => rehearse::run(args),
         Command::Emulator(args) => emulator::run(args),
     }
 }

@@ -7,8 +7,9 @@
 //!   on-premises object, or it holds or is eligible for a privileged role, directly or through
 //!   a role-assignable group) or the tenant blocks takeover; a block leaves a provisioning
 //!   error on the cloud user;
-//! - soft match: otherwise a cloud-only user without an anchor whose UPN, or an SMTP proxy
-//!   address, is the AD object's is taken over and given the anchor;
+//! - soft match: otherwise a cloud-only member without an anchor whose UPN, or an SMTP proxy
+//!   address, is the AD object's is taken over and given the anchor, unless the same
+//!   protections refuse it (then a provisioning error); guests are never soft-matched;
 //! - otherwise a new synced user is created, its UPN moved to the initial domain when the
 //!   suffix is not a verified domain, with digits when that UPN is taken.
 //!
@@ -28,6 +29,10 @@ use crate::tenant::{caseless, Privileges, ProvisioningError, User};
 /// The sync error Entra writes when the hard-match protections refuse a match.
 pub const HARDENING_ERROR: &str =
     "Hard match operation blocked due to security hardening. Review OnPremisesObjectIdentifier mapping.";
+
+/// The sync error for a refused soft match (Entra's wording for it is not documented).
+pub const SOFT_MATCH_ERROR: &str =
+    "Soft match blocked: the cloud user holds a privileged role or is linked to another on-premises object (InvalidSoftMatch).";
 
 /// An AD user as the sync engine sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,6 +126,11 @@ fn sync_one(
         return;
     }
     if let Some(i) = soft_match(state, ad) {
+        if let Some(reason) = soft_match_block(privileges, &state.tenant.users[i]) {
+            cycle.blocked += 1;
+            state.update_user(i, |user| block(user, reason, now));
+            return;
+        }
         cycle.soft_matched += 1;
         let upn = synced_upn(state, ad, Some(i));
         state.update_user(i, |user| {
@@ -168,13 +178,22 @@ fn hard_match_block(
     (linked_elsewhere || privileged).then_some(HARDENING_ERROR)
 }
 
-/// A cloud-only user without an anchor whose UPN or an SMTP address is the AD object's.
+/// Why sync refuses to soft-match this cloud user: it holds (or may hold) a privileged role,
+/// or is linked to another on-premises object; the same protections as for a hard match.
+fn soft_match_block(privileges: &Privileges, cloud: &User) -> Option<&'static str> {
+    let blocked = !privileges.of(&cloud.id).is_empty() || cloud.object_identifier().is_some();
+    blocked.then_some(SOFT_MATCH_ERROR)
+}
+
+/// A cloud-only member without an anchor whose UPN or an SMTP address is the AD object's.
+/// Guests and external members are never soft-matched (docs/graph.md, "Guests").
 fn soft_match(state: &State, ad: &OnPremisesUser) -> Option<usize> {
     let upn = caseless(&ad.upn);
     let smtp = ad.mail.as_deref().map(|m| caseless(&format!("smtp:{m}")));
     state.tenant.users.iter().position(|user| {
         user.on_premises_immutable_id.is_none()
             && user.on_premises_sync_enabled != Some(true)
+            && !user.is_external()
             && (caseless(&user.user_principal_name) == upn
                 || smtp
                     .as_ref()

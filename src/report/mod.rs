@@ -56,10 +56,14 @@ pub struct Record {
     pub request_id: String,
     pub attempts: u32,
     pub timestamp: String,
+    /// `rehearse` only: what plan predicted for the row, beside what verify found.
+    pub plan_outcome: Option<Outcome>,
+    /// `rehearse` only: what apply did with the row.
+    pub apply_outcome: Option<Outcome>,
 }
 
 /// The report's columns, in the order issue 4 fixes for CSV and XLSX.
-pub const COLUMNS: [&str; 23] = [
+pub const COLUMNS: [&str; 25] = [
     "row",
     "source",
     "line",
@@ -83,11 +87,13 @@ pub const COLUMNS: [&str; 23] = [
     "request_id",
     "attempts",
     "timestamp",
+    "plan_outcome",
+    "apply_outcome",
 ];
 
 impl Record {
     /// The cells in [`COLUMNS`] order, as plain text (not yet made Excel-safe).
-    pub fn cells(&self) -> [Cow<'_, str>; 23] {
+    pub fn cells(&self) -> [Cow<'_, str>; 25] {
         fn opt<T: ToString>(v: &Option<T>) -> Cow<'static, str> {
             v.as_ref()
                 .map_or(Cow::Borrowed(""), |v| Cow::Owned(v.to_string()))
@@ -119,6 +125,10 @@ impl Record {
             Cow::Borrowed(&self.request_id),
             Cow::Owned(self.attempts.to_string()),
             Cow::Borrowed(&self.timestamp),
+            self.plan_outcome
+                .map_or(Cow::Borrowed(""), |o| Cow::Borrowed(o.code())),
+            self.apply_outcome
+                .map_or(Cow::Borrowed(""), |o| Cow::Borrowed(o.code())),
         ]
     }
 }

@@ -260,7 +260,9 @@ fn apply_then_a_sync_cycle_then_verify() {
     });
     let cycle = graph.sync();
     assert!(cycle["hardMatched"].as_u64().unwrap() >= 3, "{cycle}");
-    assert_eq!(cycle["blocked"], 1, "{cycle}");
+    // jose's hard match, and the soft matches of the privileged and linked users the plan
+    // refused to stamp (pete, quinn, rosa).
+    assert_eq!(cycle["blocked"], 4, "{cycle}");
 
     let out = run(&mut graph.hardmatch(&dir, &["verify", "report.csv", "-o", "v.csv"]));
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -271,6 +273,14 @@ fn apply_then_a_sync_cycle_then_verify() {
         "kate.o'brien@contoso.com",
     ] {
         assert_eq!(got[upn].0, "matched", "{upn}: {}", got[upn].1);
+    }
+    for (upn, outcome) in [
+        ("pete.price@contoso.com", "match-blocked"),
+        ("rosa.reyes@contoso.com", "match-blocked"),
+        // A guest is never soft-matched: sync made a new user for the AD object.
+        ("sam.stone@contoso.com", "duplicate-created"),
+    ] {
+        assert_eq!(got[upn].0, outcome, "{upn}: {}", got[upn].1);
     }
     let jose = &got["jose.jonsson@contoso.com"];
     assert_eq!(jose.0, "match-blocked", "{}", jose.1);
@@ -401,4 +411,81 @@ fn uncovered_lists_the_cloud_only_users_no_row_names() {
     ]));
     assert!(out.status.code().is_some(), "{}", stderr(&out));
     assert_eq!(listed("after.csv").0, expected);
+}
+
+/// `rehearse` on every sample export: plan, apply, a sync cycle and verify against an
+/// emulator of the sample tenant, one report row per input row with the three stages side by
+/// side; every row apply stamped is matched by the cycle; the tenant file is left as it was.
+#[test]
+fn rehearse_runs_the_whole_migration_on_every_sample() {
+    let tenant_before = std::fs::read(sample("tenant.json")).unwrap();
+    for export in [
+        "getaduser-ps51.csv",
+        "getaduser-utf16.csv",
+        "excel-de.csv",
+        "csvde.csv",
+        "ldifde.ldf",
+        "users.xlsx",
+        "users.xls",
+        "users.ods",
+    ] {
+        let dir = Dir::new();
+        let out = run(dir
+            .hardmatch()
+            .arg("rehearse")
+            .arg(sample(export))
+            .arg("--tenant")
+            .arg(sample("tenant.json"))
+            .args(["-o", "rehearsal.csv", "--keep", "work"]));
+        let err = stderr(&out);
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{export}: {err}");
+        let rows = report_rows(&dir.join("rehearsal.csv"));
+        let plan = hardmatch::report::read::read(&dir.join("work/plan.json")).unwrap();
+        assert_eq!(rows.len(), plan.len(), "{export}: one row per input row");
+        for row in &rows {
+            assert!(!row["plan_outcome"].is_empty(), "{export}: {row:?}");
+            if row["apply_outcome"] == "stamped" {
+                assert_eq!(row["outcome"], "matched", "{export}: {row:?}");
+            }
+        }
+        assert!(
+            rows.iter().any(|r| r["apply_outcome"] == "stamped"),
+            "{export}"
+        );
+        for stage in ["== plan", "== apply", "== sync cycle", "== verify"] {
+            assert!(err.contains(stage), "{export}: {stage} in {err}");
+        }
+    }
+    assert_eq!(std::fs::read(sample("tenant.json")).unwrap(), tenant_before);
+}
+
+/// Flags after `--` reach plan and apply: `--overwrite` lets apply replace dave's other anchor,
+/// which the sync cycle then matches.
+#[test]
+fn rehearse_passes_its_flags_to_plan_and_apply() {
+    let dir = Dir::new();
+    let out = run(dir
+        .hardmatch()
+        .arg("rehearse")
+        .arg(sample("getaduser-ps51.csv"))
+        .arg("--tenant")
+        .arg(sample("tenant.json"))
+        .args(["-o", "rehearsal.json", "--", "--overwrite"]));
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+    let rows = hardmatch::report::read::read(&dir.join("rehearsal.json")).unwrap();
+    let dave = rows
+        .iter()
+        .find(|r| r.upn == "dave.dunn@contoso.com")
+        .unwrap();
+    use hardmatch::outcome::Outcome;
+    assert_eq!(
+        (dave.plan_outcome, dave.apply_outcome, dave.outcome),
+        (
+            Some(Outcome::WouldStamp),
+            Some(Outcome::Stamped),
+            Some(Outcome::Matched)
+        ),
+        "{}",
+        dave.detail
+    );
 }
