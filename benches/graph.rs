@@ -202,6 +202,44 @@ async fn bench_plan_sync(dir: &std::path::Path) {
     );
 }
 
+/// `verify` after the cycle reads the rows' users and their anchors' holders the cheaper
+/// way, as `plan` does; issue 16 asks for no more requests than the plan needed.
+async fn bench_verify(dir: &std::path::Path) {
+    let input = dir.join("verify-input.csv");
+    export(10_000, &input);
+    let running = emulator::spawn(tenant(100_000), config(10.0, (30, 250)))
+        .await
+        .unwrap();
+    let plan_path = dir.join("verify-plan.csv");
+    let verify_path = dir.join("verify.csv");
+    let (input, plan, verify) = (
+        input.to_str().unwrap(),
+        plan_path.to_str().unwrap(),
+        verify_path.to_str().unwrap(),
+    );
+    let planned = hardmatch(&running.url, &["plan", input, "-o", plan]).await;
+    let started = Instant::now();
+    let verified = hardmatch(&running.url, &["verify", plan, "-o", verify]).await;
+    let wall = started.elapsed().as_secs_f64();
+    let count = |out: &std::process::Output| -> u64 {
+        reported_requests(&out.stderr)
+            .trim_end_matches(" Graph requests")
+            .parse()
+            .unwrap_or(u64::MAX)
+    };
+    let (plan_requests, verify_requests) = (count(&planned), count(&verified));
+    println!(
+        "verify: 10,000 rows against a 100,000-user tenant: {verify_requests} Graph requests (the plan: {plan_requests}), {wall:.1} s wall at time scale 10; exit {:?}",
+        verified.status.code()
+    );
+    running.stop().await;
+    assert!(
+        verify_requests <= plan_requests,
+        "verify needs {verify_requests} requests, the plan {plan_requests}\n{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+}
+
 async fn bench_apply(dir: &std::path::Path) {
     const USERS: usize = 10_000;
     const SCALE: f64 = 10.0;
@@ -452,6 +490,9 @@ fn main() {
         }
         if wants("plan-sync") {
             bench_plan_sync(dir.path()).await;
+        }
+        if wants("verify") {
+            bench_verify(dir.path()).await;
         }
         if wants("apply") {
             bench_apply(dir.path()).await;
