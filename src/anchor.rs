@@ -4,7 +4,7 @@
 //! [`parse`] accepts what admins paste and exports contain and says which [`AnchorForm`] it
 //! saw; [`ImmutableId`] converts to every output form. An objectGUID becomes an ImmutableId as
 //! base64 of its bytes in .NET `Guid.ToByteArray()` order (`Uuid::to_bytes_le`); AD tools show
-//! those same bytes as hex "in AD byte order" (graph-facts.md).
+//! those same bytes as hex "in AD byte order" (docs/graph.md).
 //!
 //! One ambiguity is settled by rule: 32 bare hex digits are read as hex in AD byte order (what
 //! ldp, ADSI Edit and csvde show), not as .NET "N" GUID text; braces or dashes make GUID text.
@@ -409,7 +409,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Published vectors (graph-facts.md): GUID text and its ImmutableId.
+    /// Published vectors (docs/graph.md): GUID text and its ImmutableId.
     const VECTORS: [(&str, &str); 4] = [
         (
             "f7cc07d7-7c15-447d-876d-c01b0e5a9e38",

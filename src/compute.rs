@@ -15,7 +15,7 @@ use crate::anchor::{self, AnchorForm, AnchorKind, ImmutableId};
 use crate::outcome::{Outcome, Verdict};
 use crate::source::{Input, Role, Row};
 
-/// Which attribute the tenant's sync takes its sourceAnchor from (graph-facts.md,
+/// Which attribute the tenant's sync takes its sourceAnchor from (docs/graph.md,
 /// "ImmutableId"): `--source-anchor`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum SourceAnchor {

@@ -86,7 +86,7 @@ pub enum Outcome {
     NotStamped,
 }
 
-/// The groups design.md sorts the outcomes into.
+/// The groups the outcomes fall into (README, "Outcomes").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Group {
     Success,

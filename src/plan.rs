@@ -2,7 +2,7 @@
 //! outcome Graph would give a write (or why no write should be sent), the target's state the
 //! decision rested on, and who holds a conflicting anchor.
 //!
-//! It plans for the next sync cycle, not only for Graph's answer (graph-facts.md, "What the
+//! It plans for the next sync cycle, not only for Graph's answer (docs/graph.md, "What the
 //! next sync cycle does with a stamp"): a target sync would refuse to hard-match (a guest, a
 //! user linked to another on-premises object, a privileged user) is refused here, and a row
 //! that can be stamped carries [`Warning`]s for what sync will change or what could not be
@@ -39,7 +39,7 @@ pub enum Mode {
     Clear,
 }
 
-/// The destructive steps the admin allowed, each with its own flag (design.md's contracts).
+/// The destructive steps the admin allowed, each with its own flag (ARCHITECTURE.md, "Contracts").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Permissions {
     pub overwrite: bool,
@@ -445,7 +445,7 @@ impl<'t> TenantIndex<'t> {
     }
 
     /// The refusal of a target the next sync cycle would not hard-match onto, though Graph
-    /// would take the stamp (graph-facts.md, "What the next sync cycle does with a stamp").
+    /// would take the stamp (docs/graph.md, "What the next sync cycle does with a stamp").
     fn sync_would_refuse(
         &self,
         user: &User,
@@ -541,7 +541,7 @@ impl<'t> TenantIndex<'t> {
     }
 
     /// What sync will rename the user to, if anything: the on-premises UPN, or under the
-    /// initial domain when its suffix is not a verified domain (graph-facts.md).
+    /// initial domain when its suffix is not a verified domain (docs/graph.md).
     fn upn_change(&self, user: &User, on_premises: Option<&str>) -> Option<String> {
         let on_premises = on_premises?;
         let (prefix, suffix) = on_premises.rsplit_once('@')?;

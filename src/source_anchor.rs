@@ -1,5 +1,5 @@
 //! `--source-anchor`: which attribute, mS-DS-ConsistencyGuid or objectGUID, the tenant's sync
-//! takes its anchor from. Graph does not say (graph-facts.md, "ImmutableId"), but the tenant
+//! takes its anchor from. Graph does not say (docs/graph.md, "ImmutableId"), but the tenant
 //! shows it: an already-synced user's onPremisesImmutableId is base64 of that attribute. With
 //! `auto`, rows of the export whose cloud user is synced, holds an anchor, and whose two
 //! attributes differ are that evidence.

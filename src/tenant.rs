@@ -5,7 +5,7 @@
 //! `GET /v1.0/users?$select=...` returns for it (plus beta's `onPremisesObjectIdentifier`).
 //!
 //! It also holds what decides whether the next sync cycle may hard-match a user
-//! (graph-facts.md, "What the next sync cycle does with a stamp"): privileged role
+//! (docs/graph.md, "What the next sync cycle does with a stamp"): privileged role
 //! definitions, role assignments, role eligibilities and the members of the groups that hold
 //! them. [`Privileges`] is the one rule for "is this user privileged", for the planner and
 //! the emulator alike. A role list that is absent (`None`) was not read: privilege is unknown.
@@ -210,7 +210,7 @@ impl ProvisioningError {
 
 impl User {
     /// A guest, or an external member (a B2B user made a member keeps `#EXT#` in its UPN):
-    /// Entra does not match either to an on-premises user (graph-facts.md, "Guests").
+    /// Entra does not match either to an on-premises user (docs/graph.md, "Guests").
     pub fn is_external(&self) -> bool {
         self.user_type
             .as_deref()
@@ -285,7 +285,7 @@ impl UnknownRoles {
 }
 
 /// Who holds or is eligible for a privileged role, directly or through a role-assignable
-/// group: the rule by which sync refuses a hard match (graph-facts.md, (b) and (c)), and by
+/// group: the rule by which sync refuses a hard match (docs/graph.md, (b) and (c)), and by
 /// which Graph guards sensitive attributes. Built once per tenant; [`Privileges::of`] per user.
 #[derive(Debug, Default)]
 pub struct Privileges {

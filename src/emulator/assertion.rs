@@ -1,7 +1,7 @@
 //! Client assertions: certificate sign-in, checked as Entra checks it. The assertion is a JWT
 //! whose `x5t` header names a certificate registered for the app (base64 of its SHA-1
 //! thumbprint), signed RS256 with that certificate's key, with `iss` and `sub` the client id,
-//! `aud` the token endpoint, and the clock inside `nbf`..`exp` (graph-facts.md, Sign-in).
+//! `aud` the token endpoint, and the clock inside `nbf`..`exp` (docs/graph.md, Sign-in).
 
 use aws_lc_rs::digest::{digest, SHA1_FOR_LEGACY_USE_ONLY};
 use aws_lc_rs::signature::{UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256};

@@ -1,6 +1,6 @@
 //! A local Microsoft Graph emulator, for rehearsals and for hardmatch's own tests: users,
 //! deleted users, domains, `$batch`, client-credential sign-in, the identity throttling model,
-//! latency and faults, all as graph-facts.md documents them.
+//! latency and faults, all as docs/graph.md documents them.
 //!
 //! [`run`] takes its listener and its shutdown future (mini-redis's pattern): tests bind
 //! `127.0.0.1:0` and spawn it, or call [`spawn`]. [`service`] is the API itself, independent
@@ -45,7 +45,7 @@ pub struct Config {
     /// Per-request latency in emulated milliseconds, drawn evenly from this range.
     pub latency_ms: (u64, u64),
     pub faults: Faults,
-    /// INFERRED (graph-facts.md): a soft-deleted user still reserves its ImmutableId.
+    /// INFERRED (docs/graph.md): a soft-deleted user still reserves its ImmutableId.
     pub deleted_users_reserve_anchors: bool,
     /// INFERRED: the ImmutableId of a user in a federated domain cannot be changed in place.
     pub refuse_federated_anchor_change: bool,
@@ -55,10 +55,10 @@ pub struct Config {
     /// without RoleManagement.Read.Directory.
     pub forbid_role_reads: bool,
     /// Refuse role eligibility schedules (403), as a tenant without Entra ID P2 may
-    /// (graph-facts.md: it has none, or refuses).
+    /// (docs/graph.md: it has none, or refuses).
     pub refuse_role_eligibility: bool,
     /// Answer writes to these users (ids or UPNs) with 403, as Graph does for a user whose
-    /// sensitive attributes the app may not change (graph-facts.md, "Sensitive attributes").
+    /// sensitive attributes the app may not change (docs/graph.md, "Sensitive attributes").
     pub forbid_writes_to: Vec<String>,
     /// Apps that may sign in with client credentials: (client id, secret).
     pub clients: Vec<(String, String)>,

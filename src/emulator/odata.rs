@@ -52,7 +52,7 @@ impl Property {
         }
     }
 
-    /// The ImmutableId is case-sensitive (graph-facts.md); names and addresses are not.
+    /// The ImmutableId is case-sensitive (docs/graph.md); names and addresses are not.
     fn equal(self, a: &str, b: &str) -> bool {
         match self {
             Property::OnPremisesImmutableId => a == b,

@@ -1,7 +1,7 @@
 //! The Graph API itself: one request in, one reply out, independent of HTTP so that `$batch`
 //! can run its inner requests through the very same code.
 //!
-//! Every behaviour here is written to graph-facts.md; where it says INFERRED, the behaviour is
+//! Every behaviour here is written to docs/graph.md; where it says INFERRED, the behaviour is
 //! a switch in [`Config`](super::Config).
 
 use serde_json::{json, Map, Value};
@@ -252,7 +252,7 @@ const SELECTABLE: [&str; 14] = [
 const COLLECTIONS: [&str; 2] = ["proxyAddresses", "onPremisesProvisioningErrors"];
 
 /// The first `$select`ed property users do not have in this version: beta alone has
-/// onPremisesObjectIdentifier (graph-facts.md), v1.0 answers 400 for it.
+/// onPremisesObjectIdentifier (docs/graph.md), v1.0 answers 400 for it.
 fn unknown_property(select: Option<&[String]>, version: Version) -> Option<&str> {
     select?
         .iter()
@@ -672,7 +672,7 @@ impl Emulator {
                     return bad_request("Invalid value specified for property 'onPremisesImmutableId' of resource 'User'.");
                 }
                 if refuse_federated && s.is_federated(new_upn.as_deref().unwrap_or(&user.user_principal_name)) {
-                    // INFERRED (graph-facts.md): Graph's text for this refusal is not documented.
+                    // INFERRED (docs/graph.md): Graph's text for this refusal is not documented.
                     return bad_request(
                         "Unable to update the specified properties for objects in a federated domain. Change the userPrincipalName to a managed domain, set onPremisesImmutableId, then change it back.",
                     );

@@ -1,4 +1,4 @@
-//! Graph's identity-and-access throttling model (graph-facts.md, "Throttling"): token buckets
+//! Graph's identity-and-access throttling model (docs/graph.md, "Throttling"): token buckets
 //! for resource units per app and tenant (sized by tenant), writes per app and tenant, and
 //! writes per tenant across apps; the documented request costs; and the rule that a request
 //! sent before its Retry-After has passed is throttled again.
@@ -252,7 +252,7 @@ impl Throttle {
     }
 }
 
-/// The documented cost of a request in resource units (graph-facts.md): a list of users 2, any
+/// The documented cost of a request in resource units (docs/graph.md): a list of users 2, any
 /// other GET 1, a write 1 (plus the write itself); `$select` -1, `$expand` +1, `$top` under 20
 /// -1; never below 1.
 pub fn cost(method: &str, is_list: bool, select: bool, expand: bool, top: Option<u32>) -> u32 {

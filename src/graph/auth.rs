@@ -17,7 +17,7 @@ use super::GraphError;
 /// The environment variable that carries a bearer token obtained elsewhere.
 pub const TOKEN_ENV: &str = "HARDMATCH_ACCESS_TOKEN";
 
-/// National clouds: the sign-in host and the Graph host (graph-facts.md).
+/// National clouds: the sign-in host and the Graph host (docs/graph.md).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Cloud {
     #[default]
@@ -436,7 +436,7 @@ fn checked_root(url: &str, option: &str) -> Result<String, GraphError> {
     Ok(parsed.as_str().trim_end_matches('/').to_string())
 }
 
-/// Graph and sign-in over HTTPS only, except loopback (design.md's contracts), and never a
+/// Graph and sign-in over HTTPS only, except loopback (ARCHITECTURE.md, "Contracts"), and never a
 /// URL with a user name or password in it (reqwest would send them, and a log would show
 /// them). Hosts are judged after WHATWG parsing, as the connection will see them:
 /// `127.0.0.1.evil.com` and `localhost.evil.com` are names, not loopback; `[::1]`,

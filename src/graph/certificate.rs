@@ -1,6 +1,6 @@
 //! Certificate sign-in's client assertion: reads the file AZURE_CLIENT_CERTIFICATE_PATH names
 //! (PEM with the certificate and its RSA key, or PKCS#12) and signs the JWT Entra expects
-//! (graph-facts.md, Sign-in), which azure_identity's ClientAssertionCredential sends. Signing
+//! (docs/graph.md, Sign-in), which azure_identity's ClientAssertionCredential sends. Signing
 //! is aws-lc-rs, the crypto rustls already links; the file formats are read by pure-Rust
 //! parsers. No OpenSSL, so the same code builds for Windows.
 

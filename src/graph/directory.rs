@@ -92,7 +92,7 @@ impl Write {
         }
     }
 
-    /// Sends JSON null to clear, not "" (graph-facts.md).
+    /// Sends JSON null to clear, not "" (docs/graph.md).
     fn body(&self) -> Option<Value> {
         match self {
             Write::Anchor { value, .. } => Some(json!({ "onPremisesImmutableId": value })),

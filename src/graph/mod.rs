@@ -140,7 +140,7 @@ pub struct GraphClient {
     /// Graph has answered at least once (any status): from then on, a failed connection is a
     /// network blip worth retrying, not a wrong URL.
     answered: AtomicBool,
-    /// Writes are sent at low throttle priority: this is a bulk job (graph-facts.md).
+    /// Writes are sent at low throttle priority: this is a bulk job (docs/graph.md).
     low_priority: bool,
     /// After a 429 to a read, no request of this client goes out before this moment: Graph
     /// throttles the app, not the request, and an early retry is throttled again. (A write's

@@ -33,7 +33,7 @@ use super::directory::{Attempt, Directory, Write};
 use super::{Answer, GraphError, Meta, RetryPolicy};
 
 /// Writes per second when `--write-rate` is not given: Graph's write quota, 3,000 writes per
-/// 150 s per app and tenant (graph-facts.md, "Throttling").
+/// 150 s per app and tenant (docs/graph.md, "Throttling").
 pub const DEFAULT_WRITE_RATE: f64 = 20.0;
 
 /// After a 429, the rate falls to this share of what it was. Not a half, as in TCP Reno: the

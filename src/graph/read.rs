@@ -139,7 +139,7 @@ impl Wanted {
             );
         }
         // A proxy address cannot be asked for with `in`: one filter per address, in the
-        // primary form graph-facts.md shows (`SMTP:`; Graph compares it in any case).
+        // primary form docs/graph.md shows (`SMTP:`; Graph compares it in any case).
         filters.extend(self.mails.values().map(|m| {
             format!(
                 "proxyAddresses/any(x:x eq {})",

@@ -1,9 +1,9 @@
 //! Reading what decides whether the next sync cycle will hard-match a stamped user
-//! (graph-facts.md, "What the next sync cycle does with a stamp"): each target's
+//! (docs/graph.md, "What the next sync cycle does with a stamp"): each target's
 //! `onPremisesObjectIdentifier` (beta only) and who holds or is eligible for a privileged
 //! role, with the members of the role-assignable groups that hold one.
 //!
-//! The requests are graph-facts.md's own, read once for the tenant and batched:
+//! The requests are docs/graph.md's own, read once for the tenant and batched:
 //! - `onPremisesObjectIdentifier`: `id in (...)` filters on `/beta/users`, fifteen ids to a
 //!   filter and twenty filters to a `/beta/$batch` (per-id `GET /beta/users/{id}` when a
 //!   filter is refused), or a beta listing when that takes fewer requests;

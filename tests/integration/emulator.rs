@@ -1,4 +1,4 @@
-//! The Graph emulator over real HTTP on 127.0.0.1: each behaviour graph-facts.md documents.
+//! The Graph emulator over real HTTP on 127.0.0.1: each behaviour docs/graph.md documents.
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;

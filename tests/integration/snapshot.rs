@@ -117,7 +117,7 @@ fn lookups_retry_inner_429s_and_plan_every_row() {
 #[test]
 fn odd_upns_are_found_and_stamped_whichever_way_the_tenant_is_read() {
     // An apostrophe, a guest's `#EXT#` UPN (planned as a member: --allow-guests) and a UPN
-    // starting with `$` (graph-facts.md).
+    // starting with `$` (docs/graph.md).
     let export = "\"UserPrincipalName\",\"ObjectGUID\"\r\n\
         \"kate.o'brien@contoso.com\",\"cdd1e80f-e37d-4264-807e-ec0b2b2f4d7b\"\r\n\
         \"partner_fabrikam.com#EXT#@contoso.onmicrosoft.com\",\"0d8c1a7e-2a4b-4c1e-9d3f-6b5a4c3d2e1f\"\r\n\
