@@ -245,7 +245,11 @@ fn check_compute<'a>(input: &Input<'a>, anchor_kind: AnchorKind) -> Vec<Candidat
         if let Some(id) = &candidate.immutable_id {
             check_graph_rules(id);
         }
-        if let (Some(guid), Some(id)) = (candidate.guid, &candidate.immutable_id) {
+        // `guid` is the objectGUID whichever attribute gave the anchor: it is the anchor's
+        // GUID when objectGUID gave it.
+        if let (Some(guid), Some(id), Some(Role::ObjectGuid)) =
+            (candidate.guid, &candidate.immutable_id, candidate.anchor_role)
+        {
             assert_eq!(ImmutableId::from_guid(guid), *id);
         }
         if let Some(verdict) = &candidate.verdict {
