@@ -247,9 +247,11 @@ fn check_compute<'a>(input: &Input<'a>, anchor_kind: AnchorKind) -> Vec<Candidat
         }
         // `guid` is the objectGUID whichever attribute gave the anchor: it is the anchor's
         // GUID when objectGUID gave it.
-        if let (Some(guid), Some(id), Some(Role::ObjectGuid)) =
-            (candidate.guid, &candidate.immutable_id, candidate.anchor_role)
-        {
+        if let (Some(guid), Some(id), Some(Role::ObjectGuid)) = (
+            candidate.guid,
+            &candidate.immutable_id,
+            candidate.anchor_role,
+        ) {
             assert_eq!(ImmutableId::from_guid(guid), *id);
         }
         if let Some(verdict) = &candidate.verdict {
