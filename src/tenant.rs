@@ -35,6 +35,9 @@ pub struct Tenant {
     /// `blockCloudObjectTakeoverThroughHardMatchEnabled`, when it could be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block_cloud_object_takeover_through_hard_match_enabled: Option<bool>,
+    /// `blockSoftMatchEnabled`, when it could be read: sync then matches by anchor only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_soft_match_enabled: Option<bool>,
     /// Role definitions with beta's `isPrivileged` (a snapshot keeps the privileged ones).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_definitions: Option<Vec<RoleDefinition>>,

@@ -481,7 +481,8 @@ impl Emulator {
             }),
             ("GET", Route::OnPremisesSync) => self.with_state(|s| {
                 let blocked = s.tenant.block_cloud_object_takeover_through_hard_match_enabled.unwrap_or(false);
-                Reply::json(200, json!({"value": [{"id": s.tenant.tenant_id, "features": {"blockCloudObjectTakeoverThroughHardMatchEnabled": blocked}}]}))
+                let soft_blocked = s.tenant.block_soft_match_enabled.unwrap_or(false);
+                Reply::json(200, json!({"value": [{"id": s.tenant.tenant_id, "features": {"blockCloudObjectTakeoverThroughHardMatchEnabled": blocked, "blockSoftMatchEnabled": soft_blocked}}]}))
             }),
             (method, route) => graph_error(405, "Request_BadRequest", &format!("{method} is not supported on {}.", route.template())),
         }

@@ -9,7 +9,8 @@
 //!   error on the cloud user;
 //! - soft match: otherwise a cloud-only member without an anchor whose UPN, or an SMTP proxy
 //!   address, is the AD object's is taken over and given the anchor, unless the same
-//!   protections refuse it (then a provisioning error); guests are never soft-matched;
+//!   protections refuse it (then a provisioning error) or the tenant blocks soft match
+//!   (`blockSoftMatchEnabled`); guests are never soft-matched;
 //! - otherwise a new synced user is created, its UPN moved to the initial domain when the
 //!   suffix is not a verified domain, with digits when that UPN is taken.
 //!
@@ -125,7 +126,8 @@ fn sync_one(
         }
         return;
     }
-    if let Some(i) = soft_match(state, ad) {
+    let soft_match_allowed = state.tenant.block_soft_match_enabled != Some(true);
+    if let Some(i) = soft_match(state, ad).filter(|_| soft_match_allowed) {
         if let Some(reason) = soft_match_block(privileges, &state.tenant.users[i]) {
             cycle.blocked += 1;
             state.update_user(i, |user| block(user, reason, now));
@@ -359,6 +361,19 @@ mod tests {
         assert_eq!(
             state.tenant.users[0].user_principal_name, "asmith@contoso.onmicrosoft.com",
             "an unverified suffix becomes the initial domain's"
+        );
+    }
+
+    #[test]
+    fn a_tenant_that_blocks_soft_match_gets_a_new_user_instead() {
+        let mut state = state(vec![cloud("1", "alice@contoso.com", None)]);
+        state.tenant.block_soft_match_enabled = Some(true);
+        let done = cycle(&mut state, ad("alice@contoso.com"));
+        assert_eq!((done.soft_matched, done.created), (0, 1));
+        assert_eq!(state.tenant.users[0].on_premises_immutable_id, None);
+        assert_eq!(
+            state.tenant.users[1].user_principal_name,
+            "alice1000@contoso.onmicrosoft.com"
         );
     }
 

@@ -921,7 +921,7 @@ impl GraphClient {
         let domains = self
             .list_all("/domains", |n| progress("domains", n))
             .await?;
-        let takeover = match self
+        let features = self
             .send(
                 reqwest::Method::GET,
                 "/directory/onPremisesSynchronization",
@@ -929,12 +929,9 @@ impl GraphClient {
                 false,
             )
             .await
-        {
-            Ok(answer) => answer.body["value"][0]["features"]
-                ["blockCloudObjectTakeoverThroughHardMatchEnabled"]
-                .as_bool(),
-            Err(_) => None,
-        };
+            .map(|answer| answer.body["value"][0]["features"].clone())
+            .unwrap_or_default();
+        let feature = |name: &str| features[name].as_bool();
         let tenant_id = self.tenant_id_hint(&domains);
         Ok(Tenant {
             tenant_id,
@@ -948,7 +945,10 @@ impl GraphClient {
                 .into_iter()
                 .map(parse_user)
                 .collect::<Result<_, _>>()?,
-            block_cloud_object_takeover_through_hard_match_enabled: takeover,
+            block_cloud_object_takeover_through_hard_match_enabled: feature(
+                "blockCloudObjectTakeoverThroughHardMatchEnabled",
+            ),
+            block_soft_match_enabled: feature("blockSoftMatchEnabled"),
             ..Tenant::default()
         })
     }
