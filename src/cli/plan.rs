@@ -189,13 +189,7 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
     };
     report::write(&args.output, &records, &summary, args.excel)?;
     if let Some(path) = &args.uncovered {
-        let uncovered = tenant.uncovered(&report::covered(&records));
-        report::write_uncovered(path, &uncovered)?;
-        eprintln!(
-            "{}: {} cloud-only users no row targets",
-            path.display(),
-            uncovered.len()
-        );
+        report::write_uncovered_of(path, &tenant, &records)?;
     }
     eprintln!("tenant read: {read_note}");
     for (name, note) in &sync_notes {

@@ -131,13 +131,7 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
     };
     report::write(&args.output, &verified, &summary, args.excel)?;
     if let Some(path) = &args.uncovered {
-        let uncovered = tenant.uncovered(&report::covered(&verified));
-        report::write_uncovered(path, &uncovered)?;
-        eprintln!(
-            "{}: {} cloud-only users no row targets",
-            path.display(),
-            uncovered.len()
-        );
+        report::write_uncovered_of(path, &tenant, &verified)?;
     }
     eprintln!("tenant read: {read_note}");
     eprint!("{}", report::outcome_table(&verified));

@@ -288,8 +288,25 @@ fn temporary_beside(path: &Path) -> std::path::PathBuf {
     path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
+/// Writes the `--uncovered` list for a run's records against `tenant`, and says how long it
+/// is on stderr.
+pub fn write_uncovered_of(
+    path: &Path,
+    tenant: &crate::tenant::Tenant,
+    records: &[Record],
+) -> crate::Result<()> {
+    let uncovered = tenant.uncovered(&covered(records));
+    write_uncovered(path, &uncovered)?;
+    eprintln!(
+        "{}: {} cloud-only users no row targets",
+        path.display(),
+        uncovered.len()
+    );
+    Ok(())
+}
+
 /// The `--uncovered` list: the cloud users no row of a run targets, one CSV line each.
-pub fn write_uncovered(path: &Path, users: &[&crate::tenant::User]) -> crate::Result<()> {
+fn write_uncovered(path: &Path, users: &[&crate::tenant::User]) -> crate::Result<()> {
     let header = ["userPrincipalName", "id", "mail", "createdDateTime"];
     csv::write_rows(path, false, &header, users.len(), |i, cells| {
         let user = users[i];
@@ -303,7 +320,7 @@ pub fn write_uncovered(path: &Path, users: &[&crate::tenant::User]) -> crate::Re
 /// The cloud users a run's rows name, for [`crate::tenant::Tenant::uncovered`]: each row's
 /// target by id, and by UPN (caseless) for rows that never got as far as finding it (a bad
 /// anchor still names the user it was meant for).
-pub fn covered(records: &[Record]) -> std::collections::HashSet<String> {
+fn covered(records: &[Record]) -> std::collections::HashSet<String> {
     records
         .iter()
         .flat_map(|r| [&r.cloud_user_id, &r.target_upn, &r.upn])

@@ -289,3 +289,27 @@ pub fn report_rows(path: &Path) -> Vec<std::collections::HashMap<String, String>
         })
         .collect()
 }
+
+/// `hardmatch emulator` on the sample tenant with the bearer `token`, no latency and `extra`
+/// arguments, as a child process; returns it and the URL it printed.
+pub fn emulator_command(token: &str, extra: &[&str]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hardmatch"))
+        .args(["emulator", "--tenant"])
+        .arg(sample("tenant.json"))
+        .args(["--access-token", token, "--latency-ms", "0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the emulator command");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .to_string();
+    (child, url)
+}

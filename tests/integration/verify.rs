@@ -291,28 +291,17 @@ fn apply_then_a_sync_cycle_then_verify() {
 /// keeps checking until the stamped rows are matched.
 #[test]
 fn verify_waits_for_the_emulators_own_sync_cycle() {
-    use std::io::{BufRead, BufReader};
     let dir = Dir::new();
     let export = sample("getaduser-ps51.csv");
-    let mut emulator = std::process::Command::new(env!("CARGO_BIN_EXE_hardmatch"))
-        .args(["emulator", "--tenant"])
-        .arg(sample("tenant.json"))
-        .arg("--directory")
-        .arg(&export)
-        .args(["--sync-every", "2s", "--latency-ms", "0"])
-        .args(["--access-token", crate::util::TOKEN])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(emulator.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
+    let (mut emulator, url) = crate::util::emulator_command(
+        crate::util::TOKEN,
+        &[
+            "--directory",
+            export.to_str().unwrap(),
+            "--sync-every",
+            "2s",
+        ],
+    );
     let hardmatch = |args: &[&str]| {
         run(dir
             .hardmatch()

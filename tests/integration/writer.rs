@@ -205,28 +205,17 @@ fn a_service_throttling_at_half_the_rate_is_written_without_a_storm_of_429s() {
 
 #[test]
 fn the_emulator_command_forbids_writes_to_named_users_and_holds_a_small_write_bucket() {
-    use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hardmatch"))
-        .args(["emulator", "--tenant"])
-        .arg(crate::util::sample("tenant.json"))
-        .args(["--access-token", crate::util::TOKEN, "--latency-ms", "0"])
-        .args([
+    let (mut child, url) = crate::util::emulator_command(
+        crate::util::TOKEN,
+        &[
             "--forbid-writes-to",
             "someone@else.com,ALICE.ADAMS@contoso.com",
-        ])
-        .args(["--writes-per-150s", "150", "--write-burst", "2"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
+            "--writes-per-150s",
+            "150",
+            "--write-burst",
+            "2",
+        ],
+    );
     let patch = |upn: &str| {
         let request = reqwest::Client::new()
             .patch(format!("{url}/v1.0/users/{upn}"))
