@@ -93,13 +93,14 @@ fn lookups_retry_inner_429s_and_plan_every_row() {
     let config = Config {
         // A small tenant's budget cut to 40 resource units per 10 s: most inner GETs of a
         // 20-request $batch meet a 429 and must be sent again after their Retry-After. At
-        // time scale 10 the budget is 40 a wall-clock second, which 160 lookups exceed however
-        // slowly a loaded machine sends them (at 100 a slow client never met a 429).
+        // time scale 30 the budget refills 120 a wall-clock second: the plan's few hundred
+        // lookups meet it even on a loaded machine (at 100 a slow client sometimes never met a
+        // 429), and are not throttled out (at 10 they were).
         quotas: Quotas {
             resource_units_per_10s: Some(40.0),
             ..Quotas::default()
         },
-        time_scale: 10.0,
+        time_scale: 30.0,
         ..fast()
     };
     let graph = Graph::start(tenant, config);
