@@ -90,6 +90,13 @@ pub struct Journal {
 }
 
 impl Journal {
+    /// Whether `path` names a journal (`REPORT.journal`) rather than a report: how `rollback`
+    /// and `verify` tell which they were given.
+    pub fn is_journal_path(path: &Path) -> bool {
+        path.extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("journal"))
+    }
+
     /// Creates a new journal (owner-readable only) and records the run it belongs to;
     /// refuses to overwrite an existing one, which belongs to another run and may be needed
     /// for its rollback.

@@ -18,10 +18,7 @@ use crate::tenant::{Tenant, User};
 /// The records of the run to verify: its report (CSV, XLSX, JSON) or its journal, which
 /// holds only the rows that were written.
 pub fn load(path: &Path) -> crate::Result<Vec<Record>> {
-    if path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("journal"))
-    {
+    if Journal::is_journal_path(path) {
         from_journal(path)
     } else {
         crate::report::read::read(path)

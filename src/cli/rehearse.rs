@@ -132,7 +132,7 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
             &args.flags,
         ],
     )?;
-    let cycle = sync_cycle(Path::new(&state), &args.input)?;
+    let (cycle, tenant_id) = sync_cycle(Path::new(&state), &args.input)?;
     eprintln!("== sync cycle: {cycle:?}");
     let code = stage(
         "verify",
@@ -150,7 +150,7 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
     );
     let summary = Summary {
         command_line: report::redact_args(std::env::args()),
-        tenant: Tenant::load(&args.tenant)?.tenant_id,
+        tenant: tenant_id,
         started: started.to_rfc3339(),
         finished: chrono::Utc::now().to_rfc3339(),
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -204,14 +204,15 @@ fn stage(name: &str, parts: [&[OsString]; 3]) -> crate::Result<ExitCode> {
     }
 }
 
-/// One sync cycle from the export against the rehearsal's tenant, as the emulator runs it.
-fn sync_cycle(state: &Path, export: &Path) -> crate::Result<sync::Cycle> {
+/// One sync cycle from the export against the rehearsal's tenant, as the emulator runs it;
+/// what it did, and the tenant's id for the summary.
+fn sync_cycle(state: &Path, export: &Path) -> crate::Result<(sync::Cycle, String)> {
     let directory = Directory::from_export(export)?;
     let mut tenant = State::new(Tenant::load(state)?);
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let cycle = sync::run(&mut tenant, &directory, &now);
     tenant.tenant.save(state)?;
-    Ok(cycle)
+    Ok((cycle, tenant.tenant.tenant_id))
 }
 
 /// The verify records, each with its row's plan and apply outcomes beside it.

@@ -69,7 +69,7 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
     report::check_output(&args.output, report::REPORT_FORMATS)?;
     let identity = RunIdentity::new("rollback", &args.source, Vec::new())?;
     let resume = args.write.open_resume(&identity)?;
-    let changes = if is_journal(&args.source) {
+    let changes = if Journal::is_journal_path(&args.source) {
         from_journal(&args.source)?
     } else {
         from_report(&args.source)?
@@ -115,11 +115,6 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
             code
         })
     })
-}
-
-fn is_journal(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("journal"))
 }
 
 /// Every anchor write the journal shows as applied, or as sent with its answer never

@@ -18,6 +18,7 @@
 //! the AD object's mail and addresses (cloud-only aliases are lost), its objectGUID in
 //! `onPremisesObjectIdentifier`, and a last-sync time.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use serde::Serialize;
@@ -93,16 +94,17 @@ pub struct Cycle {
 /// Runs one cycle over every AD user, at time `now` (RFC 3339).
 pub fn run(state: &mut State, directory: &Directory, now: &str) -> Cycle {
     let privileges = Privileges::new(&state.tenant);
+    let addresses = addresses(state);
     let mut cycle = Cycle::default();
     for ad in &directory.users {
-        sync_one(state, &privileges, ad, now, &mut cycle);
+        sync_one(state, (&privileges, &addresses), ad, now, &mut cycle);
     }
     cycle
 }
 
 fn sync_one(
     state: &mut State,
-    privileges: &Privileges,
+    (privileges, addresses): (&Privileges, &Addresses),
     ad: &OnPremisesUser,
     now: &str,
     cycle: &mut Cycle,
@@ -127,7 +129,7 @@ fn sync_one(
         return;
     }
     let soft_match_allowed = state.tenant.block_soft_match_enabled != Some(true);
-    if let Some(i) = soft_match(state, ad).filter(|_| soft_match_allowed) {
+    if let Some(i) = soft_match(state, addresses, ad).filter(|_| soft_match_allowed) {
         if let Some(reason) = soft_match_block(privileges, &state.tenant.users[i]) {
             cycle.blocked += 1;
             state.update_user(i, |user| block(user, reason, now));
@@ -189,18 +191,39 @@ fn soft_match_block(privileges: &Privileges, cloud: &User) -> Option<&'static st
 
 /// A cloud-only member without an anchor whose UPN or an SMTP address is the AD object's.
 /// Guests and external members are never soft-matched (docs/graph.md, "Guests").
-fn soft_match(state: &State, ad: &OnPremisesUser) -> Option<usize> {
-    let upn = caseless(&ad.upn);
-    let smtp = ad.mail.as_deref().map(|m| caseless(&format!("smtp:{m}")));
-    state.tenant.users.iter().position(|user| {
+fn soft_match(state: &State, addresses: &Addresses, ad: &OnPremisesUser) -> Option<usize> {
+    let candidate = |i: &usize| {
+        let user = &state.tenant.users[*i];
         user.on_premises_immutable_id.is_none()
             && user.on_premises_sync_enabled != Some(true)
             && !user.is_external()
-            && (caseless(&user.user_principal_name) == upn
-                || smtp
-                    .as_ref()
-                    .is_some_and(|smtp| user.proxy_addresses.iter().any(|p| caseless(p) == *smtp)))
+    };
+    let by_upn = state.find_user(&ad.upn).filter(candidate);
+    by_upn.or_else(|| {
+        let smtp = caseless(&format!("smtp:{}", ad.mail.as_deref()?));
+        // The index is the cycle's start; a user taken over since has AD's addresses.
+        addresses.get(&smtp)?.iter().copied().find(|i| {
+            candidate(i)
+                && state.tenant.users[*i]
+                    .proxy_addresses
+                    .iter()
+                    .any(|p| caseless(p) == smtp)
+        })
     })
+}
+
+/// Users by caseless proxy address, built once a cycle: a soft match by mail is a lookup,
+/// not a scan of the tenant for every AD user.
+type Addresses = HashMap<String, Vec<usize>>;
+
+fn addresses(state: &State) -> Addresses {
+    let mut addresses = Addresses::new();
+    for (i, user) in state.tenant.users.iter().enumerate() {
+        for address in &user.proxy_addresses {
+            addresses.entry(caseless(address)).or_default().push(i);
+        }
+    }
+    addresses
 }
 
 /// The UPN sync gives the user: the on-premises UPN, moved to the initial domain when its
