@@ -983,7 +983,13 @@ fn repeated_403s_stop_the_run_instead_of_failing_every_row() {
         .hardmatch(&dir, &["apply", "--yes", "-q", "--concurrency", "1"])
         .arg(&export)
         .args(["-o", "r.csv"]));
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.matches("stopping").count(), 1, "one message: {err}");
+    assert!(
+        err.contains("User.ReadWrite.All"),
+        "it names the permission: {err}"
+    );
     let rows = report_rows(&dir.join("r.csv"));
     assert_eq!(rows.len(), 20);
     let denied = rows

@@ -60,44 +60,6 @@ fn privileged_targets_are_permission_denied_one_by_one_and_the_run_goes_on() {
 }
 
 #[test]
-fn an_app_without_the_write_permission_stops_early_with_one_message() {
-    let dir = Dir::new();
-    let (tenant, export) = generated(&dir, 200);
-    let graph = Graph::start(
-        tenant,
-        Config {
-            forbid_writes: true,
-            ..fast()
-        },
-    );
-    let out = run(graph
-        .hardmatch(&dir, &["apply", "--yes", "-q"])
-        .arg(&export)
-        .args(["-o", "r.csv"]));
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let err = stderr(&out);
-    assert_eq!(err.matches("stopping").count(), 1, "one message: {err}");
-    assert!(
-        err.contains("User.ReadWrite.All"),
-        "it names the permission: {err}"
-    );
-    let rows = report_rows(&dir.join("r.csv"));
-    assert_eq!(rows.len(), 200);
-    let denied = count(&rows, "permission-denied");
-    assert_eq!(denied + count(&rows, "not-attempted"), 200);
-    // The third 403 stops it; at most one second's burst (20 writes) was on its way.
-    assert!(
-        (3..=20).contains(&denied),
-        "{denied} rows sent before the stop"
-    );
-    assert_eq!(
-        patches(&graph),
-        denied as u64,
-        "nothing sent after the stop"
-    );
-}
-
-#[test]
 fn an_expired_access_token_stops_the_run_with_one_message() {
     let dir = Dir::new();
     let (tenant, export) = generated(&dir, 400);
