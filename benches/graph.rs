@@ -117,6 +117,14 @@ fn reported_requests(stderr: &[u8]) -> String {
         .to_string()
 }
 
+/// [`reported_requests`] as a number (`u64::MAX` when the run did not say, so a cap fails).
+fn request_count(stderr: &[u8]) -> u64 {
+    reported_requests(stderr)
+        .trim_end_matches(" Graph requests")
+        .parse()
+        .unwrap_or(u64::MAX)
+}
+
 async fn bench_plan(dir: &std::path::Path) {
     for (rows, how) in [
         (10_000, "auto"),
@@ -181,10 +189,7 @@ async fn bench_plan_sync(dir: &std::path::Path) {
     .await;
     let wall = started.elapsed().as_secs_f64();
     let text = String::from_utf8_lossy(&out.stderr);
-    let requests: u64 = reported_requests(&out.stderr)
-        .trim_end_matches(" Graph requests")
-        .parse()
-        .unwrap_or(u64::MAX);
+    let requests = request_count(&out.stderr);
     let privileged = text
         .lines()
         .find(|l| l.trim_start().starts_with("target-privileged"))
@@ -221,13 +226,10 @@ async fn bench_verify(dir: &std::path::Path) {
     let started = Instant::now();
     let verified = hardmatch(&running.url, &["verify", plan, "-o", verify]).await;
     let wall = started.elapsed().as_secs_f64();
-    let count = |out: &std::process::Output| -> u64 {
-        reported_requests(&out.stderr)
-            .trim_end_matches(" Graph requests")
-            .parse()
-            .unwrap_or(u64::MAX)
-    };
-    let (plan_requests, verify_requests) = (count(&planned), count(&verified));
+    let (plan_requests, verify_requests) = (
+        request_count(&planned.stderr),
+        request_count(&verified.stderr),
+    );
     println!(
         "verify: 10,000 rows against a 100,000-user tenant: {verify_requests} Graph requests (the plan: {plan_requests}), {wall:.1} s wall at time scale 10; exit {:?}",
         verified.status.code()
