@@ -76,3 +76,64 @@ fn apply_verify_reads_back_every_stamp_though_reads_lag_behind() {
         "the stale read-backs were read again: {reads} reads"
     );
 }
+
+/// A run cut off between sending Alice's stamp and journaling its answer: the stamp reached
+/// Graph a moment ago, and reads do not show it yet. Resume's "was it applied?" read is asked
+/// again until it does, and the stamp is not sent a second time.
+#[test]
+fn resume_waits_for_a_stale_read_before_sending_an_in_doubt_write_again() {
+    // A full run on another emulator gives a real journal; its run line and Alice's anchor
+    // intent, without the result, are what the cut-off run left.
+    let flags = ["apply", "--yes", "-v"];
+    let dir = Dir::new();
+    run(Graph::sample()
+        .hardmatch(&dir, &flags)
+        .arg(sample("csvde.csv"))
+        .args(["-o", "full.csv"]));
+    let full = std::fs::read_to_string(dir.join("full.csv.journal")).unwrap();
+    let entries: Vec<serde_json::Value> = full
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let alice = entries
+        .iter()
+        .find(|e| e["kind"] == "intent" && e["upn"] == "alice.adams@contoso.com")
+        .expect("Alice's intent")
+        .clone();
+    let cut_off = format!("{}\n{alice}\n", entries[0]);
+    assert_eq!(entries[0]["kind"], "run");
+    std::fs::write(dir.join("r.csv.journal"), cut_off).unwrap();
+
+    // The stamp landed just now; reads lag 3 s behind it.
+    let graph = Graph::sample_with(Config {
+        read_lag_ms: 3000,
+        ..fast()
+    });
+    let anchor = alice["new"].as_str().unwrap();
+    graph.edit_user(
+        "alice.adams@contoso.com",
+        serde_json::json!({"onPremisesImmutableId": anchor}),
+    );
+    let out = run(graph
+        .hardmatch(&dir, &flags)
+        .args(["--resume", "r.csv.journal"])
+        .arg(sample("csvde.csv"))
+        .args(["-o", "r.csv"]));
+    let said = stderr(&out);
+    let rows = report_rows(&dir.join("r.csv"));
+    assert_eq!(
+        outcome_of(&rows, "alice.adams@contoso.com"),
+        "stamped",
+        "{said}"
+    );
+    let alice_id = alice["user_id"].as_str().unwrap();
+    assert_eq!(
+        graph.stats().writes_applied[alice_id],
+        1,
+        "not sent again: {said}"
+    );
+    assert!(
+        said.contains("was the in-doubt write applied: perhaps a stale read"),
+        "{said}"
+    );
+}
