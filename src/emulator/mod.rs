@@ -4,7 +4,8 @@
 //!
 //! [`run`] takes its listener and its shutdown future (mini-redis's pattern): tests bind
 //! `127.0.0.1:0` and spawn it, or call [`spawn`]. [`service`] is the API itself, independent
-//! of HTTP; [`throttle`] the quotas; [`odata`] the `$filter` language; [`state`] the tenant.
+//! of HTTP; [`throttle`] the quotas; [`odata`] the `$filter` language; [`state`] the tenant;
+//! [`lag`] what reads still see of recent writes.
 
 pub mod assertion;
 pub mod faults;
