@@ -253,21 +253,34 @@ fn privileged_targets_the_plan_could_not_see_are_denied_alone_unless_the_app_is_
 
 #[test]
 fn the_emulator_command_guards_privileged_users_unless_told_the_app_is_privileged() {
+    // Pete's write, then a read of his anchor: (the write's status, what the read saw).
     let patch_pete = |extra: &[&str]| {
         let (mut child, url) = crate::util::emulator_command(crate::util::TOKEN, extra);
-        let request = reqwest::Client::new()
-            .patch(format!("{url}/v1.0/users/pete.price@contoso.com"))
+        let pete = format!("{url}/v1.0/users/pete.price@contoso.com");
+        let client = reqwest::Client::new();
+        let write = client
+            .patch(&pete)
             .bearer_auth(crate::util::TOKEN)
             .json(&serde_json::json!({"onPremisesImmutableId": "dGVzdGluZzEyMw=="}));
+        let read = client
+            .get(format!("{pete}?$select=onPremisesImmutableId"))
+            .bearer_auth(crate::util::TOKEN);
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        let status = runtime.block_on(async { request.send().await.unwrap().status().as_u16() });
+        let seen = runtime.block_on(async {
+            let status = write.send().await.unwrap().status().as_u16();
+            let read: serde_json::Value = read.send().await.unwrap().json().await.unwrap();
+            (status, read["onPremisesImmutableId"].clone())
+        });
         child.kill().unwrap();
         child.wait().unwrap();
-        status
+        seen
     };
-    assert_eq!(patch_pete(&[]), 403);
+    let written = serde_json::json!("dGVzdGluZzEyMw==");
+    assert_eq!(patch_pete(&[]), (403, serde_json::Value::Null));
+    assert_eq!(patch_pete(&["--app-privileged"]), (204, written));
     assert_eq!(
-        patch_pete(&["--app-privileged", "--read-lag-ms", "500"]),
-        204
+        patch_pete(&["--app-privileged", "--read-lag-ms", "60000"]),
+        (204, serde_json::Value::Null),
+        "a read within the lag sees the state before the write"
     );
 }
