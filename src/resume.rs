@@ -7,6 +7,8 @@
 //! - matching the journal to this run's rows by target user and anchor, never by row number,
 //!   so that a re-ordered or filtered re-export resumes correctly;
 //! - what the interrupted run did, what is left, and what is retried ([`Resume::credit`]);
+//! - whether a write the interrupted run sent without journaling its answer took effect
+//!   ([`applied_after_all`]);
 //! - the summary shown before the resumed run asks for confirmation, and the command that
 //!   continues a run ([`continue_command`]).
 //!
@@ -18,7 +20,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::graph::GraphClient;
+use crate::graph::pace::StaleRead;
+use crate::graph::{Directory, GraphClient};
 use crate::journal::{self, Entry, Journal, Journaled, Replay, RowHistory, Step};
 use crate::outcome::Outcome;
 use crate::plan::Action;
@@ -477,6 +480,36 @@ impl Resume {
 /// Whether an older journal (one without a fingerprint) names the same file as `current`.
 /// It recorded the path as typed, relative to a directory it did not record: only the file
 /// names can be compared.
+/// Whether the user `user_id` holds `new_anchor` now (`None`: no anchor): an in-doubt write
+/// took effect. A read that says no may be stale (the write could have landed a moment before
+/// the interruption), so it is asked again with backoff before the write is sent again.
+pub async fn applied_after_all<D: Directory>(
+    directory: &D,
+    user_id: &str,
+    new_anchor: Option<&str>,
+) -> bool {
+    let holds_new = || async {
+        match directory.get_user(user_id).await {
+            Ok(Some(user)) => {
+                user.on_premises_immutable_id
+                    .as_deref()
+                    .filter(|v| !v.is_empty())
+                    == new_anchor
+            }
+            _ => false,
+        }
+    };
+    let first = holds_new().await;
+    StaleRead::default()
+        .settle(
+            "was the in-doubt write applied",
+            first,
+            holds_new,
+            |applied| !applied,
+        )
+        .await
+}
+
 fn same_file(recorded: &Path, current: &RunIdentity) -> bool {
     recorded.file_name() == Path::new(&current.input.path).file_name()
 }

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use futures::stream::{self, StreamExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::graph::pace::{Unsent, WriteRate, DEFAULT_WRITE_RATE};
-use crate::graph::{Directory, GraphError, Meta, Write};
+use crate::graph::pace::{StaleRead, Unsent, WriteRate, DEFAULT_WRITE_RATE};
+use crate::graph::{Answer, Directory, GraphError, Meta, Write};
 use crate::journal::{now, Entry, GroupCommit, Replay, Step};
 use crate::outcome::{Outcome, Verdict};
 use crate::plan::{Action, Holder, TargetState};
@@ -158,6 +158,9 @@ enum RunStop {
 
 const STOPPED: &str = "the run stopped before this row was written";
 
+/// The code of a `--verify` read-back that differs from the value written.
+const VERIFY_MISMATCH: &str = "VerifyMismatch";
+
 impl<D: Directory, J: Journaling> Writer<'_, D, J> {
     /// Writes every item and returns one [`Written`] per item, in any order.
     pub async fn run(&self, items: Vec<WorkItem>) -> Vec<Written> {
@@ -290,14 +293,12 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
         if !in_doubt {
             return false;
         }
-        let Ok(Some(user)) = self.directory.get_user(&item.target.id).await else {
-            return false;
-        };
-        let applied = user
-            .on_premises_immutable_id
-            .as_deref()
-            .filter(|v| !v.is_empty())
-            == item.new_anchor.as_deref();
+        let applied = crate::resume::applied_after_all(
+            self.directory,
+            &item.target.id,
+            item.new_anchor.as_deref(),
+        )
+        .await;
         if applied {
             self.journal(Entry::Result {
                 row: item.row,
@@ -343,7 +344,11 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
         if stop.is_cancelled() {
             return Err(RowFailure::Stopped);
         }
-        let result = match run.pace.send(self.directory, &write, permit, stop).await {
+        let sent = run.pace.send(self.directory, &write, permit, stop).await;
+        let sent = self
+            .past_a_stale_purge(run, stop, item, step, &write, sent)
+            .await;
+        let result = match sent {
             Ok(answer) => Ok(answer),
             Err(Unsent::Refused(error)) => Err(error),
             Err(Unsent::Stopped) => return Err(RowFailure::Stopped),
@@ -364,6 +369,38 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
         })
         .await;
         result.map(|answer| answer.meta).map_err(RowFailure::Graph)
+    }
+
+    /// A conflict with the very holder this row has just purged may be Graph still seeing it
+    /// (no read-after-write guarantee): the anchor write is sent again, with backoff, before
+    /// the conflict stands. Each attempt is a write like any other (one token each).
+    async fn past_a_stale_purge(
+        &self,
+        run: &Run,
+        stop: &CancellationToken,
+        item: &WorkItem,
+        step: Step,
+        write: &Write,
+        sent: Result<Answer, Unsent>,
+    ) -> Result<Answer, Unsent> {
+        let purged = item
+            .holder
+            .as_ref()
+            .filter(|_| step == Step::Anchor && item.action == Action::PurgeHolderThenStamp);
+        let Some(purged) = purged else { return sent };
+        let held_by_purged = |sent: &Result<Answer, Unsent>| {
+            matches!(sent, Err(Unsent::Refused(GraphError::Conflict { holder_id, .. }))
+                if holder_id.as_deref().is_none_or(|id| id.eq_ignore_ascii_case(&purged.id)))
+        };
+        let again = || run.pace.write(self.directory, write, stop);
+        StaleRead::default()
+            .settle(
+                "the holder this row purged still holds the anchor",
+                sent,
+                again,
+                held_by_purged,
+            )
+            .await
     }
 
     /// Learns from a row's failure what it says about the run: a 403 before any write went
@@ -413,7 +450,22 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
         eprintln!("hardmatch: stopping: {message}. The rows not written are `not-attempted`.");
     }
 
+    /// Reads the written user back; a mismatch is read again (it may be a stale read) before
+    /// it stands.
     async fn verify(&self, item: &WorkItem) -> Result<(), GraphError> {
+        let first = self.read_back(item).await;
+        let mismatch = |read: &Result<(), GraphError>| matches!(read, Err(GraphError::Other(meta)) if meta.code == VERIFY_MISMATCH);
+        StaleRead::default()
+            .settle(
+                "the read-back differs from the value written",
+                first,
+                || self.read_back(item),
+                mismatch,
+            )
+            .await
+    }
+
+    async fn read_back(&self, item: &WorkItem) -> Result<(), GraphError> {
         let user = self.directory.get_user(&item.target.id).await?;
         let now_holds = user
             .as_ref()
@@ -423,7 +475,7 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
             Ok(())
         } else {
             Err(GraphError::Other(Box::new(Meta {
-                code: "VerifyMismatch".into(),
+                code: VERIFY_MISMATCH.into(),
                 message: format!(
                     "read back {} instead of {}",
                     now_holds.as_deref().unwrap_or("no value"),

@@ -162,6 +162,18 @@ pub struct Args {
     /// sensitive attributes the app may not change (a privileged user).
     #[arg(long, value_name = "ID,...", value_delimiter = ',')]
     pub forbid_writes_to: Vec<String>,
+
+    /// The signed-in app holds a privileged role (Privileged Authentication Administrator or
+    /// Global Administrator): it may change the anchor and UPN of privileged users. Without
+    /// it, those writes are answered 403, as Graph does.
+    #[arg(long)]
+    pub app_privileged: bool,
+
+    /// For N emulated milliseconds after a write or a purge, reads see the state before it
+    /// and a purged holder still holds its anchor, as Graph may (no read-after-write
+    /// guarantee).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub read_lag_ms: u64,
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -203,6 +215,8 @@ impl Args {
             forbid_role_reads: self.forbid_role_reads,
             refuse_role_eligibility: self.no_p2,
             forbid_writes_to: self.forbid_writes_to.clone(),
+            app_privileged: self.app_privileged,
+            read_lag_ms: self.read_lag_ms,
             clients: self
                 .client_id
                 .iter()

@@ -4,10 +4,12 @@
 //!
 //! [`run`] takes its listener and its shutdown future (mini-redis's pattern): tests bind
 //! `127.0.0.1:0` and spawn it, or call [`spawn`]. [`service`] is the API itself, independent
-//! of HTTP; [`throttle`] the quotas; [`odata`] the `$filter` language; [`state`] the tenant.
+//! of HTTP; [`throttle`] the quotas; [`odata`] the `$filter` language; [`state`] the tenant;
+//! [`lag`] what reads still see of recent writes.
 
 pub mod assertion;
 pub mod faults;
+pub mod lag;
 pub mod odata;
 pub mod service;
 pub mod state;
@@ -30,6 +32,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 use self::faults::{Fault, Faults};
+use self::lag::Lag;
 use self::service::{graph_error, Body, Reply, Request};
 use self::state::{State, Stats};
 use self::throttle::{Clock, Decision, Quotas, Throttle};
@@ -60,6 +63,14 @@ pub struct Config {
     /// Answer writes to these users (ids or UPNs) with 403, as Graph does for a user whose
     /// sensitive attributes the app may not change (docs/graph.md, "Sensitive attributes").
     pub forbid_writes_to: Vec<String>,
+    /// The signed-in app holds a privileged role (Privileged Authentication Administrator or
+    /// Global Administrator), so it may change sensitive attributes of privileged users too.
+    /// Without it, such writes are answered 403 (docs/graph.md, "Sensitive attributes").
+    pub app_privileged: bool,
+    /// For this many emulated milliseconds after a write or a purge, reads see the state
+    /// before it, and a purged holder still holds its anchor (docs/graph.md, "No
+    /// read-after-write guarantee"). 0: every read sees the latest state.
+    pub read_lag_ms: u64,
     /// Apps that may sign in with client credentials: (client id, secret).
     pub clients: Vec<(String, String)>,
     /// Apps that may sign in with a certificate: (client id, certificate PEM).
@@ -87,6 +98,8 @@ impl Default for Config {
             forbid_role_reads: false,
             refuse_role_eligibility: false,
             forbid_writes_to: Vec::new(),
+            app_privileged: false,
+            read_lag_ms: 0,
             clients: Vec::new(),
             client_certificates: Vec::new(),
             access_token: None,
@@ -120,10 +133,12 @@ struct IssuedToken {
 impl Emulator {
     pub fn new(tenant: Tenant, config: Config) -> Emulator {
         let throttle = Throttle::new(config.quotas.clone(), &tenant.tenant_id, tenant.users.len());
+        let mut state = State::new(tenant);
+        state.lag = Lag::new(config.read_lag_ms);
         Emulator {
             clock: Clock::new(config.time_scale),
             faults: Mutex::new(config.faults.dice()),
-            state: Mutex::new(State::new(tenant)),
+            state: Mutex::new(state),
             throttle: Mutex::new(throttle),
             tokens: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
@@ -139,8 +154,10 @@ impl Emulator {
             let mut tenant = s.tenant.clone();
             change(&mut tenant);
             let stats = std::mem::take(&mut s.stats);
+            let lag = std::mem::take(&mut s.lag);
             *s = State::new(tenant);
             s.stats = stats;
+            s.lag = lag;
         });
     }
 

@@ -471,10 +471,13 @@ impl Emulator {
                 "The request URI is not valid. Since the segment 'deletedItems' refers to a collection, cast it to a type such as microsoft.graph.user.",
             ),
             ("DELETE", Route::DeletedItem(id)) => self.purge(&id),
-            ("GET", Route::DeletedItem(id)) => self.with_state(|s| match s.find_deleted(&id) {
-                Some(i) => Reply::json(200, user_json(&s.tenant.deleted_users[i], None)),
-                None => not_found(&id),
-            }),
+            ("GET", Route::DeletedItem(id)) => {
+                let now = self.clock.now();
+                self.with_state(|s| match s.deleted_as_seen(&id, now) {
+                    Some(user) => Reply::json(200, user_json(user, None)),
+                    None => not_found(&id),
+                })
+            }
             ("POST", Route::RestoreDeleted(id)) => self.restore(&id),
             ("GET", Route::Domains) => self.with_state(|s| {
                 Reply::json(200, json!({"value": s.tenant.domains}))
@@ -564,14 +567,19 @@ impl Emulator {
             Some(Some(offset)) => offset,
             Some(None) => return bad_request("The specified page token value has expired and can no longer be included in your request."),
         };
+        let now = self.clock.now();
         self.with_state(|s| {
-            let users = if deleted {
-                &s.tenant.deleted_users
+            let users: Box<dyn Iterator<Item = &User>> = if deleted {
+                Box::new(
+                    s.tenant
+                        .deleted_users
+                        .iter()
+                        .chain(s.lag.recently_purged(now)),
+                )
             } else {
-                &s.tenant.users
+                Box::new(s.tenant.users.iter().map(|u| s.lag.seen(now, u)))
             };
             let matching: Vec<&User> = users
-                .iter()
                 .filter(|u| filter.as_ref().is_none_or(|f| f.matches(u)))
                 .collect();
             let page: Vec<Value> = matching
@@ -626,8 +634,12 @@ impl Emulator {
         if let Some(unknown) = unknown_property(query.select.as_deref(), version) {
             return no_such_property(unknown);
         }
+        let now = self.clock.now();
         self.with_state(|s| match s.find_user(key) {
-            Some(i) => Reply::json(200, user_json(&s.tenant.users[i], query.select.as_deref())),
+            Some(i) => {
+                let seen = s.lag.seen(now, &s.tenant.users[i]);
+                Reply::json(200, user_json(seen, query.select.as_deref()))
+            }
             None => not_found(key),
         })
     }
@@ -639,10 +651,12 @@ impl Emulator {
         let deleted_reserve = self.config.deleted_users_reserve_anchors;
         let refuse_federated = self.config.refuse_federated_anchor_change;
         let forbidden = &self.config.forbid_writes_to;
+        let now = self.clock.now();
         self.with_state(|s| {
             let Some(i) = s.find_user(key) else { return not_found(key) };
             let user = s.tenant.users[i].clone();
-            if forbidden.iter().any(|f| f.eq_ignore_ascii_case(&user.id) || f.eq_ignore_ascii_case(&user.user_principal_name)) {
+            let named = forbidden.iter().any(|f| f.eq_ignore_ascii_case(&user.id) || f.eq_ignore_ascii_case(&user.user_principal_name));
+            if named || self.sensitive_to_this_app(s, &user) {
                 return graph_error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.");
             }
             for name in changes.keys() {
@@ -672,13 +686,17 @@ impl Emulator {
                 if anchor.contains(['$', '_']) || anchor.chars().count() >= 60 {
                     return bad_request("Invalid value specified for property 'onPremisesImmutableId' of resource 'User'.");
                 }
-                if refuse_federated && s.is_federated(new_upn.as_deref().unwrap_or(&user.user_principal_name)) {
-                    // INFERRED (docs/graph.md): Graph's text for this refusal is not documented.
-                    return bad_request(
-                        "Unable to update the specified properties for objects in a federated domain. Change the userPrincipalName to a managed domain, set onPremisesImmutableId, then change it back.",
-                    );
-                }
-                if let Some(holder) = s.anchor_holder(anchor, i, deleted_reserve) {
+            }
+            // A new value, or null in place of one: both change the anchor.
+            let changes_anchor = new_anchor.as_ref().is_some_and(|a| *a != user.on_premises_immutable_id);
+            if changes_anchor && refuse_federated && s.is_federated(new_upn.as_deref().unwrap_or(&user.user_principal_name)) {
+                // INFERRED (docs/graph.md): Graph's text for this refusal is not documented.
+                return bad_request(
+                    "Unable to update the specified properties for objects in a federated domain. Change the userPrincipalName to a managed domain, set onPremisesImmutableId, then change it back.",
+                );
+            }
+            if let Some(Some(anchor)) = &new_anchor {
+                if let Some(holder) = s.anchor_holder(anchor, i, deleted_reserve, now) {
                     return uniqueness_violation("onPremisesImmutableId", &holder.id);
                 }
             }
@@ -691,6 +709,7 @@ impl Emulator {
                     return uniqueness_violation("userPrincipalName", &holder);
                 }
             }
+            s.lag.written(now, &user);
             s.update_user(i, |u| {
                 if let Some(anchor) = new_anchor.clone() {
                     u.on_premises_immutable_id = anchor;
@@ -707,10 +726,19 @@ impl Emulator {
         })
     }
 
+    /// Whether `user`'s sensitive attributes (onPremisesImmutableId, userPrincipalName) are
+    /// beyond this app: the user holds or is eligible for a privileged role, directly or
+    /// through a role-assignable group, and the app holds no privileged role itself.
+    fn sensitive_to_this_app(&self, state: &super::state::State, user: &User) -> bool {
+        !self.config.app_privileged && !state.privileges.of(&user.id).is_empty()
+    }
+
     fn purge(&self, id: &str) -> Reply {
+        let now = self.clock.now();
         self.with_state(|s| match s.find_deleted(id) {
             Some(i) => {
-                s.tenant.deleted_users.remove(i);
+                let purged = s.tenant.deleted_users.remove(i);
+                s.lag.purged(now, purged);
                 s.stats.writes_total += 1;
                 Reply::new(204, Body::Empty)
             }

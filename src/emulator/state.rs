@@ -1,5 +1,6 @@
 //! The emulated tenant: users, deleted users and domains, indexed for the lookups Graph does,
-//! and the record of what clients did to it (`/_emulator/stats`).
+//! who is privileged, what reads still see of recent writes ([`Lag`]), and the record of what
+//! clients did to it (`/_emulator/stats`).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -7,7 +8,8 @@ use serde::Serialize;
 
 use serde_json::{json, Value};
 
-use crate::tenant::{caseless, AuthenticationType, Group, Tenant, User};
+use super::lag::Lag;
+use crate::tenant::{caseless, AuthenticationType, Group, Privileges, Tenant, User};
 
 /// The tenant as the emulator holds it. Users are never removed from `tenant.users` (Graph
 /// users can be deleted, but hardmatch never does that), so indexes are positions.
@@ -15,6 +17,10 @@ use crate::tenant::{caseless, AuthenticationType, Group, Tenant, User};
 pub struct State {
     pub tenant: Tenant,
     pub stats: Stats,
+    /// Who holds or may hold a privileged role: whose sensitive attributes only a privileged
+    /// app may change. The tenant's roles change only through [`State::new`].
+    pub privileges: Privileges,
+    pub lag: Lag,
     by_key: HashMap<String, usize>,
     by_anchor: HashMap<String, usize>,
 }
@@ -57,8 +63,10 @@ impl Stats {
 impl State {
     pub fn new(tenant: Tenant) -> State {
         let mut state = State {
+            privileges: Privileges::new(&tenant),
             tenant,
             stats: Stats::default(),
+            lag: Lag::default(),
             by_key: HashMap::new(),
             by_anchor: HashMap::new(),
         };
@@ -97,6 +105,15 @@ impl State {
             .position(|u| u.id.eq_ignore_ascii_case(id))
     }
 
+    /// A deleted user by id as a read at `now` sees it: one purged within the lag too.
+    pub fn deleted_as_seen(&self, id: &str, now: f64) -> Option<&User> {
+        self.tenant
+            .deleted_users
+            .iter()
+            .chain(self.lag.recently_purged(now))
+            .find(|u| u.id.eq_ignore_ascii_case(id))
+    }
+
     /// Changes a user through `change`, keeping the indexes right.
     pub fn update_user(&mut self, i: usize, change: impl FnOnce(&mut User)) {
         self.unindex(i);
@@ -125,13 +142,14 @@ impl State {
         &self.tenant.users[i]
     }
 
-    /// The other object that holds `anchor`: an active user, or (when deleted users reserve
-    /// anchors) a deleted one.
+    /// The other object that holds `anchor` at `now`: an active user, or (when deleted users
+    /// reserve anchors) a deleted one, or one purged so recently that Graph still sees it.
     pub fn anchor_holder(
         &self,
         anchor: &str,
         except: usize,
         include_deleted: bool,
+        now: f64,
     ) -> Option<&User> {
         let active = self
             .by_anchor
@@ -144,6 +162,7 @@ impl State {
                     self.tenant
                         .deleted_users
                         .iter()
+                        .chain(self.lag.recently_purged(now))
                         .find(|u| u.on_premises_immutable_id.as_deref() == Some(anchor))
                 })
                 .flatten()

@@ -13,7 +13,11 @@
 //!   increase) up to `--write-rate`. Each request knows its own answers, so one row's 429 is
 //!   never credited to another;
 //! - retries: how often, after how long, and the read-back that keeps a write whose answer
-//!   was lost from being applied twice.
+//!   was lost from being applied twice;
+//! - stale reads ([`StaleRead`]): Graph gives no read-after-write guarantee, so an answer
+//!   that may only show the state before a write this run just made (a conflict with the
+//!   holder it just purged, a read-back that differs, resume's "was it applied?" read) is
+//!   asked again, a few times over a few seconds, before it becomes an outcome.
 //!
 //! Time is tokio's, so that the writer's unit tests run it paused.
 
@@ -46,6 +50,76 @@ const RISE_PER_SECOND: f64 = 0.05;
 
 /// The rate never falls below this share of `--write-rate`.
 const LOWEST: f64 = 0.01;
+
+/// The waits before asking again an answer that may be a stale read: the first, doubled at
+/// each retry while their sum stays within [`STALE_READ_BUDGET`].
+const STALE_READ_FIRST_WAIT: Duration = Duration::from_millis(250);
+
+/// How long, in all, hardmatch waits for Graph to catch up with its own writes: a few seconds
+/// (docs/graph.md, "No read-after-write guarantee"), short enough that a true mismatch or
+/// conflict is not held up for long.
+const STALE_READ_BUDGET: Duration = Duration::from_secs(4);
+
+/// Asks again, with backoff, an answer that may only be stale. One policy for every such
+/// answer, so that they wait alike and log alike (at `-v`).
+#[derive(Clone, Copy, Debug)]
+pub struct StaleRead {
+    first_wait: Duration,
+    budget: Duration,
+}
+
+impl Default for StaleRead {
+    fn default() -> Self {
+        StaleRead {
+            first_wait: STALE_READ_FIRST_WAIT,
+            budget: STALE_READ_BUDGET,
+        }
+    }
+}
+
+impl StaleRead {
+    /// The waits between attempts, in order.
+    fn waits(&self) -> impl Iterator<Item = Duration> {
+        let budget = self.budget;
+        std::iter::successors(Some(self.first_wait), |w| Some(*w * 2)).scan(
+            Duration::ZERO,
+            move |spent, wait| {
+                *spent += wait;
+                (*spent <= budget).then_some(wait)
+            },
+        )
+    }
+
+    /// Takes `first`, the answer already had; while `stale` says it may be stale, waits and
+    /// asks `again`. Returns the first answer that is not stale, or the last one when the
+    /// budget is spent. `what` names the answer in the log.
+    pub async fn settle<T, F, Fut>(
+        &self,
+        what: &str,
+        first: T,
+        mut again: F,
+        stale: impl Fn(&T) -> bool,
+    ) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
+        let mut answer = first;
+        for (retry, wait) in self.waits().enumerate() {
+            if !stale(&answer) {
+                break;
+            }
+            tracing::info!(
+                "{what}: perhaps a stale read (Graph has no read-after-write guarantee); asking again in {:.2} s (retry {})",
+                wait.as_secs_f64(),
+                retry + 1
+            );
+            tokio::time::sleep(wait).await;
+            answer = again().await;
+        }
+        answer
+    }
+}
 
 /// Why a write was not done.
 #[derive(Debug)]
@@ -417,7 +491,55 @@ fn lost_answer(error: GraphError, attempt: u32) -> Answer {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stale_answer_is_asked_again_until_it_is_fresh() {
+        let (start, calls) = (Instant::now(), AtomicU32::new(0));
+        let fresh_after = Duration::from_millis(1500);
+        let read = || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            start.elapsed() >= fresh_after
+        };
+        let first = read().await;
+        let fresh = StaleRead::default()
+            .settle("test", first, read, |fresh| !fresh)
+            .await;
+        assert!(fresh);
+        // 0.25 + 0.5 + 1 s: the third retry is the first after 1.5 s.
+        assert_eq!(start.elapsed(), Duration::from_millis(1750));
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_that_stays_stale_is_given_up_within_the_budget() {
+        let (start, calls) = (Instant::now(), AtomicU32::new(0));
+        let read = || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            "mismatch"
+        };
+        let last = StaleRead::default()
+            .settle("test", "mismatch", read, |a| *a == "mismatch")
+            .await;
+        assert_eq!(last, "mismatch");
+        // 0.25 + 0.5 + 1 + 2 s; the next wait (4 s) would go beyond the 4 s budget.
+        assert_eq!(start.elapsed(), Duration::from_millis(3750));
+        assert!(start.elapsed() <= STALE_READ_BUDGET);
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fresh_answer_is_not_asked_again() {
+        let start = Instant::now();
+        let again = || async { unreachable!("a fresh answer is final") };
+        let answer = StaleRead::default()
+            .settle("test", 7, again, |_| false)
+            .await;
+        assert_eq!(answer, 7);
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn one_throttle_lowers_the_rate_once_whoever_else_was_in_flight() {

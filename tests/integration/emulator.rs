@@ -905,3 +905,189 @@ async fn beta_serves_object_identifiers_and_privileged_roles_that_v1_refuses() {
         emu.stop().await;
     }
 }
+
+/// Sensitive attributes (docs/graph.md): the anchor and UPN of a user who holds a privileged
+/// role (Pete, Global Administrator) or is eligible for one through a role-assignable group
+/// (Quinn, Tier 0 Admins) are the app's to change only when it holds a privileged role itself.
+#[tokio::test]
+async fn privileged_users_sensitive_attributes_need_a_privileged_app() {
+    let write =
+        |url: String, body: Value| async move { call("PATCH", &url, Some(body), false).await };
+    let anchor = json!({"onPremisesImmutableId": "D+jRzX3jZEKAfuwLKy9New=="});
+    let emu = start(sample_tenant(), config()).await;
+    let users = format!("{}/v1.0/users", emu.url);
+    let denied = write(format!("{users}/pete.price@contoso.com"), anchor.clone()).await;
+    assert_eq!(denied.status, 403);
+    assert_eq!(denied.body["error"]["code"], "Authorization_RequestDenied");
+    assert_eq!(
+        denied.body["error"]["message"],
+        "Insufficient privileges to complete the operation."
+    );
+    let upn = json!({"userPrincipalName": "quinn.q@contoso.com"});
+    let through_group = write(format!("{users}/quinn.quigley@contoso.com"), upn.clone()).await;
+    assert_eq!(
+        through_group.status, 403,
+        "eligible through a role-assignable group"
+    );
+    let helpdesk = write(format!("{users}/alice.adams@contoso.com"), anchor.clone()).await;
+    assert_eq!(
+        helpdesk.status, 204,
+        "Helpdesk Administrator is not privileged"
+    );
+    let stats = get(&format!("{}/_emulator/stats", emu.url)).await.body;
+    assert_eq!(stats["writesTotal"], 1, "nothing refused was written");
+    emu.stop().await;
+
+    let emu = start(
+        sample_tenant(),
+        Config {
+            app_privileged: true,
+            ..config()
+        },
+    )
+    .await;
+    let users = format!("{}/v1.0/users", emu.url);
+    let pete = write(format!("{users}/pete.price@contoso.com"), anchor).await;
+    assert_eq!(pete.status, 204, "{:?}", pete.body);
+    assert_eq!(
+        write(format!("{users}/quinn.quigley@contoso.com"), upn)
+            .await
+            .status,
+        204
+    );
+}
+
+/// A user in a federated domain keeps its anchor: a new value and null are both refused in
+/// place; the same value again changes nothing and is not.
+#[tokio::test]
+async fn a_federated_users_anchor_is_neither_changed_nor_cleared_in_place() {
+    let emu = start(sample_tenant(), config()).await;
+    emu.emulator.edit_tenant(|t| {
+        let ivan = t
+            .users
+            .iter_mut()
+            .find(|u| u.user_principal_name == "ivan.ito@fed.contoso.com");
+        ivan.unwrap().on_premises_immutable_id = Some("T7QuCxT4zU65bifcqZckTQ==".into());
+    });
+    let url = format!("{}/v1.0/users/ivan.ito@fed.contoso.com", emu.url);
+    let set = |value: Value| {
+        let url = url.clone();
+        async move {
+            call(
+                "PATCH",
+                &url,
+                Some(json!({"onPremisesImmutableId": value})),
+                false,
+            )
+            .await
+        }
+    };
+    for refused in [json!("D+jRzX3jZEKAfuwLKy9New=="), Value::Null, json!("")] {
+        let answer = set(refused.clone()).await;
+        assert_eq!(answer.status, 400, "{refused}");
+        assert!(
+            answer.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("federated domain"),
+            "{refused}: {:?}",
+            answer.body
+        );
+    }
+    assert_eq!(set(json!("T7QuCxT4zU65bifcqZckTQ==")).await.status, 204);
+    let ivan = emu
+        .emulator
+        .tenant()
+        .users
+        .into_iter()
+        .find(|u| u.user_principal_name == "ivan.ito@fed.contoso.com");
+    assert_eq!(
+        ivan.unwrap().on_premises_immutable_id.as_deref(),
+        Some("T7QuCxT4zU65bifcqZckTQ==")
+    );
+}
+
+/// `read_lag_ms`: for that long after a write or a purge, every read (by id, by `$filter`,
+/// inside `$batch`, of deleted items) sees the state before it, and a purged holder still
+/// holds its anchor; then the latest state shows.
+#[tokio::test]
+async fn reads_lag_behind_writes_and_purges_for_the_read_lag() {
+    // Long enough for a loaded machine to make every read inside it.
+    let emu = start(
+        sample_tenant(),
+        Config {
+            read_lag_ms: 3000,
+            ..config()
+        },
+    )
+    .await;
+    let alice = format!("{}/v1.0/users/alice.adams@contoso.com", emu.url);
+    let new = "D+jRzX3jZEKAfuwLKy9New==";
+    let written = call(
+        "PATCH",
+        &alice,
+        Some(json!({"onPremisesImmutableId": new})),
+        false,
+    )
+    .await;
+    assert_eq!(written.status, 204);
+    let by_id = || async {
+        get(&format!("{alice}?$select=id,onPremisesImmutableId"))
+            .await
+            .body["onPremisesImmutableId"]
+            .clone()
+    };
+    let by_filter = || async {
+        let url = format!(
+            "{}/v1.0/users?$filter=onPremisesImmutableId%20eq%20'{}'",
+            emu.url,
+            urlencode(new)
+        );
+        get(&url).await.body["value"].as_array().unwrap().len()
+    };
+    let in_batch = || async {
+        let requests = json!({"requests": [{"id": "1", "method": "GET", "url": "/users/alice.adams@contoso.com?$select=onPremisesImmutableId"}]});
+        let batch = call(
+            "POST",
+            &format!("{}/v1.0/$batch", emu.url),
+            Some(requests),
+            false,
+        )
+        .await;
+        batch.body["responses"][0]["body"]["onPremisesImmutableId"].clone()
+    };
+    let holder = "2228d96a-405f-5f98-8eaa-682c88d302df";
+    let deleted = format!("{}/v1.0/directory/deletedItems/{holder}", emu.url);
+    assert_eq!(call("DELETE", &deleted, None, false).await.status, 204);
+    let gina = format!("{}/v1.0/users/gina.gray@contoso.com", emu.url);
+    let stamp_gina = || {
+        call(
+            "PATCH",
+            &gina,
+            Some(json!({"onPremisesImmutableId": "YNUtEnUxmkygYLgUmFN2Vg=="})),
+            false,
+        )
+    };
+
+    assert_eq!(by_id().await, Value::Null, "the value before the write");
+    assert_eq!(by_filter().await, 0);
+    assert_eq!(in_batch().await, Value::Null);
+    assert_eq!(
+        get(&deleted).await.status,
+        200,
+        "the purged user still shows"
+    );
+    let held = stamp_gina().await;
+    assert_eq!(held.status, 400, "the purged holder still holds the anchor");
+    assert_eq!(
+        held.body["error"]["details"][1]["target"],
+        format!("User_{holder}")
+    );
+
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(by_id().await, new);
+    assert_eq!(by_filter().await, 1);
+    assert_eq!(in_batch().await, new);
+    assert_eq!(get(&deleted).await.status, 404);
+    assert_eq!(stamp_gina().await.status, 204);
+}

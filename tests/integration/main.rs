@@ -14,6 +14,7 @@ mod security;
 mod sign_in;
 mod small_print;
 mod snapshot;
+mod stale_reads;
 mod sync_plan;
 mod util;
 mod verify;

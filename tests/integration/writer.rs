@@ -197,3 +197,90 @@ fn the_emulator_command_forbids_writes_to_named_users_and_holds_a_small_write_bu
     // so the third, at once, is throttled (one write a second refills it).
     assert_eq!(statuses, [403, 204, 429]);
 }
+
+/// Pete (Global Administrator) and Quinn (eligible through a role-assignable group) among the
+/// sample's rows: with the role reads refused, the plan cannot tell, so apply writes them, and
+/// Graph refuses their sensitive attributes. Those two rows alone are `permission-denied`;
+/// the run goes on. An app that holds a privileged role writes them.
+#[test]
+fn privileged_targets_the_plan_could_not_see_are_denied_alone_unless_the_app_is_privileged() {
+    let apply = |app_privileged: bool| {
+        let graph = Graph::sample_with(Config {
+            forbid_role_reads: true,
+            app_privileged,
+            ..fast()
+        });
+        let dir = Dir::new();
+        let out = run(graph
+            .hardmatch(&dir, &["apply", "--yes", "-q"])
+            .arg(crate::util::sample("csvde.csv"))
+            .args(["-o", "r.csv"]));
+        let rows = report_rows(&dir.join("r.csv"));
+        let outcome = |upn: &str| {
+            let row = rows.iter().find(|r| r["upn"] == upn).unwrap();
+            (row["outcome"].clone(), row["detail"].clone())
+        };
+        assert!(!stderr(&out).contains("stopping"), "{}", stderr(&out));
+        assert_eq!(
+            outcome("alice.adams@contoso.com").0,
+            "stamped",
+            "{}",
+            stderr(&out)
+        );
+        (
+            outcome("pete.price@contoso.com"),
+            outcome("quinn.quigley@contoso.com"),
+            count(&rows, "stamped"),
+        )
+    };
+    let (pete, quinn, stamped) = apply(false);
+    for (outcome, detail) in [&pete, &quinn] {
+        assert_eq!(outcome, "permission-denied", "{detail}");
+        assert!(detail.contains("sensitive attributes"), "{detail}");
+    }
+    let (pete, quinn, stamped_by_a_privileged_app) = apply(true);
+    assert_eq!(
+        (pete.0.as_str(), quinn.0.as_str()),
+        ("stamped", "stamped"),
+        "{pete:?} {quinn:?}"
+    );
+    assert_eq!(
+        stamped_by_a_privileged_app,
+        stamped + 2,
+        "the same run, those two written too"
+    );
+}
+
+#[test]
+fn the_emulator_command_guards_privileged_users_unless_told_the_app_is_privileged() {
+    // Pete's write, then a read of his anchor: (the write's status, what the read saw).
+    let patch_pete = |extra: &[&str]| {
+        let (mut child, url) = crate::util::emulator_command(crate::util::TOKEN, extra);
+        let pete = format!("{url}/v1.0/users/pete.price@contoso.com");
+        let client = reqwest::Client::new();
+        let write = client
+            .patch(&pete)
+            .bearer_auth(crate::util::TOKEN)
+            .json(&serde_json::json!({"onPremisesImmutableId": "dGVzdGluZzEyMw=="}));
+        let read = client
+            .get(format!("{pete}?$select=onPremisesImmutableId"))
+            .bearer_auth(crate::util::TOKEN);
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let seen = runtime.block_on(async {
+            let status = write.send().await.unwrap().status().as_u16();
+            let read: serde_json::Value = read.send().await.unwrap().json().await.unwrap();
+            (status, read["onPremisesImmutableId"].clone())
+        });
+        child.kill().unwrap();
+        child.wait().unwrap();
+        seen
+    };
+    let written = serde_json::json!("dGVzdGluZzEyMw==");
+    assert_eq!(patch_pete(&[]), (403, serde_json::Value::Null));
+    assert_eq!(patch_pete(&["--app-privileged"]), (204, written));
+    assert_eq!(
+        patch_pete(&["--app-privileged", "--read-lag-ms", "60000"]),
+        (204, serde_json::Value::Null),
+        "a read within the lag sees the state before the write"
+    );
+}
