@@ -14,14 +14,15 @@ use crate::graph::read::{ReadStrategy, TenantRead, Wanted};
 use crate::graph::GraphClient;
 use crate::journal::{Entry, GroupCommit, Journal, Replay};
 use crate::outcome::Outcome;
+use crate::outcome::Warning;
 use crate::plan::{
     Action, Decision, Holder, MatchBy, Mode, PlanOptions, Subject, TargetState, TenantIndex,
 };
 use crate::progress;
 use crate::report::Record;
 use crate::source::{Input, Role, Row, Source};
-use crate::tenant::Tenant;
-use crate::write::{WorkItem, WriteOptions, Writer};
+use crate::tenant::{Privileges, Tenant};
+use crate::write::{privileged_because, WorkItem, WriteOptions, Writer};
 
 /// An export read and computed: the offline half of every run. Its rows borrow from the
 /// [`Source`] they were read from.
@@ -209,6 +210,7 @@ pub fn work_items(
         .initial_domain()
         .map(str::to_string);
     let users = tenant.users_by_id();
+    let privileges = Privileges::new(tenant);
     records
         .iter()
         .filter_map(|record| {
@@ -226,7 +228,8 @@ pub fn work_items(
                 on_premises_immutable_id: record.previous_immutable_id.clone(),
                 on_premises_sync_enabled: false,
             });
-            let hop_upn = (action == Action::FederatedHopThenStamp)
+            let hop_upn = action
+                .hops()
                 .then(|| {
                     let local = target
                         .user_principal_name
@@ -242,6 +245,11 @@ pub fn work_items(
                 deleted_date_time: (!record.holder_deleted_at.is_empty())
                     .then(|| record.holder_deleted_at.clone()),
             });
+            let privileged = privileged_because(
+                &privileges,
+                &target.id,
+                record.warnings.contains(Warning::RolesUnknown),
+            );
             Some(WorkItem {
                 row: record.row,
                 action,
@@ -249,6 +257,7 @@ pub fn work_items(
                 new_anchor: new_anchor(record),
                 holder,
                 hop_upn,
+                privileged,
             })
         })
         .collect()

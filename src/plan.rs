@@ -87,15 +87,19 @@ pub enum Action {
     FederatedHopThenStamp,
     /// PATCH onPremisesImmutableId to null.
     Clear,
+    /// Move the UPN to the initial domain, clear (or, in a rollback, put back no value), move
+    /// it back.
+    FederatedHopThenClear,
 }
 
 impl Action {
-    pub const ALL: [Action; 5] = [
+    pub const ALL: [Action; 6] = [
         Action::None,
         Action::Stamp,
         Action::PurgeHolderThenStamp,
         Action::FederatedHopThenStamp,
         Action::Clear,
+        Action::FederatedHopThenClear,
     ];
 
     pub fn from_code(code: &str) -> Option<Action> {
@@ -109,6 +113,24 @@ impl Action {
             Action::PurgeHolderThenStamp => "purge-holder-then-stamp",
             Action::FederatedHopThenStamp => "federated-hop-then-stamp",
             Action::Clear => "clear",
+            Action::FederatedHopThenClear => "federated-hop-then-clear",
+        }
+    }
+
+    /// Whether the write goes through the federated hop (UPN out, write, UPN back).
+    pub fn hops(self) -> bool {
+        matches!(
+            self,
+            Action::FederatedHopThenStamp | Action::FederatedHopThenClear
+        )
+    }
+
+    /// The same write through the federated hop.
+    fn through_hop(self) -> Action {
+        match self {
+            Action::Stamp => Action::FederatedHopThenStamp,
+            Action::Clear => Action::FederatedHopThenClear,
+            other => other,
         }
     }
 }
@@ -234,8 +256,44 @@ impl<'t> TenantIndex<'t> {
         };
         match options.mode {
             Mode::Stamp => self.decide_stamp(user, subject, options.allow),
-            Mode::Clear => decide_clear(user, subject.anchor, options.allow),
+            Mode::Clear => {
+                let decision = decide_clear(user, subject.anchor, options.allow);
+                match self.federated_route(decision.action, user, options.allow.federated_hop) {
+                    Ok(action) => Decision { action, ..decision },
+                    Err(verdict) => Decision {
+                        verdict,
+                        action: Action::None,
+                        ..decision
+                    },
+                }
+            }
         }
+    }
+
+    /// The action that carries out a plain write (`action`) to `user`: in a federated domain,
+    /// where Graph refuses it in place, the same write through the hop when `hop` allows it,
+    /// else the `federated-domain` refusal. `clear` and `rollback` share it (a stamp decides
+    /// this among its other steps).
+    pub fn federated_route(
+        &self,
+        action: Action,
+        user: &User,
+        hop: bool,
+    ) -> Result<Action, Verdict> {
+        let plain = matches!(action, Action::Stamp | Action::Clear);
+        if !plain || !self.is_federated(&user.user_principal_name) {
+            return Ok(action);
+        }
+        if hop {
+            return Ok(action.through_hop());
+        }
+        Err(Verdict::new(
+            Outcome::FederatedDomain,
+            format!(
+                "{} is in a federated domain, where the ImmutableId cannot be changed in place; pass --federated-hop to move the UPN to the initial domain, write, and move it back",
+                user.user_principal_name
+            ),
+        ))
     }
 
     /// The cloud user a row names, if exactly one.

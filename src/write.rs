@@ -19,7 +19,7 @@ use crate::graph::{Directory, GraphError, Meta, Write};
 use crate::journal::{now, Entry, GroupCommit, Replay, Step};
 use crate::outcome::{Outcome, Verdict};
 use crate::plan::{Action, Holder, TargetState};
-use crate::tenant::Tenant;
+use crate::tenant::{Privileges, Tenant};
 
 /// One row's planned write.
 #[derive(Clone, Debug)]
@@ -33,6 +33,25 @@ pub struct WorkItem {
     pub holder: Option<Holder>,
     /// For the federated hop: the stopover UPN in the initial domain.
     pub hop_upn: Option<String>,
+    /// Why the target is, or may be, privileged (see [`privileged_because`]): a 403 on it is
+    /// Graph guarding its sensitive attributes, not evidence that the app lacks the
+    /// permission, so it never stops the run.
+    pub privileged: Option<String>,
+}
+
+/// Why a target is, or may be, privileged: the privileged roles it is known to hold, or the
+/// role data the plan could not read (`roles_unknown`, the `roles-unknown` warning).
+pub fn privileged_because(
+    privileges: &Privileges,
+    user_id: &str,
+    roles_unknown: bool,
+) -> Option<String> {
+    let roles = privileges.of(user_id);
+    if !roles.is_empty() {
+        let held: Vec<String> = roles.iter().map(ToString::to_string).collect();
+        return Some(format!("is {}", held.join(", ")));
+    }
+    roles_unknown.then(|| "may hold a privileged role (the plan could not read roles)".into())
 }
 
 /// The detail of a row a canary (`--max-writes`) left for later: not a failure.
@@ -44,7 +63,7 @@ impl WorkItem {
     /// back, and the anchor. What the progress bar and its ETA count.
     pub fn requests(&self) -> u64 {
         let purge = self.action == Action::PurgeHolderThenStamp && self.holder.is_some();
-        let hop = self.action == Action::FederatedHopThenStamp && self.hop_upn.is_some();
+        let hop = self.action.hops() && self.hop_upn.is_some();
         1 + u64::from(purge) + 2 * u64::from(hop)
     }
 }
@@ -81,7 +100,8 @@ impl Default for WriteOptions {
 
 /// Why a row's steps stopped.
 enum RowFailure {
-    Graph(GraphError),
+    /// Graph refused the request of this step (or the read-back after it).
+    Graph(GraphError, Step),
     /// The intent could not be journaled, so the request was not sent.
     Unjournaled,
     /// The run stopped before Graph took the row's first request.
@@ -211,9 +231,9 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
                     holder: None,
                 }
             }
-            Err(RowFailure::Graph(error)) => {
-                self.judge_run(run, &error);
-                self.failure(item, error).await
+            Err(RowFailure::Graph(error, step)) => {
+                self.judge_run(run, item, &error);
+                self.failure(item, step, error).await
             }
             Err(RowFailure::Unjournaled) => not_attempted(
                 item,
@@ -239,7 +259,7 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
                 stop = &finish;
             }
         }
-        let hop = item.action == Action::FederatedHopThenStamp;
+        let hop = item.action.hops();
         let user_id = &item.target.id;
         let home = &item.target.user_principal_name;
         if let (true, Some(stopover)) = (hop, &item.hop_upn) {
@@ -274,7 +294,9 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
                 .await?;
         }
         if self.options.verify {
-            self.verify(item).await.map_err(RowFailure::Graph)?;
+            self.verify(item)
+                .await
+                .map_err(|e| RowFailure::Graph(e, Step::Anchor))?;
         }
         Ok(meta)
     }
@@ -363,15 +385,20 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
             at: now(),
         })
         .await;
-        result.map(|answer| answer.meta).map_err(RowFailure::Graph)
+        result
+            .map(|answer| answer.meta)
+            .map_err(|e| RowFailure::Graph(e, step))
     }
 
     /// Learns from a row's failure what it says about the run: a 403 before any write went
-    /// through, `forbidden_limit` times, means the app lacks the permission; a token Graph
-    /// refuses and that cannot be renewed fails every row. Either stops the run.
-    fn judge_run(&self, run: &Run, error: &GraphError) {
+    /// through, `forbidden_limit` times on targets not known to be privileged, means the app
+    /// lacks the permission; a token Graph refuses and that cannot be renewed fails every row.
+    /// Either stops the run. A 403 on a target that is (or may be) privileged says nothing
+    /// about the app: Graph guards that user's sensitive attributes.
+    fn judge_run(&self, run: &Run, item: &WorkItem, error: &GraphError) {
         let evidence = &run.evidence;
         match error {
+            GraphError::Forbidden(_) if item.privileged.is_some() => {}
             GraphError::Forbidden(_) => {
                 let forbidden = evidence.forbidden.fetch_add(1, Ordering::SeqCst) + 1;
                 if forbidden >= self.options.forbidden_limit
@@ -449,7 +476,12 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
         }
     }
 
-    async fn failure(&self, item: &WorkItem, error: GraphError) -> Written {
+    async fn failure(&self, item: &WorkItem, step: Step, error: GraphError) -> Written {
+        if let GraphError::Conflict { property, .. } = &error {
+            if property.eq_ignore_ascii_case("userPrincipalName") {
+                return self.upn_conflict(item, step, error).await;
+            }
+        }
         let outcome = outcome_of(&error);
         let mut holder = None;
         let detail = match &error {
@@ -464,7 +496,13 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
                     _ => format!("Graph refused: {name} already holds the anchor"),
                 }
             }
-            GraphError::Forbidden(meta) => format!("Graph refused this user ({meta}): onPremisesImmutableId and userPrincipalName are sensitive attributes, which on a user who holds a privileged role (or is in a role-assignable group) only an app holding Privileged Authentication Administrator or Global Administrator may change; check this user's roles"),
+            GraphError::Forbidden(meta) => {
+                let rule = "onPremisesImmutableId and userPrincipalName are sensitive attributes, which on a user who holds a privileged role (or is in a role-assignable group) only an app holding Privileged Authentication Administrator or Global Administrator may change";
+                match &item.privileged {
+                    Some(why) => format!("Graph refused this user ({meta}): {} {why}; {rule}; the run went on (this 403 is about this user, not the app's permission)", item.target.user_principal_name),
+                    None => format!("Graph refused this user ({meta}): {rule}; check this user's roles"),
+                }
+            }
             other => format!("Graph refused: {other}"),
         };
         Written {
@@ -472,6 +510,53 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
             verdict: Verdict::new(outcome_for(outcome, &holder), detail),
             meta: error.meta().cloned(),
             holder,
+        }
+    }
+
+    /// A hop step refused because another user holds the UPN it moves to: on the way out the
+    /// user was left where it was (`federated-domain`); on the way back it holds its new value
+    /// but stays at the stopover until its home UPN is free and a resume moves it home. The
+    /// holder is found by that UPN, not by the anchor.
+    async fn upn_conflict(&self, item: &WorkItem, step: Step, error: GraphError) -> Written {
+        let home = &item.target.user_principal_name;
+        let stopover = item.hop_upn.as_deref().unwrap_or("the stopover UPN");
+        let (taken, outcome) = match step {
+            Step::UpnBack => (home.as_str(), Outcome::GraphError),
+            _ => (stopover, Outcome::FederatedDomain),
+        };
+        let holder = match self.upn_holder(taken).await {
+            Some(user) => format!("{} (id {})", user.user_principal_name, user.id),
+            None => "another object".to_string(),
+        };
+        let detail = match step {
+            Step::UpnBack => format!(
+                "Graph refused to move the user home from the federated hop: {holder} now holds {home} (userPrincipalName conflict); it holds {} and is still at {stopover}; free {home}, then resume this run (--resume JOURNAL moves it home)",
+                item.new_anchor.as_deref().unwrap_or("no ImmutableId")
+            ),
+            _ => format!(
+                "the federated hop's stopover UPN {stopover} is taken by {holder} (userPrincipalName conflict): {home} was left where it was, unchanged; rename or remove that user, then resume this run"
+            ),
+        };
+        Written {
+            row: item.row,
+            verdict: Verdict::new(outcome, detail),
+            meta: error.meta().cloned(),
+            holder: None,
+        }
+    }
+
+    /// The user that holds `upn`: from the tenant as read before the run, else looked up in
+    /// Graph (one that took it since). A failed lookup leaves it unnamed.
+    async fn upn_holder(&self, upn: &str) -> Option<crate::tenant::User> {
+        let wanted = crate::tenant::caseless(upn);
+        let known = self
+            .tenant
+            .users
+            .iter()
+            .find(|u| crate::tenant::caseless(&u.user_principal_name) == wanted);
+        match known {
+            Some(user) => Some(user.clone()),
+            None => self.directory.get_user(upn).await.ok().flatten(),
         }
     }
 
@@ -730,6 +815,7 @@ mod tests {
             new_anchor: Some(format!("anchor{row}")),
             holder: None,
             hop_upn: None,
+            privileged: None,
         }
     }
 
@@ -989,6 +1075,45 @@ mod tests {
             denied.verdict.detail.contains("sensitive attributes"),
             "{}",
             denied.verdict.detail
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn targets_known_to_be_privileged_never_stop_the_run_even_before_any_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut fake = Fake::with_users(20);
+        // Rows 1 to 5, then every fifth, are admins: five 403s before any write.
+        let admin = |row: usize| row <= 4 || row % 5 == 0;
+        fake.forbidden = (1..=20)
+            .filter(|&r| admin(r))
+            .map(|r| format!("u{r}"))
+            .collect();
+        let items = (1..=20)
+            .map(|row| WorkItem {
+                privileged: admin(row)
+                    .then(|| "is assigned Global Administrator directly".to_string()),
+                ..stamp(row)
+            })
+            .collect();
+        let options = WriteOptions {
+            concurrency: 1,
+            ..options(20.0)
+        };
+        let written = run(
+            &fake,
+            items,
+            options,
+            CancellationToken::new(),
+            &dir.path().join("j"),
+        )
+        .await;
+        assert_eq!(count(&written, Outcome::PermissionDenied), 8);
+        assert_eq!(count(&written, Outcome::Stamped), 12);
+        let first = &written[0].verdict.detail;
+        assert!(
+            first.contains("Global Administrator directly")
+                && first.contains("sensitive attributes"),
+            "{first}"
         );
     }
 

@@ -435,7 +435,7 @@ fn describe(
         ),
         (
             "move a UPN out of its federated domain and back (--federated-hop)",
-            count("federated-hop-then-stamp"),
+            count("federated-hop-then-stamp") + count("federated-hop-then-clear"),
         ),
     ] {
         if n > 0 {

@@ -52,6 +52,12 @@ pub struct Args {
     #[arg(long)]
     pub overwrite: bool,
 
+    /// For a UPN in a federated domain, where Graph refuses the write in place: move it to the
+    /// initial domain, clear, move it back (journaled; without it such rows are
+    /// `federated-domain`).
+    #[arg(long)]
+    pub federated_hop: bool,
+
     #[command(flatten)]
     pub target: TargetArgs,
 
@@ -73,6 +79,9 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
     if args.overwrite {
         flags.push("--overwrite".into());
     }
+    if args.federated_hop {
+        flags.push("--federated-hop".into());
+    }
     let identity = RunIdentity::new("clear", &args.input.input, flags)?;
     let resume = args.write.open_resume(&identity)?;
     let source = source::open(
@@ -88,6 +97,7 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
         mode: Mode::Clear,
         allow: Permissions {
             overwrite: args.overwrite,
+            federated_hop: args.federated_hop,
             ..Permissions::default()
         },
     };

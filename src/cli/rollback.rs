@@ -10,7 +10,7 @@ use crate::graph::read::Wanted;
 use crate::journal::{Entry, Journal, Step};
 use crate::outcome::Outcome;
 use crate::pipeline;
-use crate::plan::Action;
+use crate::plan::{Action, TenantIndex};
 use crate::report::{self, Record};
 use crate::resume::RunIdentity;
 use crate::tenant::User;
@@ -41,6 +41,12 @@ pub struct Args {
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
 
+    /// For a user in a federated domain, where Graph refuses the write in place: move its UPN
+    /// to the initial domain, put the value back, move it home (journaled; without it such
+    /// rows are `federated-domain`). Needed to undo an `apply --federated-hop`.
+    #[arg(long)]
+    pub federated_hop: bool,
+
     #[command(flatten)]
     pub target: TargetArgs,
 
@@ -67,7 +73,12 @@ struct Change {
 
 pub fn run(args: Args) -> crate::Result<ExitCode> {
     report::check_output(&args.output, report::REPORT_FORMATS)?;
-    let identity = RunIdentity::new("rollback", &args.source, Vec::new())?;
+    let flags = if args.federated_hop {
+        vec!["--federated-hop".to_string()]
+    } else {
+        Vec::new()
+    };
+    let identity = RunIdentity::new("rollback", &args.source, flags)?;
     let resume = args.write.open_resume(&identity)?;
     let changes = if Journal::is_journal_path(&args.source) {
         from_journal(&args.source)?
@@ -91,9 +102,17 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
         }
         let read = pipeline::read_tenant(&connection.client, &wanted, args.read.strategy).await?;
         let users = read.tenant.users_by_id();
+        let index = TenantIndex::new(&read.tenant);
         let records = changes
             .iter()
-            .map(|c| record_for(c, users.get(c.user_id.as_str()).copied(), &args.source))
+            .map(|c| {
+                let now = users.get(c.user_id.as_str()).copied();
+                let mut record = record_for(c, now, &args.source);
+                if let Some(user) = now {
+                    route_federated(&mut record, user, &index, args.federated_hop);
+                }
+                record
+            })
             .collect();
         let run = WriteRun {
             connection,
@@ -166,6 +185,22 @@ fn from_report(path: &Path) -> crate::Result<Vec<Change>> {
             in_doubt: false,
         })
         .collect())
+}
+
+/// A planned restore to a user in a federated domain goes through the hop, or is refused
+/// `federated-domain` without `--federated-hop`.
+fn route_federated(record: &mut Record, user: &User, index: &TenantIndex, hop: bool) {
+    let Some(action) = Action::from_code(&record.action) else {
+        return;
+    };
+    match index.federated_route(action, user, hop) {
+        Ok(action) => record.action = action.code().to_string(),
+        Err(verdict) => {
+            record.outcome = Some(verdict.outcome);
+            record.detail = verdict.detail;
+            record.action = Action::None.code().to_string();
+        }
+    }
 }
 
 /// The planned rollback of one change, checked against the user as it is now (`None`: gone).

@@ -668,15 +668,16 @@ impl Emulator {
                 Some(Value::String(v)) => Some(v.clone()),
                 Some(_) => return bad_request("Invalid value specified for property 'userPrincipalName' of resource 'User'."),
             };
+            // A value and null alike: the ImmutableId of a federated user is not changed in place.
+            if new_anchor.is_some() && refuse_federated && s.is_federated(new_upn.as_deref().unwrap_or(&user.user_principal_name)) {
+                // INFERRED (docs/graph.md): Graph's text for this refusal is not documented.
+                return bad_request(
+                    "Unable to update the specified properties for objects in a federated domain. Change the userPrincipalName to a managed domain, set onPremisesImmutableId, then change it back.",
+                );
+            }
             if let Some(Some(anchor)) = &new_anchor {
                 if anchor.contains(['$', '_']) || anchor.chars().count() >= 60 {
                     return bad_request("Invalid value specified for property 'onPremisesImmutableId' of resource 'User'.");
-                }
-                if refuse_federated && s.is_federated(new_upn.as_deref().unwrap_or(&user.user_principal_name)) {
-                    // INFERRED (docs/graph.md): Graph's text for this refusal is not documented.
-                    return bad_request(
-                        "Unable to update the specified properties for objects in a federated domain. Change the userPrincipalName to a managed domain, set onPremisesImmutableId, then change it back.",
-                    );
                 }
                 if let Some(holder) = s.anchor_holder(anchor, i, deleted_reserve) {
                     return uniqueness_violation("onPremisesImmutableId", &holder.id);

@@ -57,7 +57,7 @@ pub trait Directory: Sync {
     /// that no write is applied twice). A failed read says no.
     fn took_effect(&self, write: &Write) -> impl Future<Output = bool> + Send;
 
-    /// A user by id, `None` when there is none.
+    /// A user by id (or UPN), `None` when there is none.
     fn get_user(&self, id: &str) -> impl Future<Output = Result<Option<User>, GraphError>> + Send;
 
     /// The user, active or deleted, that holds `anchor` (see [`GraphClient::anchor_holder`]).

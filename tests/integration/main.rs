@@ -7,6 +7,7 @@ mod diagnosis;
 mod emulator;
 mod errors;
 mod exact_anchors;
+mod federated;
 mod hostile_input;
 mod ids;
 mod safety;
