@@ -169,6 +169,9 @@ pub fn apply_decision(record: &mut Record, decision: &Decision) {
         record.cloud_user_id = target.id.clone();
         record.cloud_upn = target.user_principal_name.clone();
         record.previous_immutable_id = target.on_premises_immutable_id.clone();
+        if decision.action == Action::ClearObjectIdentifierThenStamp {
+            record.object_identifier = target.on_premises_object_identifier.clone();
+        }
     }
     if let Some(holder) = &decision.holder {
         record.holder_id = holder.id.clone();
@@ -227,6 +230,7 @@ pub fn work_items(
                 user_principal_name: record.cloud_upn.clone(),
                 on_premises_immutable_id: record.previous_immutable_id.clone(),
                 on_premises_sync_enabled: false,
+                on_premises_object_identifier: record.object_identifier.clone(),
             });
             let hop_upn = action
                 .hops()
@@ -245,6 +249,12 @@ pub fn work_items(
                 deleted_date_time: (!record.holder_deleted_at.is_empty())
                     .then(|| record.holder_deleted_at.clone()),
             });
+            let object_identifier = matches!(
+                action,
+                Action::ClearObjectIdentifierThenStamp | Action::PutBackObjectIdentifier
+            )
+            .then(|| record.object_identifier.clone())
+            .flatten();
             let privileged = privileged_because(
                 &privileges,
                 &target.id,
@@ -257,6 +267,7 @@ pub fn work_items(
                 new_anchor: new_anchor(record),
                 holder,
                 hop_upn,
+                object_identifier,
                 privileged,
             })
         })

@@ -48,6 +48,10 @@ pub struct Permissions {
     /// Plan a guest or external member as if it were a member (`--allow-guests`).
     #[serde(default)]
     pub allow_guests: bool,
+    /// Clear the onPremisesObjectIdentifier of a target linked to another on-premises object,
+    /// then stamp (`--clear-object-identifier`).
+    #[serde(default)]
+    pub clear_object_identifier: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -90,16 +94,24 @@ pub enum Action {
     /// Move the UPN to the initial domain, clear (or, in a rollback, put back no value), move
     /// it back.
     FederatedHopThenClear,
+    /// PATCH /beta onPremisesObjectIdentifier to null (the target is linked to another
+    /// on-premises object), then stamp.
+    ClearObjectIdentifierThenStamp,
+    /// Rollback of the above: PATCH /beta onPremisesObjectIdentifier back to what it was, then
+    /// put back the previous ImmutableId (a value, or null).
+    PutBackObjectIdentifier,
 }
 
 impl Action {
-    pub const ALL: [Action; 6] = [
+    pub const ALL: [Action; 8] = [
         Action::None,
         Action::Stamp,
         Action::PurgeHolderThenStamp,
         Action::FederatedHopThenStamp,
         Action::Clear,
         Action::FederatedHopThenClear,
+        Action::ClearObjectIdentifierThenStamp,
+        Action::PutBackObjectIdentifier,
     ];
 
     pub fn from_code(code: &str) -> Option<Action> {
@@ -114,6 +126,8 @@ impl Action {
             Action::FederatedHopThenStamp => "federated-hop-then-stamp",
             Action::Clear => "clear",
             Action::FederatedHopThenClear => "federated-hop-then-clear",
+            Action::ClearObjectIdentifierThenStamp => "clear-object-identifier-then-stamp",
+            Action::PutBackObjectIdentifier => "put-back-object-identifier",
         }
     }
 
@@ -143,6 +157,9 @@ pub struct TargetState {
     pub user_principal_name: String,
     pub on_premises_immutable_id: Option<String>,
     pub on_premises_sync_enabled: bool,
+    /// The onPremisesObjectIdentifier (beta) when it was read and set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_premises_object_identifier: Option<String>,
 }
 
 /// Another object that holds the row's anchor.
@@ -184,6 +201,7 @@ impl TargetState {
             user_principal_name: user.user_principal_name.clone(),
             on_premises_immutable_id: user.on_premises_immutable_id.clone(),
             on_premises_sync_enabled: user.on_premises_sync_enabled.unwrap_or(false),
+            on_premises_object_identifier: user.object_identifier().map(str::to_string),
         }
     }
 }
@@ -475,6 +493,22 @@ impl<'t> TenantIndex<'t> {
                 action = Action::FederatedHopThenStamp;
             }
         }
+        let cleared = linked_elsewhere(user, subject);
+        if let Some(linked) = cleared {
+            if action != Action::Stamp {
+                return Decision::refuse(
+                    Outcome::TargetLinkedElsewhere,
+                    format!(
+                        "{} has onPremisesObjectIdentifier {linked}, another on-premises object, and its stamp also needs {}: --clear-object-identifier clears it only before a plain stamp; clear it first (PATCH /beta/users/{} {{\"onPremisesObjectIdentifier\": null}}), then plan again",
+                        user.user_principal_name,
+                        action.code(),
+                        user.id
+                    ),
+                    Some(user),
+                );
+            }
+            action = Action::ClearObjectIdentifierThenStamp;
+        }
         let (outcome, detail) = match current {
             Some(other) => (
                 Outcome::WouldStamp,
@@ -489,6 +523,11 @@ impl<'t> TenantIndex<'t> {
             ),
             None => detail,
         };
+        if let Some(linked) = cleared {
+            detail.push_str(&format!(
+                " after clearing onPremisesObjectIdentifier {linked}, which links it to another on-premises object (--clear-object-identifier)"
+            ));
+        }
         let (warnings, notes) = self.warnings(user, subject);
         for (warning, note) in notes {
             detail.push_str(&format!("; {}: {note}", warning.code()));
@@ -530,21 +569,21 @@ impl<'t> TenantIndex<'t> {
                 Some(user),
             ));
         }
-        if let Some(linked) = user.object_identifier() {
-            if !is_own_object(linked, subject.object_guid) {
-                let own = subject.object_guid.map_or_else(
-                    || "the export has no objectGUID for it".to_string(),
-                    |g| format!("this row's objectGUID is {g}"),
-                );
-                return Some(Decision::refuse(
-                    Outcome::TargetLinkedElsewhere,
-                    format!(
-                        "{upn} has onPremisesObjectIdentifier {linked}, another on-premises object ({own}): sync blocks a hard match onto it (\"Hard match operation blocked due to security hardening\"); clear it first with PATCH /beta/users/{} {{\"onPremisesObjectIdentifier\": null}} (needs User-OnPremisesSyncBehavior.ReadWrite.All and a Global or Hybrid Identity Administrator; a coming --clear-object-identifier will do it), then plan again",
-                        user.id
-                    ),
-                    Some(user),
-                ));
-            }
+        let refused_link =
+            linked_elsewhere(user, subject).filter(|_| !allow.clear_object_identifier);
+        if let Some(linked) = refused_link {
+            let own = subject.object_guid.map_or_else(
+                || "the export has no objectGUID for it".to_string(),
+                |g| format!("this row's objectGUID is {g}"),
+            );
+            return Some(Decision::refuse(
+                Outcome::TargetLinkedElsewhere,
+                format!(
+                    "{upn} has onPremisesObjectIdentifier {linked}, another on-premises object ({own}): sync blocks a hard match onto it (\"Hard match operation blocked due to security hardening\"); pass --clear-object-identifier to clear it before the stamp (PATCH /beta/users/{} {{\"onPremisesObjectIdentifier\": null}}, journaled; it needs User-OnPremisesSyncBehavior.ReadWrite.All and a Global or Hybrid Identity Administrator, see SECURITY.md)",
+                    user.id
+                ),
+                Some(user),
+            ));
         }
         let roles = self.privileges.of(&user.id);
         if !roles.is_empty() {
@@ -570,7 +609,10 @@ impl<'t> TenantIndex<'t> {
         if let Some(lost) = lost_aliases(user, subject) {
             notes.push((Warning::AliasesWillBeLost, format!("sync will replace the cloud addresses with the exported ones and drop {}; add them to the AD user's proxyAddresses first to keep them", lost.join(", "))));
         }
-        if let Some(linked) = user.object_identifier() {
+        let own = user
+            .object_identifier()
+            .filter(|linked| is_own_object(linked, subject.object_guid));
+        if let Some(linked) = own {
             notes.push((Warning::ObjectIdentifierSame, format!("onPremisesObjectIdentifier {linked} is this row's own objectGUID: the same on-premises object coming back (whether sync lets it match is not documented)")));
         }
         if !self.privileges.unknown().is_empty() {
@@ -688,6 +730,13 @@ fn held_by(holder: &User, anchor: &ImmutableId) -> String {
         );
     }
     format!("{who} already holds {anchor}; clear it there first (hardmatch clear) if it is the wrong account")
+}
+
+/// The target's onPremisesObjectIdentifier when it names another on-premises object than the
+/// row's own: sync blocks the hard match onto it.
+fn linked_elsewhere<'u>(user: &'u User, subject: &Subject<'_>) -> Option<&'u str> {
+    user.object_identifier()
+        .filter(|linked| !is_own_object(linked, subject.object_guid))
 }
 
 /// Whether onPremisesObjectIdentifier names the row's own on-premises object. Graph's form

@@ -33,6 +33,9 @@ pub struct WorkItem {
     pub holder: Option<Holder>,
     /// For the federated hop: the stopover UPN in the initial domain.
     pub hop_upn: Option<String>,
+    /// With `clear-object-identifier-then-stamp`, the onPremisesObjectIdentifier cleared
+    /// before the stamp; with `put-back-object-identifier` (rollback), the one put back.
+    pub object_identifier: Option<String>,
     /// Why the target is, or may be, privileged (see [`privileged_because`]): a 403 on it is
     /// Graph guarding its sensitive attributes, not evidence that the app lacks the
     /// permission, so it never stops the run.
@@ -54,6 +57,9 @@ pub fn privileged_because(
     roles_unknown.then(|| "may hold a privileged role (the plan could not read roles)".into())
 }
 
+/// What writing onPremisesObjectIdentifier needs (SECURITY.md).
+pub const OBJECT_IDENTIFIER_RIGHTS: &str = "writing onPremisesObjectIdentifier needs the permission User-OnPremisesSyncBehavior.ReadWrite.All (granted with admin consent) and a caller in the Global Administrator or Hybrid Identity Administrator role (for an app: that role assigned to its service principal)";
+
 /// The detail of a row a canary (`--max-writes`) left for later: not a failure.
 pub const CANARY_LEFT: &str =
     "--max-writes was reached; continue with --resume (the command is in the summary) to write this row";
@@ -64,7 +70,7 @@ impl WorkItem {
     pub fn requests(&self) -> u64 {
         let purge = self.action == Action::PurgeHolderThenStamp && self.holder.is_some();
         let hop = self.action.hops() && self.hop_upn.is_some();
-        1 + u64::from(purge) + 2 * u64::from(hop)
+        1 + u64::from(purge) + 2 * u64::from(hop) + u64::from(self.object_identifier.is_some())
     }
 }
 
@@ -216,7 +222,7 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
         match self.steps(run, item).await {
             Ok(meta) => {
                 run.evidence.let_through.fetch_add(1, Ordering::SeqCst);
-                let detail = match (&item.new_anchor, self.options.success) {
+                let mut detail = match (&item.new_anchor, self.options.success) {
                     (_, Outcome::Restored) => format!(
                         "put back {}",
                         item.new_anchor.as_deref().unwrap_or("(no value)")
@@ -224,6 +230,14 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
                     (Some(anchor), _) => format!("stamped {anchor}"),
                     (None, _) => "cleared".to_string(),
                 };
+                if let Some(linked) = &item.object_identifier {
+                    detail.push_str(&match item.action {
+                        Action::PutBackObjectIdentifier => {
+                            format!(" and onPremisesObjectIdentifier {linked}")
+                        }
+                        _ => format!(" after clearing onPremisesObjectIdentifier {linked}"),
+                    });
+                }
                 Written {
                     row: item.row,
                     verdict: Verdict::new(self.options.success, detail),
@@ -232,7 +246,7 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
                 }
             }
             Err(RowFailure::Graph(error, step)) => {
-                self.judge_run(run, item, &error);
+                self.judge_run(run, item, step, &error);
                 self.failure(item, step, error).await
             }
             Err(RowFailure::Unjournaled) => not_attempted(
@@ -258,6 +272,19 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
                     .await?;
                 stop = &finish;
             }
+        }
+        if let Some(linked) = &item.object_identifier {
+            let (value, previous) = match item.action {
+                Action::PutBackObjectIdentifier => (Some(linked.clone()), None),
+                _ => (None, Some(linked.as_str())),
+            };
+            let write = Write::ObjectIdentifier {
+                user_id: item.target.id.clone(),
+                value,
+            };
+            self.step(run, stop, item, Step::ObjectIdentifier, write, previous)
+                .await?;
+            stop = &finish;
         }
         let hop = item.action.hops();
         let user_id = &item.target.id;
@@ -395,10 +422,13 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
     /// lacks the permission; a token Graph refuses and that cannot be renewed fails every row.
     /// Either stops the run. A 403 on a target that is (or may be) privileged says nothing
     /// about the app: Graph guards that user's sensitive attributes.
-    fn judge_run(&self, run: &Run, item: &WorkItem, error: &GraphError) {
+    /// A 403 to the onPremisesObjectIdentifier write is about its own permission and role,
+    /// which the row's detail names.
+    fn judge_run(&self, run: &Run, item: &WorkItem, step: Step, error: &GraphError) {
         let evidence = &run.evidence;
         match error {
-            GraphError::Forbidden(_) if item.privileged.is_some() => {}
+            GraphError::Forbidden(_)
+                if item.privileged.is_some() || step == Step::ObjectIdentifier => {}
             GraphError::Forbidden(_) => {
                 let forbidden = evidence.forbidden.fetch_add(1, Ordering::SeqCst) + 1;
                 if forbidden >= self.options.forbidden_limit
@@ -485,6 +515,9 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
         let outcome = outcome_of(&error);
         let mut holder = None;
         let detail = match &error {
+            GraphError::Forbidden(meta) if step == Step::ObjectIdentifier => format!(
+                "Graph refused to write onPremisesObjectIdentifier ({meta}): {OBJECT_IDENTIFIER_RIGHTS}; nothing else was sent for this user"
+            ),
             GraphError::Conflict { holder_id, .. } => {
                 holder = self.conflict_holder(holder_id.as_deref(), item).await;
                 let name = holder.as_ref().map_or_else(
@@ -740,6 +773,13 @@ mod tests {
                     return Ok(());
                 }
                 Write::Purge { id } => id,
+                Write::ObjectIdentifier { user_id, value } => {
+                    users
+                        .get_mut(user_id)
+                        .unwrap()
+                        .on_premises_object_identifier = value.clone();
+                    return Ok(());
+                }
             };
             *self.applied.lock().unwrap().entry(key.clone()).or_insert(0) += 1;
             Ok(())
@@ -815,6 +855,7 @@ mod tests {
             new_anchor: Some(format!("anchor{row}")),
             holder: None,
             hop_upn: None,
+            object_identifier: None,
             privileged: None,
         }
     }

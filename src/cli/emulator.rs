@@ -162,6 +162,11 @@ pub struct Args {
     /// sensitive attributes the app may not change (a privileged user).
     #[arg(long, value_name = "ID,...", value_delimiter = ',')]
     pub forbid_writes_to: Vec<String>,
+
+    /// Answer writes of onPremisesObjectIdentifier with 403, as for an app without
+    /// User-OnPremisesSyncBehavior.ReadWrite.All or the Hybrid Identity Administrator role.
+    #[arg(long)]
+    pub forbid_object_identifier_writes: bool,
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -203,6 +208,7 @@ impl Args {
             forbid_role_reads: self.forbid_role_reads,
             refuse_role_eligibility: self.no_p2,
             forbid_writes_to: self.forbid_writes_to.clone(),
+            forbid_object_identifier_writes: self.forbid_object_identifier_writes,
             clients: self
                 .client_id
                 .iter()

@@ -69,6 +69,9 @@ struct Change {
     in_doubt: bool,
     /// The deleted holder the run purged for good before writing: nothing brings it back.
     purged: Option<String>,
+    /// The onPremisesObjectIdentifier the run cleared (`--clear-object-identifier`): put
+    /// back before the anchor.
+    object_identifier: Option<String>,
 }
 
 pub fn run(args: Args) -> crate::Result<ExitCode> {
@@ -144,20 +147,24 @@ fn from_journal(path: &Path) -> crate::Result<Vec<Change>> {
         .targets
         .iter()
         .filter_map(|history| {
-            let in_doubt = match history.result(Step::Anchor) {
-                Some(Entry::Result { applied: true, .. }) => false,
+            let object_identifier = history.cleared_object_identifier().map(str::to_string);
+            // A stamp Graph refused after the object identifier was cleared: only that to undo.
+            let (in_doubt, anchor_refused) = match history.result(Step::Anchor) {
+                Some(Entry::Result { applied: true, .. }) => (false, false),
+                Some(_) if object_identifier.is_some() => (false, true),
                 Some(_) => return None,
-                None => true,
+                None => (true, false),
             };
             let (user_id, upn, previous, new) = history.first_anchor_intent()?;
             Some(Change {
                 row: history.row,
                 user_id: user_id.to_string(),
                 upn: upn.to_string(),
-                written: new.clone(),
+                written: if anchor_refused { previous } else { new }.clone(),
                 previous: previous.clone(),
                 in_doubt,
                 purged: history.purged_holder().map(str::to_string),
+                object_identifier,
             })
         })
         .collect())
@@ -183,8 +190,37 @@ fn from_report(path: &Path) -> crate::Result<Vec<Change>> {
             user_id: r.cloud_user_id,
             upn: r.cloud_upn,
             in_doubt: false,
+            // A report has no column for it: only the journal can put it back.
+            object_identifier: None,
         })
         .collect())
+}
+
+/// The object identifier a `--clear-object-identifier` run cleared goes back before the
+/// anchor. When the anchor needs nothing (it already holds its previous value), the anchor
+/// write re-sends that value: the one write that carries a row in a rollback.
+fn put_back_object_identifier(record: &mut Record, linked: &str) {
+    let nothing_else = record.action == Action::None.code()
+        && matches!(
+            record.outcome,
+            Some(Outcome::Restored | Outcome::AlreadyMatched)
+        );
+    let putting_back = Action::from_code(&record.action)
+        .is_some_and(|a| matches!(a, Action::Stamp | Action::Clear));
+    if !(nothing_else || putting_back) {
+        return;
+    }
+    record.detail = if nothing_else {
+        record.outcome = Some(match record.previous_immutable_id {
+            Some(_) => Outcome::WouldStamp,
+            None => Outcome::WouldClear,
+        });
+        format!("will put back onPremisesObjectIdentifier {linked} (and send again the previous ImmutableId the user already holds)")
+    } else {
+        format!("{} and onPremisesObjectIdentifier {linked}", record.detail)
+    };
+    record.action = Action::PutBackObjectIdentifier.code().to_string();
+    record.object_identifier = Some(linked.to_string());
 }
 
 /// A planned restore to a user in a federated domain goes through the hop, or is refused
@@ -263,6 +299,9 @@ fn record_for(change: &Change, now: Option<&User>, source: &Path) -> Record {
     record.outcome = Some(outcome);
     record.action = action.code().to_string();
     record.detail = detail;
+    if let (Some(linked), Some(_)) = (&change.object_identifier, now) {
+        put_back_object_identifier(&mut record, linked);
+    }
     // The holder columns name the deleted user the run purged: what this row cannot undo.
     if let Some(holder) = &change.purged {
         record.holder_id = holder.clone();

@@ -60,6 +60,9 @@ pub struct Config {
     /// Answer writes to these users (ids or UPNs) with 403, as Graph does for a user whose
     /// sensitive attributes the app may not change (docs/graph.md, "Sensitive attributes").
     pub forbid_writes_to: Vec<String>,
+    /// Answer writes of onPremisesObjectIdentifier with 403, as for an app without
+    /// User-OnPremisesSyncBehavior.ReadWrite.All or the Hybrid Identity Administrator role.
+    pub forbid_object_identifier_writes: bool,
     /// Apps that may sign in with client credentials: (client id, secret).
     pub clients: Vec<(String, String)>,
     /// Apps that may sign in with a certificate: (client id, certificate PEM).
@@ -87,6 +90,7 @@ impl Default for Config {
             forbid_role_reads: false,
             refuse_role_eligibility: false,
             forbid_writes_to: Vec::new(),
+            forbid_object_identifier_writes: false,
             clients: Vec::new(),
             client_certificates: Vec::new(),
             access_token: None,

@@ -10,6 +10,7 @@ mod exact_anchors;
 mod federated;
 mod hostile_input;
 mod ids;
+mod linked;
 mod safety;
 mod security;
 mod sign_in;
