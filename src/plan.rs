@@ -823,6 +823,14 @@ mod tests {
         }
     }
 
+    /// A user once linked to another on-premises object.
+    fn linked_elsewhere_user(id: &str, upn: &str) -> User {
+        User {
+            on_premises_object_identifier: Some("0b0b0b0b-0000-4000-8000-000000000001".into()),
+            ..user(id, upn, None, false)
+        }
+    }
+
     fn tenant() -> Tenant {
         let mut gone = user("d1", "d1gina.old@contoso.com", Some("HELD-DELETED"), false);
         gone.deleted_date_time = Some("2026-11-01T10:00:00Z".into());
@@ -853,6 +861,9 @@ mod tests {
                 user("u4", "dave@contoso.com", Some("OTHER"), false),
                 user("u5", "frank.old@contoso.com", Some("HELD"), false),
                 user("u6", "ivan@fed.contoso.com", None, false),
+                user("u7", "jo@fed.contoso.com", Some("JO"), false),
+                linked_elsewhere_user("u8", "kim@contoso.com"),
+                linked_elsewhere_user("u9", "lou@fed.contoso.com"),
                 twin_a,
                 twin_b,
             ],
@@ -991,6 +1002,65 @@ mod tests {
         assert_eq!(
             decide("alice@contoso.com", "", o).verdict.outcome,
             Outcome::NothingToClear
+        );
+    }
+
+    #[test]
+    fn a_federated_clear_goes_through_the_hop_only_with_its_flag() {
+        let mut o = PlanOptions {
+            mode: Mode::Clear,
+            ..PlanOptions::default()
+        };
+        let plain = decide("jo@fed.contoso.com", "", o);
+        assert_eq!(
+            (plain.verdict.outcome, plain.action),
+            (Outcome::FederatedDomain, Action::None)
+        );
+        assert!(plain.verdict.detail.contains("--federated-hop"));
+        o.allow.federated_hop = true;
+        let hop = decide("jo@fed.contoso.com", "", o);
+        assert_eq!(
+            (hop.verdict.outcome, hop.action),
+            (Outcome::WouldClear, Action::FederatedHopThenClear)
+        );
+        assert_eq!(
+            decide("bob@contoso.com", "", o).action,
+            Action::Clear,
+            "a managed domain needs no hop"
+        );
+    }
+
+    #[test]
+    fn clear_object_identifier_plans_the_clear_before_a_plain_stamp_only() {
+        let mut o = PlanOptions::default();
+        let refused = decide("kim@contoso.com", "NEW", o);
+        assert_eq!(refused.verdict.outcome, Outcome::TargetLinkedElsewhere);
+        assert!(refused.verdict.detail.contains("--clear-object-identifier"));
+        o.allow.clear_object_identifier = true;
+        let cleared = decide("kim@contoso.com", "NEW", o);
+        assert_eq!(
+            (cleared.verdict.outcome, cleared.action),
+            (Outcome::WouldStamp, Action::ClearObjectIdentifierThenStamp)
+        );
+        assert_eq!(
+            cleared
+                .target
+                .unwrap()
+                .on_premises_object_identifier
+                .as_deref(),
+            Some("0b0b0b0b-0000-4000-8000-000000000001")
+        );
+        assert!(!cleared.warnings.contains(Warning::ObjectIdentifierSame));
+        o.allow.federated_hop = true;
+        let both = decide("lou@fed.contoso.com", "NEW", o);
+        assert_eq!(
+            (both.verdict.outcome, both.action),
+            (Outcome::TargetLinkedElsewhere, Action::None)
+        );
+        assert!(
+            both.verdict.detail.contains("federated-hop-then-stamp"),
+            "{}",
+            both.verdict.detail
         );
     }
 

@@ -851,6 +851,7 @@ mod tests {
                 user_principal_name: format!("user{row}@fed.contoso.com"),
                 on_premises_immutable_id: None,
                 on_premises_sync_enabled: false,
+                on_premises_object_identifier: None,
             },
             new_anchor: Some(format!("anchor{row}")),
             holder: None,
