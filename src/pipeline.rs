@@ -253,7 +253,13 @@ pub fn work_items(
                 action,
                 Action::ClearObjectIdentifierThenStamp | Action::PutBackObjectIdentifier
             )
-            .then(|| record.object_identifier.clone())
+            .then(|| {
+                // A plan file read back without it: the tenant as read now, when it was read.
+                record
+                    .object_identifier
+                    .clone()
+                    .or_else(|| target.on_premises_object_identifier.clone())
+            })
             .flatten();
             let privileged = privileged_because(
                 &privileges,
