@@ -6,7 +6,8 @@
 //! policy's ([`WriteRate`]): every request, not every row, takes a token of the quota.
 //! Concurrency is bounded so that latency never caps throughput. Rows are independent: one
 //! failure never stops the others, except what would fail every row: 403s before any write
-//! went through (the app lacks the permission), and a token that cannot be renewed.
+//! went through (the app lacks the permission; a 403 on a target known or possibly
+//! privileged does not count), and a token that cannot be renewed.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -399,7 +400,7 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
         };
         let (applied, outcome, meta) = match &result {
             Ok(answer) => (true, self.options.success, Some(answer.meta.clone())),
-            Err(e) => (false, outcome_of(e), e.meta().cloned()),
+            Err(e) => (false, step_outcome(e, step), e.meta().cloned()),
         };
         self.journal(Entry::Result {
             row: item.row,
@@ -418,12 +419,13 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
     }
 
     /// Learns from a row's failure what it says about the run: a 403 before any write went
-    /// through, `forbidden_limit` times on targets not known to be privileged, means the app
-    /// lacks the permission; a token Graph refuses and that cannot be renewed fails every row.
-    /// Either stops the run. A 403 on a target that is (or may be) privileged says nothing
-    /// about the app: Graph guards that user's sensitive attributes.
-    /// A 403 to the onPremisesObjectIdentifier write is about its own permission and role,
-    /// which the row's detail names.
+    /// through, `forbidden_limit` times, means the app lacks the permission; a token Graph
+    /// refuses and that cannot be renewed fails every row. Either stops the run.
+    ///
+    /// Some 403s say nothing about the app's right to write users, and never count: one on a
+    /// target that is (or may be) privileged (Graph guards its sensitive attributes), and one
+    /// to the onPremisesObjectIdentifier write (its own permission and role, which the row's
+    /// detail names).
     fn judge_run(&self, run: &Run, item: &WorkItem, step: Step, error: &GraphError) {
         let evidence = &run.evidence;
         match error {
@@ -553,9 +555,9 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
     async fn upn_conflict(&self, item: &WorkItem, step: Step, error: GraphError) -> Written {
         let home = &item.target.user_principal_name;
         let stopover = item.hop_upn.as_deref().unwrap_or("the stopover UPN");
-        let (taken, outcome) = match step {
-            Step::UpnBack => (home.as_str(), Outcome::GraphError),
-            _ => (stopover, Outcome::FederatedDomain),
+        let taken = match step {
+            Step::UpnBack => home.as_str(),
+            _ => stopover,
         };
         let holder = match self.upn_holder(taken).await {
             Some(user) => format!("{} (id {})", user.user_principal_name, user.id),
@@ -572,7 +574,7 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
         };
         Written {
             row: item.row,
-            verdict: Verdict::new(outcome, detail),
+            verdict: Verdict::new(step_outcome(&error, step), detail),
             meta: error.meta().cloned(),
             holder: None,
         }
@@ -623,6 +625,23 @@ pub fn outcome_of(error: &GraphError) -> Outcome {
         | GraphError::Setup(_)
         | GraphError::Transport(_)
         | GraphError::Other(_) => Outcome::GraphError,
+    }
+}
+
+/// The outcome of a failed step, for the journal and the report: a UPN conflict is the hop's,
+/// not an anchor conflict. On the way out the user stayed home (`federated-domain`); on the
+/// way back it is left at the stopover (`graph-error`, until a resume moves it home).
+fn step_outcome(error: &GraphError, step: Step) -> Outcome {
+    match error {
+        GraphError::Conflict { property, .. }
+            if property.eq_ignore_ascii_case("userPrincipalName") =>
+        {
+            match step {
+                Step::UpnBack => Outcome::GraphError,
+                _ => Outcome::FederatedDomain,
+            }
+        }
+        _ => outcome_of(error),
     }
 }
 

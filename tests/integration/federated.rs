@@ -223,4 +223,8 @@ fn a_taken_stopover_upn_is_named_with_its_holder_and_the_user_is_left_where_it_w
         .find(|e| e["kind"] == "result" && e["user_id"] == synthetic::cloud_id(1).as_str())
         .unwrap();
     assert_eq!(refused["applied"], false);
+    assert_eq!(
+        refused["outcome"], "federated-domain",
+        "not an anchor conflict"
+    );
 }
