@@ -700,6 +700,8 @@ mod tests {
         latency: Duration,
         /// Users whose writes are refused with 403 (privileged users, for this app).
         forbidden: HashSet<String>,
+        /// UPNs another user holds: a move to one is a userPrincipalName conflict.
+        taken_upns: HashSet<String>,
         /// Every request before this moment is answered 429, Retry-After to its end.
         storm_until: Mutex<Option<Instant>>,
         /// Graph throttling below the documented quota: a token bucket of (capacity, writes
@@ -788,6 +790,13 @@ mod tests {
                     user_id
                 }
                 Write::Upn { user_id, upn } => {
+                    if self.taken_upns.contains(upn) {
+                        return Err(GraphError::Conflict {
+                            property: "userPrincipalName".into(),
+                            holder_id: Some("squatter".into()),
+                            meta: meta(400),
+                        });
+                    }
                     users.get_mut(user_id).unwrap().user_principal_name = upn.clone();
                     return Ok(());
                 }
@@ -1176,6 +1185,49 @@ mod tests {
                 && first.contains("sensitive attributes"),
             "{first}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_home_upn_taken_during_the_hop_leaves_the_user_stamped_at_the_stopover_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut fake = Fake::with_users(2);
+        // While user 2 is out at the stopover, another user takes its home UPN.
+        fake.taken_upns = HashSet::from(["user2@fed.contoso.com".to_string()]);
+        let written = run(
+            &fake,
+            vec![hop(1), hop(2)],
+            options(20.0),
+            CancellationToken::new(),
+            &dir.path().join("j"),
+        )
+        .await;
+        assert_eq!(written[0].verdict.outcome, Outcome::Stamped);
+        let stranded = &written[1].verdict;
+        assert_eq!(stranded.outcome, Outcome::GraphError);
+        for said in [
+            "now holds user2@fed.contoso.com",
+            "holds anchor2",
+            "still at user2@contoso.onmicrosoft.com",
+            "--resume",
+        ] {
+            assert!(
+                stranded.detail.contains(said),
+                "{said}: {}",
+                stranded.detail
+            );
+        }
+        let users = fake.users.lock().unwrap();
+        assert_eq!(
+            users["u2"].user_principal_name,
+            "user2@contoso.onmicrosoft.com"
+        );
+        assert_eq!(
+            users["u2"].on_premises_immutable_id.as_deref(),
+            Some("anchor2")
+        );
+        let journaled = Journal::read(&dir.path().join("j")).unwrap();
+        let history = journaled.targets.iter().find(|h| h.row == 2).unwrap();
+        assert!(history.applied(Step::UpnOut) && !history.applied(Step::UpnBack));
     }
 
     #[tokio::test(start_paused = true)]

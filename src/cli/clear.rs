@@ -29,6 +29,8 @@ Examples:
 A row whose export computes an anchor is cleared only when the user holds that anchor
 (`target-has-other-anchor` otherwise, unless --overwrite); a user with none is
 `nothing-to-clear`. Graph is sent JSON null (not \"\" as the PowerShell SDK does).
+A user in a federated domain is `federated-domain` unless --federated-hop moves its UPN to the
+initial domain, clears, and moves it home (journaled).
 Exit codes: 0 every row cleared or had nothing to clear, 1 some rows need attention, 2 the run
 could not start, 130 interrupted (Ctrl-C, SIGHUP), 143 terminated (SIGTERM).";
 

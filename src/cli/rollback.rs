@@ -26,6 +26,8 @@ Examples:
 A user whose ImmutableId changed again since the run is left alone (target-changed-since-plan);
 one that already holds its previous value is `restored` with nothing sent (rolling back twice is
 quiet). A deleted holder the run purged is gone for good: rollback says so and exits 1.
+Undoing an `apply --federated-hop` needs --federated-hop too (users in a federated domain are
+`federated-domain` without it). A cleared onPremisesObjectIdentifier is put back from the journal.
 Exit codes: 0 every row restored or had nothing to restore, 1 some rows need attention, 2 the
 run could not start, 130 interrupted (Ctrl-C, SIGHUP), 143 terminated (SIGTERM).";
 
