@@ -130,3 +130,38 @@ fn an_app_graph_will_not_let_write_the_object_identifier_gets_that_rows_permissi
     );
     assert_eq!(synthetic::cloud_id(1), user1.id);
 }
+
+#[test]
+fn rollback_puts_back_an_object_identifier_whose_stamp_graph_then_refused() {
+    let dir = Dir::new();
+    let (tenant, _) = generated(&dir, 4);
+    let graph = Graph::start(tenant, fast());
+    let user1 = synthetic::cloud_id(1);
+    // The run cleared user 1's object identifier, then Graph refused its stamp.
+    let journal = [
+        serde_json::json!({"kind": "run", "version": "0", "command": "apply", "input": "export.csv", "started": "2026-12-03T10:00:00Z"}),
+        serde_json::json!({"kind": "intent", "row": 2, "step": "object-identifier", "user_id": user1, "upn": "user1@contoso.com", "previous": ELSEWHERE, "new": null, "at": "2026-12-03T10:00:01Z"}),
+        serde_json::json!({"kind": "result", "row": 2, "step": "object-identifier", "user_id": user1, "applied": true, "outcome": "stamped", "http_status": 204, "request_id": null, "at": "2026-12-03T10:00:02Z"}),
+        serde_json::json!({"kind": "intent", "row": 2, "step": "anchor", "user_id": user1, "upn": "user1@contoso.com", "previous": null, "new": "EjQAAAAAAECAAAAAAAAAAQ==", "at": "2026-12-03T10:00:03Z"}),
+        serde_json::json!({"kind": "result", "row": 2, "step": "anchor", "user_id": user1, "applied": false, "outcome": "graph-error", "http_status": 500, "request_id": null, "at": "2026-12-03T10:00:04Z"}),
+    ];
+    dir.write(
+        "a.csv.journal",
+        journal.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    );
+    let out = run(&mut graph.hardmatch(
+        &dir,
+        &["rollback", "a.csv.journal", "--yes", "-q", "-o", "r.csv"],
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = report_rows(&dir.join("r.csv"));
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["outcome"], "restored", "{:?}", rows[0]);
+    assert_eq!(rows[0]["action"], "put-back-object-identifier");
+    let now = graph.tenant().users[1].clone();
+    assert_eq!(
+        now.on_premises_object_identifier.as_deref(),
+        Some(ELSEWHERE)
+    );
+    assert_eq!(now.on_premises_immutable_id, None, "the anchor as it was");
+}
