@@ -35,6 +35,9 @@ pub enum Step {
     UpnOut,
     /// PATCH userPrincipalName back (federated hop, home).
     UpnBack,
+    /// PATCH /beta onPremisesObjectIdentifier (`--clear-object-identifier`, and its rollback);
+    /// `previous` is the value rollback puts back.
+    ObjectIdentifier,
 }
 
 /// A journal line.
@@ -390,6 +393,22 @@ impl RowHistory {
                 _ => None,
             })
             .collect()
+    }
+
+    /// The onPremisesObjectIdentifier the row cleared, when that write took effect: what
+    /// rollback puts back.
+    pub fn cleared_object_identifier(&self) -> Option<&str> {
+        if !self.applied(Step::ObjectIdentifier) {
+            return None;
+        }
+        self.intents.iter().find_map(|e| match e {
+            Entry::Intent {
+                step: Step::ObjectIdentifier,
+                previous,
+                ..
+            } => previous.as_deref(),
+            _ => None,
+        })
     }
 
     /// The row's first anchor write: (user id, UPN, the value before it, the value written).

@@ -14,14 +14,15 @@ use crate::graph::read::{ReadStrategy, TenantRead, Wanted};
 use crate::graph::GraphClient;
 use crate::journal::{Entry, GroupCommit, Journal, Replay};
 use crate::outcome::Outcome;
+use crate::outcome::Warning;
 use crate::plan::{
     Action, Decision, Holder, MatchBy, Mode, PlanOptions, Subject, TargetState, TenantIndex,
 };
 use crate::progress;
 use crate::report::Record;
 use crate::source::{Input, Role, Row, Source};
-use crate::tenant::Tenant;
-use crate::write::{WorkItem, WriteOptions, Writer};
+use crate::tenant::{Privileges, Tenant};
+use crate::write::{privileged_because, WorkItem, WriteOptions, Writer};
 
 /// An export read and computed: the offline half of every run. Its rows borrow from the
 /// [`Source`] they were read from.
@@ -168,6 +169,9 @@ pub fn apply_decision(record: &mut Record, decision: &Decision) {
         record.cloud_user_id = target.id.clone();
         record.cloud_upn = target.user_principal_name.clone();
         record.previous_immutable_id = target.on_premises_immutable_id.clone();
+        if decision.action == Action::ClearObjectIdentifierThenStamp {
+            record.object_identifier = target.on_premises_object_identifier.clone();
+        }
     }
     if let Some(holder) = &decision.holder {
         record.holder_id = holder.id.clone();
@@ -209,6 +213,7 @@ pub fn work_items(
         .initial_domain()
         .map(str::to_string);
     let users = tenant.users_by_id();
+    let privileges = Privileges::new(tenant);
     records
         .iter()
         .filter_map(|record| {
@@ -225,8 +230,10 @@ pub fn work_items(
                 user_principal_name: record.cloud_upn.clone(),
                 on_premises_immutable_id: record.previous_immutable_id.clone(),
                 on_premises_sync_enabled: false,
+                on_premises_object_identifier: record.object_identifier.clone(),
             });
-            let hop_upn = (action == Action::FederatedHopThenStamp)
+            let hop_upn = action
+                .hops()
                 .then(|| {
                     let local = target
                         .user_principal_name
@@ -242,6 +249,23 @@ pub fn work_items(
                 deleted_date_time: (!record.holder_deleted_at.is_empty())
                     .then(|| record.holder_deleted_at.clone()),
             });
+            let object_identifier = matches!(
+                action,
+                Action::ClearObjectIdentifierThenStamp | Action::PutBackObjectIdentifier
+            )
+            .then(|| {
+                // A plan file read back without it: the tenant as read now, when it was read.
+                record
+                    .object_identifier
+                    .clone()
+                    .or_else(|| target.on_premises_object_identifier.clone())
+            })
+            .flatten();
+            let privileged = privileged_because(
+                &privileges,
+                &target.id,
+                record.warnings.contains(Warning::RolesUnknown),
+            );
             Some(WorkItem {
                 row: record.row,
                 action,
@@ -249,6 +273,8 @@ pub fn work_items(
                 new_anchor: new_anchor(record),
                 holder,
                 hop_upn,
+                object_identifier,
+                privileged,
             })
         })
         .collect()

@@ -48,6 +48,10 @@ pub struct Permissions {
     /// Plan a guest or external member as if it were a member (`--allow-guests`).
     #[serde(default)]
     pub allow_guests: bool,
+    /// Clear the onPremisesObjectIdentifier of a target linked to another on-premises object,
+    /// then stamp (`--clear-object-identifier`).
+    #[serde(default)]
+    pub clear_object_identifier: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -87,15 +91,27 @@ pub enum Action {
     FederatedHopThenStamp,
     /// PATCH onPremisesImmutableId to null.
     Clear,
+    /// Move the UPN to the initial domain, clear (or, in a rollback, put back no value), move
+    /// it back.
+    FederatedHopThenClear,
+    /// PATCH /beta onPremisesObjectIdentifier to null (the target is linked to another
+    /// on-premises object), then stamp.
+    ClearObjectIdentifierThenStamp,
+    /// Rollback of the above: PATCH /beta onPremisesObjectIdentifier back to what it was, then
+    /// put back the previous ImmutableId (a value, or null).
+    PutBackObjectIdentifier,
 }
 
 impl Action {
-    pub const ALL: [Action; 5] = [
+    pub const ALL: [Action; 8] = [
         Action::None,
         Action::Stamp,
         Action::PurgeHolderThenStamp,
         Action::FederatedHopThenStamp,
         Action::Clear,
+        Action::FederatedHopThenClear,
+        Action::ClearObjectIdentifierThenStamp,
+        Action::PutBackObjectIdentifier,
     ];
 
     pub fn from_code(code: &str) -> Option<Action> {
@@ -109,6 +125,26 @@ impl Action {
             Action::PurgeHolderThenStamp => "purge-holder-then-stamp",
             Action::FederatedHopThenStamp => "federated-hop-then-stamp",
             Action::Clear => "clear",
+            Action::FederatedHopThenClear => "federated-hop-then-clear",
+            Action::ClearObjectIdentifierThenStamp => "clear-object-identifier-then-stamp",
+            Action::PutBackObjectIdentifier => "put-back-object-identifier",
+        }
+    }
+
+    /// Whether the write goes through the federated hop (UPN out, write, UPN back).
+    pub fn hops(self) -> bool {
+        matches!(
+            self,
+            Action::FederatedHopThenStamp | Action::FederatedHopThenClear
+        )
+    }
+
+    /// The same write through the federated hop.
+    fn through_hop(self) -> Action {
+        match self {
+            Action::Stamp => Action::FederatedHopThenStamp,
+            Action::Clear => Action::FederatedHopThenClear,
+            other => other,
         }
     }
 }
@@ -121,6 +157,9 @@ pub struct TargetState {
     pub user_principal_name: String,
     pub on_premises_immutable_id: Option<String>,
     pub on_premises_sync_enabled: bool,
+    /// The onPremisesObjectIdentifier (beta) when it was read and set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_premises_object_identifier: Option<String>,
 }
 
 /// Another object that holds the row's anchor.
@@ -162,6 +201,7 @@ impl TargetState {
             user_principal_name: user.user_principal_name.clone(),
             on_premises_immutable_id: user.on_premises_immutable_id.clone(),
             on_premises_sync_enabled: user.on_premises_sync_enabled.unwrap_or(false),
+            on_premises_object_identifier: user.object_identifier().map(str::to_string),
         }
     }
 }
@@ -234,8 +274,44 @@ impl<'t> TenantIndex<'t> {
         };
         match options.mode {
             Mode::Stamp => self.decide_stamp(user, subject, options.allow),
-            Mode::Clear => decide_clear(user, subject.anchor, options.allow),
+            Mode::Clear => {
+                let decision = decide_clear(user, subject.anchor, options.allow);
+                match self.federated_route(decision.action, user, options.allow.federated_hop) {
+                    Ok(action) => Decision { action, ..decision },
+                    Err(verdict) => Decision {
+                        verdict,
+                        action: Action::None,
+                        ..decision
+                    },
+                }
+            }
         }
+    }
+
+    /// The action that carries out a plain write (`action`) to `user`: in a federated domain,
+    /// where Graph refuses it in place, the same write through the hop when `hop` allows it,
+    /// else the `federated-domain` refusal. `clear` and `rollback` share it (a stamp decides
+    /// this among its other steps).
+    pub fn federated_route(
+        &self,
+        action: Action,
+        user: &User,
+        hop: bool,
+    ) -> Result<Action, Verdict> {
+        let plain = matches!(action, Action::Stamp | Action::Clear);
+        if !plain || !self.is_federated(&user.user_principal_name) {
+            return Ok(action);
+        }
+        if hop {
+            return Ok(action.through_hop());
+        }
+        Err(Verdict::new(
+            Outcome::FederatedDomain,
+            format!(
+                "{} is in a federated domain, where the ImmutableId cannot be changed in place; pass --federated-hop to move the UPN to the initial domain, write, and move it back",
+                user.user_principal_name
+            ),
+        ))
     }
 
     /// The cloud user a row names, if exactly one.
@@ -417,6 +493,22 @@ impl<'t> TenantIndex<'t> {
                 action = Action::FederatedHopThenStamp;
             }
         }
+        let cleared = linked_elsewhere(user, subject);
+        if let Some(linked) = cleared {
+            if action != Action::Stamp {
+                return Decision::refuse(
+                    Outcome::TargetLinkedElsewhere,
+                    format!(
+                        "{} has onPremisesObjectIdentifier {linked}, another on-premises object, and its stamp also needs {}: --clear-object-identifier clears it only before a plain stamp; clear it first (PATCH /beta/users/{} {{\"onPremisesObjectIdentifier\": null}}), then plan again",
+                        user.user_principal_name,
+                        action.code(),
+                        user.id
+                    ),
+                    Some(user),
+                );
+            }
+            action = Action::ClearObjectIdentifierThenStamp;
+        }
         let (outcome, detail) = match current {
             Some(other) => (
                 Outcome::WouldStamp,
@@ -431,6 +523,11 @@ impl<'t> TenantIndex<'t> {
             ),
             None => detail,
         };
+        if let Some(linked) = cleared {
+            detail.push_str(&format!(
+                " after clearing onPremisesObjectIdentifier {linked}, which links it to another on-premises object (--clear-object-identifier)"
+            ));
+        }
         let (warnings, notes) = self.warnings(user, subject);
         for (warning, note) in notes {
             detail.push_str(&format!("; {}: {note}", warning.code()));
@@ -472,21 +569,21 @@ impl<'t> TenantIndex<'t> {
                 Some(user),
             ));
         }
-        if let Some(linked) = user.object_identifier() {
-            if !is_own_object(linked, subject.object_guid) {
-                let own = subject.object_guid.map_or_else(
-                    || "the export has no objectGUID for it".to_string(),
-                    |g| format!("this row's objectGUID is {g}"),
-                );
-                return Some(Decision::refuse(
-                    Outcome::TargetLinkedElsewhere,
-                    format!(
-                        "{upn} has onPremisesObjectIdentifier {linked}, another on-premises object ({own}): sync blocks a hard match onto it (\"Hard match operation blocked due to security hardening\"); clear it first with PATCH /beta/users/{} {{\"onPremisesObjectIdentifier\": null}} (needs User-OnPremisesSyncBehavior.ReadWrite.All and a Global or Hybrid Identity Administrator; a coming --clear-object-identifier will do it), then plan again",
-                        user.id
-                    ),
-                    Some(user),
-                ));
-            }
+        let refused_link =
+            linked_elsewhere(user, subject).filter(|_| !allow.clear_object_identifier);
+        if let Some(linked) = refused_link {
+            let own = subject.object_guid.map_or_else(
+                || "the export has no objectGUID for it".to_string(),
+                |g| format!("this row's objectGUID is {g}"),
+            );
+            return Some(Decision::refuse(
+                Outcome::TargetLinkedElsewhere,
+                format!(
+                    "{upn} has onPremisesObjectIdentifier {linked}, another on-premises object ({own}): sync blocks a hard match onto it (\"Hard match operation blocked due to security hardening\"); pass --clear-object-identifier to clear it before the stamp (PATCH /beta/users/{} {{\"onPremisesObjectIdentifier\": null}}, journaled; it needs User-OnPremisesSyncBehavior.ReadWrite.All and a Global or Hybrid Identity Administrator, see SECURITY.md)",
+                    user.id
+                ),
+                Some(user),
+            ));
         }
         let roles = self.privileges.of(&user.id);
         if !roles.is_empty() {
@@ -512,7 +609,10 @@ impl<'t> TenantIndex<'t> {
         if let Some(lost) = lost_aliases(user, subject) {
             notes.push((Warning::AliasesWillBeLost, format!("sync will replace the cloud addresses with the exported ones and drop {}; add them to the AD user's proxyAddresses first to keep them", lost.join(", "))));
         }
-        if let Some(linked) = user.object_identifier() {
+        let own = user
+            .object_identifier()
+            .filter(|linked| is_own_object(linked, subject.object_guid));
+        if let Some(linked) = own {
             notes.push((Warning::ObjectIdentifierSame, format!("onPremisesObjectIdentifier {linked} is this row's own objectGUID: the same on-premises object coming back (whether sync lets it match is not documented)")));
         }
         if !self.privileges.unknown().is_empty() {
@@ -632,6 +732,13 @@ fn held_by(holder: &User, anchor: &ImmutableId) -> String {
     format!("{who} already holds {anchor}; clear it there first (hardmatch clear) if it is the wrong account")
 }
 
+/// The target's onPremisesObjectIdentifier when it names another on-premises object than the
+/// row's own: sync blocks the hard match onto it.
+fn linked_elsewhere<'u>(user: &'u User, subject: &Subject<'_>) -> Option<&'u str> {
+    user.object_identifier()
+        .filter(|linked| !is_own_object(linked, subject.object_guid))
+}
+
 /// Whether onPremisesObjectIdentifier names the row's own on-premises object. Graph's form
 /// for the value is not documented: any GUID form hardmatch reads is compared.
 fn is_own_object(linked: &str, own: Option<uuid::Uuid>) -> bool {
@@ -716,6 +823,14 @@ mod tests {
         }
     }
 
+    /// A user once linked to another on-premises object.
+    fn linked_elsewhere_user(id: &str, upn: &str) -> User {
+        User {
+            on_premises_object_identifier: Some("0b0b0b0b-0000-4000-8000-000000000001".into()),
+            ..user(id, upn, None, false)
+        }
+    }
+
     fn tenant() -> Tenant {
         let mut gone = user("d1", "d1gina.old@contoso.com", Some("HELD-DELETED"), false);
         gone.deleted_date_time = Some("2026-11-01T10:00:00Z".into());
@@ -746,6 +861,9 @@ mod tests {
                 user("u4", "dave@contoso.com", Some("OTHER"), false),
                 user("u5", "frank.old@contoso.com", Some("HELD"), false),
                 user("u6", "ivan@fed.contoso.com", None, false),
+                user("u7", "jo@fed.contoso.com", Some("JO"), false),
+                linked_elsewhere_user("u8", "kim@contoso.com"),
+                linked_elsewhere_user("u9", "lou@fed.contoso.com"),
                 twin_a,
                 twin_b,
             ],
@@ -884,6 +1002,65 @@ mod tests {
         assert_eq!(
             decide("alice@contoso.com", "", o).verdict.outcome,
             Outcome::NothingToClear
+        );
+    }
+
+    #[test]
+    fn a_federated_clear_goes_through_the_hop_only_with_its_flag() {
+        let mut o = PlanOptions {
+            mode: Mode::Clear,
+            ..PlanOptions::default()
+        };
+        let plain = decide("jo@fed.contoso.com", "", o);
+        assert_eq!(
+            (plain.verdict.outcome, plain.action),
+            (Outcome::FederatedDomain, Action::None)
+        );
+        assert!(plain.verdict.detail.contains("--federated-hop"));
+        o.allow.federated_hop = true;
+        let hop = decide("jo@fed.contoso.com", "", o);
+        assert_eq!(
+            (hop.verdict.outcome, hop.action),
+            (Outcome::WouldClear, Action::FederatedHopThenClear)
+        );
+        assert_eq!(
+            decide("bob@contoso.com", "", o).action,
+            Action::Clear,
+            "a managed domain needs no hop"
+        );
+    }
+
+    #[test]
+    fn clear_object_identifier_plans_the_clear_before_a_plain_stamp_only() {
+        let mut o = PlanOptions::default();
+        let refused = decide("kim@contoso.com", "NEW", o);
+        assert_eq!(refused.verdict.outcome, Outcome::TargetLinkedElsewhere);
+        assert!(refused.verdict.detail.contains("--clear-object-identifier"));
+        o.allow.clear_object_identifier = true;
+        let cleared = decide("kim@contoso.com", "NEW", o);
+        assert_eq!(
+            (cleared.verdict.outcome, cleared.action),
+            (Outcome::WouldStamp, Action::ClearObjectIdentifierThenStamp)
+        );
+        assert_eq!(
+            cleared
+                .target
+                .unwrap()
+                .on_premises_object_identifier
+                .as_deref(),
+            Some("0b0b0b0b-0000-4000-8000-000000000001")
+        );
+        assert!(!cleared.warnings.contains(Warning::ObjectIdentifierSame));
+        o.allow.federated_hop = true;
+        let both = decide("lou@fed.contoso.com", "NEW", o);
+        assert_eq!(
+            (both.verdict.outcome, both.action),
+            (Outcome::TargetLinkedElsewhere, Action::None)
+        );
+        assert!(
+            both.verdict.detail.contains("federated-hop-then-stamp"),
+            "{}",
+            both.verdict.detail
         );
     }
 

@@ -52,7 +52,7 @@ pub struct InputFingerprint {
 }
 
 /// The flags that add a destructive step, and what that step does.
-const DESTRUCTIVE: [(&str, &str); 3] = [
+const DESTRUCTIVE: [(&str, &str); 4] = [
     (
         "--overwrite",
         "overwrites ImmutableIds that targets already hold",
@@ -64,6 +64,10 @@ const DESTRUCTIVE: [(&str, &str); 3] = [
     (
         "--federated-hop",
         "moves UPNs out of their federated domain and back",
+    ),
+    (
+        "--clear-object-identifier",
+        "clears onPremisesObjectIdentifier on targets linked to another on-premises object",
     ),
 ];
 

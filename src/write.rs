@@ -6,7 +6,8 @@
 //! policy's ([`WriteRate`]): every request, not every row, takes a token of the quota.
 //! Concurrency is bounded so that latency never caps throughput. Rows are independent: one
 //! failure never stops the others, except what would fail every row: 403s before any write
-//! went through (the app lacks the permission), and a token that cannot be renewed.
+//! went through (the app lacks the permission; a 403 on a target known or possibly
+//! privileged does not count), and a token that cannot be renewed.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -19,7 +20,7 @@ use crate::graph::{Answer, Directory, GraphError, Meta, Write};
 use crate::journal::{now, Entry, GroupCommit, Replay, Step};
 use crate::outcome::{Outcome, Verdict};
 use crate::plan::{Action, Holder, TargetState};
-use crate::tenant::Tenant;
+use crate::tenant::{Privileges, Tenant};
 
 /// One row's planned write.
 #[derive(Clone, Debug)]
@@ -33,7 +34,32 @@ pub struct WorkItem {
     pub holder: Option<Holder>,
     /// For the federated hop: the stopover UPN in the initial domain.
     pub hop_upn: Option<String>,
+    /// With `clear-object-identifier-then-stamp`, the onPremisesObjectIdentifier cleared
+    /// before the stamp; with `put-back-object-identifier` (rollback), the one put back.
+    pub object_identifier: Option<String>,
+    /// Why the target is, or may be, privileged (see [`privileged_because`]): a 403 on it is
+    /// Graph guarding its sensitive attributes, not evidence that the app lacks the
+    /// permission, so it never stops the run.
+    pub privileged: Option<String>,
 }
+
+/// Why a target is, or may be, privileged: the privileged roles it is known to hold, or the
+/// role data the plan could not read (`roles_unknown`, the `roles-unknown` warning).
+pub fn privileged_because(
+    privileges: &Privileges,
+    user_id: &str,
+    roles_unknown: bool,
+) -> Option<String> {
+    let roles = privileges.of(user_id);
+    if !roles.is_empty() {
+        let held: Vec<String> = roles.iter().map(ToString::to_string).collect();
+        return Some(format!("is {}", held.join(", ")));
+    }
+    roles_unknown.then(|| "may hold a privileged role (the plan could not read roles)".into())
+}
+
+/// What writing onPremisesObjectIdentifier needs (SECURITY.md).
+pub const OBJECT_IDENTIFIER_RIGHTS: &str = "writing onPremisesObjectIdentifier needs the permission User-OnPremisesSyncBehavior.ReadWrite.All (granted with admin consent) and a caller in the Global Administrator or Hybrid Identity Administrator role (for an app: that role assigned to its service principal)";
 
 /// The detail of a row a canary (`--max-writes`) left for later: not a failure.
 pub const CANARY_LEFT: &str =
@@ -44,8 +70,8 @@ impl WorkItem {
     /// back, and the anchor. What the progress bar and its ETA count.
     pub fn requests(&self) -> u64 {
         let purge = self.action == Action::PurgeHolderThenStamp && self.holder.is_some();
-        let hop = self.action == Action::FederatedHopThenStamp && self.hop_upn.is_some();
-        1 + u64::from(purge) + 2 * u64::from(hop)
+        let hop = self.action.hops() && self.hop_upn.is_some();
+        1 + u64::from(purge) + 2 * u64::from(hop) + u64::from(self.object_identifier.is_some())
     }
 }
 
@@ -81,7 +107,8 @@ impl Default for WriteOptions {
 
 /// Why a row's steps stopped.
 enum RowFailure {
-    Graph(GraphError),
+    /// Graph refused the request of this step (or the read-back after it).
+    Graph(GraphError, Step),
     /// The intent could not be journaled, so the request was not sent.
     Unjournaled,
     /// The run stopped before Graph took the row's first request.
@@ -199,7 +226,7 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
         match self.steps(run, item).await {
             Ok(meta) => {
                 run.evidence.let_through.fetch_add(1, Ordering::SeqCst);
-                let detail = match (&item.new_anchor, self.options.success) {
+                let mut detail = match (&item.new_anchor, self.options.success) {
                     (_, Outcome::Restored) => format!(
                         "put back {}",
                         item.new_anchor.as_deref().unwrap_or("(no value)")
@@ -207,6 +234,14 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
                     (Some(anchor), _) => format!("stamped {anchor}"),
                     (None, _) => "cleared".to_string(),
                 };
+                if let Some(linked) = &item.object_identifier {
+                    detail.push_str(&match item.action {
+                        Action::PutBackObjectIdentifier => {
+                            format!(" and onPremisesObjectIdentifier {linked}")
+                        }
+                        _ => format!(" after clearing onPremisesObjectIdentifier {linked}"),
+                    });
+                }
                 Written {
                     row: item.row,
                     verdict: Verdict::new(self.options.success, detail),
@@ -214,9 +249,9 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
                     holder: None,
                 }
             }
-            Err(RowFailure::Graph(error)) => {
-                self.judge_run(run, &error);
-                self.failure(item, error).await
+            Err(RowFailure::Graph(error, step)) => {
+                self.judge_run(run, item, step, &error);
+                self.failure(item, step, error).await
             }
             Err(RowFailure::Unjournaled) => not_attempted(
                 item,
@@ -242,7 +277,20 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
                 stop = &finish;
             }
         }
-        let hop = item.action == Action::FederatedHopThenStamp;
+        if let Some(linked) = &item.object_identifier {
+            let (value, previous) = match item.action {
+                Action::PutBackObjectIdentifier => (Some(linked.clone()), None),
+                _ => (None, Some(linked.as_str())),
+            };
+            let write = Write::ObjectIdentifier {
+                user_id: item.target.id.clone(),
+                value,
+            };
+            self.step(run, stop, item, Step::ObjectIdentifier, write, previous)
+                .await?;
+            stop = &finish;
+        }
+        let hop = item.action.hops();
         let user_id = &item.target.id;
         let home = &item.target.user_principal_name;
         if let (true, Some(stopover)) = (hop, &item.hop_upn) {
@@ -277,7 +325,9 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
                 .await?;
         }
         if self.options.verify {
-            self.verify(item).await.map_err(RowFailure::Graph)?;
+            self.verify(item)
+                .await
+                .map_err(|e| RowFailure::Graph(e, Step::Anchor))?;
         }
         Ok(meta)
     }
@@ -355,7 +405,7 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
         };
         let (applied, outcome, meta) = match &result {
             Ok(answer) => (true, self.options.success, Some(answer.meta.clone())),
-            Err(e) => (false, outcome_of(e), e.meta().cloned()),
+            Err(e) => (false, step_outcome(e, step), e.meta().cloned()),
         };
         self.journal(Entry::Result {
             row: item.row,
@@ -368,7 +418,9 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
             at: now(),
         })
         .await;
-        result.map(|answer| answer.meta).map_err(RowFailure::Graph)
+        result
+            .map(|answer| answer.meta)
+            .map_err(|e| RowFailure::Graph(e, step))
     }
 
     /// A conflict with the very holder this row has just purged may be Graph still seeing it
@@ -406,9 +458,16 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
     /// Learns from a row's failure what it says about the run: a 403 before any write went
     /// through, `forbidden_limit` times, means the app lacks the permission; a token Graph
     /// refuses and that cannot be renewed fails every row. Either stops the run.
-    fn judge_run(&self, run: &Run, error: &GraphError) {
+    ///
+    /// Some 403s say nothing about the app's right to write users, and never count: one on a
+    /// target that is (or may be) privileged (Graph guards its sensitive attributes), and one
+    /// to the onPremisesObjectIdentifier write (its own permission and role, which the row's
+    /// detail names).
+    fn judge_run(&self, run: &Run, item: &WorkItem, step: Step, error: &GraphError) {
         let evidence = &run.evidence;
         match error {
+            GraphError::Forbidden(_)
+                if item.privileged.is_some() || step == Step::ObjectIdentifier => {}
             GraphError::Forbidden(_) => {
                 let forbidden = evidence.forbidden.fetch_add(1, Ordering::SeqCst) + 1;
                 if forbidden >= self.options.forbidden_limit
@@ -501,10 +560,18 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
         }
     }
 
-    async fn failure(&self, item: &WorkItem, error: GraphError) -> Written {
+    async fn failure(&self, item: &WorkItem, step: Step, error: GraphError) -> Written {
+        if let GraphError::Conflict { property, .. } = &error {
+            if property.eq_ignore_ascii_case("userPrincipalName") {
+                return self.upn_conflict(item, step, error).await;
+            }
+        }
         let outcome = outcome_of(&error);
         let mut holder = None;
         let detail = match &error {
+            GraphError::Forbidden(meta) if step == Step::ObjectIdentifier => format!(
+                "Graph refused to write onPremisesObjectIdentifier ({meta}): {OBJECT_IDENTIFIER_RIGHTS}; nothing else was sent for this user"
+            ),
             GraphError::Conflict { holder_id, .. } => {
                 holder = self.conflict_holder(holder_id.as_deref(), item).await;
                 let name = holder.as_ref().map_or_else(
@@ -516,7 +583,13 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
                     _ => format!("Graph refused: {name} already holds the anchor"),
                 }
             }
-            GraphError::Forbidden(meta) => format!("Graph refused this user ({meta}): onPremisesImmutableId and userPrincipalName are sensitive attributes, which on a user who holds a privileged role (or is in a role-assignable group) only an app holding Privileged Authentication Administrator or Global Administrator may change; check this user's roles"),
+            GraphError::Forbidden(meta) => {
+                let rule = "onPremisesImmutableId and userPrincipalName are sensitive attributes, which on a user who holds a privileged role (or is in a role-assignable group) only an app holding Privileged Authentication Administrator or Global Administrator may change";
+                match &item.privileged {
+                    Some(why) => format!("Graph refused this user ({meta}): {} {why}; {rule}; the run went on (this 403 is about this user, not the app's permission)", item.target.user_principal_name),
+                    None => format!("Graph refused this user ({meta}): {rule}; check this user's roles"),
+                }
+            }
             other => format!("Graph refused: {other}"),
         };
         Written {
@@ -524,6 +597,53 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
             verdict: Verdict::new(outcome_for(outcome, &holder), detail),
             meta: error.meta().cloned(),
             holder,
+        }
+    }
+
+    /// A hop step refused because another user holds the UPN it moves to: on the way out the
+    /// user was left where it was (`federated-domain`); on the way back it holds its new value
+    /// but stays at the stopover until its home UPN is free and a resume moves it home. The
+    /// holder is found by that UPN, not by the anchor.
+    async fn upn_conflict(&self, item: &WorkItem, step: Step, error: GraphError) -> Written {
+        let home = &item.target.user_principal_name;
+        let stopover = item.hop_upn.as_deref().unwrap_or("the stopover UPN");
+        let taken = match step {
+            Step::UpnBack => home.as_str(),
+            _ => stopover,
+        };
+        let holder = match self.upn_holder(taken).await {
+            Some(user) => format!("{} (id {})", user.user_principal_name, user.id),
+            None => "another object".to_string(),
+        };
+        let detail = match step {
+            Step::UpnBack => format!(
+                "Graph refused to move the user home from the federated hop: {holder} now holds {home} (userPrincipalName conflict); it holds {} and is still at {stopover}; free {home}, then resume this run (--resume JOURNAL moves it home)",
+                item.new_anchor.as_deref().unwrap_or("no ImmutableId")
+            ),
+            _ => format!(
+                "the federated hop's stopover UPN {stopover} is taken by {holder} (userPrincipalName conflict): {home} was left where it was, unchanged; rename or remove that user, then resume this run"
+            ),
+        };
+        Written {
+            row: item.row,
+            verdict: Verdict::new(step_outcome(&error, step), detail),
+            meta: error.meta().cloned(),
+            holder: None,
+        }
+    }
+
+    /// The user that holds `upn`: from the tenant as read before the run, else looked up in
+    /// Graph (one that took it since). A failed lookup leaves it unnamed.
+    async fn upn_holder(&self, upn: &str) -> Option<crate::tenant::User> {
+        let wanted = crate::tenant::caseless(upn);
+        let known = self
+            .tenant
+            .users
+            .iter()
+            .find(|u| crate::tenant::caseless(&u.user_principal_name) == wanted);
+        match known {
+            Some(user) => Some(user.clone()),
+            None => self.directory.get_user(upn).await.ok().flatten(),
         }
     }
 
@@ -557,6 +677,23 @@ pub fn outcome_of(error: &GraphError) -> Outcome {
         | GraphError::Setup(_)
         | GraphError::Transport(_)
         | GraphError::Other(_) => Outcome::GraphError,
+    }
+}
+
+/// The outcome of a failed step, for the journal and the report: a UPN conflict is the hop's,
+/// not an anchor conflict. On the way out the user stayed home (`federated-domain`); on the
+/// way back it is left at the stopover (`graph-error`, until a resume moves it home).
+fn step_outcome(error: &GraphError, step: Step) -> Outcome {
+    match error {
+        GraphError::Conflict { property, .. }
+            if property.eq_ignore_ascii_case("userPrincipalName") =>
+        {
+            match step {
+                Step::UpnBack => Outcome::GraphError,
+                _ => Outcome::FederatedDomain,
+            }
+        }
+        _ => outcome_of(error),
     }
 }
 
@@ -615,6 +752,8 @@ mod tests {
         latency: Duration,
         /// Users whose writes are refused with 403 (privileged users, for this app).
         forbidden: HashSet<String>,
+        /// UPNs another user holds: a move to one is a userPrincipalName conflict.
+        taken_upns: HashSet<String>,
         /// Every request before this moment is answered 429, Retry-After to its end.
         storm_until: Mutex<Option<Instant>>,
         /// Graph throttling below the documented quota: a token bucket of (capacity, writes
@@ -703,10 +842,24 @@ mod tests {
                     user_id
                 }
                 Write::Upn { user_id, upn } => {
+                    if self.taken_upns.contains(upn) {
+                        return Err(GraphError::Conflict {
+                            property: "userPrincipalName".into(),
+                            holder_id: Some("squatter".into()),
+                            meta: meta(400),
+                        });
+                    }
                     users.get_mut(user_id).unwrap().user_principal_name = upn.clone();
                     return Ok(());
                 }
                 Write::Purge { id } => id,
+                Write::ObjectIdentifier { user_id, value } => {
+                    users
+                        .get_mut(user_id)
+                        .unwrap()
+                        .on_premises_object_identifier = value.clone();
+                    return Ok(());
+                }
             };
             *self.applied.lock().unwrap().entry(key.clone()).or_insert(0) += 1;
             Ok(())
@@ -778,10 +931,13 @@ mod tests {
                 user_principal_name: format!("user{row}@fed.contoso.com"),
                 on_premises_immutable_id: None,
                 on_premises_sync_enabled: false,
+                on_premises_object_identifier: None,
             },
             new_anchor: Some(format!("anchor{row}")),
             holder: None,
             hop_upn: None,
+            object_identifier: None,
+            privileged: None,
         }
     }
 
@@ -1042,6 +1198,88 @@ mod tests {
             "{}",
             denied.verdict.detail
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn targets_known_to_be_privileged_never_stop_the_run_even_before_any_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut fake = Fake::with_users(20);
+        // Rows 1 to 5, then every fifth, are admins: five 403s before any write.
+        let admin = |row: usize| row <= 4 || row % 5 == 0;
+        fake.forbidden = (1..=20)
+            .filter(|&r| admin(r))
+            .map(|r| format!("u{r}"))
+            .collect();
+        let items = (1..=20)
+            .map(|row| WorkItem {
+                privileged: admin(row)
+                    .then(|| "is assigned Global Administrator directly".to_string()),
+                ..stamp(row)
+            })
+            .collect();
+        let options = WriteOptions {
+            concurrency: 1,
+            ..options(20.0)
+        };
+        let written = run(
+            &fake,
+            items,
+            options,
+            CancellationToken::new(),
+            &dir.path().join("j"),
+        )
+        .await;
+        assert_eq!(count(&written, Outcome::PermissionDenied), 8);
+        assert_eq!(count(&written, Outcome::Stamped), 12);
+        let first = &written[0].verdict.detail;
+        assert!(
+            first.contains("Global Administrator directly")
+                && first.contains("sensitive attributes"),
+            "{first}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_home_upn_taken_during_the_hop_leaves_the_user_stamped_at_the_stopover_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut fake = Fake::with_users(2);
+        // While user 2 is out at the stopover, another user takes its home UPN.
+        fake.taken_upns = HashSet::from(["user2@fed.contoso.com".to_string()]);
+        let written = run(
+            &fake,
+            vec![hop(1), hop(2)],
+            options(20.0),
+            CancellationToken::new(),
+            &dir.path().join("j"),
+        )
+        .await;
+        assert_eq!(written[0].verdict.outcome, Outcome::Stamped);
+        let stranded = &written[1].verdict;
+        assert_eq!(stranded.outcome, Outcome::GraphError);
+        for said in [
+            "now holds user2@fed.contoso.com",
+            "holds anchor2",
+            "still at user2@contoso.onmicrosoft.com",
+            "--resume",
+        ] {
+            assert!(
+                stranded.detail.contains(said),
+                "{said}: {}",
+                stranded.detail
+            );
+        }
+        let users = fake.users.lock().unwrap();
+        assert_eq!(
+            users["u2"].user_principal_name,
+            "user2@contoso.onmicrosoft.com"
+        );
+        assert_eq!(
+            users["u2"].on_premises_immutable_id.as_deref(),
+            Some("anchor2")
+        );
+        let journaled = Journal::read(&dir.path().join("j")).unwrap();
+        let history = journaled.targets.iter().find(|h| h.row == 2).unwrap();
+        assert!(history.applied(Step::UpnOut) && !history.applied(Step::UpnBack));
     }
 
     #[tokio::test(start_paused = true)]

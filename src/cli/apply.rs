@@ -435,7 +435,15 @@ fn describe(
         ),
         (
             "move a UPN out of its federated domain and back (--federated-hop)",
-            count("federated-hop-then-stamp"),
+            count("federated-hop-then-stamp") + count("federated-hop-then-clear"),
+        ),
+        (
+            "clear onPremisesObjectIdentifier, which links the user to another on-premises object, before the stamp (--clear-object-identifier; it needs User-OnPremisesSyncBehavior.ReadWrite.All and Global or Hybrid Identity Administrator)",
+            count("clear-object-identifier-then-stamp"),
+        ),
+        (
+            "put back onPremisesObjectIdentifier",
+            count("put-back-object-identifier"),
         ),
     ] {
         if n > 0 {
@@ -446,6 +454,7 @@ fn describe(
         "stamp",
         "purge-holder-then-stamp",
         "federated-hop-then-stamp",
+        "clear-object-identifier-then-stamp",
     ]
     .into_iter()
     .map(count)

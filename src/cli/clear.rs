@@ -29,6 +29,8 @@ Examples:
 A row whose export computes an anchor is cleared only when the user holds that anchor
 (`target-has-other-anchor` otherwise, unless --overwrite); a user with none is
 `nothing-to-clear`. Graph is sent JSON null (not \"\" as the PowerShell SDK does).
+A user in a federated domain is `federated-domain` unless --federated-hop moves its UPN to the
+initial domain, clears, and moves it home (journaled).
 Exit codes: 0 every row cleared or had nothing to clear, 1 some rows need attention, 2 the run
 could not start, 130 interrupted (Ctrl-C, SIGHUP), 143 terminated (SIGTERM).";
 
@@ -52,6 +54,12 @@ pub struct Args {
     #[arg(long)]
     pub overwrite: bool,
 
+    /// For a UPN in a federated domain, where Graph refuses the write in place: move it to the
+    /// initial domain, clear, move it back (journaled; without it such rows are
+    /// `federated-domain`).
+    #[arg(long)]
+    pub federated_hop: bool,
+
     #[command(flatten)]
     pub target: TargetArgs,
 
@@ -73,6 +81,9 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
     if args.overwrite {
         flags.push("--overwrite".into());
     }
+    if args.federated_hop {
+        flags.push("--federated-hop".into());
+    }
     let identity = RunIdentity::new("clear", &args.input.input, flags)?;
     let resume = args.write.open_resume(&identity)?;
     let source = source::open(
@@ -88,6 +99,7 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
         mode: Mode::Clear,
         allow: Permissions {
             overwrite: args.overwrite,
+            federated_hop: args.federated_hop,
             ..Permissions::default()
         },
     };

@@ -174,6 +174,10 @@ pub struct Args {
     /// guarantee).
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub read_lag_ms: u64,
+    /// Answer writes of onPremisesObjectIdentifier with 403, as for an app without
+    /// User-OnPremisesSyncBehavior.ReadWrite.All or the Hybrid Identity Administrator role.
+    #[arg(long)]
+    pub forbid_object_identifier_writes: bool,
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -217,6 +221,7 @@ impl Args {
             forbid_writes_to: self.forbid_writes_to.clone(),
             app_privileged: self.app_privileged,
             read_lag_ms: self.read_lag_ms,
+            forbid_object_identifier_writes: self.forbid_object_identifier_writes,
             clients: self
                 .client_id
                 .iter()

@@ -101,6 +101,11 @@ pub struct PlanArgs {
     /// (Entra does not match external users: convert them first where you can).
     #[arg(long)]
     pub allow_guests: bool,
+
+    /// For a target linked to another on-premises object (`target-linked-elsewhere`): clear
+    /// its onPremisesObjectIdentifier (beta; journaled, undone by rollback), then stamp.
+    #[arg(long)]
+    pub clear_object_identifier: bool,
 }
 
 impl PlanArgs {
@@ -111,6 +116,7 @@ impl PlanArgs {
             (self.overwrite, "--overwrite"),
             (self.purge_deleted_holders, "--purge-deleted-holders"),
             (self.federated_hop, "--federated-hop"),
+            (self.clear_object_identifier, "--clear-object-identifier"),
         ]
         .into_iter()
         .filter(|(given, _)| *given)
@@ -127,6 +133,7 @@ impl PlanArgs {
                 purge_deleted_holders: self.purge_deleted_holders,
                 federated_hop: self.federated_hop,
                 allow_guests: self.allow_guests,
+                clear_object_identifier: self.clear_object_identifier,
             },
         }
     }

@@ -10,7 +10,7 @@ use crate::graph::read::Wanted;
 use crate::journal::{Entry, Journal, Step};
 use crate::outcome::Outcome;
 use crate::pipeline;
-use crate::plan::Action;
+use crate::plan::{Action, TenantIndex};
 use crate::report::{self, Record};
 use crate::resume::RunIdentity;
 use crate::tenant::User;
@@ -26,6 +26,8 @@ Examples:
 A user whose ImmutableId changed again since the run is left alone (target-changed-since-plan);
 one that already holds its previous value is `restored` with nothing sent (rolling back twice is
 quiet). A deleted holder the run purged is gone for good: rollback says so and exits 1.
+Undoing an `apply --federated-hop` needs --federated-hop too (users in a federated domain are
+`federated-domain` without it). A cleared onPremisesObjectIdentifier is put back from the journal.
 Exit codes: 0 every row restored or had nothing to restore, 1 some rows need attention, 2 the
 run could not start, 130 interrupted (Ctrl-C, SIGHUP), 143 terminated (SIGTERM).";
 
@@ -40,6 +42,12 @@ pub struct Args {
     /// The rollback's own report; its journal is written beside it.
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
+
+    /// For a user in a federated domain, where Graph refuses the write in place: move its UPN
+    /// to the initial domain, put the value back, move it home (journaled; without it such
+    /// rows are `federated-domain`). Needed to undo an `apply --federated-hop`.
+    #[arg(long)]
+    pub federated_hop: bool,
 
     #[command(flatten)]
     pub target: TargetArgs,
@@ -63,11 +71,19 @@ struct Change {
     in_doubt: bool,
     /// The deleted holder the run purged for good before writing: nothing brings it back.
     purged: Option<String>,
+    /// The onPremisesObjectIdentifier the run cleared (`--clear-object-identifier`): put
+    /// back before the anchor.
+    object_identifier: Option<String>,
 }
 
 pub fn run(args: Args) -> crate::Result<ExitCode> {
     report::check_output(&args.output, report::REPORT_FORMATS)?;
-    let identity = RunIdentity::new("rollback", &args.source, Vec::new())?;
+    let flags = if args.federated_hop {
+        vec!["--federated-hop".to_string()]
+    } else {
+        Vec::new()
+    };
+    let identity = RunIdentity::new("rollback", &args.source, flags)?;
     let resume = args.write.open_resume(&identity)?;
     let changes = if Journal::is_journal_path(&args.source) {
         from_journal(&args.source)?
@@ -91,9 +107,17 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
         }
         let read = pipeline::read_tenant(&connection.client, &wanted, args.read.strategy).await?;
         let users = read.tenant.users_by_id();
+        let index = TenantIndex::new(&read.tenant);
         let records = changes
             .iter()
-            .map(|c| record_for(c, users.get(c.user_id.as_str()).copied(), &args.source))
+            .map(|c| {
+                let now = users.get(c.user_id.as_str()).copied();
+                let mut record = record_for(c, now, &args.source);
+                if let Some(user) = now {
+                    route_federated(&mut record, user, &index, args.federated_hop);
+                }
+                record
+            })
             .collect();
         let run = WriteRun {
             connection,
@@ -125,20 +149,24 @@ fn from_journal(path: &Path) -> crate::Result<Vec<Change>> {
         .targets
         .iter()
         .filter_map(|history| {
-            let in_doubt = match history.result(Step::Anchor) {
-                Some(Entry::Result { applied: true, .. }) => false,
+            let object_identifier = history.cleared_object_identifier().map(str::to_string);
+            // A stamp Graph refused after the object identifier was cleared: only that to undo.
+            let (in_doubt, anchor_refused) = match history.result(Step::Anchor) {
+                Some(Entry::Result { applied: true, .. }) => (false, false),
+                Some(_) if object_identifier.is_some() => (false, true),
                 Some(_) => return None,
-                None => true,
+                None => (true, false),
             };
             let (user_id, upn, previous, new) = history.first_anchor_intent()?;
             Some(Change {
                 row: history.row,
                 user_id: user_id.to_string(),
                 upn: upn.to_string(),
-                written: new.clone(),
+                written: if anchor_refused { previous } else { new }.clone(),
                 previous: previous.clone(),
                 in_doubt,
                 purged: history.purged_holder().map(str::to_string),
+                object_identifier,
             })
         })
         .collect())
@@ -164,8 +192,53 @@ fn from_report(path: &Path) -> crate::Result<Vec<Change>> {
             user_id: r.cloud_user_id,
             upn: r.cloud_upn,
             in_doubt: false,
+            // A report has no column for it: only the journal can put it back.
+            object_identifier: None,
         })
         .collect())
+}
+
+/// The object identifier a `--clear-object-identifier` run cleared goes back before the
+/// anchor. When the anchor needs nothing (it already holds its previous value), the anchor
+/// write re-sends that value: the one write that carries a row in a rollback.
+fn put_back_object_identifier(record: &mut Record, linked: &str) {
+    let nothing_else = record.action == Action::None.code()
+        && matches!(
+            record.outcome,
+            Some(Outcome::Restored | Outcome::AlreadyMatched)
+        );
+    let putting_back = Action::from_code(&record.action)
+        .is_some_and(|a| matches!(a, Action::Stamp | Action::Clear));
+    if !(nothing_else || putting_back) {
+        return;
+    }
+    record.detail = if nothing_else {
+        record.outcome = Some(match record.previous_immutable_id {
+            Some(_) => Outcome::WouldStamp,
+            None => Outcome::WouldClear,
+        });
+        format!("will put back onPremisesObjectIdentifier {linked} (and send again the previous ImmutableId the user already holds)")
+    } else {
+        format!("{} and onPremisesObjectIdentifier {linked}", record.detail)
+    };
+    record.action = Action::PutBackObjectIdentifier.code().to_string();
+    record.object_identifier = Some(linked.to_string());
+}
+
+/// A planned restore to a user in a federated domain goes through the hop, or is refused
+/// `federated-domain` without `--federated-hop`.
+fn route_federated(record: &mut Record, user: &User, index: &TenantIndex, hop: bool) {
+    let Some(action) = Action::from_code(&record.action) else {
+        return;
+    };
+    match index.federated_route(action, user, hop) {
+        Ok(action) => record.action = action.code().to_string(),
+        Err(verdict) => {
+            record.outcome = Some(verdict.outcome);
+            record.detail = verdict.detail;
+            record.action = Action::None.code().to_string();
+        }
+    }
 }
 
 /// The planned rollback of one change, checked against the user as it is now (`None`: gone).
@@ -228,6 +301,9 @@ fn record_for(change: &Change, now: Option<&User>, source: &Path) -> Record {
     record.outcome = Some(outcome);
     record.action = action.code().to_string();
     record.detail = detail;
+    if let (Some(linked), Some(_)) = (&change.object_identifier, now) {
+        put_back_object_identifier(&mut record, linked);
+    }
     // The holder columns name the deleted user the run purged: what this row cannot undo.
     if let Some(holder) = &change.purged {
         record.holder_id = holder.clone();

@@ -71,6 +71,9 @@ pub struct Config {
     /// before it, and a purged holder still holds its anchor (docs/graph.md, "No
     /// read-after-write guarantee"). 0: every read sees the latest state.
     pub read_lag_ms: u64,
+    /// Answer writes of onPremisesObjectIdentifier with 403, as for an app without
+    /// User-OnPremisesSyncBehavior.ReadWrite.All or the Hybrid Identity Administrator role.
+    pub forbid_object_identifier_writes: bool,
     /// Apps that may sign in with client credentials: (client id, secret).
     pub clients: Vec<(String, String)>,
     /// Apps that may sign in with a certificate: (client id, certificate PEM).
@@ -100,6 +103,7 @@ impl Default for Config {
             forbid_writes_to: Vec::new(),
             app_privileged: false,
             read_lag_ms: 0,
+            forbid_object_identifier_writes: false,
             clients: Vec::new(),
             client_certificates: Vec::new(),
             access_token: None,

@@ -466,7 +466,7 @@ impl Emulator {
                     None => not_found(&id),
                 }
             }
-            ("PATCH", Route::User(key)) => self.patch_user(&key, &request.body),
+            ("PATCH", Route::User(key)) => self.patch_user(&key, &request.body, version),
             ("GET", Route::DeletedItemsWithoutCast) => bad_request(
                 "The request URI is not valid. Since the segment 'deletedItems' refers to a collection, cast it to a type such as microsoft.graph.user.",
             ),
@@ -644,7 +644,7 @@ impl Emulator {
         })
     }
 
-    fn patch_user(&self, key: &str, body: &[u8]) -> Reply {
+    fn patch_user(&self, key: &str, body: &[u8], version: Version) -> Reply {
         let Ok(Value::Object(changes)) = serde_json::from_slice::<Value>(body) else {
             return bad_request("Write requests (excluding DELETE) must contain the Content-Type header declaration.");
         };
@@ -660,10 +660,21 @@ impl Emulator {
                 return graph_error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.");
             }
             for name in changes.keys() {
-                if !["onPremisesImmutableId", "userPrincipalName"].contains(&name.as_str()) {
+                // onPremisesObjectIdentifier is a beta property (docs/graph.md).
+                let beta_only = name == "onPremisesObjectIdentifier" && version == Version::Beta;
+                if !beta_only && !["onPremisesImmutableId", "userPrincipalName"].contains(&name.as_str()) {
                     return bad_request(&format!("Property '{name}' is not supported by the emulator for PATCH."));
                 }
             }
+            let new_object_identifier = match changes.get("onPremisesObjectIdentifier") {
+                None => None,
+                Some(_) if self.config.forbid_object_identifier_writes => {
+                    return graph_error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.");
+                }
+                Some(Value::Null) => Some(None),
+                Some(Value::String(v)) => Some(Some(v.clone())),
+                Some(_) => return bad_request("Invalid value specified for property 'onPremisesObjectIdentifier' of resource 'User'."),
+            };
             if user.on_premises_sync_enabled == Some(true) {
                 return bad_request(
                     "Unable to update the specified properties for on-premises mastered Directory Sync objects or objects currently undergoing migration.",
@@ -716,6 +727,9 @@ impl Emulator {
                 }
                 if let Some(upn) = new_upn.clone() {
                     u.user_principal_name = upn;
+                }
+                if let Some(linked) = new_object_identifier.clone() {
+                    u.on_premises_object_identifier = linked;
                 }
             });
             s.stats.writes_total += 1;

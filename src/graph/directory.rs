@@ -25,6 +25,11 @@ pub enum Write {
     Upn { user_id: String, upn: String },
     /// DELETE a user from the recycle bin, for good.
     Purge { id: String },
+    /// PATCH onPremisesObjectIdentifier, a beta-only property; `None` sends JSON null.
+    ObjectIdentifier {
+        user_id: String,
+        value: Option<String>,
+    },
 }
 
 /// What one attempt of a write came to.
@@ -57,7 +62,7 @@ pub trait Directory: Sync {
     /// that no write is applied twice). A failed read says no.
     fn took_effect(&self, write: &Write) -> impl Future<Output = bool> + Send;
 
-    /// A user by id, `None` when there is none.
+    /// A user by id (or UPN), `None` when there is none.
     fn get_user(&self, id: &str) -> impl Future<Output = Result<Option<User>, GraphError>> + Send;
 
     /// The user, active or deleted, that holds `anchor` (see [`GraphClient::anchor_holder`]).
@@ -72,7 +77,7 @@ impl Write {
     /// The value the write sets, for the journal: `None` clears (or purges).
     pub fn value(&self) -> Option<&str> {
         match self {
-            Write::Anchor { value, .. } => value.as_deref(),
+            Write::Anchor { value, .. } | Write::ObjectIdentifier { value, .. } => value.as_deref(),
             Write::Upn { upn, .. } => Some(upn),
             Write::Purge { .. } => None,
         }
@@ -80,15 +85,33 @@ impl Write {
 
     fn method(&self) -> reqwest::Method {
         match self {
-            Write::Anchor { .. } | Write::Upn { .. } => reqwest::Method::PATCH,
+            Write::Anchor { .. } | Write::Upn { .. } | Write::ObjectIdentifier { .. } => {
+                reqwest::Method::PATCH
+            }
             Write::Purge { .. } => reqwest::Method::DELETE,
         }
     }
 
+    /// The path under `/v1.0`, or under `/beta` for what only beta has.
     fn path(&self) -> String {
         match self {
-            Write::Anchor { user_id, .. } | Write::Upn { user_id, .. } => user_path(user_id),
+            Write::Anchor { user_id, .. }
+            | Write::Upn { user_id, .. }
+            | Write::ObjectIdentifier { user_id, .. } => user_path(user_id),
             Write::Purge { id } => format!("/directory/deletedItems/{}", encode(id)),
+        }
+    }
+
+    fn on_beta(&self) -> bool {
+        matches!(self, Write::ObjectIdentifier { .. })
+    }
+
+    /// The full URL of the write on `client`'s Graph.
+    fn url(&self, client: &GraphClient) -> String {
+        if self.on_beta() {
+            client.beta_url(&self.path())
+        } else {
+            client.v1_url(&self.path())
         }
     }
 
@@ -97,6 +120,9 @@ impl Write {
         match self {
             Write::Anchor { value, .. } => Some(json!({ "onPremisesImmutableId": value })),
             Write::Upn { upn, .. } => Some(json!({ "userPrincipalName": upn })),
+            Write::ObjectIdentifier { value, .. } => {
+                Some(json!({ "onPremisesObjectIdentifier": value }))
+            }
             Write::Purge { .. } => None,
         }
     }
@@ -106,7 +132,7 @@ impl Directory for GraphClient {
     async fn write(&self, write: &Write, attempt: u32) -> Attempt {
         self.write_once(
             write.method(),
-            &write.path(),
+            &write.url(self),
             write.body().as_ref(),
             attempt,
         )
@@ -128,6 +154,13 @@ impl Directory for GraphClient {
                     .await,
                 Err(GraphError::NotFound(_))
             ),
+            Write::ObjectIdentifier { value, .. } => {
+                let select = format!("{}?$select=id,onPremisesObjectIdentifier", write.url(self));
+                matches!(
+                    self.send(reqwest::Method::GET, &select, None, false).await,
+                    Ok(answer) if answer.body["onPremisesObjectIdentifier"].as_str() == value.as_deref()
+                )
+            }
         }
     }
 

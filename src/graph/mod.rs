@@ -353,15 +353,16 @@ impl GraphClient {
 
     /// Sends a write once (twice when a refused token could be replaced) and says what came
     /// of it; the write-rate policy ([`pace`]) decides what happens next. A 429 here does not
-    /// pause the client's reads: Graph's write quota is not its read quota.
+    /// pause the client's reads: Graph's write quota is not its read quota. `url` is whole
+    /// (a write may go to `/beta`).
     pub(crate) async fn write_once(
         &self,
         method: reqwest::Method,
-        target: &str,
+        url: &str,
         body: Option<&Value>,
         attempt: u32,
     ) -> Attempt {
-        let out = Outgoing::new(method, format!("{}{target}", self.base), body, false);
+        let out = Outgoing::new(method, url.to_string(), body, false);
         let mut refreshed = false;
         loop {
             let (outcome, token_generation) = match self.exchange(&out, attempt).await {
@@ -615,6 +616,11 @@ impl GraphClient {
     /// [`list_all`](Self::list_all).
     pub fn beta_url(&self, path: &str) -> String {
         format!("{}{path}", self.beta)
+    }
+
+    /// The full URL of a `/v1.0` path.
+    pub fn v1_url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
     }
 
     async fn batch_at(

@@ -60,6 +60,10 @@ pub struct Record {
     pub plan_outcome: Option<Outcome>,
     /// `rehearse` only: what apply did with the row.
     pub apply_outcome: Option<Outcome>,
+    /// The onPremisesObjectIdentifier the row's write clears (`--clear-object-identifier`),
+    /// or that a rollback puts back. Not a report column: the journal keeps it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_identifier: Option<String>,
 }
 
 /// The report's columns, in the order issue 4 fixes for CSV and XLSX.

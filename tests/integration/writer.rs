@@ -60,6 +60,42 @@ fn privileged_targets_are_permission_denied_one_by_one_and_the_run_goes_on() {
 }
 
 #[test]
+fn admins_first_in_the_export_do_not_stop_a_run_that_could_not_read_roles() {
+    let dir = Dir::new();
+    let (tenant, export) = generated(&dir, 20);
+    // The first four users, then every fifth, are admins, and the role reads are refused, so
+    // every target may be privileged: their 403s come before any write went through, and are
+    // still about them alone (an app without the permission is apply.rs's exact-count test).
+    let privileged: Vec<String> = (0..4)
+        .chain((9..20).step_by(5))
+        .map(synthetic::cloud_id)
+        .collect();
+    let graph = Graph::start(
+        tenant,
+        Config {
+            forbid_writes_to: privileged.clone(),
+            forbid_role_reads: true,
+            ..fast()
+        },
+    );
+    let out = run(graph
+        .hardmatch(&dir, &["apply", "--yes", "-q", "--concurrency", "1"])
+        .arg(&export)
+        .args(["-o", "r.csv"]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("stopping"), "{}", stderr(&out));
+    let rows = report_rows(&dir.join("r.csv"));
+    assert_eq!(count(&rows, "permission-denied"), privileged.len());
+    assert_eq!(count(&rows, "stamped"), 20 - privileged.len());
+    for row in rows.iter().filter(|r| r["outcome"] == "permission-denied") {
+        assert!(privileged.contains(&row["cloud_user_id"]), "{row:?}");
+        for named in ["sensitive attributes", "could not read roles"] {
+            assert!(row["detail"].contains(named), "{}", row["detail"]);
+        }
+    }
+}
+
+#[test]
 fn an_expired_access_token_stops_the_run_with_one_message() {
     let dir = Dir::new();
     let (tenant, export) = generated(&dir, 400);
