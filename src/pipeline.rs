@@ -226,32 +226,52 @@ pub fn work_items(
                 on_premises_immutable_id: record.previous_immutable_id.clone(),
                 on_premises_sync_enabled: false,
             });
-            let hop_upn = (action == Action::FederatedHopThenStamp)
-                .then(|| {
-                    let local = target
-                        .user_principal_name
-                        .split('@')
-                        .next()
-                        .unwrap_or_default();
-                    initial.as_ref().map(|domain| format!("{local}@{domain}"))
-                })
-                .flatten();
             let holder = (!record.holder_id.is_empty()).then(|| Holder {
                 id: record.holder_id.clone(),
                 user_principal_name: record.holder_upn.clone(),
                 deleted_date_time: (!record.holder_deleted_at.is_empty())
                     .then(|| record.holder_deleted_at.clone()),
             });
-            Some(WorkItem {
-                row: record.row,
+            Some(work_item(
+                record.row,
                 action,
                 target,
-                new_anchor: new_anchor(record),
+                new_anchor(record),
                 holder,
-                hop_upn,
-            })
+                initial.as_deref(),
+            ))
         })
         .collect()
+}
+
+/// One row's write: `action` on `target` (as the tenant holds it now), setting `new_anchor`
+/// (`None` clears); a federated hop goes through the tenant's `initial` domain.
+pub fn work_item(
+    row: usize,
+    action: Action,
+    target: TargetState,
+    new_anchor: Option<String>,
+    holder: Option<Holder>,
+    initial: Option<&str>,
+) -> WorkItem {
+    let hop_upn = (action == Action::FederatedHopThenStamp)
+        .then(|| {
+            let local = target
+                .user_principal_name
+                .split('@')
+                .next()
+                .unwrap_or_default();
+            initial.map(|domain| format!("{local}@{domain}"))
+        })
+        .flatten();
+    WorkItem {
+        row,
+        action,
+        target,
+        new_anchor,
+        holder,
+        hop_upn,
+    }
 }
 
 /// How to carry out the writes of a run.

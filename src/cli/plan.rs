@@ -9,13 +9,15 @@ use crate::exit_code::ExitCode;
 use crate::graph::read::{ReadStrategy, Wanted};
 use crate::pipeline::{self, Prepared};
 use crate::plan::{MatchBy, Mode, Permissions, PlanOptions};
+use crate::plan_file;
 use crate::report::{self, Record, Summary};
 use crate::source_anchor;
 use crate::tenant::Tenant;
 
 const EXAMPLES: &str = "\
 Examples:
-  # Plan against the live tenant (read-only), signed in with the Azure CLI:
+  # Plan against the live tenant (read-only), signed in with the Azure CLI; the change
+  # board sets `approved` to no on rows to hold back, then `hardmatch apply plan.xlsx`:
   hardmatch plan users.csv -o plan.xlsx
 
   # Plan offline against a snapshot taken earlier with `hardmatch snapshot -o tenant.json`
@@ -187,7 +189,14 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
             .chain(sync_notes.clone())
             .collect(),
     };
-    report::write(&args.output, &records, &summary, args.excel)?;
+    plan_file::write(
+        &args.output,
+        &records,
+        &summary,
+        &args.input.input,
+        started,
+        args.excel,
+    )?;
     if let Some(path) = &args.uncovered {
         report::write_uncovered_of(path, &tenant, &records)?;
     }

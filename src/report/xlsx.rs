@@ -30,8 +30,19 @@ use crate::outcome::{Group, Outcome, Warning};
 use super::{count_outcomes, count_warnings, Record, Summary, COLUMNS};
 
 pub fn write(path: &Path, records: &[Record], summary: &Summary) -> crate::Result<()> {
-    let bytes =
-        build(records, summary).map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+    write_with_facts(path, records, summary, None)
+}
+
+/// [`write`], with one more sheet of labelled facts after Rows: `(sheet name, (label, value)s)`
+/// (a plan file's integrity record).
+pub fn write_with_facts(
+    path: &Path,
+    records: &[Record],
+    summary: &Summary,
+    facts_sheet: Option<(&str, &[(&str, String)])>,
+) -> crate::Result<()> {
+    let bytes = build(records, summary, facts_sheet)
+        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
     let mut file = crate::private::create(path).map_err(|e| Error::io(path, e))?;
     file.write_all(&bytes).map_err(|e| Error::io(path, e))
 }
@@ -76,10 +87,17 @@ pub fn write_table<'r>(
     file.write_all(&bytes).map_err(|e| Error::io(path, e))
 }
 
-fn build(records: &[Record], summary: &Summary) -> Result<Vec<u8>, XlsxError> {
+fn build(
+    records: &[Record],
+    summary: &Summary,
+    facts_sheet: Option<(&str, &[(&str, String)])>,
+) -> Result<Vec<u8>, XlsxError> {
     let mut workbook = Workbook::new();
     summary_sheet(workbook.add_worksheet(), records, summary)?;
     rows_sheet(workbook.add_worksheet(), records)?;
+    if let Some((name, facts)) = facts_sheet {
+        labelled_sheet(workbook.add_worksheet(), name, facts)?;
+    }
     for sheet in workbook.worksheets_mut() {
         page_header_and_footer(sheet, summary);
     }
@@ -290,6 +308,23 @@ fn outcome_chart(counts: &[(Outcome, usize)], first: u32) -> Chart {
     chart
 }
 
+/// A sheet of `label | value` rows, as text, wide enough to read.
+fn labelled_sheet(
+    sheet: &mut Worksheet,
+    name: &str,
+    facts: &[(&str, String)],
+) -> Result<(), XlsxError> {
+    sheet.set_name(name)?;
+    let bold = Format::new().set_bold();
+    for (row, (label, value)) in (0..).zip(facts) {
+        sheet.write_string_with_format(row, 0, *label, &bold)?;
+        sheet.write_string(row, 1, value)?;
+    }
+    sheet.set_column_width(0, LABEL_WIDTH)?;
+    sheet.set_column_width(1, VALUE_WIDTH)?;
+    Ok(())
+}
+
 /// Columns written as numbers, so that Excel sorts and filters them as numbers.
 const NUMERIC_COLUMNS: [&str; 4] = ["row", "line", "http_status", "attempts"];
 
@@ -481,7 +516,7 @@ mod tests {
             finished: "2026-12-03T08:10:00.123456789+01:00".into(),
             ..Summary::default()
         };
-        let bytes = build(&[], &summary).unwrap();
+        let bytes = build(&[], &summary, None).unwrap();
         let mut workbook = Xlsx::new(Cursor::new(&bytes)).unwrap();
         let sheet = workbook.worksheet_range(SUMMARY_SHEET).unwrap();
         let value = |label: &str| {
