@@ -94,7 +94,9 @@ impl Integrity {
         place: impl Fn(&str) -> String,
     ) -> crate::Result<Integrity> {
         let text = |name: &str| {
-            field(name).ok_or_else(|| plan_error(path, format!("no {} in the integrity record", place(name))))
+            field(name).ok_or_else(|| {
+                plan_error(path, format!("no {} in the integrity record", place(name)))
+            })
         };
         let number = |name: &str| -> crate::Result<usize> {
             let value = text(name)?;
@@ -152,9 +154,10 @@ pub struct PlanRow {
 impl PlanRow {
     /// A planned report record as a plan row. Fails with the column that does not read.
     fn of(record: &Record) -> Result<PlanRow, (&'static str, String)> {
-        let outcome = record
-            .outcome
-            .ok_or(("outcome", "empty: every plan row has an outcome".to_string()))?;
+        let outcome = record.outcome.ok_or((
+            "outcome",
+            "empty: every plan row has an outcome".to_string(),
+        ))?;
         // Rows the offline stages settled (a bad anchor) never reached the planner: no action.
         let action = match record.action.as_str() {
             "" => Some(Action::None),
@@ -285,10 +288,17 @@ fn column_hash(column: &str, cell: &str) -> String {
     hex::encode(&hash.as_ref()[..2])
 }
 
-/// SHA-256 of every row's decision cells, rows in `row` order (a board that sorts the
-/// workbook changes no decision), cells and rows each ended by a separator no cell holds.
-fn plan_digest(records: &[&Record]) -> String {
+/// SHA-256 of the integrity record's other fields (so that a plan cannot be pointed at
+/// another tenant) and of every row's decision cells, rows in `row` order (a board that sorts
+/// the workbook changes no decision), each value ended by a separator no cell holds.
+fn plan_digest(integrity: &Integrity, records: &[&Record]) -> String {
     let mut context = Context::new(&SHA256);
+    let fields = INTEGRITY_FIELDS.into_iter().zip(integrity.values());
+    for (_, value) in fields.filter(|(name, _)| *name != "digest") {
+        context.update(value.as_bytes());
+        context.update(b"\x1f");
+    }
+    context.update(b"\x1d");
     for record in records {
         for (_, cell) in decision_cells(record) {
             context.update(cell.as_bytes());
@@ -335,7 +345,7 @@ pub fn write(
     for (row, record) in rows.iter_mut().zip(&records) {
         row.decision_digest = record.decision_digest.clone();
     }
-    let integrity = Integrity {
+    let mut integrity = Integrity {
         version: VERSION,
         input: input.display().to_string(),
         input_sha256: InputFingerprint::of(input)?.sha256,
@@ -343,8 +353,9 @@ pub fn write(
         planned_at: planned_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         hardmatch_version: env!("CARGO_PKG_VERSION").to_string(),
         rows: records.len(),
-        digest: plan_digest(&records.iter().collect::<Vec<_>>()),
+        digest: String::new(),
     };
+    integrity.digest = plan_digest(&integrity, &records.iter().collect::<Vec<_>>());
     let format = report::check_output(path, report::REPORT_FORMATS)?;
     let fields = INTEGRITY_FIELDS.map(|f| format!("plan_{f}"));
     let labels: Vec<&str> = fields.iter().map(String::as_str).collect();
@@ -397,7 +408,11 @@ fn check_version(path: &Path, version: u32) -> crate::Result<()> {
     if version == VERSION {
         return Ok(());
     }
-    let which = if version < VERSION { "an older" } else { "a newer" };
+    let which = if version < VERSION {
+        "an older"
+    } else {
+        "a newer"
+    };
     Err(plan_error(
         path,
         format!(
@@ -543,7 +558,11 @@ impl Plan {
         };
         for (i, record) in records.iter().enumerate() {
             if let Some(column) = edited_column(record) {
-                return Err(edited(i, column, format!("row {}'s decision was edited", record.row)));
+                return Err(edited(
+                    i,
+                    column,
+                    format!("row {}'s decision was edited", record.row),
+                ));
             }
         }
         let mut order: Vec<usize> = (0..records.len()).collect();
@@ -559,10 +578,10 @@ impl Plan {
             ));
         }
         let sorted: Vec<&Record> = order.iter().map(|&i| &records[i]).collect();
-        if plan_digest(&sorted) != integrity.digest {
+        if plan_digest(&integrity, &sorted) != integrity.digest {
             return Err(plan_error(
                 path,
-                "the rows' decisions do not match the plan's digest (a row was copied, or a decision_digest edited); refused, nothing was written",
+                "the plan does not match its digest: its integrity record (tenant, time, input) or a row's decision_digest was edited, or a row copied; refused, nothing was written",
             ));
         }
         let mut rows = Vec::with_capacity(records.len());
@@ -626,7 +645,10 @@ impl Plan {
             integrity.input_sha256
         );
         let Ok(at) = DateTime::parse_from_rfc3339(&integrity.planned_at) else {
-            return format!("{about}; WARNING: its time `{}` does not read", integrity.planned_at);
+            return format!(
+                "{about}; WARNING: its time `{}` does not read",
+                integrity.planned_at
+            );
         };
         let age = now.signed_duration_since(at.with_timezone(&Utc));
         let rounded = std::time::Duration::from_secs(age.num_seconds().max(0) as u64 / 60 * 60);
@@ -634,7 +656,10 @@ impl Plan {
             true => "less than a minute".to_string(),
             false => humantime::format_duration(rounded).to_string(),
         };
-        let mut note = format!("{about}\nplanned {how_old} ago, at {}", integrity.planned_at);
+        let mut note = format!(
+            "{about}\nplanned {how_old} ago, at {}",
+            integrity.planned_at
+        );
         if age > OLD_PLAN {
             note.push_str("\nWARNING: the plan is more than a day old: the tenant may have moved on since (rows that changed are refused as target-changed-since-plan); plan again if in doubt");
         }
@@ -667,7 +692,9 @@ impl Plan {
     /// for every row whose record (after [`Plan::records`], and a resume's credit) still
     /// says it would be written.
     pub fn work_items(&self, records: &[Record], tenant: &Tenant) -> Vec<WorkItem> {
-        let initial = TenantIndex::new(tenant).initial_domain().map(str::to_string);
+        let initial = TenantIndex::new(tenant)
+            .initial_domain()
+            .map(str::to_string);
         let users = tenant.users_by_id();
         let still_planned: std::collections::HashSet<usize> = records
             .iter()
@@ -727,7 +754,11 @@ fn edited_column(record: &Record) -> Option<&'static str> {
     for (column, cell) in decision_cells(record) {
         let expected = stored.get(at..at + 4);
         if expected != Some(column_hash(column, &cell).as_str()) {
-            return Some(if expected.is_none() { DIGEST_COLUMN } else { column });
+            return Some(if expected.is_none() {
+                DIGEST_COLUMN
+            } else {
+                column
+            });
         }
         at += 4;
     }
@@ -783,7 +814,10 @@ fn drift(planned: &Target, now: Option<&User>) -> Option<String> {
     let Some(user) = now else {
         return Some("the target no longer exists".into());
     };
-    let held = user.on_premises_immutable_id.as_deref().filter(|v| !v.is_empty());
+    let held = user
+        .on_premises_immutable_id
+        .as_deref()
+        .filter(|v| !v.is_empty());
     let expected = planned.previous_immutable_id.as_deref();
     if user.on_premises_sync_enabled == Some(true) {
         Some("the target is now synced from on-premises".into())
@@ -854,8 +888,16 @@ mod tests {
 
     #[test]
     fn another_version_names_the_file_and_both_versions() {
-        let error = check_version(Path::new("plan.json"), 99).unwrap_err().to_string();
-        assert!(error.starts_with("plan.json: plan file version 99, written by a newer hardmatch"), "{error}");
-        assert!(error.contains(&format!("reads plan file version {VERSION}")), "{error}");
+        let error = check_version(Path::new("plan.json"), 99)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("plan.json: plan file version 99, written by a newer hardmatch"),
+            "{error}"
+        );
+        assert!(
+            error.contains(&format!("reads plan file version {VERSION}")),
+            "{error}"
+        );
     }
 }

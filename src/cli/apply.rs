@@ -194,9 +194,12 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
         let new_anchor = |r: &Record| Some(r.immutable_id.clone());
         match &plan {
             Some(plan) => {
-                run.carry_out_with(records, Outcome::Stamped, &new_anchor, &|records, tenant| {
-                    plan.work_items(records, tenant)
-                })
+                run.carry_out_with(
+                    records,
+                    Outcome::Stamped,
+                    &new_anchor,
+                    &|records, tenant| plan.work_items(records, tenant),
+                )
                 .await
             }
             None => run.carry_out(records, Outcome::Stamped, new_anchor).await,

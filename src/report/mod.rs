@@ -278,7 +278,10 @@ pub fn write(
 /// Writes a file through `write` to a temporary file beside it, then renames it into place:
 /// a full disk or a kill during the write leaves the old report (or none), never a cut one.
 /// `-`, devices and pipes are written directly.
-pub(crate) fn replace_whole(path: &Path, write: impl FnOnce(&Path) -> crate::Result<()>) -> crate::Result<()> {
+pub(crate) fn replace_whole(
+    path: &Path,
+    write: impl FnOnce(&Path) -> crate::Result<()>,
+) -> crate::Result<()> {
     let regular = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta.is_file(),
         Err(_) => path != Path::new("-"),

@@ -96,7 +96,9 @@ impl Table {
         let range = workbook
             .worksheet_range(sheet)
             .map_err(|e| not_a_report(path, format!("no {sheet} sheet ({e})")))?;
-        let mut rows = range.rows().map(|cells| cells.iter().map(cell_text).collect());
+        let mut rows = range
+            .rows()
+            .map(|cells| cells.iter().map(cell_text).collect());
         Ok(Table {
             headers: rows.next().unwrap_or_default(),
             rows: rows.collect(),

@@ -118,11 +118,22 @@ fn cells(path: &Path) -> Vec<HashMap<String, String>> {
                 .expect("rows")
                 .iter()
                 .map(|row| {
-                    row.as_object()
+                    let mut cells: HashMap<String, String> = row
+                        .as_object()
                         .unwrap()
                         .iter()
                         .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                        .collect()
+                        .collect();
+                    // A plan file's rows hold the target and the holder as objects.
+                    for (object, field, column) in [
+                        ("target", "previous_immutable_id", "previous_immutable_id"),
+                        ("holder", "id", "holder_id"),
+                    ] {
+                        if let Some(value) = row[object][field].as_str() {
+                            cells.insert(column.into(), value.into());
+                        }
+                    }
+                    cells
                 })
                 .collect()
         }

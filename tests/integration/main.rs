@@ -9,6 +9,7 @@ mod errors;
 mod exact_anchors;
 mod hostile_input;
 mod ids;
+mod plan_file;
 mod safety;
 mod security;
 mod sign_in;
