@@ -91,13 +91,17 @@ fn export(dir: &Dir) {
 }
 
 /// A report's rows by column name, as written: CSV cells raw (no apostrophe removed), the
-/// XLSX's last sheet read back with calamine, JSON rows' string values.
+/// XLSX's Rows sheet (or its only sheet) read back with calamine, JSON rows' string values.
 fn cells(path: &Path) -> Vec<HashMap<String, String>> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("csv") => report_rows(path),
         Some("xlsx") => {
             let mut book = calamine::open_workbook_auto(path).expect("a real workbook");
-            let sheet = book.sheet_names().last().cloned().expect("a sheet");
+            let names = book.sheet_names();
+            let sheet = match names.iter().find(|name| *name == "Rows") {
+                Some(rows) => rows.clone(),
+                None => names.last().cloned().expect("a sheet"),
+            };
             let range = book.worksheet_range(&sheet).unwrap();
             let mut rows = range.rows();
             let header: Vec<String> = rows.next().unwrap().iter().map(|c| c.to_string()).collect();
