@@ -321,29 +321,18 @@ pub struct Plan {
 
 /// Writes a plan: the planner's records with `approved` set to `yes` for every row that would
 /// be written, each row's digest, and the integrity record, in the format the path's
-/// extension names. `-` is CSV on stdout.
+/// extension names. `-` is CSV on stdout. The records are sealed in place (each becomes its
+/// plan row's record), so that a large plan is not held twice.
 pub fn write(
     path: &Path,
-    records: &[Record],
+    records: &mut [Record],
     summary: &Summary,
     input: &Path,
     planned_at: DateTime<Utc>,
     excel_bom: bool,
 ) -> crate::Result<()> {
-    let mut rows: Vec<PlanRow> = Vec::with_capacity(records.len());
-    for record in records {
-        let mut row = PlanRow::of(record).map_err(|(column, why)| {
-            Error::Other(format!("row {}: {column}: {why}", record.row))
-        })?;
-        row.approved = if row.writes() { "yes" } else { "" }.into();
-        rows.push(row);
-    }
-    let mut records: Vec<Record> = rows.iter().map(PlanRow::record).collect();
-    for record in &mut records {
-        record.decision_digest = row_digest(record);
-    }
-    for (row, record) in rows.iter_mut().zip(&records) {
-        row.decision_digest = record.decision_digest.clone();
+    for record in records.iter_mut() {
+        seal(record)?;
     }
     let mut integrity = Integrity {
         version: VERSION,
@@ -357,35 +346,67 @@ pub fn write(
     };
     integrity.digest = plan_digest(&integrity, &records.iter().collect::<Vec<_>>());
     let format = report::check_output(path, report::REPORT_FORMATS)?;
-    let fields = INTEGRITY_FIELDS.map(|f| format!("plan_{f}"));
-    let labels: Vec<&str> = fields.iter().map(String::as_str).collect();
     let values = integrity.values();
     report::replace_whole(path, |to| match format {
-        Format::Json => report::json::write_value(
-            to,
-            &JsonPlan {
-                plan: integrity.clone(),
-                summary: Some(summary.clone()),
-                rows: rows.clone(),
-            },
-        ),
-        Format::Csv => report::csv::write_with_columns(to, &records, excel_bom, &labels, &values),
+        Format::Json => {
+            let rows = records
+                .iter()
+                .map(|record| PlanRow::of(record).map_err(|e| unplannable(record, e)))
+                .collect::<crate::Result<Vec<_>>>()?;
+            let document = JsonPlanOut {
+                plan: &integrity,
+                summary,
+                rows: &rows,
+            };
+            report::json::write_value(to, &document)
+        }
+        Format::Csv => {
+            let fields = INTEGRITY_FIELDS.map(|f| format!("plan_{f}"));
+            let labels: Vec<&str> = fields.iter().map(String::as_str).collect();
+            report::csv::write_with_columns(to, records, excel_bom, &labels, &values)
+        }
         Format::Xlsx => {
-            let facts: Vec<(&str, String)> = [("field", "value".to_string())]
+            let facts: Vec<(&str, String)> = [PLAN_SHEET_HEADER]
                 .into_iter()
+                .map(|(label, value)| (label, value.to_string()))
                 .chain(INTEGRITY_FIELDS.into_iter().zip(values.clone()))
                 .collect();
-            report::xlsx::write_with_facts(to, &records, summary, Some((PLAN_SHEET, &facts)))
+            report::xlsx::write_with_facts(to, records, summary, Some((PLAN_SHEET, &facts)))
         }
     })
 }
 
+/// Makes a planned record its plan row's: the action always named, `approved` yes where the
+/// plan writes, the row's digest.
+fn seal(record: &mut Record) -> crate::Result<()> {
+    let mut row = PlanRow::of(record).map_err(|e| unplannable(record, e))?;
+    row.approved = if row.writes() { "yes" } else { "" }.into();
+    *record = row.record();
+    record.decision_digest = row_digest(record);
+    Ok(())
+}
+
+/// A record the planner made that no plan row can hold: a bug, not a bad input.
+fn unplannable(record: &Record, (column, why): (&str, String)) -> Error {
+    Error::Other(format!("row {}: {column}: {why}", record.row))
+}
+
+/// The Plan sheet's header row, which tells a plan's sheet from a sheet of an export that
+/// happens to be called Plan.
+const PLAN_SHEET_HEADER: (&str, &str) = ("field", "value");
+
+/// The JSON form as written, borrowing the plan's parts.
+#[derive(Serialize)]
+struct JsonPlanOut<'a> {
+    plan: &'a Integrity,
+    summary: &'a Summary,
+    rows: &'a [PlanRow],
+}
+
 /// The JSON form: `{"plan": {integrity}, "summary": {...}, "rows": [typed rows]}`.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct JsonPlan {
     plan: Integrity,
-    #[serde(default)]
-    summary: Option<Summary>,
     rows: Vec<PlanRow>,
 }
 
@@ -477,13 +498,19 @@ impl Plan {
             Err(_) => return Ok(None),
         };
         let has = |name: &str| sheets.iter().any(|s| s == name);
-        if !has(PLAN_SHEET) {
+        let plan_sheet = match has(PLAN_SHEET) {
+            true => Some(Table::xlsx(path, PLAN_SHEET)?),
+            false => None,
+        };
+        let Some(facts) = plan_sheet.filter(|facts| {
+            facts.headers.first().map(String::as_str) == Some(PLAN_SHEET_HEADER.0)
+                && facts.headers.get(1).map(String::as_str) == Some(PLAN_SHEET_HEADER.1)
+        }) else {
             if has("Rows") && is_report(&Table::xlsx(path, "Rows")?.headers) {
                 return Err(not_a_plan(path));
             }
             return Ok(None);
-        }
-        let facts = Table::xlsx(path, PLAN_SHEET)?;
+        };
         let fields: HashMap<String, String> = facts
             .rows
             .iter()
@@ -870,6 +897,85 @@ mod tests {
         let mut record = planned();
         record.decision_digest = row_digest(&record)[..8].into();
         assert_eq!(edited_column(&record), Some(DIGEST_COLUMN));
+    }
+
+    /// A plan of three rows, one written (alice), one with nothing to write, one the offline
+    /// stages settled (no action), in every format, beside its input.
+    fn written_plans(dir: &Path) -> Vec<std::path::PathBuf> {
+        let input = dir.join("users.csv");
+        std::fs::write(&input, "upn\nalice@contoso.com\n").unwrap();
+        let summary = Summary {
+            tenant: "contoso.onmicrosoft.com".into(),
+            ..Summary::default()
+        };
+        let nothing = Record {
+            row: 2,
+            upn: "=bob@contoso.com".into(),
+            action: "none".into(),
+            outcome: Some(Outcome::AlreadyMatched),
+            ..planned()
+        };
+        let settled = Record {
+            row: 3,
+            outcome: Some(Outcome::InvalidAnchor),
+            detail: "not a GUID".into(),
+            ..Record::default()
+        };
+        ["plan.csv", "plan.xlsx", "plan.json"]
+            .into_iter()
+            .map(|name| {
+                let path = dir.join(name);
+                let mut records = vec![planned(), nothing.clone(), settled.clone()];
+                write(&path, &mut records, &summary, &input, Utc::now(), false).unwrap();
+                path
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_plan_reads_back_in_every_format_and_a_sorted_csv_still_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        for path in written_plans(dir.path()) {
+            let plan = Plan::detect(&path).unwrap().expect("a plan");
+            let what = path.display();
+            assert_eq!(plan.integrity.version, VERSION, "{what}");
+            assert_eq!(plan.integrity.tenant, "contoso.onmicrosoft.com", "{what}");
+            assert_eq!(plan.rows.len(), 3, "{what}");
+            assert_eq!(plan.rows[0].action, Action::Stamp, "{what}");
+            assert_eq!(plan.rows[0].target.as_ref().unwrap().id, "u1", "{what}");
+            assert_eq!(plan.rows[1].upn, "=bob@contoso.com", "{what}");
+            assert_eq!(plan.rows[2].action, Action::None, "{what}");
+            assert_eq!(
+                plan.approvals,
+                [Approval::Yes, Approval::Empty, Approval::Empty]
+            );
+        }
+        // The board sorts the CSV, last row first: no decision changed.
+        let csv = dir.path().join("plan.csv");
+        let text = std::fs::read_to_string(&csv).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines[1..].reverse();
+        std::fs::write(&csv, lines.join("\n")).unwrap();
+        let plan = Plan::detect(&csv).unwrap().expect("a plan");
+        let rows: Vec<usize> = plan.rows.iter().map(|r| r.row).collect();
+        assert_eq!(rows, [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_plan_says_how_old_it_is_and_warns_after_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = &written_plans(dir.path())[2];
+        let plan = Plan::detect(path).unwrap().unwrap();
+        let at = DateTime::parse_from_rfc3339(&plan.integrity.planned_at).unwrap();
+        let fresh = plan.age_note(path, at.with_timezone(&Utc) + chrono::Duration::minutes(90));
+        assert!(fresh.contains("planned 1h 30m ago"), "{fresh}");
+        assert!(!fresh.contains("WARNING"), "{fresh}");
+        let old = plan.age_note(path, at.with_timezone(&Utc) + chrono::Duration::hours(50));
+        assert!(old.contains("planned 2days 2h ago"), "{old}");
+        assert!(
+            old.contains("WARNING: the plan is more than a day old"),
+            "{old}"
+        );
     }
 
     #[test]

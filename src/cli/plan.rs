@@ -170,7 +170,7 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
             target::runtime()?.block_on(read_live(&args.target, &wanted, strategy))?
         }
     };
-    let (records, sync_notes) = plan_for_sync(
+    let (mut records, sync_notes) = plan_for_sync(
         &mut prepared,
         &tenant,
         &args.plan.options(Mode::Stamp),
@@ -191,7 +191,7 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
     };
     plan_file::write(
         &args.output,
-        &records,
+        &mut records,
         &summary,
         &args.input.input,
         started,

@@ -148,8 +148,7 @@ impl Record {
 }
 
 /// What the Summary sheet and the stderr summary say about a run.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Summary {
     /// The command line, with every secret left out (see [`redact_args`]).
     pub command_line: String,
