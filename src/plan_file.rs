@@ -371,7 +371,7 @@ pub fn write(
                 .map(|(label, value)| (label, value.to_string()))
                 .chain(INTEGRITY_FIELDS.into_iter().zip(values.clone()))
                 .collect();
-            report::xlsx::write_with_facts(to, records, summary, Some((PLAN_SHEET, &facts)))
+            report::xlsx::write_plan(to, records, summary, PLAN_SHEET, &facts)
         }
     })
 }

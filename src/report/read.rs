@@ -150,7 +150,7 @@ impl Table {
 }
 
 /// A workbook column's letters: 0 is A, 26 is AA.
-fn column_letters(mut col: usize) -> String {
+pub(crate) fn column_letters(mut col: usize) -> String {
     let mut letters = Vec::new();
     loop {
         letters.push(b'A' + (col % 26) as u8);

@@ -20,8 +20,8 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use rust_xlsxwriter::{
-    Chart, ChartDataLabel, ChartFormat, ChartPoint, ChartSolidFill, Color, ExcelDateTime, Format,
-    FormatAlign, Workbook, Worksheet, XlsxError,
+    Chart, ChartDataLabel, ChartFormat, ChartPoint, ChartSolidFill, Color, DataValidation,
+    ExcelDateTime, Format, FormatAlign, Workbook, Worksheet, XlsxError,
 };
 
 use crate::error::Error;
@@ -33,9 +33,20 @@ pub fn write(path: &Path, records: &[Record], summary: &Summary) -> crate::Resul
     write_with_facts(path, records, summary, None)
 }
 
-/// [`write`], with one more sheet of labelled facts after Rows: `(sheet name, (label, value)s)`
-/// (a plan file's integrity record).
-pub fn write_with_facts(
+/// A plan file's workbook ([`crate::plan_file`]): [`write`], with the `approved` column
+/// offering yes or no, and one more sheet, `sheet`, of labelled `facts` (the integrity
+/// record).
+pub fn write_plan(
+    path: &Path,
+    records: &[Record],
+    summary: &Summary,
+    sheet: &str,
+    facts: &[(&str, String)],
+) -> crate::Result<()> {
+    write_with_facts(path, records, summary, Some((sheet, facts)))
+}
+
+fn write_with_facts(
     path: &Path,
     records: &[Record],
     summary: &Summary,
@@ -96,6 +107,7 @@ fn build(
     summary_sheet(workbook.add_worksheet(), records, summary)?;
     rows_sheet(workbook.add_worksheet(), records)?;
     if let Some((name, facts)) = facts_sheet {
+        offer_approval(workbook.worksheet_from_name("Rows")?, records.len())?;
         labelled_sheet(workbook.add_worksheet(), name, facts)?;
     }
     for sheet in workbook.worksheets_mut() {
@@ -306,6 +318,21 @@ fn outcome_chart(counts: &[(Outcome, usize)], first: u32) -> Chart {
         .set_width(520)
         .set_height(120 + 26 * counts.len() as u32);
     chart
+}
+
+/// A drop-down of yes and no on every row's `approved` cell. Blank stays allowed (rows the
+/// plan does not write); anything else Excel refuses as it is typed (apply refuses it too).
+fn offer_approval(sheet: &mut Worksheet, rows: usize) -> Result<(), XlsxError> {
+    if rows == 0 {
+        return Ok(());
+    }
+    let approved = column("approved") as u16;
+    let validation = DataValidation::new()
+        .allow_list_strings(&["yes", "no"])?
+        .set_input_title("approved")?
+        .set_input_message("yes: write this row; no: hold it back")?;
+    sheet.add_data_validation(1, approved, rows as u32, approved, &validation)?;
+    Ok(())
 }
 
 /// A sheet of `label | value` rows, as text, wide enough to read.
@@ -544,6 +571,32 @@ mod tests {
         assert!(
             sheet1.contains("&amp;Ctenant R&amp;&amp;D&amp;R2026-12-03 07:10 UTC"),
             "the header's & doubled: {sheet1}"
+        );
+    }
+
+    #[test]
+    fn a_plan_workbook_offers_yes_or_no_in_approved_and_has_its_facts_sheet() {
+        let record = Record {
+            row: 1,
+            approved: "yes".into(),
+            ..Record::default()
+        };
+        let facts = [("field", "value".to_string()), ("version", "1".to_string())];
+        let bytes = build(&[record], &Summary::default(), Some(("Plan", &facts))).unwrap();
+        let mut zip = zip::ZipArchive::new(Cursor::new(&bytes)).unwrap();
+        let mut rows = String::new();
+        zip.by_name("xl/worksheets/sheet2.xml")
+            .unwrap()
+            .read_to_string(&mut rows)
+            .unwrap();
+        let approved = crate::report::read::column_letters(column("approved"));
+        assert!(
+            rows.contains(&format!(r#"sqref="{approved}2""#)) && rows.contains("\"yes,no\""),
+            "{rows}"
+        );
+        assert!(
+            zip.by_name("xl/worksheets/sheet3.xml").is_ok(),
+            "the Plan sheet"
         );
     }
 }

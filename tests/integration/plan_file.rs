@@ -392,6 +392,16 @@ fn a_plan_of_another_version_or_no_plan_at_all_is_refused() {
         stderr(&out)
     );
 
+    // A plan.json from before plan files had a version: a report's rows, no record.
+    dir.write("old.json", r#"{"summary": {}, "rows": []}"#);
+    let out = apply(&graph, &dir, "old.json", "report.csv");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("old.json: a hardmatch report, or a plan from a hardmatch before plan files had a version"),
+        "{}",
+        stderr(&out)
+    );
+
     // A report is not a plan, and is not planned again as if it were an export.
     run(graph
         .hardmatch(&dir, &["plan"])
