@@ -154,15 +154,12 @@ fn a_board_holds_back_rows_in_the_workbook_and_apply_writes_exactly_the_approved
         .skip(1)
         .map(|r| r[col("upn")].to_string())
         .collect();
-    assert!(rows
-        .rows()
-        .skip(1)
-        .all(|r| r[col("approved")].to_string() == "yes"));
+    assert!(rows.rows().skip(1).all(|r| r[col("approved")] == "yes"));
     let facts = workbook.worksheet_range("Plan").unwrap();
     let fact = |name: &str| {
         facts
             .rows()
-            .find(|r| r[0].to_string() == name)
+            .find(|r| r[0] == name)
             .map(|r| r[1].to_string())
             .unwrap_or_else(|| panic!("no {name} on the Plan sheet"))
     };
