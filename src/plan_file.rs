@@ -6,7 +6,7 @@
 //! `approved` and a `comment` column for the board, and an [`Integrity`] record: the
 //! version of this format, the input file's SHA-256, the tenant, the plan's time, the
 //! hardmatch version and a SHA-256 digest of every row's decision. The board may change
-//! `approved` and `comment`, nothing else: [`Plan::load`] names the first cell edited.
+//! `approved` and `comment`, nothing else: [`Plan::detect`] names the first cell edited.
 //!
 //! The report's [`Record`] is this module's output (the CSV and XLSX forms are a report with
 //! the record beside it), never the work: apply builds its writes from the typed rows.
@@ -486,8 +486,9 @@ impl Plan {
         let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let plan = parse_json(path, &text)?;
         let records: Vec<Record> = plan.rows.iter().map(PlanRow::record).collect();
-        let place = |i: usize, column: &str| format!("rows[{i}].{column}");
-        Plan::checked(path, plan.plan, records, place)
+        Plan::checked(path, plan.plan, records, |i, column| {
+            format!("rows[{i}].{}", json_field(column))
+        })
     }
 
     fn detect_workbook(path: &Path) -> crate::Result<Option<Plan>> {
@@ -753,6 +754,19 @@ impl Plan {
                 ))
             })
             .collect()
+    }
+}
+
+/// Where a report column's value sits in a JSON plan row.
+fn json_field(column: &str) -> &str {
+    match column {
+        "cloud_user_id" => "target.id",
+        "cloud_upn" => "target.user_principal_name",
+        "previous_immutable_id" => "target.previous_immutable_id",
+        "holder_id" => "holder.id",
+        "holder_upn" => "holder.userPrincipalName",
+        "holder_deleted_at" => "holder.deletedDateTime",
+        other => other,
     }
 }
 

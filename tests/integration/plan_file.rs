@@ -299,6 +299,23 @@ fn an_edited_decision_is_refused_naming_its_cell_and_nothing_is_written() {
         stderr(&out)
     );
 
+    run(graph
+        .hardmatch(&dir, &["plan"])
+        .arg(dir.join("export.csv"))
+        .args(["-o", "plan.json"]));
+    edit_json(&dir.join("plan.json"), |plan| {
+        plan["rows"][2]["target"]["previous_immutable_id"] = "1wfM9xV8fUSHbcAbDlqeOA==".into();
+    });
+    let out = apply(&graph, &dir, "plan.json", "report.csv");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "plan.json: rows[2].target.previous_immutable_id: row 3's decision was edited"
+        ),
+        "{}",
+        stderr(&out)
+    );
+
     // A cell the board may fill, but with something that is no answer.
     run(graph
         .hardmatch(&dir, &["plan"])
