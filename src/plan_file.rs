@@ -660,38 +660,47 @@ impl Plan {
         ))
     }
 
-    /// What the plan is and how old, for stderr; a plan older than a day says so loudly.
-    pub fn age_note(&self, path: &Path, now: DateTime<Utc>) -> String {
+    /// What the plan is and how old, as summary lines (`apply` prints them before it asks, and
+    /// the report keeps them); a plan older than a day says so loudly.
+    pub fn notes(&self, path: &Path, now: DateTime<Utc>) -> Vec<(String, String)> {
         let integrity = &self.integrity;
-        let about = format!(
-            "{}: plan of {} rows for tenant {}, by hardmatch {} from {} (SHA-256 {})",
-            path.display(),
-            integrity.rows,
-            integrity.tenant,
-            integrity.hardmatch_version,
-            integrity.input,
-            integrity.input_sha256
-        );
-        let Ok(at) = DateTime::parse_from_rfc3339(&integrity.planned_at) else {
-            return format!(
-                "{about}; WARNING: its time `{}` does not read",
-                integrity.planned_at
-            );
+        let mut notes = vec![
+            (
+                "plan".to_string(),
+                format!(
+                    "{}: plan of {} rows for tenant {}, by hardmatch {} from {} (SHA-256 {})",
+                    path.display(),
+                    integrity.rows,
+                    integrity.tenant,
+                    integrity.hardmatch_version,
+                    integrity.input,
+                    integrity.input_sha256
+                ),
+            ),
+            ("plan digest".to_string(), integrity.digest.clone()),
+        ];
+        let age = DateTime::parse_from_rfc3339(&integrity.planned_at)
+            .map(|at| now.signed_duration_since(at.with_timezone(&Utc)));
+        let (label, text) = match age {
+            Err(_) => (
+                "WARNING: plan age",
+                format!("its time `{}` does not read", integrity.planned_at),
+            ),
+            Ok(age) if age > OLD_PLAN => (
+                "WARNING: plan age",
+                format!(
+                    "planned {} ago, at {}: more than a day old, the tenant may have moved on since (rows that changed are refused as target-changed-since-plan); plan again if in doubt",
+                    how_long(age),
+                    integrity.planned_at
+                ),
+            ),
+            Ok(age) => (
+                "plan age",
+                format!("planned {} ago, at {}", how_long(age), integrity.planned_at),
+            ),
         };
-        let age = now.signed_duration_since(at.with_timezone(&Utc));
-        let rounded = std::time::Duration::from_secs(age.num_seconds().max(0) as u64 / 60 * 60);
-        let how_old = match rounded.is_zero() {
-            true => "less than a minute".to_string(),
-            false => humantime::format_duration(rounded).to_string(),
-        };
-        let mut note = format!(
-            "{about}\nplanned {how_old} ago, at {}",
-            integrity.planned_at
-        );
-        if age > OLD_PLAN {
-            note.push_str("\nWARNING: the plan is more than a day old: the tenant may have moved on since (rows that changed are refused as target-changed-since-plan); plan again if in doubt");
-        }
-        note
+        notes.push((label.to_string(), text));
+        notes
     }
 
     /// The report's starting records: every row as planned, then the board's answer and the
@@ -767,6 +776,15 @@ fn json_field(column: &str) -> &str {
         "holder_upn" => "holder.userPrincipalName",
         "holder_deleted_at" => "holder.deletedDateTime",
         other => other,
+    }
+}
+
+/// An age to the minute, as `1h 30m` or `2days 2h`.
+fn how_long(age: chrono::Duration) -> String {
+    let minutes = std::time::Duration::from_secs(age.num_seconds().max(0) as u64 / 60 * 60);
+    match minutes.is_zero() {
+        true => "less than a minute".to_string(),
+        false => humantime::format_duration(minutes).to_string(),
     }
 }
 
@@ -981,15 +999,20 @@ mod tests {
         let path = &written_plans(dir.path())[2];
         let plan = Plan::detect(path).unwrap().unwrap();
         let at = DateTime::parse_from_rfc3339(&plan.integrity.planned_at).unwrap();
-        let fresh = plan.age_note(path, at.with_timezone(&Utc) + chrono::Duration::minutes(90));
-        assert!(fresh.contains("planned 1h 30m ago"), "{fresh}");
+        let note = |after: chrono::Duration| {
+            let notes = plan.notes(path, at.with_timezone(&Utc) + after);
+            let lines: Vec<String> = notes.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            lines.join("\n")
+        };
+        let fresh = note(chrono::Duration::minutes(90));
+        assert!(fresh.contains("plan age: planned 1h 30m ago"), "{fresh}");
         assert!(!fresh.contains("WARNING"), "{fresh}");
-        let old = plan.age_note(path, at.with_timezone(&Utc) + chrono::Duration::hours(50));
-        assert!(old.contains("planned 2days 2h ago"), "{old}");
+        let old = note(chrono::Duration::hours(50));
         assert!(
-            old.contains("WARNING: the plan is more than a day old"),
+            old.contains("WARNING: plan age: planned 2days 2h ago"),
             "{old}"
         );
+        assert!(old.contains("more than a day old"), "{old}");
     }
 
     #[test]

@@ -169,9 +169,10 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
         let options = args.plan.options(mode);
         let plan = Plan::detect(&args.input.input)?;
         let (records, read) = if let Some(plan) = &plan {
-            let read = read_tenant(&connection.client, &plan.wanted(), args.read.strategy).await?;
+            let mut read =
+                read_tenant(&connection.client, &plan.wanted(), args.read.strategy).await?;
             plan.check_tenant(&args.input.input, &read.tenant.tenant_id)?;
-            eprintln!("{}", plan.age_note(&args.input.input, chrono::Utc::now()));
+            read.notes = plan.notes(&args.input.input, chrono::Utc::now());
             (plan.records(&read.tenant), read)
         } else {
             let source = args.input.open()?;
