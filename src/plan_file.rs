@@ -22,7 +22,7 @@ use crate::error::Error;
 use crate::outcome::{Outcome, Warnings};
 use crate::pipeline::work_item;
 use crate::plan::{Action, Holder, TargetState, TenantIndex};
-use crate::report::read::{is_report, Table};
+use crate::report::read::{csv_reader, is_report, Table};
 use crate::report::{self, Format, Record, Summary, COLUMNS};
 use crate::resume::InputFingerprint;
 use crate::tenant::{Tenant, User};
@@ -528,7 +528,8 @@ impl Plan {
     }
 
     fn detect_csv(path: &Path) -> crate::Result<Option<Plan>> {
-        let Ok(headers) = csv_headers(path) else {
+        // A file that is no CSV (LDIF, say): the export reader says what it is.
+        let Ok((_, headers)) = csv_reader(path) else {
             return Ok(None);
         };
         let field_column = |f: &str| format!("plan_{f}");
@@ -793,17 +794,6 @@ fn not_a_plan(path: &Path) -> Error {
         path,
         "a hardmatch report, not a plan: apply takes an export, or a plan file from `hardmatch plan INPUT -o plan.xlsx` (it has an integrity record); a report is not planned again as if it were an export",
     )
-}
-
-/// The header line of a CSV file, or an error when it has none that reads.
-fn csv_headers(path: &Path) -> csv::Result<Vec<String>> {
-    let file = std::fs::File::open(path)?;
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(file);
-    Ok(reader
-        .headers()?
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').to_string())
-        .collect())
 }
 
 /// The first decision column whose cell no longer matches the row's own digest.

@@ -44,10 +44,34 @@ fn read_json(path: &Path) -> crate::Result<Vec<Record>> {
         .map_err(|e| not_a_report(path, e))
 }
 
+/// Streams the rows into records (a report can have a million rows; they are not held twice).
 fn read_csv(path: &Path) -> crate::Result<Vec<Record>> {
-    let table = Table::csv(path)?;
-    check_headers(path, &table.headers)?;
-    table.records(path)
+    let (mut reader, headers) = csv_reader(path)?;
+    check_headers(path, &headers)?;
+    let headers = csv::StringRecord::from(headers);
+    reader
+        .records()
+        .enumerate()
+        .map(|(i, cells)| {
+            let line = i + 2;
+            let cells = cells.map_err(|e| not_a_report(path, format!("line {line}: {e}")))?;
+            record(&headers, cells.iter())
+                .map_err(|e| not_a_report(path, format!("line {line}: {e}")))
+        })
+        .collect()
+}
+
+/// A CSV file opened, and its header line (without a byte-order mark).
+pub(crate) fn csv_reader(path: &Path) -> crate::Result<(csv::Reader<std::fs::File>, Vec<String>)> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = csv::Reader::from_reader(file);
+    let headers = reader
+        .headers()
+        .map_err(|e| not_a_report(path, e))?
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').to_string())
+        .collect();
+    Ok((reader, headers))
 }
 
 fn read_xlsx(path: &Path) -> crate::Result<Vec<Record>> {
@@ -67,14 +91,7 @@ pub(crate) struct Table {
 
 impl Table {
     pub(crate) fn csv(path: &Path) -> crate::Result<Table> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut reader = csv::Reader::from_reader(file);
-        let headers = reader
-            .headers()
-            .map_err(|e| not_a_report(path, e))?
-            .iter()
-            .map(|h| h.trim_start_matches('\u{feff}').to_string())
-            .collect();
+        let (mut reader, headers) = csv_reader(path)?;
         let rows = reader
             .records()
             .enumerate()
