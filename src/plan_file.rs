@@ -327,8 +327,7 @@ pub fn write(
     path: &Path,
     records: &mut [Record],
     summary: &Summary,
-    input: &Path,
-    planned_at: DateTime<Utc>,
+    planned: Planned<'_>,
     excel_bom: bool,
 ) -> crate::Result<()> {
     for record in records.iter_mut() {
@@ -336,10 +335,12 @@ pub fn write(
     }
     let mut integrity = Integrity {
         version: VERSION,
-        input: input.display().to_string(),
-        input_sha256: InputFingerprint::of(input)?.sha256,
-        tenant: summary.tenant.clone(),
-        planned_at: planned_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        input: planned.input.display().to_string(),
+        input_sha256: InputFingerprint::of(planned.input)?.sha256,
+        tenant: tenant_name(planned.tenant),
+        planned_at: planned
+            .at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         hardmatch_version: env!("CARGO_PKG_VERSION").to_string(),
         rows: records.len(),
         digest: String::new(),
@@ -374,6 +375,25 @@ pub fn write(
             report::xlsx::write_plan(to, records, summary, PLAN_SHEET, &facts)
         }
     })
+}
+
+/// What a plan was made from: the export, the tenant, and when.
+#[derive(Clone, Copy)]
+pub struct Planned<'a> {
+    pub input: &'a Path,
+    pub tenant: &'a Tenant,
+    pub at: DateTime<Utc>,
+}
+
+/// The name a plan gives its tenant, and checks at apply: the initial domain
+/// (`contoso.onmicrosoft.com`), which a live read, a snapshot and a hand-written tenant file
+/// all know, else the tenant's id. (A live read cannot see the tenant's GUID without
+/// Organization.Read.All, which hardmatch does not ask for.)
+pub fn tenant_name(tenant: &Tenant) -> String {
+    match tenant.domains.iter().find(|d| d.is_initial) {
+        Some(initial) => initial.id.clone(),
+        None => tenant.tenant_id.clone(),
+    }
 }
 
 /// Makes a planned record its plan row's: the action always named, `approved` yes where the
@@ -648,8 +668,9 @@ impl Plan {
     }
 
     /// Refuses to apply a plan made for another tenant.
-    pub fn check_tenant(&self, path: &Path, tenant: &str) -> crate::Result<()> {
-        if self.integrity.tenant.eq_ignore_ascii_case(tenant) {
+    pub fn check_tenant(&self, path: &Path, tenant: &Tenant) -> crate::Result<()> {
+        let tenant = tenant_name(tenant);
+        if self.integrity.tenant.eq_ignore_ascii_case(&tenant) {
             return Ok(());
         }
         Err(plan_error(
@@ -926,9 +947,10 @@ mod tests {
     fn written_plans(dir: &Path) -> Vec<std::path::PathBuf> {
         let input = dir.join("users.csv");
         std::fs::write(&input, "upn\nalice@contoso.com\n").unwrap();
-        let summary = Summary {
-            tenant: "contoso.onmicrosoft.com".into(),
-            ..Summary::default()
+        let summary = Summary::default();
+        let tenant = Tenant {
+            tenant_id: "contoso.onmicrosoft.com".into(),
+            ..Tenant::default()
         };
         let nothing = Record {
             row: 2,
@@ -948,7 +970,12 @@ mod tests {
             .map(|name| {
                 let path = dir.join(name);
                 let mut records = vec![planned(), nothing.clone(), settled.clone()];
-                write(&path, &mut records, &summary, &input, Utc::now(), false).unwrap();
+                let planned = Planned {
+                    input: &input,
+                    tenant: &tenant,
+                    at: Utc::now(),
+                };
+                write(&path, &mut records, &summary, planned, false).unwrap();
                 path
             })
             .collect()

@@ -171,7 +171,7 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
         let (records, read) = if let Some(plan) = &plan {
             let mut read =
                 read_tenant(&connection.client, &plan.wanted(), args.read.strategy).await?;
-            plan.check_tenant(&args.input.input, &read.tenant.tenant_id)?;
+            plan.check_tenant(&args.input.input, &read.tenant)?;
             read.notes = plan.notes(&args.input.input, chrono::Utc::now());
             (plan.records(&read.tenant), read)
         } else {

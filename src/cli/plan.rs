@@ -189,14 +189,12 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
             .chain(sync_notes.clone())
             .collect(),
     };
-    plan_file::write(
-        &args.output,
-        &mut records,
-        &summary,
-        &args.input.input,
-        started,
-        args.excel,
-    )?;
+    let planned = plan_file::Planned {
+        input: &args.input.input,
+        tenant: &tenant,
+        at: started,
+    };
+    plan_file::write(&args.output, &mut records, &summary, planned, args.excel)?;
     if let Some(path) = &args.uncovered {
         report::write_uncovered_of(path, &tenant, &records)?;
     }

@@ -370,6 +370,32 @@ fn a_plan_for_another_tenant_is_refused_naming_both() {
     assert_eq!(other.stats().writes_total, 0);
 }
 
+/// A plan made offline from a tenant file names the tenant as a live read does (its initial
+/// domain), so that it applies to the live tenant it was made for.
+#[test]
+fn a_plan_from_a_tenant_file_applies_to_its_live_tenant() {
+    let dir = Dir::new();
+    let out = run(dir
+        .hardmatch()
+        .arg("plan")
+        .arg(sample("csvde.csv"))
+        .arg("--snapshot")
+        .arg(sample("tenant.json"))
+        .args(["-o", "plan.csv"]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let graph = Graph::sample();
+    let out = apply(&graph, &dir, "plan.csv", "report.csv");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("plan of 21 rows for tenant contoso.onmicrosoft.com"),
+        "{}",
+        stderr(&out)
+    );
+    let report = by_upn(&dir.join("report.csv"));
+    assert_eq!(report["alice.adams@contoso.com"]["outcome"], "stamped");
+    assert!(graph.anchor_of("alice.adams@contoso.com").is_some());
+}
+
 #[test]
 fn a_plan_of_another_version_or_no_plan_at_all_is_refused() {
     let (dir, graph) = planned(2, "plan.json");
