@@ -275,6 +275,24 @@ mod tests {
     }
 
     #[test]
+    fn a_report_from_before_the_board_columns_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.csv");
+        let old_columns = &crate::report::COLUMNS[..25];
+        assert_eq!(old_columns.last(), Some(&"apply_outcome"));
+        let mut cells = vec![""; 25];
+        (cells[0], cells[2], cells[12], cells[21]) = ("1", "2", "stamped", "1");
+        let text = format!("{}\n{}\n", old_columns.join(","), cells.join(","));
+        std::fs::write(&path, text).unwrap();
+        let read = read(&path).unwrap();
+        assert_eq!(read[0].outcome, Some(Outcome::Stamped));
+        assert_eq!(
+            (read[0].approved.as_str(), read[0].comment.as_str()),
+            ("", "")
+        );
+    }
+
+    #[test]
     fn a_file_that_is_no_report_says_which_column_it_lacks() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("users.csv");
