@@ -156,6 +156,8 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
     let mode = Mode::Stamp;
     report::check_output(&args.output, report::REPORT_FORMATS)?;
     let flags = [args.plan.written_flags(), args.input.written_flags()].concat();
+    // A plan is checked (version, decisions, approvals) before anything is signed in to.
+    let plan = Plan::detect(&args.input.input)?;
     let identity = RunIdentity::new("apply", &args.input.input, flags)?;
     let mut resume = args.write.open_resume(&identity)?;
     target::runtime()?.block_on(async {
@@ -167,7 +169,6 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
             }
         }
         let options = args.plan.options(mode);
-        let plan = Plan::detect(&args.input.input)?;
         let (records, read) = if let Some(plan) = &plan {
             let mut read =
                 read_tenant(&connection.client, &plan.wanted(), args.read.strategy).await?;

@@ -126,6 +126,11 @@ fn assert_only_approved_written(graph: &Graph, report: &Path, held: &[&str], n: 
     assert_eq!(graph.stats().writes_total as usize, n - held.len());
 }
 
+/// Every request the emulator has answered.
+fn requests(graph: &Graph) -> u64 {
+    graph.stats().requests.values().sum()
+}
+
 /// The UPNs of a CSV plan's rows, in order.
 fn upns_of_csv(plan: &Path) -> Vec<String> {
     report_rows(plan)
@@ -270,8 +275,10 @@ fn an_edited_decision_is_refused_naming_its_cell_and_nothing_is_written() {
     edit_csv(&dir.join("plan.csv"), |line, header, _| {
         (line == 3 && header == "immutable_id").then(|| "1wfM9xV8fUSHbcAbDlqeOA==".into())
     });
+    let before = requests(&graph);
     let out = apply(&graph, &dir, "plan.csv", "report.csv");
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(requests(&graph), before, "refused before any Graph request");
     let said = stderr(&out);
     assert!(
         said.contains("plan.csv: line 3, column immutable_id: row 2's decision was edited"),
