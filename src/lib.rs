@@ -11,6 +11,8 @@
 //! - [`source`]: the reader stage (CSV, LDIF, XLSX), rows with their source positions.
 //! - [`compute`]: rows to candidates on rayon, duplicate detection inside the input.
 //! - [`source_anchor`]: which attribute the tenant's sync anchors on, from the evidence.
+//! - [`plan_file`]: the versioned plan file a change board approves and `apply` carries out,
+//!   with its integrity record.
 //! - [`outcome`]: the stable outcome codes of the report, in one place.
 //! - [`report`]: the reporter stage, one report row per input row.
 //! - [`verify`]: after the sync cycle, what it did with each row of an earlier run.
@@ -33,6 +35,7 @@ pub mod logging;
 pub mod outcome;
 pub mod pipeline;
 pub mod plan;
+pub mod plan_file;
 pub mod private;
 pub mod progress;
 pub mod report;

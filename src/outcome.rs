@@ -68,6 +68,9 @@ pub enum Outcome {
     ThrottledOut,
     GraphError,
     NotAttempted,
+    /// `apply PLAN`: the change board did not approve the row (`approved` is `no` or empty);
+    /// it was not written.
+    NotApproved,
     // Verify: what the sync cycle did with a row (`hardmatch verify`).
     /// The stamped user is synced now: same object, the anchor as stamped.
     Matched,
@@ -129,7 +132,9 @@ impl Outcome {
             | TargetLinkedElsewhere
             | TargetGuest => Group::Target,
             AnchorHeldByUser | AnchorHeldByDeletedUser => Group::AnchorConflict,
-            PermissionDenied | ThrottledOut | GraphError | NotAttempted => Group::Service,
+            PermissionDenied | ThrottledOut | GraphError | NotAttempted | NotApproved => {
+                Group::Service
+            }
             Matched | AwaitingSync | MatchBlocked | DuplicateCreated | AnchorChanged
             | TargetGone | NotStamped => Group::Verify,
         }

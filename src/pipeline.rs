@@ -209,11 +209,8 @@ pub fn work_items(
     tenant: &Tenant,
     new_anchor: impl Fn(&Record) -> Option<String>,
 ) -> Vec<WorkItem> {
-    let initial = TenantIndex::new(tenant)
-        .initial_domain()
-        .map(str::to_string);
+    let context = WriteContext::new(tenant);
     let users = tenant.users_by_id();
-    let privileges = Privileges::new(tenant);
     records
         .iter()
         .filter_map(|record| {
@@ -232,52 +229,100 @@ pub fn work_items(
                 on_premises_sync_enabled: false,
                 on_premises_object_identifier: record.object_identifier.clone(),
             });
-            let hop_upn = action
-                .hops()
-                .then(|| {
-                    let local = target
-                        .user_principal_name
-                        .split('@')
-                        .next()
-                        .unwrap_or_default();
-                    initial.as_ref().map(|domain| format!("{local}@{domain}"))
-                })
-                .flatten();
             let holder = (!record.holder_id.is_empty()).then(|| Holder {
                 id: record.holder_id.clone(),
                 user_principal_name: record.holder_upn.clone(),
                 deleted_date_time: (!record.holder_deleted_at.is_empty())
                     .then(|| record.holder_deleted_at.clone()),
             });
-            let object_identifier = matches!(
-                action,
-                Action::ClearObjectIdentifierThenStamp | Action::PutBackObjectIdentifier
-            )
-            .then(|| {
-                // A plan file read back without it: the tenant as read now, when it was read.
-                record
-                    .object_identifier
-                    .clone()
-                    .or_else(|| target.on_premises_object_identifier.clone())
-            })
-            .flatten();
-            let privileged = privileged_because(
-                &privileges,
-                &target.id,
-                record.warnings.contains(Warning::RolesUnknown),
-            );
-            Some(WorkItem {
-                row: record.row,
+            let facts = RowFacts {
+                object_identifier: record.object_identifier.clone(),
+                roles_unknown: record.warnings.contains(Warning::RolesUnknown),
+            };
+            Some(context.work_item(
+                record.row,
                 action,
                 target,
-                new_anchor: new_anchor(record),
+                new_anchor(record),
                 holder,
-                hop_upn,
-                object_identifier,
-                privileged,
-            })
+                facts,
+            ))
         })
         .collect()
+}
+
+/// What every row's write in a run needs from the tenant as read: the initial domain a
+/// federated hop stops over in, and who is privileged (a 403 on them never stops the run).
+pub struct WriteContext {
+    initial: Option<String>,
+    privileges: Privileges,
+}
+
+/// What the plan knew about a row beyond its target: the onPremisesObjectIdentifier to clear
+/// or put back, and whether the target's roles could not be read.
+#[derive(Default)]
+pub struct RowFacts {
+    pub object_identifier: Option<String>,
+    pub roles_unknown: bool,
+}
+
+impl WriteContext {
+    pub fn new(tenant: &Tenant) -> WriteContext {
+        WriteContext {
+            initial: TenantIndex::new(tenant)
+                .initial_domain()
+                .map(str::to_string),
+            privileges: Privileges::new(tenant),
+        }
+    }
+
+    /// One row's write: `action` on `target` (as the tenant holds it now), setting
+    /// `new_anchor` (`None` clears).
+    pub fn work_item(
+        &self,
+        row: usize,
+        action: Action,
+        target: TargetState,
+        new_anchor: Option<String>,
+        holder: Option<Holder>,
+        facts: RowFacts,
+    ) -> WorkItem {
+        let hop_upn = action
+            .hops()
+            .then(|| {
+                let local = target
+                    .user_principal_name
+                    .split('@')
+                    .next()
+                    .unwrap_or_default();
+                self.initial
+                    .as_ref()
+                    .map(|domain| format!("{local}@{domain}"))
+            })
+            .flatten();
+        let object_identifier = matches!(
+            action,
+            Action::ClearObjectIdentifierThenStamp | Action::PutBackObjectIdentifier
+        )
+        .then(|| {
+            // A plan without it (a plan file): the tenant as read now.
+            facts
+                .object_identifier
+                .or_else(|| target.on_premises_object_identifier.clone())
+        })
+        .flatten();
+        let privileged = privileged_because(&self.privileges, &target.id, facts.roles_unknown);
+        WorkItem {
+            row,
+            action,
+            target,
+            new_anchor,
+            holder,
+            hop_upn,
+            object_identifier,
+            privileged,
+        }
+    }
 }
 
 /// How to carry out the writes of a run.

@@ -8,11 +8,12 @@ use super::input::InputArgs;
 use super::plan::{plan_for_sync, PlanArgs};
 use super::target::{self, Connection, ReadArgs, TargetArgs};
 use crate::exit_code::ExitCode;
-use crate::graph::read::{TenantRead, Wanted};
+use crate::graph::read::TenantRead;
 use crate::journal::{Entry, Journal, Replay};
 use crate::outcome::Outcome;
 use crate::pipeline::{self, read_tenant, Execution, Stop};
-use crate::plan::Mode;
+use crate::plan::{Action, Mode};
+use crate::plan_file::Plan;
 use crate::report::{self, Record, Summary};
 use crate::resume::{self, Resume, RunIdentity};
 use crate::tenant::Tenant;
@@ -34,9 +35,10 @@ Examples:
   hardmatch apply users.csv --emulate tenant.json --state rehearsal.json --yes -o report.csv
   hardmatch rollback report.csv.journal --emulate tenant.json --state rehearsal.json --yes -o rollback.csv
 
-  # Exactly the rows of a plan the change board approved, re-checked for drift:
-  hardmatch plan users.csv -o plan.json
-  hardmatch apply plan.json -o report.csv
+  # Exactly the rows of a plan the change board approved (its `approved` column), re-checked
+  # for drift; refused when a decision was edited or the plan is for another tenant:
+  hardmatch plan users.csv -o plan.xlsx
+  hardmatch apply plan.xlsx -o report.csv
 
 The journal is written beside the report (REPORT.journal) before every write; `hardmatch
 rollback REPORT.journal` puts every previous value back.
@@ -154,6 +156,8 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
     let mode = Mode::Stamp;
     report::check_output(&args.output, report::REPORT_FORMATS)?;
     let flags = [args.plan.written_flags(), args.input.written_flags()].concat();
+    // A plan is checked (version, decisions, approvals) before anything is signed in to.
+    let plan = Plan::detect(&args.input.input)?;
     let identity = RunIdentity::new("apply", &args.input.input, flags)?;
     let mut resume = args.write.open_resume(&identity)?;
     target::runtime()?.block_on(async {
@@ -165,15 +169,12 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
             }
         }
         let options = args.plan.options(mode);
-        let (records, read) = if is_plan_file(&args.input.input) {
-            let mut records = load_plan(&args.input.input)?;
-            let mut wanted = Wanted::default();
-            for record in records.iter().filter(|r| !r.cloud_user_id.is_empty()) {
-                wanted.id(&record.cloud_user_id);
-            }
-            let read = read_tenant(&connection.client, &wanted, args.read.strategy).await?;
-            check_drift(&mut records, &read.tenant);
-            (records, read)
+        let (records, read) = if let Some(plan) = &plan {
+            let mut read =
+                read_tenant(&connection.client, &plan.wanted(), args.read.strategy).await?;
+            plan.check_tenant(&args.input.input, &read.tenant)?;
+            read.notes = plan.notes(&args.input.input, chrono::Utc::now());
+            (plan.records(&read.tenant), read)
         } else {
             let source = args.input.open()?;
             let compute = args.input.compute_options();
@@ -192,8 +193,19 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
             identity,
             resume,
         };
-        run.carry_out(records, Outcome::Stamped, |r| Some(r.immutable_id.clone()))
-            .await
+        let new_anchor = |r: &Record| Some(r.immutable_id.clone());
+        match &plan {
+            Some(plan) => {
+                run.carry_out_with(
+                    records,
+                    Outcome::Stamped,
+                    &new_anchor,
+                    &|records, tenant| plan.work_items(records, tenant),
+                )
+                .await
+            }
+            None => run.carry_out(records, Outcome::Stamped, new_anchor).await,
+        }
     })
 }
 
@@ -221,13 +233,29 @@ pub struct WriteRun<'a> {
 
 impl WriteRun<'_> {
     pub async fn carry_out(
-        mut self,
-        mut records: Vec<Record>,
+        self,
+        records: Vec<Record>,
         success: Outcome,
         new_anchor: impl Fn(&Record) -> Option<String>,
     ) -> crate::Result<ExitCode> {
+        let work = |records: &[Record], tenant: &Tenant| {
+            pipeline::work_items(records, tenant, &new_anchor)
+        };
+        self.carry_out_with(records, success, &new_anchor, &work)
+            .await
+    }
+
+    /// [`WriteRun::carry_out`], with the writes made by `work` from the records as they
+    /// stand after a resume's credit (a plan file builds them from its typed rows).
+    pub async fn carry_out_with(
+        mut self,
+        mut records: Vec<Record>,
+        success: Outcome,
+        new_anchor: &dyn Fn(&Record) -> Option<String>,
+        work: &dyn Fn(&[Record], &Tenant) -> Vec<WorkItem>,
+    ) -> crate::Result<ExitCode> {
         let started = chrono::Utc::now();
-        let confirmed = self.confirmed(&mut records, &new_anchor)?;
+        let confirmed = self.confirmed(&mut records, new_anchor, work)?;
         let journal_path = confirmed.journal.path().to_owned();
         let execution = Execution {
             client: self.connection.client.clone(),
@@ -255,6 +283,7 @@ impl WriteRun<'_> {
         &mut self,
         records: &mut [Record],
         new_anchor: &dyn Fn(&Record) -> Option<String>,
+        work: &dyn Fn(&[Record], &Tenant) -> Vec<WorkItem>,
     ) -> crate::Result<Confirmed> {
         let tenant = &self.read.tenant;
         self.identity.tenant = tenant.tenant_id.clone();
@@ -267,7 +296,7 @@ impl WriteRun<'_> {
             }
             None => None,
         };
-        let items = pipeline::work_items(records, tenant, new_anchor);
+        let items = work(records, tenant);
         for (name, note) in &self.read.notes {
             eprintln!("{name}: {note}");
         }
@@ -408,11 +437,11 @@ fn describe(
         tenant.tenant_id,
         report::outcome_table(records)
     );
-    let count = |action: &str| {
+    let count = |action: Action| {
         records
             .iter()
             .filter(|r| {
-                r.action == action
+                Action::from_code(&r.action) == Some(action)
                     && r.outcome
                         .is_some_and(|o| matches!(o, Outcome::WouldStamp | Outcome::WouldClear))
             })
@@ -431,19 +460,19 @@ fn describe(
         ("overwrite another ImmutableId (--overwrite)", overwrites),
         (
             "purge a deleted holder for good (--purge-deleted-holders)",
-            count("purge-holder-then-stamp"),
+            count(Action::PurgeHolderThenStamp),
         ),
         (
             "move a UPN out of its federated domain and back (--federated-hop)",
-            count("federated-hop-then-stamp") + count("federated-hop-then-clear"),
+            count(Action::FederatedHopThenStamp) + count(Action::FederatedHopThenClear),
         ),
         (
             "clear onPremisesObjectIdentifier, which links the user to another on-premises object, before the stamp (--clear-object-identifier; it needs User-OnPremisesSyncBehavior.ReadWrite.All and Global or Hybrid Identity Administrator)",
-            count("clear-object-identifier-then-stamp"),
+            count(Action::ClearObjectIdentifierThenStamp),
         ),
         (
             "put back onPremisesObjectIdentifier",
-            count("put-back-object-identifier"),
+            count(Action::PutBackObjectIdentifier),
         ),
     ] {
         if n > 0 {
@@ -451,10 +480,10 @@ fn describe(
         }
     }
     let stamps = [
-        "stamp",
-        "purge-holder-then-stamp",
-        "federated-hop-then-stamp",
-        "clear-object-identifier-then-stamp",
+        Action::Stamp,
+        Action::PurgeHolderThenStamp,
+        Action::FederatedHopThenStamp,
+        Action::ClearObjectIdentifierThenStamp,
     ]
     .into_iter()
     .map(count)
@@ -512,97 +541,6 @@ fn ask(question: &str) -> crate::Result<()> {
 /// `yes`, `Yes` or `YES` confirm (caps lock on is still a yes); `y` or anything else does not.
 fn is_yes(answer: &str) -> bool {
     matches!(answer.trim(), "yes" | "Yes" | "YES")
-}
-
-/// Whether a cloud-only target already holds the anchor a plan row would stamp.
-fn holds_planned_value(user: &crate::tenant::User, record: &Record) -> bool {
-    user.on_premises_sync_enabled != Some(true)
-        && !record.immutable_id.is_empty()
-        && user.on_premises_immutable_id.as_deref() == Some(record.immutable_id.as_str())
-}
-
-fn is_plan_file(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-}
-
-/// A reviewed plan's rows, as `hardmatch plan -o plan.json` wrote them.
-fn load_plan(path: &Path) -> crate::Result<Vec<Record>> {
-    #[derive(serde::Deserialize)]
-    struct PlanFile {
-        rows: Vec<Record>,
-    }
-    let text = std::fs::read(path).map_err(|e| crate::Error::io(path, e))?;
-    let plan: PlanFile = serde_json::from_slice(&text).map_err(|e| {
-        crate::Error::Input(format!(
-            "{}: not a hardmatch plan (JSON from `hardmatch plan -o plan.json`): {e}",
-            path.display()
-        ))
-    })?;
-    Ok(plan.rows)
-}
-
-/// Re-checks each approved write against the tenant now: a target that already holds the
-/// planned value (the plan was applied before) is `already-matched`; a target whose state
-/// moved elsewhere since the plan is `target-changed-since-plan`, not written.
-fn check_drift(records: &mut [Record], tenant: &Tenant) {
-    let users = tenant.users_by_id();
-    for record in records
-        .iter_mut()
-        .filter(|r| r.outcome == Some(Outcome::WouldStamp))
-    {
-        let now = users.get(record.cloud_user_id.as_str()).copied();
-        if now.is_some_and(|user| holds_planned_value(user, record)) {
-            record.outcome = Some(Outcome::AlreadyMatched);
-            record.detail = format!(
-                "{} already holds the planned ImmutableId (the plan was applied before); nothing to write",
-                record.cloud_upn
-            );
-            record.action = "none".into();
-            continue;
-        }
-        let drift = match now {
-            None => Some("the target no longer exists".to_string()),
-            Some(user) if user.on_premises_sync_enabled == Some(true) => {
-                Some("the target is now synced from on-premises".into())
-            }
-            Some(user)
-                if user
-                    .on_premises_immutable_id
-                    .as_deref()
-                    .filter(|v| !v.is_empty())
-                    != record
-                        .previous_immutable_id
-                        .as_deref()
-                        .filter(|v| !v.is_empty()) =>
-            {
-                Some(format!(
-                    "its ImmutableId is now {} (the plan saw {})",
-                    user.on_premises_immutable_id.as_deref().unwrap_or("empty"),
-                    record.previous_immutable_id.as_deref().unwrap_or("empty")
-                ))
-            }
-            Some(user)
-                if !user
-                    .user_principal_name
-                    .eq_ignore_ascii_case(&record.cloud_upn) =>
-            {
-                Some(format!(
-                    "its UPN is now {} (the plan saw {})",
-                    user.user_principal_name, record.cloud_upn
-                ))
-            }
-            Some(_) => None,
-        };
-        if let Some(why) = drift {
-            record.outcome = Some(Outcome::TargetChangedSincePlan);
-            record.detail = format!(
-                "{} changed since the plan: {why}; plan again",
-                record.cloud_upn
-            );
-            record.action = "none".into();
-        }
-    }
 }
 
 #[cfg(test)]

@@ -9,13 +9,15 @@ use crate::exit_code::ExitCode;
 use crate::graph::read::{ReadStrategy, Wanted};
 use crate::pipeline::{self, Prepared};
 use crate::plan::{MatchBy, Mode, Permissions, PlanOptions};
+use crate::plan_file;
 use crate::report::{self, Record, Summary};
 use crate::source_anchor;
 use crate::tenant::Tenant;
 
 const EXAMPLES: &str = "\
 Examples:
-  # Plan against the live tenant (read-only), signed in with the Azure CLI:
+  # Plan against the live tenant (read-only), signed in with the Azure CLI; the change
+  # board sets `approved` to no on rows to hold back, then `hardmatch apply plan.xlsx`:
   hardmatch plan users.csv -o plan.xlsx
 
   # Plan offline against a snapshot taken earlier with `hardmatch snapshot -o tenant.json`
@@ -175,7 +177,7 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
             target::runtime()?.block_on(read_live(&args.target, &wanted, strategy))?
         }
     };
-    let (records, sync_notes) = plan_for_sync(
+    let (mut records, sync_notes) = plan_for_sync(
         &mut prepared,
         &tenant,
         &args.plan.options(Mode::Stamp),
@@ -194,7 +196,12 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
             .chain(sync_notes.clone())
             .collect(),
     };
-    report::write(&args.output, &records, &summary, args.excel)?;
+    let planned = plan_file::Planned {
+        input: &args.input.input,
+        tenant: &tenant,
+        at: started,
+    };
+    plan_file::write(&args.output, &mut records, &summary, planned, args.excel)?;
     if let Some(path) = &args.uncovered {
         report::write_uncovered_of(path, &tenant, &records)?;
     }

@@ -108,8 +108,21 @@ fn create(path: &Path) -> io::Result<Box<dyn Write>> {
 
 /// Writes the full audit report.
 pub fn write(path: &Path, records: &[Record], excel_bom: bool) -> crate::Result<()> {
+    write_with_columns(path, records, excel_bom, &[], &[])
+}
+
+/// [`write`], with `extra` columns after the report's, the same `values` on every row (a plan
+/// file's integrity record).
+pub fn write_with_columns(
+    path: &Path,
+    records: &[Record],
+    excel_bom: bool,
+    extra: &[&str],
+    values: &[String],
+) -> crate::Result<()> {
     let is_id = COLUMNS.map(|column| ID_COLUMNS.contains(&column));
-    write_rows(path, excel_bom, &COLUMNS, records.len(), |i, cells| {
+    let header = [&COLUMNS[..], extra].concat();
+    write_rows(path, excel_bom, &header, records.len(), |i, cells| {
         for (value, is_id) in records[i].cells().iter().zip(is_id) {
             if is_id {
                 cells.id(value);
@@ -117,5 +130,6 @@ pub fn write(path: &Path, records: &[Record], excel_bom: bool) -> crate::Result<
                 cells.cell(value);
             }
         }
+        values.iter().for_each(|value| cells.cell(value));
     })
 }

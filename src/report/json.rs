@@ -35,7 +35,7 @@ pub fn write_rows<T: Serialize>(path: &Path, rows: &[T]) -> crate::Result<()> {
     write_value(path, &Rows { rows })
 }
 
-fn write_value(path: &Path, value: &impl Serialize) -> crate::Result<()> {
+pub(crate) fn write_value(path: &Path, value: &impl Serialize) -> crate::Result<()> {
     let file = crate::private::create(path).map_err(|e| Error::io(path, e))?;
     let mut out = std::io::BufWriter::new(file);
     serde_json::to_writer_pretty(&mut out, value).map_err(|e| Error::io(path, e.into()))?;

@@ -64,10 +64,18 @@ pub struct Record {
     /// or that a rollback puts back. Not a report column: the journal keeps it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub object_identifier: Option<String>,
+    /// The change board's approval in a plan file (`yes`, `no` or empty), carried into the
+    /// report of `apply PLAN` (see [`crate::plan_file`]).
+    pub approved: String,
+    /// The change board's free comment in a plan file, carried through like `approved`.
+    pub comment: String,
+    /// In a plan file, the row's decision digest (see [`crate::plan_file`]); the report of
+    /// `apply PLAN` keeps it, so that each written row points at the decision approved.
+    pub decision_digest: String,
 }
 
 /// The report's columns, in the order issue 4 fixes for CSV and XLSX.
-pub const COLUMNS: [&str; 25] = [
+pub const COLUMNS: [&str; 28] = [
     "row",
     "source",
     "line",
@@ -93,11 +101,14 @@ pub const COLUMNS: [&str; 25] = [
     "timestamp",
     "plan_outcome",
     "apply_outcome",
+    "approved",
+    "comment",
+    "decision_digest",
 ];
 
 impl Record {
     /// The cells in [`COLUMNS`] order, as plain text (not yet made Excel-safe).
-    pub fn cells(&self) -> [Cow<'_, str>; 25] {
+    pub fn cells(&self) -> [Cow<'_, str>; 28] {
         fn opt<T: ToString>(v: &Option<T>) -> Cow<'static, str> {
             v.as_ref()
                 .map_or(Cow::Borrowed(""), |v| Cow::Owned(v.to_string()))
@@ -133,6 +144,9 @@ impl Record {
                 .map_or(Cow::Borrowed(""), |o| Cow::Borrowed(o.code())),
             self.apply_outcome
                 .map_or(Cow::Borrowed(""), |o| Cow::Borrowed(o.code())),
+            Cow::Borrowed(&self.approved),
+            Cow::Borrowed(&self.comment),
+            Cow::Borrowed(&self.decision_digest),
         ]
     }
 }
@@ -267,7 +281,10 @@ pub fn write(
 /// Writes a file through `write` to a temporary file beside it, then renames it into place:
 /// a full disk or a kill during the write leaves the old report (or none), never a cut one.
 /// `-`, devices and pipes are written directly.
-fn replace_whole(path: &Path, write: impl FnOnce(&Path) -> crate::Result<()>) -> crate::Result<()> {
+pub(crate) fn replace_whole(
+    path: &Path,
+    write: impl FnOnce(&Path) -> crate::Result<()>,
+) -> crate::Result<()> {
     let regular = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta.is_file(),
         Err(_) => path != Path::new("-"),

@@ -31,25 +31,22 @@ fn not_a_report(path: &Path, why: impl std::fmt::Display) -> Error {
 }
 
 fn read_json(path: &Path) -> crate::Result<Vec<Record>> {
+    let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    if let Some(rows) = crate::plan_file::records_of_json(path, &text)? {
+        return Ok(rows);
+    }
     #[derive(serde::Deserialize)]
     struct ReportFile {
         rows: Vec<Record>,
     }
-    let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     serde_json::from_slice::<ReportFile>(&text)
         .map(|file| file.rows)
         .map_err(|e| not_a_report(path, e))
 }
 
+/// Streams the rows into records (a report can have a million rows; they are not held twice).
 fn read_csv(path: &Path) -> crate::Result<Vec<Record>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut reader = csv::Reader::from_reader(file);
-    let headers = reader
-        .headers()
-        .map_err(|e| not_a_report(path, e))?
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').to_string())
-        .collect::<Vec<_>>();
+    let (mut reader, headers) = csv_reader(path)?;
     check_headers(path, &headers)?;
     let headers = csv::StringRecord::from(headers);
     reader
@@ -64,25 +61,123 @@ fn read_csv(path: &Path) -> crate::Result<Vec<Record>> {
         .collect()
 }
 
+/// A CSV file opened, and its header line (without a byte-order mark).
+pub(crate) fn csv_reader(path: &Path) -> crate::Result<(csv::Reader<std::fs::File>, Vec<String>)> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = csv::Reader::from_reader(file);
+    let headers = reader
+        .headers()
+        .map_err(|e| not_a_report(path, e))?
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').to_string())
+        .collect();
+    Ok((reader, headers))
+}
+
 fn read_xlsx(path: &Path) -> crate::Result<Vec<Record>> {
-    let mut workbook = open_workbook_auto(path).map_err(|e| not_a_report(path, e))?;
-    let range = workbook
-        .worksheet_range("Rows")
-        .map_err(|e| not_a_report(path, format!("no Rows sheet ({e})")))?;
-    let mut rows = range.rows();
-    let headers: Vec<String> = rows
-        .next()
-        .map(|cells| cells.iter().map(cell_text).collect())
-        .unwrap_or_default();
-    check_headers(path, &headers)?;
-    let headers = csv::StringRecord::from(headers);
-    rows.enumerate()
-        .map(|(i, cells)| {
-            let texts: Vec<String> = cells.iter().map(cell_text).collect();
-            record(&headers, texts.iter().map(String::as_str))
-                .map_err(|e| not_a_report(path, format!("sheet Rows row {}: {e}", i + 2)))
+    let table = Table::xlsx(path, "Rows")?;
+    check_headers(path, &table.headers)?;
+    table.records(path)
+}
+
+/// A CSV file or a workbook sheet as text cells under a header row: what a report (or a plan
+/// file) is before its rows become records.
+pub(crate) struct Table {
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    /// The sheet the table came from; `None` for CSV.
+    pub sheet: Option<String>,
+}
+
+impl Table {
+    pub(crate) fn csv(path: &Path) -> crate::Result<Table> {
+        let (mut reader, headers) = csv_reader(path)?;
+        let rows = reader
+            .records()
+            .enumerate()
+            .map(|(i, cells)| {
+                cells
+                    .map(|cells| cells.iter().map(str::to_string).collect())
+                    .map_err(|e| not_a_report(path, format!("line {}: {e}", i + 2)))
+            })
+            .collect::<crate::Result<_>>()?;
+        Ok(Table {
+            headers,
+            rows,
+            sheet: None,
         })
-        .collect()
+    }
+
+    pub(crate) fn xlsx(path: &Path, sheet: &str) -> crate::Result<Table> {
+        let mut workbook = open_workbook_auto(path).map_err(|e| not_a_report(path, e))?;
+        let range = workbook
+            .worksheet_range(sheet)
+            .map_err(|e| not_a_report(path, format!("no {sheet} sheet ({e})")))?;
+        let mut rows = range
+            .rows()
+            .map(|cells| cells.iter().map(cell_text).collect());
+        Ok(Table {
+            headers: rows.next().unwrap_or_default(),
+            rows: rows.collect(),
+            sheet: Some(sheet.to_string()),
+        })
+    }
+
+    /// Where the `index`th row's cell under `header` is, for a message: `line 5, column
+    /// approved` in a CSV, `sheet Rows cell AB5` in a workbook.
+    pub(crate) fn place(&self, index: usize, header: &str) -> String {
+        let col = self.headers.iter().position(|h| h == header).unwrap_or(0);
+        let line = index + 2;
+        match &self.sheet {
+            None => format!("line {line}, column {header}"),
+            Some(sheet) => format!(
+                "sheet {sheet} cell {}{line} (column {header})",
+                column_letters(col)
+            ),
+        }
+    }
+
+    /// The `index`th row's cell under `header`, Excel-safe apostrophe undone; empty when the
+    /// table has no such column.
+    pub(crate) fn cell(&self, index: usize, header: &str) -> &str {
+        self.headers
+            .iter()
+            .position(|h| h == header)
+            .and_then(|col| self.rows[index].get(col))
+            .map_or("", |cell| from_excel_safe(cell))
+    }
+
+    /// Every row as a record, by header name.
+    pub(crate) fn records(&self, path: &Path) -> crate::Result<Vec<Record>> {
+        let headers = csv::StringRecord::from(self.headers.clone());
+        self.rows
+            .iter()
+            .enumerate()
+            .map(|(i, cells)| {
+                record(&headers, cells.iter().map(String::as_str)).map_err(|e| {
+                    let place = match &self.sheet {
+                        None => format!("line {}", i + 2),
+                        Some(sheet) => format!("sheet {sheet} row {}", i + 2),
+                    };
+                    not_a_report(path, format!("{place}: {e}"))
+                })
+            })
+            .collect()
+    }
+}
+
+/// A workbook column's letters: 0 is A, 26 is AA.
+pub(crate) fn column_letters(mut col: usize) -> String {
+    let mut letters = Vec::new();
+    loop {
+        letters.push(b'A' + (col % 26) as u8);
+        if col < 26 {
+            break;
+        }
+        col = col / 26 - 1;
+    }
+    letters.reverse();
+    String::from_utf8(letters).expect("ASCII letters")
 }
 
 /// A workbook cell as the text the CSV report would hold (numbers without a trailing `.0`).
@@ -95,8 +190,17 @@ fn cell_text(cell: &Data) -> String {
 }
 
 /// The columns without which a file cannot be a report of ours.
+const REPORT_HEADERS: [&str; 4] = ["row", "outcome", "cloud_user_id", "immutable_id"];
+
+/// Whether a header row is a hardmatch report's.
+pub(crate) fn is_report(headers: &[String]) -> bool {
+    REPORT_HEADERS
+        .iter()
+        .all(|needed| headers.iter().any(|h| h == needed))
+}
+
 fn check_headers(path: &Path, headers: &[String]) -> crate::Result<()> {
-    for needed in ["row", "outcome", "cloud_user_id", "immutable_id"] {
+    for needed in REPORT_HEADERS {
         if !headers.iter().any(|h| h == needed) {
             return Err(not_a_report(
                 path,
@@ -168,6 +272,24 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_report_from_before_the_board_columns_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.csv");
+        let old_columns = &crate::report::COLUMNS[..25];
+        assert_eq!(old_columns.last(), Some(&"apply_outcome"));
+        let mut cells = vec![""; 25];
+        (cells[0], cells[2], cells[12], cells[21]) = ("1", "2", "stamped", "1");
+        let text = format!("{}\n{}\n", old_columns.join(","), cells.join(","));
+        std::fs::write(&path, text).unwrap();
+        let read = read(&path).unwrap();
+        assert_eq!(read[0].outcome, Some(Outcome::Stamped));
+        assert_eq!(
+            (read[0].approved.as_str(), read[0].comment.as_str()),
+            ("", "")
+        );
     }
 
     #[test]

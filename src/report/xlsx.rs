@@ -20,8 +20,8 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use rust_xlsxwriter::{
-    Chart, ChartDataLabel, ChartFormat, ChartPoint, ChartSolidFill, Color, ExcelDateTime, Format,
-    FormatAlign, Workbook, Worksheet, XlsxError,
+    Chart, ChartDataLabel, ChartFormat, ChartPoint, ChartSolidFill, Color, DataValidation,
+    ExcelDateTime, Format, FormatAlign, Workbook, Worksheet, XlsxError,
 };
 
 use crate::error::Error;
@@ -30,8 +30,30 @@ use crate::outcome::{Group, Outcome, Warning};
 use super::{count_outcomes, count_warnings, Record, Summary, COLUMNS};
 
 pub fn write(path: &Path, records: &[Record], summary: &Summary) -> crate::Result<()> {
-    let bytes =
-        build(records, summary).map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+    write_with_facts(path, records, summary, None)
+}
+
+/// A plan file's workbook ([`crate::plan_file`]): [`write`], with the `approved` column
+/// offering yes or no, and one more sheet, `sheet`, of labelled `facts` (the integrity
+/// record).
+pub fn write_plan(
+    path: &Path,
+    records: &[Record],
+    summary: &Summary,
+    sheet: &str,
+    facts: &[(&str, String)],
+) -> crate::Result<()> {
+    write_with_facts(path, records, summary, Some((sheet, facts)))
+}
+
+fn write_with_facts(
+    path: &Path,
+    records: &[Record],
+    summary: &Summary,
+    facts_sheet: Option<(&str, &[(&str, String)])>,
+) -> crate::Result<()> {
+    let bytes = build(records, summary, facts_sheet)
+        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
     let mut file = crate::private::create(path).map_err(|e| Error::io(path, e))?;
     file.write_all(&bytes).map_err(|e| Error::io(path, e))
 }
@@ -76,10 +98,18 @@ pub fn write_table<'r>(
     file.write_all(&bytes).map_err(|e| Error::io(path, e))
 }
 
-fn build(records: &[Record], summary: &Summary) -> Result<Vec<u8>, XlsxError> {
+fn build(
+    records: &[Record],
+    summary: &Summary,
+    facts_sheet: Option<(&str, &[(&str, String)])>,
+) -> Result<Vec<u8>, XlsxError> {
     let mut workbook = Workbook::new();
     summary_sheet(workbook.add_worksheet(), records, summary)?;
     rows_sheet(workbook.add_worksheet(), records)?;
+    if let Some((name, facts)) = facts_sheet {
+        offer_approval(workbook.worksheet_from_name("Rows")?, records.len())?;
+        labelled_sheet(workbook.add_worksheet(), name, facts)?;
+    }
     for sheet in workbook.worksheets_mut() {
         page_header_and_footer(sheet, summary);
     }
@@ -290,6 +320,38 @@ fn outcome_chart(counts: &[(Outcome, usize)], first: u32) -> Chart {
     chart
 }
 
+/// A drop-down of yes and no on every row's `approved` cell. Blank stays allowed (rows the
+/// plan does not write); anything else Excel refuses as it is typed (apply refuses it too).
+fn offer_approval(sheet: &mut Worksheet, rows: usize) -> Result<(), XlsxError> {
+    if rows == 0 {
+        return Ok(());
+    }
+    let approved = column("approved") as u16;
+    let validation = DataValidation::new()
+        .allow_list_strings(&["yes", "no"])?
+        .set_input_title("approved")?
+        .set_input_message("yes: write this row; no: hold it back")?;
+    sheet.add_data_validation(1, approved, rows as u32, approved, &validation)?;
+    Ok(())
+}
+
+/// A sheet of `label | value` rows, as text, wide enough to read.
+fn labelled_sheet(
+    sheet: &mut Worksheet,
+    name: &str,
+    facts: &[(&str, String)],
+) -> Result<(), XlsxError> {
+    sheet.set_name(name)?;
+    let bold = Format::new().set_bold();
+    for (row, (label, value)) in (0..).zip(facts) {
+        sheet.write_string_with_format(row, 0, *label, &bold)?;
+        sheet.write_string(row, 1, value)?;
+    }
+    sheet.set_column_width(0, LABEL_WIDTH)?;
+    sheet.set_column_width(1, VALUE_WIDTH)?;
+    Ok(())
+}
+
 /// Columns written as numbers, so that Excel sorts and filters them as numbers.
 const NUMERIC_COLUMNS: [&str; 4] = ["row", "line", "http_status", "attempts"];
 
@@ -481,7 +543,7 @@ mod tests {
             finished: "2026-12-03T08:10:00.123456789+01:00".into(),
             ..Summary::default()
         };
-        let bytes = build(&[], &summary).unwrap();
+        let bytes = build(&[], &summary, None).unwrap();
         let mut workbook = Xlsx::new(Cursor::new(&bytes)).unwrap();
         let sheet = workbook.worksheet_range(SUMMARY_SHEET).unwrap();
         let value = |label: &str| {
@@ -509,6 +571,32 @@ mod tests {
         assert!(
             sheet1.contains("&amp;Ctenant R&amp;&amp;D&amp;R2026-12-03 07:10 UTC"),
             "the header's & doubled: {sheet1}"
+        );
+    }
+
+    #[test]
+    fn a_plan_workbook_offers_yes_or_no_in_approved_and_has_its_facts_sheet() {
+        let record = Record {
+            row: 1,
+            approved: "yes".into(),
+            ..Record::default()
+        };
+        let facts = [("field", "value".to_string()), ("version", "1".to_string())];
+        let bytes = build(&[record], &Summary::default(), Some(("Plan", &facts))).unwrap();
+        let mut zip = zip::ZipArchive::new(Cursor::new(&bytes)).unwrap();
+        let mut rows = String::new();
+        zip.by_name("xl/worksheets/sheet2.xml")
+            .unwrap()
+            .read_to_string(&mut rows)
+            .unwrap();
+        let approved = crate::report::read::column_letters(column("approved"));
+        assert!(
+            rows.contains(&format!(r#"sqref="{approved}2""#)) && rows.contains("\"yes,no\""),
+            "{rows}"
+        );
+        assert!(
+            zip.by_name("xl/worksheets/sheet3.xml").is_ok(),
+            "the Plan sheet"
         );
     }
 }

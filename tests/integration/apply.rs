@@ -126,7 +126,7 @@ fn plan_reports_as_xlsx_and_json() {
         .args(["-o", "plan.xlsx"]));
     use calamine::Reader;
     let mut workbook = calamine::open_workbook_auto(dir.join("plan.xlsx")).unwrap();
-    assert_eq!(workbook.sheet_names(), ["Summary", "Rows"]);
+    assert_eq!(workbook.sheet_names(), ["Summary", "Rows", "Plan"]);
     let rows = workbook.worksheet_range("Rows").unwrap();
     assert_eq!(rows.height(), 24, "header + 23 rows");
     assert_eq!(rows.get((0, 12)).unwrap().to_string(), "outcome");

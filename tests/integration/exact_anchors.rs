@@ -91,13 +91,17 @@ fn export(dir: &Dir) {
 }
 
 /// A report's rows by column name, as written: CSV cells raw (no apostrophe removed), the
-/// XLSX's last sheet read back with calamine, JSON rows' string values.
+/// XLSX's Rows sheet (or its only sheet) read back with calamine, JSON rows' string values.
 fn cells(path: &Path) -> Vec<HashMap<String, String>> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("csv") => report_rows(path),
         Some("xlsx") => {
             let mut book = calamine::open_workbook_auto(path).expect("a real workbook");
-            let sheet = book.sheet_names().last().cloned().expect("a sheet");
+            let names = book.sheet_names();
+            let sheet = match names.iter().find(|name| *name == "Rows") {
+                Some(rows) => rows.clone(),
+                None => names.last().cloned().expect("a sheet"),
+            };
             let range = book.worksheet_range(&sheet).unwrap();
             let mut rows = range.rows();
             let header: Vec<String> = rows.next().unwrap().iter().map(|c| c.to_string()).collect();
@@ -118,11 +122,22 @@ fn cells(path: &Path) -> Vec<HashMap<String, String>> {
                 .expect("rows")
                 .iter()
                 .map(|row| {
-                    row.as_object()
+                    let mut cells: HashMap<String, String> = row
+                        .as_object()
                         .unwrap()
                         .iter()
                         .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                        .collect()
+                        .collect();
+                    // A plan file's rows hold the target and the holder as objects.
+                    for (object, field, column) in [
+                        ("target", "previous_immutable_id", "previous_immutable_id"),
+                        ("holder", "id", "holder_id"),
+                    ] {
+                        if let Some(value) = row[object][field].as_str() {
+                            cells.insert(column.into(), value.into());
+                        }
+                    }
+                    cells
                 })
                 .collect()
         }

@@ -11,6 +11,7 @@ mod federated;
 mod hostile_input;
 mod ids;
 mod linked;
+mod plan_file;
 mod safety;
 mod security;
 mod sign_in;
