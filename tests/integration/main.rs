@@ -15,6 +15,8 @@ mod sign_in;
 mod small_print;
 mod snapshot;
 mod sync_plan;
+/// The test kit, shared with the benches.
+#[path = "../kit/mod.rs"]
 mod util;
 mod verify;
 mod workbook;
