@@ -27,6 +27,7 @@ pub mod write;
 use std::path::PathBuf;
 
 use crate::compute::ComputeOptions;
+use crate::report::{self, Summary};
 use crate::source::{self, ReadOptions, Source};
 
 /// Lines of a report's summary: (what, what about it).
@@ -47,6 +48,19 @@ impl Input {
     /// Opens the export for [`stages::prepare`].
     pub fn open(&self) -> crate::Result<Source> {
         source::open(&self.path, &self.read)
+    }
+}
+
+/// The summary of a run that started at `started` and ends now, for its report: the command
+/// line (without secrets), the tenant, the version, and the run's own `notes`.
+fn summary(tenant: String, started: chrono::DateTime<chrono::Utc>, notes: Notes) -> Summary {
+    Summary {
+        command_line: report::redact_args(std::env::args()),
+        tenant,
+        started: started.to_rfc3339(),
+        finished: chrono::Utc::now().to_rfc3339(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        notes,
     }
 }
 

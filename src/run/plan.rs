@@ -11,7 +11,7 @@ use crate::compute::ComputeOptions;
 use crate::exit_code::ExitCode;
 use crate::graph::read::{ReadStrategy, Wanted};
 use crate::plan::{Mode, PlanOptions};
-use crate::report::{self, Record, Summary};
+use crate::report::{self, Record};
 use crate::source_anchor;
 use crate::tenant::Tenant;
 
@@ -57,19 +57,16 @@ pub(crate) fn run(args: &Options, target: &impl Connect) -> crate::Result<ExitCo
     };
     let (records, sync_notes) =
         plan_for_sync(&mut prepared, &tenant, &args.plan, &args.input.compute)?;
-    let summary = Summary {
-        command_line: report::redact_args(std::env::args()),
-        tenant: tenant.tenant_id.clone(),
-        started: started.to_rfc3339(),
-        finished: chrono::Utc::now().to_rfc3339(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        notes: [("tenant read".to_string(), read_note.clone())]
+    let summary = super::summary(
+        tenant.tenant_id.clone(),
+        started,
+        [("tenant read".to_string(), read_note.clone())]
             .into_iter()
             .chain(usage)
             .chain([tenant.takeover_note()])
             .chain(sync_notes.clone())
             .collect(),
-    };
+    );
     report::write(&args.output, &records, &summary, args.excel)?;
     if let Some(path) = &args.uncovered {
         report::write_uncovered_of(path, &tenant, &records)?;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::exit_code::ExitCode;
 use crate::outcome::Outcome;
-use crate::report::{self, Record, Summary};
+use crate::report::{self, Record};
 
 /// What `rehearse` was asked to do.
 pub struct Options {
@@ -77,14 +77,7 @@ pub fn run(args: &Options, rehearsal: &impl Rehearsal) -> crate::Result<ExitCode
         &report::read::read(Path::new(&files.apply))?,
         report::read::read(Path::new(&files.verify))?,
     );
-    let summary = Summary {
-        command_line: report::redact_args(std::env::args()),
-        tenant: tenant_id,
-        started: started.to_rfc3339(),
-        finished: chrono::Utc::now().to_rfc3339(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        notes: summary_notes(args, cycle),
-    };
+    let summary = super::summary(tenant_id, started, summary_notes(args, cycle));
     report::write(&args.output, &records, &summary, false)?;
     eprintln!("rehearsal report {}", args.output.display());
     Ok(code)

@@ -10,7 +10,7 @@ use super::stages;
 use crate::exit_code::ExitCode;
 use crate::graph::read::{ReadStrategy, Wanted};
 use crate::outcome::Outcome;
-use crate::report::{self, Record, Summary};
+use crate::report::{self, Record};
 use crate::tenant::Tenant;
 use crate::verify;
 
@@ -58,17 +58,14 @@ pub(crate) fn run(args: &Options, target: &impl Connect) -> crate::Result<ExitCo
             super::runtime()?.block_on(verify_live(args, target, &records, &wanted, strategy))?
         }
     };
-    let summary = Summary {
-        command_line: report::redact_args(std::env::args()),
-        tenant: String::new(),
-        started: started.to_rfc3339(),
-        finished: chrono::Utc::now().to_rfc3339(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        notes: vec![
+    let summary = super::summary(
+        String::new(),
+        started,
+        vec![
             ("verified".into(), args.report.display().to_string()),
             ("tenant read".into(), read_note.clone()),
         ],
-    };
+    );
     report::write(&args.output, &verified, &summary, args.excel)?;
     if let Some(path) = &args.uncovered {
         report::write_uncovered_of(path, &tenant, &verified)?;

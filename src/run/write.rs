@@ -11,7 +11,7 @@ use crate::exit_code::ExitCode;
 use crate::graph::read::TenantRead;
 use crate::journal::{Entry, Journal, Replay};
 use crate::outcome::Outcome;
-use crate::report::{self, Record, Summary};
+use crate::report::{self, Record};
 use crate::resume::{self, Resume, RunIdentity};
 use crate::tenant::Tenant;
 use crate::write::{WorkItem, WriteOptions, CANARY_LEFT};
@@ -171,13 +171,10 @@ impl WriteRun<'_> {
         success: Outcome,
     ) -> crate::Result<()> {
         let tenant = &self.read.tenant;
-        let summary = Summary {
-            command_line: report::redact_args(std::env::args()),
-            tenant: tenant.tenant_id.clone(),
-            started: started.to_rfc3339(),
-            finished: chrono::Utc::now().to_rfc3339(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            notes: [
+        let summary = super::summary(
+            tenant.tenant_id.clone(),
+            started,
+            [
                 ("tenant read".to_string(), self.read.how.clone()),
                 ("journal".to_string(), journal.display().to_string()),
             ]
@@ -186,7 +183,7 @@ impl WriteRun<'_> {
             .chain([tenant.takeover_note()])
             .chain(self.read.notes.clone())
             .collect(),
-        };
+        );
         if let Err(e) = report::write(self.output, records, &summary, self.write.excel) {
             return Err(crate::Error::Other(format!(
                 "cannot write the report: {e}\n  {} rows are written to the tenant, and every write is in the journal {}, which is complete.\n  Once the report's path can be written (or with another -o), rebuild the report; nothing is written twice:\n  {}",
