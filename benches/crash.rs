@@ -8,17 +8,17 @@
 //!
 //!     cargo bench --bench crash [-- USERS [KILLS [SEED]]]     (default: 5000 users, 20 kills)
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use hardmatch::anchor::ImmutableId;
-use hardmatch::emulator::{self, synthetic, Config};
+use hardmatch::emulator::{synthetic, Config};
 use hardmatch::tenant::Tenant;
 use rand::{Rng, SeedableRng};
 
-mod common;
+#[path = "../tests/kit/mod.rs"]
+mod kit;
 
-const TOKEN: &str = "crash-bench-token";
 const TIME_SCALE: f64 = 20.0;
 
 /// The synthetic tenant, every third user holding an anchor from an earlier attempt.
@@ -32,35 +32,26 @@ fn tenant(users: usize) -> Tenant {
 }
 
 fn main() {
-    let args = common::positional_args();
+    let args = kit::figures::positional_args();
     let users: usize = args.first().map_or(5_000, |a| a.parse().expect("USERS"));
     let kills: usize = args.get(1).map_or(20, |a| a.parse().expect("KILLS"));
     let seed: u64 = args.get(2).map_or(1, |a| a.parse().expect("SEED"));
-    let dir = tempfile::tempdir().unwrap();
-    let export = common::export(dir.path(), users);
-    let report = dir.path().join("report.csv");
-    let journal = dir.path().join("report.csv.journal");
+    let dir = kit::Dir::new();
+    let export = kit::export(&dir, users);
+    let report = dir.join("report.csv");
+    let journal = dir.join("report.csv.journal");
     let before = tenant(users);
     let config = Config {
-        access_token: Some(TOKEN.into()),
         time_scale: TIME_SCALE,
         latency_ms: (30, 250),
         ..Config::default()
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let running = runtime
-        .block_on(emulator::spawn(before.clone(), config))
-        .unwrap();
-    let rate = common::write_rate(TIME_SCALE);
+    let graph = kit::Graph::start(before.clone(), config);
+    let rate = kit::figures::write_rate(TIME_SCALE);
     let hardmatch = |args: &[&str]| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_hardmatch"));
+        let mut command = kit::against(graph.url(), kit::binary(), args);
         command
-            .args(args)
-            .args(["--graph-url", &running.url, "--yes", "-q"])
-            .env("HARDMATCH_ACCESS_TOKEN", TOKEN)
+            .args(["--yes", "-q"])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         command
@@ -79,7 +70,7 @@ fn main() {
     let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
     let mut moments: Vec<usize> = (0..kills).map(|_| rng.random_range(0..users)).collect();
     moments.sort_unstable();
-    let written = || running.emulator.stats().writes_applied.len();
+    let written = || graph.stats().writes_applied.len();
     let started = Instant::now();
     let mut killed_mid_run = 0;
     for (kill, moment) in moments.iter().enumerate() {
@@ -100,26 +91,25 @@ fn main() {
         "crash: {users} users at time scale {TIME_SCALE}, {kills} runs killed with SIGKILL ({killed_mid_run} while still running; seed {seed}), then one resume to the end: exit {:?}",
         last.code()
     );
-    common::print_figures(users, &report, &running.emulator.stats(), wall, TIME_SCALE);
+    kit::figures::print_figures(users, &report, &graph.stats(), wall, TIME_SCALE);
 
-    let rolled_back = dir.path().join("rollback.csv");
+    let rolled_back = dir.join("rollback.csv");
     let rollback = hardmatch(&["rollback", "--write-rate", &rate])
         .arg(&journal)
         .arg("-o")
         .arg(&rolled_back)
         .status()
         .unwrap();
-    let now = running.emulator.tenant();
+    let now = graph.tenant();
     let different = before
         .users
         .iter()
         .zip(&now.users)
         .filter(|(then, now)| then.on_premises_immutable_id != now.on_premises_immutable_id)
         .count();
-    let (rows, restored) = common::report_rows(&rolled_back, "restored");
+    let (rows, restored) = kit::figures::count_outcome(&rolled_back, "restored");
     println!(
         "rollback                {restored} of {rows} rows restored, exit {:?}; users whose anchor differs from before the run: {different}",
         rollback.code()
     );
-    runtime.block_on(running.stop());
 }

@@ -25,14 +25,16 @@
 //!   second (bucket of 20), time-scaled 5x, default concurrency: wall time against the floor
 //!   that limit sets.
 
-use std::process::Command;
 use std::time::Instant;
 
 use hardmatch::emulator::{self, synthetic, Config};
 use hardmatch::graph::{query, GraphClient, TokenSource, USER_SELECT};
 use hardmatch::tenant::Tenant;
 
-const TOKEN: &str = "bench-token";
+#[path = "../tests/kit/mod.rs"]
+mod kit;
+
+use kit::TOKEN;
 
 fn tenant(users: usize) -> Tenant {
     synthetic::tenant(users)
@@ -97,11 +99,7 @@ async fn bench_emulator() {
 
 /// Runs the real binary against `url` off the async runtime (the emulator runs on it).
 async fn hardmatch(url: &str, args: &[&str]) -> std::process::Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_hardmatch"));
-    command
-        .args(args)
-        .args(["--graph-url", url])
-        .env("HARDMATCH_ACCESS_TOKEN", TOKEN);
+    let mut command = kit::against(url, kit::binary(), args);
     tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
         .unwrap()
@@ -473,10 +471,7 @@ async fn bench_throttled(dir: &std::path::Path) {
 }
 
 fn main() {
-    let which: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let which = kit::figures::positional_args();
     let wants = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
     let dir = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()

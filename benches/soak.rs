@@ -9,12 +9,12 @@
 //! The real binary signs in with a client secret through the emulator's HTTPS token endpoint,
 //! so that the mid-run expiry is survived the way a real run survives it: a new token.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hardmatch::emulator::{self, synthetic, Config};
+use hardmatch::emulator::Config;
 
-mod common;
+#[path = "../tests/kit/mod.rs"]
+mod kit;
 
 /// 5% of answers are 5xx (500, 503, 504), 1% are connection resets after the answer.
 const FAULTS: &str = "500=0.01,503=0.03,504=0.01,reset=0.01,seed=7";
@@ -22,15 +22,15 @@ const FAULTS: &str = "500=0.01,503=0.03,504=0.01,reset=0.01,seed=7";
 const STORM_SECS: f64 = 60.0;
 
 fn main() {
-    let args = common::positional_args();
+    let args = kit::figures::positional_args();
     let users: usize = args.first().map_or(100_000, |a| a.parse().expect("USERS"));
     let scale: f64 = args.get(1).map_or(20.0, |a| a.parse().expect("TIME_SCALE"));
-    let dir = tempfile::tempdir().unwrap();
-    let export = common::export(dir.path(), users);
-    let cert = dir.path().join("emulator.pem");
-    let report = dir.path().join("report.csv");
+    let dir = kit::Dir::new();
+    let (tenant, export) = kit::generated(&dir, users);
+    let cert = dir.join("emulator.pem");
+    let report = dir.join("report.csv");
     let config = Config {
-        clients: vec![("soak-app".into(), "emulator-only-secret".into())],
+        clients: vec![("app-1".into(), kit::CLIENT_SECRET.into())],
         tls_cert_out: Some(cert.clone()),
         time_scale: scale,
         latency_ms: (30, 250),
@@ -40,29 +40,25 @@ fn main() {
         token_lifetime_secs: 3599.0 * scale,
         ..Config::default()
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let running = runtime
-        .block_on(emulator::spawn(synthetic::tenant(users), config))
-        .unwrap();
-    let rate = common::write_rate(scale);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hardmatch"))
-        .args(["apply", "--yes", "-q", "--auth", "secret"])
-        .args(["--graph-url", &running.url, "--login-url", &running.url])
-        .arg("--ca-cert")
-        .arg(&cert)
-        // Retries back off in real seconds while the quota runs 20x faster: more writes
-        // wait at once than at real speed, so more may be in flight.
-        .args(["--write-rate", &rate, "--concurrency", "256"])
-        .arg(&export)
-        .arg("-o")
-        .arg(&report)
-        .env("AZURE_TENANT_ID", "generated")
-        .env("AZURE_CLIENT_ID", "soak-app")
-        .env("AZURE_CLIENT_SECRET", "emulator-only-secret")
-        .env_remove("HARDMATCH_ACCESS_TOKEN")
+    let graph = kit::Graph::start(tenant, config);
+    let rate = kit::figures::write_rate(scale);
+    let (input, output) = (export.to_str().unwrap(), report.to_str().unwrap());
+    // Retries back off in real seconds while the quota runs 20x faster: more writes wait at
+    // once than at real speed, so more may be in flight.
+    let apply = [
+        "apply",
+        "--yes",
+        "-q",
+        "--write-rate",
+        &rate,
+        "--concurrency",
+        "256",
+        input,
+        "-o",
+        output,
+    ];
+    let mut child = graph
+        .hardmatch_with_secret(&dir, &apply, kit::CLIENT_SECRET)
         .spawn()
         .unwrap();
     let started = Instant::now();
@@ -71,14 +67,14 @@ fn main() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        let applied = running.emulator.stats().writes_applied.len();
+        let applied = graph.stats().writes_applied.len();
         if !stormed && applied >= users / 3 {
-            running.emulator.storm(STORM_SECS);
+            graph.running.emulator.storm(STORM_SECS);
             stormed = true;
             eprintln!("soak: {applied} written, a {STORM_SECS} s storm of 429s begins");
         }
         if !expired && applied >= users * 2 / 3 {
-            running.emulator.expire_tokens();
+            graph.running.emulator.expire_tokens();
             expired = true;
             eprintln!("soak: {applied} written, every token expires");
         }
@@ -86,6 +82,5 @@ fn main() {
     };
     let wall = started.elapsed().as_secs_f64();
     println!("soak: {users} users at time scale {scale}, faults {FAULTS}, a {STORM_SECS} s storm at 1/3, every token expired at 2/3; exit {:?}", status.code());
-    common::print_figures(users, &report, &running.emulator.stats(), wall, scale);
-    runtime.block_on(running.stop());
+    kit::figures::print_figures(users, &report, &graph.stats(), wall, scale);
 }

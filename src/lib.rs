@@ -20,7 +20,9 @@
 //!   from it (which run it is, what is done, left and retried).
 //! - [`tenant`]: the tenant file format shared by `snapshot`, `plan --snapshot` and the emulator.
 //! - [`emulator`]: a local Microsoft Graph emulator for rehearsals and tests.
-//! - [`cli`]: one file per subcommand, with its help text and examples.
+//! - [`run`]: the one place where the stages meet: every command's run (read, compute, plan,
+//!   drift check, confirmation, write, report), called by its command file.
+//! - [`cli`]: one file per subcommand: its help text and examples, its arguments, one call.
 //! - [`error`] and [`exit_code`]: what stops a command, and how every command ends.
 
 pub mod anchor;
@@ -33,13 +35,13 @@ pub mod graph;
 pub mod journal;
 pub mod logging;
 pub mod outcome;
-pub mod pipeline;
 pub mod plan;
 pub mod plan_file;
 pub mod private;
 pub mod progress;
 pub mod report;
 pub mod resume;
+pub mod run;
 pub mod source;
 pub mod source_anchor;
 pub mod tenant;

@@ -20,11 +20,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::outcome::{Outcome, Warning, Warnings};
-use crate::pipeline::{RowFacts, WriteContext};
 use crate::plan::{Action, Holder, TargetState};
 use crate::report::read::{csv_reader, is_report, Table};
 use crate::report::{self, Format, Record, Summary, COLUMNS};
 use crate::resume::InputFingerprint;
+use crate::run::stages::{RowFacts, WriteContext};
 use crate::tenant::{Tenant, User};
 use crate::write::WorkItem;
 

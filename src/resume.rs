@@ -481,9 +481,6 @@ impl Resume {
     }
 }
 
-/// Whether an older journal (one without a fingerprint) names the same file as `current`.
-/// It recorded the path as typed, relative to a directory it did not record: only the file
-/// names can be compared.
 /// Whether the user `user_id` holds `new_anchor` now (`None`: no anchor): an in-doubt write
 /// took effect. A read that says no may be stale (the write could have landed a moment before
 /// the interruption), so it is asked again with backoff before the write is sent again.
@@ -514,6 +511,32 @@ pub async fn applied_after_all<D: Directory>(
         .await
 }
 
+/// `--resume`'s journal, opened, locked and checked against this run.
+pub fn open(journal: Option<&Path>, identity: &RunIdentity) -> crate::Result<Option<Resume>> {
+    journal
+        .map(|journal| Resume::open(journal, identity.clone()))
+        .transpose()
+}
+
+/// The journal: `--resume`'s, or a new one beside the report.
+pub fn journal_path(resume: Option<&Path>, report: &Path) -> PathBuf {
+    if let Some(resume) = resume {
+        return resume.to_path_buf();
+    }
+    if report == Path::new("-") {
+        return PathBuf::from(format!(
+            "hardmatch-{}.journal",
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+        ));
+    }
+    let mut name = report.as_os_str().to_owned();
+    name.push(".journal");
+    PathBuf::from(name)
+}
+
+/// Whether an older journal (one without a fingerprint) names the same file as `current`.
+/// It recorded the path as typed, relative to a directory it did not record: only the file
+/// names can be compared.
 fn same_file(recorded: &Path, current: &RunIdentity) -> bool {
     recorded.file_name() == Path::new(&current.input.path).file_name()
 }

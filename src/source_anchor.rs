@@ -10,9 +10,9 @@
 
 use crate::compute::{self, ComputeOptions, SourceAnchor};
 use crate::outcome::{Outcome, Warning};
-use crate::pipeline::{subject, Prepared};
 use crate::plan::{MatchBy, TenantIndex};
 use crate::report::Record;
+use crate::run::stages::{subject, Prepared};
 use crate::source::Role;
 use crate::tenant::Tenant;
 

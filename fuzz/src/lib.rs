@@ -3,7 +3,7 @@
 
 use hardmatch::anchor::{self, AnchorForm, AnchorKind, ImmutableId, MAX_LEN};
 use hardmatch::compute::{self, Candidate, ComputeOptions};
-use hardmatch::pipeline::Prepared;
+use hardmatch::run::stages::Prepared;
 use hardmatch::report::{excel_safe, from_excel_safe};
 use hardmatch::source::text::{Bytes, Text};
 use hardmatch::source::{self, Format, Input, Location, ReadOptions, Role};

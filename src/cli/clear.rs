@@ -1,19 +1,15 @@
 //! `hardmatch clear`: set onPremisesImmutableId to null on the matched cloud users, for the
 //! seeds' soft-match and cloud-only conversions. Synced users are refused with the reason.
+//! The run itself is [`crate::run::clear`].
 
 use std::path::PathBuf;
 
-use super::apply::{WriteArgs, WriteRun};
+use super::apply::WriteArgs;
 use super::input::InputArgs;
-use super::plan::plan_records;
-use super::target::{self, ReadArgs, TargetArgs};
+use super::target::{ReadArgs, TargetArgs};
 use crate::exit_code::ExitCode;
-use crate::outcome::Outcome;
-use crate::pipeline;
-use crate::plan::{MatchBy, Mode, Permissions, PlanOptions};
-use crate::report;
-use crate::resume::RunIdentity;
-use crate::source::{self, ReadOptions};
+use crate::plan::MatchBy;
+use crate::run;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -71,51 +67,16 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> crate::Result<ExitCode> {
-    report::check_output(&args.output, report::REPORT_FORMATS)?;
-    let mut compute = args.input.compute_options();
-    compute.anchor_optional = true;
-    let mut flags = args.input.written_flags();
-    if args.match_by == MatchBy::Mail {
-        flags.push("--match mail".into());
-    }
-    if args.overwrite {
-        flags.push("--overwrite".into());
-    }
-    if args.federated_hop {
-        flags.push("--federated-hop".into());
-    }
-    let identity = RunIdentity::new("clear", &args.input.input, flags)?;
-    let resume = args.write.open_resume(&identity)?;
-    let source = source::open(
-        &args.input.input,
-        &ReadOptions {
-            anchor_optional: true,
-            ..args.input.read_options()
-        },
-    )?;
-    let prepared = pipeline::prepare(&source, &compute)?;
-    let options = PlanOptions {
-        match_by: args.match_by,
-        mode: Mode::Clear,
-        allow: Permissions {
+    run::clear::run(
+        &run::clear::Options {
+            input: args.input.to_input(),
+            output: args.output,
+            match_by: args.match_by,
             overwrite: args.overwrite,
             federated_hop: args.federated_hop,
-            ..Permissions::default()
+            strategy: args.read.strategy,
+            write: args.write.settings(),
         },
-    };
-    target::runtime()?.block_on(async {
-        let connection = args.target.connect().await?;
-        let wanted = prepared.wanted(options.match_by, Mode::Clear);
-        let read = pipeline::read_tenant(&connection.client, &wanted, args.read.strategy).await?;
-        let records = plan_records(&prepared, &read.tenant, &options);
-        let run = WriteRun {
-            connection,
-            read,
-            write: &args.write,
-            output: &args.output,
-            identity,
-            resume,
-        };
-        run.carry_out(records, Outcome::Cleared, |_| None).await
-    })
+        &args.target,
+    )
 }

@@ -246,7 +246,7 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
         _ => Tenant::load(&args.tenant)?,
     };
     let config = args.config()?;
-    super::target::runtime()?.block_on(async {
+    crate::run::runtime()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|e| Error::Other(format!("cannot listen on {}: {e}", args.listen)))?;

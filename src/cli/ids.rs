@@ -12,8 +12,8 @@ use uuid::Uuid;
 use crate::compute::{self, Candidate, SourceAnchor};
 use crate::exit_code::ExitCode;
 use crate::outcome::Outcome;
-use crate::pipeline::{self, Prepared};
 use crate::report::{self, csv as report_csv};
+use crate::run::stages::{self as pipeline, Prepared};
 use crate::source::Role;
 
 const EXAMPLES: &str = "\

@@ -50,7 +50,17 @@ pub struct InputArgs {
 }
 
 impl InputArgs {
-    /// Opens the export for [`pipeline::prepare`](crate::pipeline::prepare).
+    /// The export as a run reads it.
+    pub fn to_input(&self) -> crate::run::Input {
+        crate::run::Input {
+            path: self.input.clone(),
+            read: self.read_options(),
+            compute: self.compute_options(),
+            flags: self.written_flags(),
+        }
+    }
+
+    /// Opens the export for [`prepare`](crate::run::stages::prepare).
     pub fn open(&self) -> crate::Result<Source> {
         source::open(&self.input, &self.read_options())
     }

@@ -1,18 +1,13 @@
 //! `hardmatch plan`: the dry run a change board approves. Never writes to the tenant.
+//! The run itself is [`crate::run::plan`].
 
 use std::path::PathBuf;
 
 use super::input::InputArgs;
-use super::target::{self, ReadArgs, TargetArgs};
-use crate::compute::ComputeOptions;
+use super::target::{ReadArgs, TargetArgs};
 use crate::exit_code::ExitCode;
-use crate::graph::read::{ReadStrategy, Wanted};
-use crate::pipeline::{self, Prepared};
 use crate::plan::{MatchBy, Mode, Permissions, PlanOptions};
-use crate::plan_file;
-use crate::report::{self, Record, Summary};
-use crate::source_anchor;
-use crate::tenant::Tenant;
+use crate::run;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -142,131 +137,17 @@ impl PlanArgs {
 }
 
 pub fn run(args: Args) -> crate::Result<ExitCode> {
-    let started = chrono::Utc::now();
-    report::check_output(&args.output, report::REPORT_FORMATS)?;
-    if let Some(path) = &args.uncovered {
-        report::check_output(path, report::UNCOVERED_FORMATS)?;
-    }
-    let source = args.input.open()?;
-    let mut prepared = pipeline::prepare(&source, &args.input.compute_options())?;
-    let (tenant, read_note, usage) = match &args.snapshot {
-        Some(path) => {
-            let tenant = Tenant::load(path)?;
-            let age = tenant.age_note(started, args.max_snapshot_age);
-            if age.stale {
-                eprintln!("WARNING: snapshot {}: {}", path.display(), age.text);
-            }
-            let label = if age.stale {
-                "WARNING: snapshot age"
-            } else {
-                "snapshot age"
-            };
-            let age_note = (label.to_string(), age.text);
-            (
-                tenant,
-                format!("offline, from {}", path.display()),
-                vec![age_note],
-            )
-        }
-        None => {
-            let wanted = prepared.wanted(args.plan.match_by, Mode::Stamp);
-            let strategy = match args.uncovered {
-                Some(_) => ReadStrategy::Bulk,
-                None => args.read.strategy,
-            };
-            target::runtime()?.block_on(read_live(&args.target, &wanted, strategy))?
-        }
-    };
-    let (mut records, sync_notes) = plan_for_sync(
-        &mut prepared,
-        &tenant,
-        &args.plan.options(Mode::Stamp),
-        &args.input.compute_options(),
-    )?;
-    let summary = Summary {
-        command_line: report::redact_args(std::env::args()),
-        tenant: tenant.tenant_id.clone(),
-        started: started.to_rfc3339(),
-        finished: chrono::Utc::now().to_rfc3339(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        notes: [("tenant read".to_string(), read_note.clone())]
-            .into_iter()
-            .chain(usage)
-            .chain([tenant.takeover_note()])
-            .chain(sync_notes.clone())
-            .collect(),
-    };
-    let planned = plan_file::Planned {
-        input: &args.input.input,
-        tenant: &tenant,
-        at: started,
-    };
-    plan_file::write(&args.output, &mut records, &summary, planned, args.excel)?;
-    if let Some(path) = &args.uncovered {
-        report::write_uncovered_of(path, &tenant, &records)?;
-    }
-    eprintln!("tenant read: {read_note}");
-    for (name, note) in &sync_notes {
-        eprintln!("{name}: {note}");
-    }
-    if let Some(warning) = tenant.takeover_warning() {
-        eprintln!("WARNING: {warning}");
-    }
-    eprint!("{}", report::outcome_table(&records));
-    Ok(exit_code(&records))
-}
-
-/// Reads the tenant through Graph (read-only) and says how, and at what cost, for the summary.
-async fn read_live(
-    target: &TargetArgs,
-    wanted: &Wanted,
-    strategy: ReadStrategy,
-) -> crate::Result<(Tenant, String, Vec<(String, String)>)> {
-    let connection = target.connect().await?;
-    let read = pipeline::read_tenant(&connection.client, wanted, strategy).await?;
-    let usage = connection.client.usage_notes();
-    connection.close().await;
-    Ok((read.tenant, format!("live, {}", read.how), usage))
-}
-
-/// Lines of a report's summary: (what, what about it).
-pub type Notes = Vec<(String, String)>;
-
-/// The planned record of every row for a stamping run, once `--source-anchor` is settled
-/// against the tenant, and the summary's lines on what the next sync cycle was checked
-/// against (the source anchor and its evidence, the privileged roles).
-pub fn plan_for_sync(
-    prepared: &mut Prepared,
-    tenant: &Tenant,
-    options: &PlanOptions,
-    compute: &ComputeOptions,
-) -> crate::Result<(Vec<Record>, Notes)> {
-    let choice = source_anchor::settle(prepared, tenant, options.match_by, compute)?;
-    let mut records = plan_records(prepared, tenant, options);
-    source_anchor::mark_unsettled(&mut records, prepared, &choice);
-    let notes = [("source anchor".to_string(), choice.note)]
-        .into_iter()
-        .chain(tenant.sync_check_notes())
-        .collect();
-    Ok((records, notes))
-}
-
-/// The planned record of every row, in input order.
-pub fn plan_records(prepared: &Prepared, tenant: &Tenant, options: &PlanOptions) -> Vec<Record> {
-    let mut records = prepared.records();
-    for (record, decision) in records.iter_mut().zip(prepared.decide(tenant, options)) {
-        if let Some(decision) = decision {
-            pipeline::apply_decision(record, &decision);
-        }
-    }
-    records
-}
-
-/// 0 when every row succeeded or needs nothing, 1 when any row needs attention.
-pub fn exit_code(records: &[Record]) -> ExitCode {
-    ExitCode::for_rows(
-        records
-            .iter()
-            .all(|r| r.outcome.is_some_and(|o| o.is_success())),
+    run::plan::run(
+        &run::plan::Options {
+            input: args.input.to_input(),
+            snapshot: args.snapshot,
+            max_snapshot_age: args.max_snapshot_age,
+            strategy: args.read.strategy,
+            output: args.output,
+            plan: args.plan.options(Mode::Stamp),
+            excel: args.excel,
+            uncovered: args.uncovered,
+        },
+        &args.target,
     )
 }

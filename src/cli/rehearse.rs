@@ -2,9 +2,9 @@
 //! included: plan, apply, one Entra Connect / Cloud Sync cycle from the export itself, then
 //! verify, each as its own command would run it against an emulator of the tenant file, and one
 //! report with every row's plan, apply and verify outcomes side by side. Nothing leaves the
-//! machine.
+//! machine. The run is [`crate::run::rehearse`]; this file gives it the two things that are
+//! not the core's: running a stage as its command line, and the emulator's sync cycle.
 
-use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -14,8 +14,7 @@ use super::{dispatch, Cli};
 use crate::emulator::state::State;
 use crate::emulator::sync::{self, Directory};
 use crate::exit_code::ExitCode;
-use crate::outcome::Outcome;
-use crate::report::{self, Record, Summary};
+use crate::run::{self, rehearse::Rehearsal};
 use crate::tenant::Tenant;
 
 const EXAMPLES: &str = "\
@@ -61,130 +60,40 @@ pub struct Args {
     pub flags: Vec<OsString>,
 }
 
-/// Where a rehearsal keeps its stages' files.
-struct Work {
-    dir: PathBuf,
-    _temporary: Option<tempfile::TempDir>,
-}
-
-impl Work {
-    fn new(keep: Option<&Path>) -> crate::Result<Work> {
-        let (dir, temporary) = match keep {
-            Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
-                (dir.to_path_buf(), None)
-            }
-            None => {
-                let temporary = tempfile::tempdir()
-                    .map_err(|e| crate::Error::io("a temporary directory", e))?;
-                (temporary.path().to_path_buf(), Some(temporary))
-            }
-        };
-        Ok(Work {
-            dir,
-            _temporary: temporary,
-        })
-    }
-
-    fn file(&self, name: &str) -> OsString {
-        self.dir.join(name).into_os_string()
-    }
-}
-
 pub fn run(args: Args) -> crate::Result<ExitCode> {
-    let started = chrono::Utc::now();
-    report::check_output(&args.output, report::REPORT_FORMATS)?;
-    let work = Work::new(args.keep.as_deref())?;
-    let state = work.file("tenant-state.json");
-    let rehearsal: Vec<OsString> = vec![
-        "--emulate".into(),
-        args.tenant.clone().into_os_string(),
-        "--state".into(),
-        state.clone(),
-    ];
-    let input = args.input.clone().into_os_string();
-    let (plan, apply, verify) = (
-        work.file("plan.json"),
-        work.file("apply.json"),
-        work.file("verify.json"),
-    );
+    run::rehearse::run(
+        &run::rehearse::Options {
+            input: args.input,
+            tenant: args.tenant,
+            output: args.output,
+            keep: args.keep,
+            flags: args.flags,
+        },
+        &CommandLine,
+    )
+}
 
-    stage(
-        "plan",
-        [
-            &["plan".into(), input.clone(), "-o".into(), plan.clone()][..],
-            &rehearsal,
-            &args.flags,
-        ],
-    )?;
-    stage(
-        "apply",
-        [
-            &[
-                "apply".into(),
-                input,
-                "-o".into(),
-                apply.clone(),
-                "--yes".into(),
-                "-q".into(),
-            ][..],
-            &rehearsal,
-            &args.flags,
-        ],
-    )?;
-    let (cycle, tenant_id) = sync_cycle(Path::new(&state), &args.input)?;
-    eprintln!("== sync cycle: {cycle:?}");
-    let code = stage(
-        "verify",
-        [
-            &["verify".into(), apply.clone(), "-o".into(), verify.clone()][..],
-            &rehearsal,
-            &[],
-        ],
-    )?;
+/// Runs the stages as the command line would, and the emulator's sync cycle.
+struct CommandLine;
 
-    let records = side_by_side(
-        &report::read::read(Path::new(&plan))?,
-        &report::read::read(Path::new(&apply))?,
-        report::read::read(Path::new(&verify))?,
-    );
-    let summary = Summary {
-        command_line: report::redact_args(std::env::args()),
-        tenant: tenant_id,
-        started: started.to_rfc3339(),
-        finished: chrono::Utc::now().to_rfc3339(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        notes: vec![
-            (
-                "rehearsal".into(),
-                format!(
-                    "plan, apply, one sync cycle and verify against an emulator of {}",
-                    args.tenant.display()
-                ),
-            ),
-            (
-                "sync cycle".into(),
-                format!(
-                    "{} hard-matched, {} soft-matched, {} created, {} blocked, {} already synced",
-                    cycle.hard_matched,
-                    cycle.soft_matched,
-                    cycle.created,
-                    cycle.blocked,
-                    cycle.already_synced
-                ),
-            ),
-            (
-                "work files".into(),
-                match &args.keep {
-                    Some(dir) => dir.display().to_string(),
-                    None => "removed (keep them with --keep DIR)".into(),
-                },
-            ),
-        ],
-    };
-    report::write(&args.output, &records, &summary, false)?;
-    eprintln!("rehearsal report {}", args.output.display());
-    Ok(code)
+impl Rehearsal for CommandLine {
+    fn stage(&self, name: &str, parts: [&[OsString]; 3]) -> crate::Result<ExitCode> {
+        stage(name, parts)
+    }
+
+    fn sync_cycle(&self, state: &Path, export: &Path) -> crate::Result<(String, String)> {
+        let (cycle, tenant_id) = sync_cycle(state, export)?;
+        eprintln!("== sync cycle: {cycle:?}");
+        let note = format!(
+            "{} hard-matched, {} soft-matched, {} created, {} blocked, {} already synced",
+            cycle.hard_matched,
+            cycle.soft_matched,
+            cycle.created,
+            cycle.blocked,
+            cycle.already_synced
+        );
+        Ok((note, tenant_id))
+    }
 }
 
 /// Runs one stage as its own command would run; a stage that could not run stops the
@@ -213,23 +122,4 @@ fn sync_cycle(state: &Path, export: &Path) -> crate::Result<(sync::Cycle, String
     let cycle = sync::run(&mut tenant, &directory, &now);
     tenant.tenant.save(state)?;
     Ok((cycle, tenant.tenant.tenant_id))
-}
-
-/// The verify records, each with its row's plan and apply outcomes beside it.
-fn side_by_side(plan: &[Record], apply: &[Record], verify: Vec<Record>) -> Vec<Record> {
-    let by_row = |records: &[Record]| -> HashMap<usize, Outcome> {
-        records
-            .iter()
-            .filter_map(|r| Some((r.row, r.outcome?)))
-            .collect()
-    };
-    let (plan, apply) = (by_row(plan), by_row(apply));
-    verify
-        .into_iter()
-        .map(|record| Record {
-            plan_outcome: plan.get(&record.row).copied(),
-            apply_outcome: apply.get(&record.row).copied(),
-            ..record
-        })
-        .collect()
 }

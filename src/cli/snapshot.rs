@@ -1,12 +1,11 @@
 //! `hardmatch snapshot`: a read-only copy of the tenant, for offline plans and rehearsals.
+//! The run itself is [`crate::run::snapshot`].
 
 use std::path::PathBuf;
 
-use super::target::{self, TargetArgs};
+use super::target::TargetArgs;
 use crate::exit_code::ExitCode;
-use crate::graph::read::{ReadStrategy, Wanted};
-use crate::pipeline;
-use crate::report;
+use crate::run;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -40,25 +39,5 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> crate::Result<ExitCode> {
-    let tenant_file = (&[report::Format::Json][..], report::Format::Json);
-    report::check_output(&args.output, tenant_file)?;
-    let (tenant, requests) = target::runtime()?.block_on(async {
-        let connection = args.target.connect().await?;
-        let everyone = Wanted::everyone();
-        let tenant = pipeline::read_tenant(&connection.client, &everyone, ReadStrategy::Bulk)
-            .await?
-            .tenant;
-        let requests = connection.client.requests();
-        connection.close().await;
-        Ok::<_, crate::Error>((tenant, requests))
-    })?;
-    tenant.save(&args.output)?;
-    eprintln!(
-        "{}: {} users, {} deleted users, {} domains ({requests} Graph requests)",
-        args.output.display(),
-        tenant.users.len(),
-        tenant.deleted_users.len(),
-        tenant.domains.len()
-    );
-    Ok(ExitCode::Success)
+    run::snapshot::run(&args.output, &args.target)
 }

@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::emulator::{self, Config, Running};
+use crate::emulator::{self, Config};
 use crate::graph::read::ReadStrategy;
 use crate::graph::{AuthArgs, GraphClient, TokenSource};
+use crate::run::connection::{Connect, Connection};
 use crate::tenant::Tenant;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -34,34 +35,13 @@ pub struct ReadArgs {
     pub strategy: ReadStrategy,
 }
 
-/// A Graph to talk to, and the emulator behind it when rehearsing.
-pub struct Connection {
-    pub client: Arc<GraphClient>,
-    pub emulator: Option<Running>,
-    /// Saves the rehearsal tenant when the command ends, however it ends (`--state`).
-    _state: Option<emulator::StateFile>,
-}
-
-impl Connection {
-    /// Stops the rehearsal emulator, if any (its `--state` is saved as the connection drops).
-    pub async fn close(self) {
-        if let Some(emulator) = self.emulator {
-            emulator.stop().await;
-        }
-    }
-}
-
-impl TargetArgs {
+impl Connect for TargetArgs {
     /// Connects (or starts the emulator). Must run inside a tokio runtime.
-    pub async fn connect(&self) -> crate::Result<Connection> {
+    async fn connect(&self) -> crate::Result<Connection> {
         let Some(tenant_file) = &self.emulate else {
             let client = GraphClient::from_args(&self.auth)?;
             tracing::info!("Graph at {}", self.auth.graph_root()?);
-            return Ok(Connection {
-                client: Arc::new(client),
-                emulator: None,
-                _state: None,
-            });
+            return Ok(Connection::direct(client));
         };
         let tenant = match &self.state {
             Some(state) if state.exists() => {
@@ -102,18 +82,13 @@ impl TargetArgs {
             .state
             .clone()
             .map(|path| emulator::StateFile::new(path, Arc::clone(&running.emulator)));
-        Ok(Connection {
-            client: Arc::new(client),
-            emulator: Some(running),
-            _state: state,
-        })
+        // The `--state` file is saved as it drops: after the emulator stops, or however the
+        // command ends.
+        Ok(Connection::served(client, move || {
+            Box::pin(async move {
+                running.stop().await;
+                drop(state);
+            })
+        }))
     }
-}
-
-/// The runtime for commands that talk to Graph.
-pub fn runtime() -> crate::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| crate::Error::Other(format!("cannot start the async runtime: {e}")))
 }

@@ -1,17 +1,13 @@
 //! `hardmatch verify`: after the sync cycle, what happened to each row of an earlier apply:
 //! matched, still awaiting sync, blocked by sync, a duplicate created, or worse. Read-only.
+//! The run itself is [`crate::run::verify`].
 
-use crate::exit_code::ExitCode;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::target::{self, ReadArgs, TargetArgs};
-use crate::graph::read::ReadStrategy;
-use crate::outcome::Outcome;
-use crate::pipeline;
-use crate::report::{self, Record, Summary};
-use crate::tenant::Tenant;
-use crate::verify;
+use super::target::{ReadArgs, TargetArgs};
+use crate::exit_code::ExitCode;
+use crate::run;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -75,72 +71,17 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> crate::Result<ExitCode> {
-    let started = chrono::Utc::now();
-    report::check_output(&args.output, report::REPORT_FORMATS)?;
-    if let Some(path) = &args.uncovered {
-        report::check_output(path, report::UNCOVERED_FORMATS)?;
-    }
-    let records = verify::load(&args.report)?;
-    let wanted = verify::wanted(&records);
-    let strategy = match args.uncovered {
-        Some(_) => ReadStrategy::Bulk,
-        None => args.read.strategy,
-    };
-    let (verified, tenant, read_note) = match &args.snapshot {
-        Some(path) => {
-            let tenant = Tenant::load(path)?;
-            let note = format!("offline, from {}", path.display());
-            (verify::verify_all(&records, &tenant), tenant, note)
-        }
-        None => target::runtime()?.block_on(async {
-            let connection = args.target.connect().await?;
-            let deadline = args.wait.map(|wait| tokio::time::Instant::now() + wait);
-            let result = loop {
-                let read = pipeline::read_tenant(&connection.client, &wanted, strategy).await?;
-                let verified = verify::verify_all(&records, &read.tenant);
-                let waiting = count(&verified, Outcome::AwaitingSync);
-                match deadline {
-                    Some(deadline)
-                        if waiting > 0
-                            && tokio::time::Instant::now() + args.interval <= deadline =>
-                    {
-                        eprintln!(
-                            "verify: {} matched, {waiting} awaiting sync; next check in {}",
-                            count(&verified, Outcome::Matched),
-                            humantime::format_duration(args.interval)
-                        );
-                        tokio::time::sleep(args.interval).await;
-                    }
-                    _ => break (verified, read.tenant, format!("live, {}", read.how)),
-                }
-            };
-            connection.close().await;
-            Ok::<_, crate::Error>(result)
-        })?,
-    };
-    let summary = Summary {
-        command_line: report::redact_args(std::env::args()),
-        tenant: String::new(),
-        started: started.to_rfc3339(),
-        finished: chrono::Utc::now().to_rfc3339(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        notes: vec![
-            ("verified".into(), args.report.display().to_string()),
-            ("tenant read".into(), read_note.clone()),
-        ],
-    };
-    report::write(&args.output, &verified, &summary, args.excel)?;
-    if let Some(path) = &args.uncovered {
-        report::write_uncovered_of(path, &tenant, &verified)?;
-    }
-    eprintln!("tenant read: {read_note}");
-    eprint!("{}", report::outcome_table(&verified));
-    Ok(super::plan::exit_code(&verified))
-}
-
-fn count(records: &[Record], outcome: Outcome) -> usize {
-    records
-        .iter()
-        .filter(|r| r.outcome == Some(outcome))
-        .count()
+    run::verify::run(
+        &run::verify::Options {
+            report: args.report,
+            output: args.output,
+            snapshot: args.snapshot,
+            strategy: args.read.strategy,
+            wait: args.wait,
+            interval: args.interval,
+            excel: args.excel,
+            uncovered: args.uncovered,
+        },
+        &args.target,
+    )
 }

@@ -59,7 +59,7 @@ impl Directory {
     /// users sync would export.
     pub fn from_export(path: &Path) -> crate::Result<Directory> {
         let source = crate::source::open(path, &ReadOptions::default())?;
-        let prepared = crate::pipeline::prepare(&source, &ComputeOptions::default())?;
+        let prepared = crate::run::stages::prepare(&source, &ComputeOptions::default())?;
         let users = prepared
             .input
             .rows

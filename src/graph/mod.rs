@@ -1185,14 +1185,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_graph_fails_at_once_before_it_answered_and_is_retried_after() {
-        let config = crate::emulator::Config {
-            access_token: Some("t0ken".into()),
-            latency_ms: (0, 0),
-            ..crate::emulator::Config::default()
-        };
-        let tenant = crate::emulator::synthetic::tenant(1);
-        let running = crate::emulator::spawn(tenant, config).await.unwrap();
-        let url = running.url.clone();
+        // A Graph that answers every request with an empty page, until it is stopped (the
+        // emulator depends on this client, so the client's tests do not use it).
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let empty_page = || async { axum::Json(serde_json::json!({ "value": [] })) };
+        let graph = tokio::spawn(async move {
+            axum::serve(listener, axum::Router::new().fallback(empty_page)).await
+        });
         let client = || {
             // A new connection for every request: none left open from before the stop.
             let http = reqwest::Client::builder()
@@ -1216,7 +1216,8 @@ mod tests {
             .send(get.clone(), "/users", None, false)
             .await
             .unwrap();
-        running.stop().await;
+        graph.abort();
+        let _ = graph.await;
 
         let blip = answered.send(get.clone(), "/users", None, false).await;
         let blip = blip.unwrap_err();

@@ -19,6 +19,8 @@ mod small_print;
 mod snapshot;
 mod stale_reads;
 mod sync_plan;
+/// The test kit, shared with the benches.
+#[path = "../kit/mod.rs"]
 mod util;
 mod verify;
 mod workbook;

@@ -1,10 +1,9 @@
-//! What the soak and crash benches share: their arguments, the export, the write rate, reading
-//! the report, and the figures both print.
+//! What the long benches share: their arguments, the write rate, counting a report's
+//! outcomes, and the figures the soak and crash benches print.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use hardmatch::emulator::state::Stats;
-use hardmatch::emulator::synthetic;
 use hardmatch::emulator::throttle::Quotas;
 
 /// The bench's own arguments: what follows `--`, without the flags cargo bench adds.
@@ -15,33 +14,19 @@ pub fn positional_args() -> Vec<String> {
         .collect()
 }
 
-/// A synthetic Get-ADUser export of `users` rows in `dir`.
-pub fn export(dir: &Path, users: usize) -> PathBuf {
-    let export = dir.join("export.csv");
-    std::fs::write(&export, synthetic::export_csv(users)).unwrap();
-    export
-}
-
 /// `--write-rate` at the documented quota (20 writes a second), sped up `time_scale` times.
 pub fn write_rate(time_scale: f64) -> String {
     (Quotas::default().app_writes_per_150s / 150.0 * time_scale).to_string()
 }
 
-/// Rows in a CSV report, and how many of them have `outcome`.
-pub fn report_rows(path: &Path, outcome: &str) -> (usize, usize) {
-    let Ok(mut reader) = csv::Reader::from_path(path) else {
+/// Rows in a CSV report, and how many of them have `outcome` (none when there is no report).
+pub fn count_outcome(path: &Path, outcome: &str) -> (usize, usize) {
+    if !path.exists() {
         return (0, 0);
-    };
-    let column = reader
-        .headers()
-        .unwrap()
-        .iter()
-        .position(|h| h == "outcome")
-        .expect("an outcome column");
-    reader.records().fold((0, 0), |(rows, matching), row| {
-        let hit = row.unwrap().get(column) == Some(outcome);
-        (rows + 1, matching + usize::from(hit))
-    })
+    }
+    let rows = super::report_rows(path);
+    let matching = rows.iter().filter(|r| r["outcome"] == outcome).count();
+    (rows.len(), matching)
 }
 
 /// The shortest time the documented write quota allows for `writes` at `time_scale`, in real
@@ -57,7 +42,7 @@ pub fn quota_minimum(writes: usize, time_scale: f64) -> f64 {
 /// the minimum the write quota allows.
 pub fn print_figures(users: usize, report: &Path, stats: &Stats, wall: f64, time_scale: f64) {
     let minimum = quota_minimum(users, time_scale);
-    let (rows, stamped) = report_rows(report, "stamped");
+    let (rows, stamped) = count_outcome(report, "stamped");
     let patches = stats
         .requests
         .get("PATCH /users/{id}")

@@ -1,6 +1,12 @@
-//! Helpers every integration test uses: a private directory per test and the real binary.
+//! The test kit, the one dev-only place for what tests and benches share: a private
+//! directory per test, the real binary, the Graph emulator running in-process, and reading a
+//! report back. The integration tests include it as `util`, the benches as `kit`
+//! (`#[path = "../tests/kit/mod.rs"]`); [`figures`] is what the long benches print.
 
+// Each test binary and bench uses part of the kit.
 #![allow(dead_code)]
+
+pub mod figures;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -34,10 +40,24 @@ impl Dir {
 
     /// The real binary, run in this directory.
     pub fn hardmatch(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hardmatch"));
+        let mut cmd = binary();
         cmd.current_dir(self.path());
         cmd
     }
+}
+
+/// The real `hardmatch` binary that cargo built for these tests or benches.
+pub fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hardmatch"))
+}
+
+/// The binary with `args`, pointed at the Graph (an emulator) at `url` and signed in with
+/// the kit's fixed [`TOKEN`].
+pub fn against(url: &str, mut cmd: Command, args: &[&str]) -> Command {
+    cmd.args(args)
+        .args(["--graph-url", url])
+        .env("HARDMATCH_ACCESS_TOKEN", TOKEN);
+    cmd
 }
 
 /// A file of the repository's samples/ folder.
@@ -164,11 +184,7 @@ impl Graph {
 
     /// The binary pointed at this emulator, signed in with its fixed token.
     pub fn hardmatch(&self, dir: &Dir, args: &[&str]) -> Command {
-        let mut cmd = dir.hardmatch();
-        cmd.args(args)
-            .args(["--graph-url", self.url()])
-            .env("HARDMATCH_ACCESS_TOKEN", TOKEN);
-        cmd
+        against(self.url(), dir.hardmatch(), args)
     }
 
     /// The binary signed in as `app-1` with the client `secret`, through this emulator's
@@ -266,11 +282,13 @@ pub fn fast() -> hardmatch::emulator::Config {
 
 /// A generated migration: `n` cloud-only users and the Get-ADUser export that matches them.
 pub fn generated(dir: &Dir, n: usize) -> (hardmatch::tenant::Tenant, PathBuf) {
-    use hardmatch::emulator::synthetic;
-    (
-        synthetic::tenant(n),
-        dir.write("export.csv", synthetic::export_csv(n)),
-    )
+    (hardmatch::emulator::synthetic::tenant(n), export(dir, n))
+}
+
+/// The Get-ADUser export of `n` generated users (those of the synthetic tenant of `n`), as
+/// `export.csv` in `dir`.
+pub fn export(dir: &Dir, n: usize) -> PathBuf {
+    dir.write("export.csv", hardmatch::emulator::synthetic::export_csv(n))
 }
 
 /// A report's rows as (upn, outcome) plus the whole record, by column name.
@@ -294,7 +312,7 @@ pub fn report_rows(path: &Path) -> Vec<std::collections::HashMap<String, String>
 /// arguments, as a child process; returns it and the URL it printed.
 pub fn emulator_command(token: &str, extra: &[&str]) -> (std::process::Child, String) {
     use std::io::{BufRead, BufReader};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hardmatch"))
+    let mut child = binary()
         .args(["emulator", "--tenant"])
         .arg(sample("tenant.json"))
         .args(["--access-token", token, "--latency-ms", "0"])

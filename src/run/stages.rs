@@ -1,8 +1,8 @@
-//! The one place where the stages meet: reader -> compute -> planner -> writer -> reporter.
+//! The stages joined: reader -> compute -> planner -> writer -> reporter.
 //!
-//! Commands call these functions; they never call the stages directly. Each function takes
-//! the output of the stage before and gives one report [`Record`] per input row, in input
-//! order, so that the reporter can never lose a row.
+//! The runs in [`crate::run`] call these functions; they never call the stages directly. Each
+//! function takes the output of the stage before and gives one report [`Record`] per input
+//! row, in input order, so that the reporter can never lose a row.
 
 use std::io::Write;
 use std::sync::Arc;

@@ -1,0 +1,81 @@
+//! `clear`'s run: plan a null for every matched cloud user (an anchor, when the export
+//! computes one, must be the one held), then clear through [`WriteRun`].
+
+use std::path::PathBuf;
+
+use super::connection::Connect;
+use super::plan::plan_records;
+use super::stages;
+use super::write::{Settings, WriteRun};
+use super::Input;
+use crate::exit_code::ExitCode;
+use crate::graph::read::ReadStrategy;
+use crate::outcome::Outcome;
+use crate::plan::{MatchBy, Mode, Permissions, PlanOptions};
+use crate::report;
+use crate::resume::{self, RunIdentity};
+use crate::source;
+
+/// What `clear` was asked to do.
+pub struct Options {
+    pub input: Input,
+    /// The report; the journal is written beside it.
+    pub output: PathBuf,
+    pub match_by: MatchBy,
+    /// Clear an ImmutableId even when it is not the one the row's anchor computes to.
+    pub overwrite: bool,
+    /// Clear users in a federated domain through the journaled hop.
+    pub federated_hop: bool,
+    pub strategy: ReadStrategy,
+    pub write: Settings,
+}
+
+pub(crate) fn run(args: &Options, target: &impl Connect) -> crate::Result<ExitCode> {
+    report::check_output(&args.output, report::REPORT_FORMATS)?;
+    let mut compute = args.input.compute.clone();
+    compute.anchor_optional = true;
+    let mut flags = args.input.flags.clone();
+    if args.match_by == MatchBy::Mail {
+        flags.push("--match mail".into());
+    }
+    if args.overwrite {
+        flags.push("--overwrite".into());
+    }
+    if args.federated_hop {
+        flags.push("--federated-hop".into());
+    }
+    let identity = RunIdentity::new("clear", &args.input.path, flags)?;
+    let resume = resume::open(args.write.resume.as_deref(), &identity)?;
+    let source = source::open(
+        &args.input.path,
+        &source::ReadOptions {
+            anchor_optional: true,
+            ..args.input.read.clone()
+        },
+    )?;
+    let prepared = stages::prepare(&source, &compute)?;
+    let options = PlanOptions {
+        match_by: args.match_by,
+        mode: Mode::Clear,
+        allow: Permissions {
+            overwrite: args.overwrite,
+            federated_hop: args.federated_hop,
+            ..Permissions::default()
+        },
+    };
+    super::runtime()?.block_on(async {
+        let connection = target.connect().await?;
+        let wanted = prepared.wanted(options.match_by, Mode::Clear);
+        let read = stages::read_tenant(&connection.client, &wanted, args.strategy).await?;
+        let records = plan_records(&prepared, &read.tenant, &options);
+        let run = WriteRun {
+            connection,
+            read,
+            write: &args.write,
+            output: &args.output,
+            identity,
+            resume,
+        };
+        run.carry_out(records, Outcome::Cleared, |_| None).await
+    })
+}

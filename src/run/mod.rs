@@ -1,0 +1,73 @@
+//! The one place where the stages meet: every command that reads, plans or writes runs here,
+//! read -> compute -> plan -> write -> report, with the drift check, the confirmation and
+//! resume on the way. The command files in `src/cli/` parse arguments into the options below
+//! and make one call.
+//!
+//! - [`stages`]: the stages joined: an export read and computed ([`stages::Prepared`]), the
+//!   tenant read, the planner's decisions as report rows, the writes carried out journaled.
+//! - [`write`]: what `apply`, `clear` and `rollback` share once their rows are planned:
+//!   confirm, journal, execute, report ([`write::WriteRun`]).
+//! - one module per command that runs the stages: [`plan`], [`apply`], [`clear`],
+//!   [`rollback`], [`verify`], [`snapshot`], [`rehearse`].
+//! - [`connection`]: the Graph a run talks to, however the command line chose it.
+//!
+//! Resume (which run a journal belongs to, what it finished) is [`crate::resume`]'s.
+
+pub mod apply;
+pub mod clear;
+pub mod connection;
+pub mod plan;
+pub mod rehearse;
+pub mod rollback;
+pub mod snapshot;
+pub mod stages;
+pub mod verify;
+pub mod write;
+
+use std::path::PathBuf;
+
+use crate::compute::ComputeOptions;
+use crate::report::{self, Summary};
+use crate::source::{self, ReadOptions, Source};
+
+/// Lines of a report's summary: (what, what about it).
+pub type Notes = Vec<(String, String)>;
+
+/// The export a run reads, and how to read and compute it.
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub path: PathBuf,
+    pub read: ReadOptions,
+    pub compute: ComputeOptions,
+    /// The options given that change which users are written and with what (for a write
+    /// run's journal), as typed.
+    pub flags: Vec<String>,
+}
+
+impl Input {
+    /// Opens the export for [`stages::prepare`].
+    pub fn open(&self) -> crate::Result<Source> {
+        source::open(&self.path, &self.read)
+    }
+}
+
+/// The summary of a run that started at `started` and ends now, for its report: the command
+/// line (without secrets), the tenant, the version, and the run's own `notes`.
+fn summary(tenant: String, started: chrono::DateTime<chrono::Utc>, notes: Notes) -> Summary {
+    Summary {
+        command_line: report::redact_args(std::env::args()),
+        tenant,
+        started: started.to_rfc3339(),
+        finished: chrono::Utc::now().to_rfc3339(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        notes,
+    }
+}
+
+/// The runtime for commands that talk to Graph.
+pub fn runtime() -> crate::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::Error::Other(format!("cannot start the async runtime: {e}")))
+}

@@ -1,0 +1,402 @@
+//! What `apply`, `clear` and `rollback` share once their rows are planned ([`WriteRun`]):
+//! on resume, the journal matched to the rows; the summary and the confirmation; the journal;
+//! the writes; the report; and what to do next when the run stopped early.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use super::connection::Connection;
+use super::stages::{self, Execution, Stop};
+use crate::exit_code::ExitCode;
+use crate::graph::read::TenantRead;
+use crate::journal::{Entry, Journal, Replay};
+use crate::outcome::Outcome;
+use crate::plan::Action;
+use crate::report::{self, Record};
+use crate::resume::{self, Resume, RunIdentity};
+use crate::tenant::Tenant;
+use crate::write::{WorkItem, WriteOptions, CANARY_LEFT};
+
+/// How a run's writes are carried out, shared by apply, clear and rollback.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Do not ask for confirmation.
+    pub yes: bool,
+    /// Write at most N rows, leave the rest `not-attempted` (a canary batch).
+    pub max_writes: Option<usize>,
+    /// Write requests per second.
+    pub write_rate: f64,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Read every written user back and compare.
+    pub verify: bool,
+    /// The journal of the run this one continues.
+    pub resume: Option<PathBuf>,
+    /// No progress bar.
+    pub quiet: bool,
+    /// Start a CSV report with a UTF-8 byte-order mark.
+    pub excel: bool,
+}
+
+impl Settings {
+    pub fn options(&self, success: Outcome) -> WriteOptions {
+        WriteOptions {
+            rate: self.write_rate,
+            concurrency: self.concurrency,
+            max_writes: self.max_writes,
+            verify: self.verify,
+            success,
+            ..WriteOptions::default()
+        }
+    }
+
+    /// How many rows this run writes of `writes`: a canary writes at most `--max-writes`.
+    pub fn to_write(&self, writes: usize) -> usize {
+        self.max_writes.map_or(writes, |max| writes.min(max))
+    }
+}
+
+/// A run confirmed: its journal, what the writer needs to know from an interrupted run, and
+/// the writes.
+struct Confirmed {
+    journal: Journal,
+    replay: Option<Replay>,
+    settled: Vec<Entry>,
+    items: Vec<WorkItem>,
+}
+
+/// What every write command does once it has its planned records.
+pub struct WriteRun<'a> {
+    pub connection: Connection,
+    /// The tenant as read before planning, and how it was read.
+    pub read: TenantRead,
+    pub write: &'a Settings,
+    pub output: &'a Path,
+    /// What this run is, for its journal's first line.
+    pub identity: RunIdentity,
+    /// The interrupted run this one continues (`--resume`), checked and locked.
+    pub resume: Option<Resume>,
+}
+
+impl WriteRun<'_> {
+    pub async fn carry_out(
+        self,
+        records: Vec<Record>,
+        success: Outcome,
+        new_anchor: impl Fn(&Record) -> Option<String>,
+    ) -> crate::Result<ExitCode> {
+        let work =
+            |records: &[Record], tenant: &Tenant| stages::work_items(records, tenant, &new_anchor);
+        self.carry_out_with(records, success, &new_anchor, &work)
+            .await
+    }
+
+    /// [`WriteRun::carry_out`], with the writes made by `work` from the records as they
+    /// stand after a resume's credit (a plan file builds them from its typed rows).
+    pub async fn carry_out_with(
+        mut self,
+        mut records: Vec<Record>,
+        success: Outcome,
+        new_anchor: &dyn Fn(&Record) -> Option<String>,
+        work: &dyn Fn(&[Record], &Tenant) -> Vec<WorkItem>,
+    ) -> crate::Result<ExitCode> {
+        let started = chrono::Utc::now();
+        let confirmed = self.confirmed(&mut records, new_anchor, work)?;
+        let journal_path = confirmed.journal.path().to_owned();
+        let execution = Execution {
+            client: self.connection.client.clone(),
+            tenant: &self.read.tenant,
+            journal: confirmed.journal,
+            replay: confirmed.replay,
+            settled: confirmed.settled,
+            options: self.write.options(success),
+            quiet: self.write.quiet,
+        };
+        let stopped = stages::execute(execution, &mut records, confirmed.items).await?;
+        self.report(&records, started, &journal_path, success)?;
+        eprint!("{}", how_to_go_on(&records, stopped, &journal_path));
+        self.connection.close().await;
+        Ok(match stopped {
+            Some(stop) => stop.exit_code(),
+            None => exit_code_after_canary(&records),
+        })
+    }
+
+    /// Everything before the first write: on resume, the journal checked against the tenant
+    /// and matched to the rows; the summary; the confirmation; the journal opened (a new one,
+    /// or the interrupted run's).
+    fn confirmed(
+        &mut self,
+        records: &mut [Record],
+        new_anchor: &dyn Fn(&Record) -> Option<String>,
+        work: &dyn Fn(&[Record], &Tenant) -> Vec<WorkItem>,
+    ) -> crate::Result<Confirmed> {
+        let tenant = &self.read.tenant;
+        self.identity.tenant = tenant.tenant_id.clone();
+        let credit = match &mut self.resume {
+            Some(resume) => {
+                resume.check_tenant(&tenant.tenant_id)?;
+                let credit = resume.credit(records, tenant, new_anchor);
+                eprint!("{}", resume.summary(&credit));
+                Some(credit)
+            }
+            None => None,
+        };
+        let items = work(records, tenant);
+        for (name, note) in &self.read.notes {
+            eprintln!("{name}: {note}");
+        }
+        eprintln!(
+            "{}",
+            describe(records, items.len(), self.write.max_writes, tenant)
+        );
+        if !items.is_empty() {
+            let added = self
+                .resume
+                .as_ref()
+                .map(Resume::added_destructive_flags)
+                .unwrap_or_default();
+            let writes = self.write.to_write(items.len());
+            confirm(self.write.yes, writes, tenant, &added)?;
+        }
+        Ok(match (self.resume.take(), credit) {
+            (Some(resume), Some(credit)) => Confirmed {
+                journal: resume.into_journal(),
+                replay: Some(credit.replay),
+                settled: credit.settled,
+                items,
+            },
+            _ => Confirmed {
+                journal: Journal::create(
+                    &resume::journal_path(self.write.resume.as_deref(), self.output),
+                    &self.identity.run_entry(),
+                )?,
+                replay: None,
+                settled: Vec::new(),
+                items,
+            },
+        })
+    }
+
+    /// Writes the report and prints the outcome table. A report that cannot be written is an
+    /// error that says the journal is complete and how to rebuild the report from it.
+    fn report(
+        &self,
+        records: &[Record],
+        started: chrono::DateTime<chrono::Utc>,
+        journal: &Path,
+        success: Outcome,
+    ) -> crate::Result<()> {
+        let tenant = &self.read.tenant;
+        let summary = super::summary(
+            tenant.tenant_id.clone(),
+            started,
+            [
+                ("tenant read".to_string(), self.read.how.clone()),
+                ("journal".to_string(), journal.display().to_string()),
+            ]
+            .into_iter()
+            .chain(self.connection.client.usage_notes())
+            .chain([tenant.takeover_note()])
+            .chain(self.read.notes.clone())
+            .collect(),
+        );
+        if let Err(e) = report::write(self.output, records, &summary, self.write.excel) {
+            return Err(crate::Error::Other(format!(
+                "cannot write the report: {e}\n  {} rows are written to the tenant, and every write is in the journal {}, which is complete.\n  Once the report's path can be written (or with another -o), rebuild the report; nothing is written twice:\n  {}",
+                records.iter().filter(|r| r.outcome == Some(success)).count(),
+                journal.display(),
+                resume::continue_command(journal, false)
+            )));
+        }
+        eprint!("{}", report::outcome_table(records));
+        eprintln!(
+            "report {}, journal {}",
+            self.output.display(),
+            journal.display()
+        );
+        Ok(())
+    }
+}
+
+/// What a 403 on a write calls for (SECURITY.md lists every command's permissions).
+const PERMISSION: &str = "User.ReadWrite.All (and User.DeleteRestore.All to purge deleted holders): grant it with admin consent";
+
+/// Rows a canary (`--max-writes`) left for later.
+fn left_by_canary(record: &Record) -> bool {
+    record.outcome == Some(Outcome::NotAttempted) && record.detail == CANARY_LEFT
+}
+
+/// The exit code of a finished run, as `plan::exit_code` says, except that rows a canary left
+/// for later are not failures.
+fn exit_code_after_canary(records: &[Record]) -> ExitCode {
+    let all_fine = records
+        .iter()
+        .all(|r| left_by_canary(r) || r.outcome.is_some_and(|o| o.is_success()));
+    ExitCode::for_rows(all_fine)
+}
+
+/// What to do next when the run stopped early (a signal, a missing permission, a canary):
+/// why, and the exact command that continues it.
+fn how_to_go_on(records: &[Record], stopped: Option<Stop>, journal: &Path) -> String {
+    let left = records
+        .iter()
+        .filter(|r| r.outcome == Some(Outcome::NotAttempted))
+        .count();
+    let denied = records
+        .iter()
+        .filter(|r| r.outcome == Some(Outcome::PermissionDenied))
+        .count();
+    let canary = records.iter().filter(|r| left_by_canary(r)).count();
+    let why = match stopped {
+        Some(Stop::Interrupted) => format!("interrupted: {left} rows were not attempted"),
+        Some(Stop::Terminated) => format!("terminated (SIGTERM): {left} rows were not attempted"),
+        None if denied > 0 && left > canary => format!(
+            "stopped: Graph refused {denied} writes in a row with 403: the app lacks the permission to write onPremisesImmutableId, {PERMISSION}; {left} rows were not attempted"
+        ),
+        None if denied > 0 => format!(
+            "Graph refused {denied} writes with 403: if the app lacks the permission to write onPremisesImmutableId, {PERMISSION}"
+        ),
+        None if canary > 0 => format!("canary done: {canary} rows are left for the rest of the run"),
+        None => return String::new(),
+    };
+    // A canary that finished continues without its limit; a stopped run keeps its options.
+    let drop_canary = stopped.is_none() && canary > 0 && left == canary;
+    format!(
+        "{why}. Continue with:\n  {}\n",
+        resume::continue_command(journal, drop_canary)
+    )
+}
+
+/// The summary shown before anything is written: what will be sent, and every destructive step.
+fn describe(
+    records: &[Record],
+    writes: usize,
+    max_writes: Option<usize>,
+    tenant: &Tenant,
+) -> String {
+    let mut text = format!(
+        "plan for {}:\n{}",
+        tenant.tenant_id,
+        report::outcome_table(records)
+    );
+    let count = |action: Action| {
+        records
+            .iter()
+            .filter(|r| {
+                Action::from_code(&r.action) == Some(action)
+                    && r.outcome
+                        .is_some_and(|o| matches!(o, Outcome::WouldStamp | Outcome::WouldClear))
+            })
+            .count()
+    };
+    let overwrites = records
+        .iter()
+        .filter(|r| {
+            r.outcome == Some(Outcome::WouldStamp)
+                && r.previous_immutable_id
+                    .as_deref()
+                    .is_some_and(|p| !p.is_empty())
+        })
+        .count();
+    for (what, n) in [
+        ("overwrite another ImmutableId (--overwrite)", overwrites),
+        (
+            "purge a deleted holder for good (--purge-deleted-holders)",
+            count(Action::PurgeHolderThenStamp),
+        ),
+        (
+            "move a UPN out of its federated domain and back (--federated-hop)",
+            count(Action::FederatedHopThenStamp) + count(Action::FederatedHopThenClear),
+        ),
+        (
+            "clear onPremisesObjectIdentifier, which links the user to another on-premises object, before the stamp (--clear-object-identifier; it needs User-OnPremisesSyncBehavior.ReadWrite.All and Global or Hybrid Identity Administrator)",
+            count(Action::ClearObjectIdentifierThenStamp),
+        ),
+        (
+            "put back onPremisesObjectIdentifier",
+            count(Action::PutBackObjectIdentifier),
+        ),
+    ] {
+        if n > 0 {
+            text.push_str(&format!("  DESTRUCTIVE: {n} rows will {what}\n"));
+        }
+    }
+    let stamps = [
+        Action::Stamp,
+        Action::PurgeHolderThenStamp,
+        Action::FederatedHopThenStamp,
+        Action::ClearObjectIdentifierThenStamp,
+    ]
+    .into_iter()
+    .map(count)
+    .sum::<usize>();
+    if let (true, Some(warning)) = (stamps > 0, tenant.takeover_warning()) {
+        text.push_str(&format!("  WARNING: {warning}\n"));
+    }
+    match max_writes.filter(|&max| max < writes) {
+        Some(max) => text.push_str(&format!(
+            "a canary: {max} of the {writes} rows to write (--max-writes {max}); the rest stay not-attempted until the run is resumed"
+        )),
+        None => text.push_str(&format!("{writes} rows to write")),
+    }
+    text
+}
+
+/// Asks on a terminal; without one, `--yes` is required. A destructive flag that a resumed
+/// run adds to the interrupted one's is asked about on its own line.
+fn confirm(yes: bool, writes: usize, tenant: &Tenant, added: &[&str]) -> crate::Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(crate::Error::Usage(format!(
+            "no terminal to confirm on: pass --yes to write {writes} rows to {}",
+            tenant.tenant_id
+        )));
+    }
+    for flag in added {
+        ask(&format!(
+            "Type yes to add {flag} to the resumed run (the interrupted run did not have it): "
+        ))?;
+    }
+    ask(&format!(
+        "Type yes to write {writes} rows to {}: ",
+        tenant.tenant_id
+    ))
+}
+
+fn ask(question: &str) -> crate::Result<()> {
+    eprint!("{question}");
+    let mut answer = String::new();
+    std::io::stderr()
+        .flush()
+        .and_then(|()| std::io::stdin().lock().read_line(&mut answer))
+        .map_err(|e| crate::Error::io("the terminal", e))?;
+    if !is_yes(&answer) {
+        return Err(crate::Error::Usage(
+            "not confirmed; nothing was written".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `yes`, `Yes` or `YES` confirm (caps lock on is still a yes); `y` or anything else does not.
+fn is_yes(answer: &str) -> bool {
+    matches!(answer.trim(), "yes" | "Yes" | "YES")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yes_in_any_of_its_usual_cases_confirms() {
+        for answer in ["yes\n", "Yes\n", "YES\r\n", "  yes  "] {
+            assert!(is_yes(answer), "{answer:?}");
+        }
+        for answer in ["y\n", "no\n", "yEs\n", "", "yes please\n"] {
+            assert!(!is_yes(answer), "{answer:?}");
+        }
+    }
+}
