@@ -16,7 +16,7 @@ trap 'rm -rf "$work"' EXIT
 
 cargo build --release --quiet --bin hardmatch --example gen_tenant
 target/release/examples/gen_tenant "$users" "$work/tenant.json" "$rows" "$work/users.csv"
-echo "snapshot: $users users, $(du -h "$work/tenant.json" | cut -f1); export: $rows rows; $(nproc) cores, commit $(git rev-parse --short HEAD)"
+echo "snapshot: $users users, $(du -h "$work/tenant.json" | cut -f1); export: $rows rows; $(nproc) cores; $binary (tree at commit $(git rev-parse --short HEAD))"
 
 times=() peak=0
 for _ in $(seq "$runs"); do
@@ -25,7 +25,7 @@ for _ in $(seq "$runs"); do
     --snapshot "$work/tenant.json" -o "$work/plan.csv" >/dev/null 2>"$work/stderr" || status=$?
   # 0: every row plans to stamp; 1: some rows need attention. Anything else is a failure.
   if (( status > 1 )); then cat "$work/stderr" >&2; exit "$status"; fi
-  read -r secs kb <"$work/time"
+  read -r secs kb < <(tail -n 1 "$work/time")  # after "Command exited with non-zero status 1"
   times+=("$secs")
   (( kb > peak )) && peak=$kb
 done
