@@ -94,9 +94,9 @@ struct Entry {
     ends: [u32; 5],
 }
 
-/// The texts of an [`Entry`], in order.
+/// The texts of an [`Entry`], in the order they are kept.
 #[derive(Clone, Copy)]
-enum Text {
+enum Part {
     Upn,
     ImmutableId,
     Target,
@@ -216,9 +216,9 @@ impl Ids {
         }
     }
 
-    fn text(&self, i: usize, text: Text) -> &str {
+    fn text(&self, i: usize, part: Part) -> &str {
         let entry = &self.entries[i];
-        let k = text as usize;
+        let k = part as usize;
         let from = if k == 0 { 0 } else { entry.ends[k - 1] };
         let range: Range<usize> = entry.start + from as usize..entry.start + entry.ends[k] as usize;
         &self.texts[range]
@@ -227,9 +227,9 @@ impl Ids {
     /// A row's key for a duplicate check, if it has one.
     fn key(&self, i: usize, check: DuplicateCheck) -> Option<compute::Key<'_>> {
         let text = match check {
-            DuplicateCheck::Anchor => self.text(i, Text::ImmutableId),
-            DuplicateCheck::Target if self.entries[i].target_is_upn => self.text(i, Text::Upn),
-            DuplicateCheck::Target => self.text(i, Text::Target),
+            DuplicateCheck::Anchor => self.text(i, Part::ImmutableId),
+            DuplicateCheck::Target if self.entries[i].target_is_upn => self.text(i, Part::Upn),
+            DuplicateCheck::Target => self.text(i, Part::Target),
         };
         (!text.is_empty()).then(|| check.key(text))
     }
@@ -262,7 +262,7 @@ impl Ids {
             Some(verdict) => (verdict.outcome, verdict.detail.as_str()),
             None => (
                 self.entries[i].outcome.unwrap_or(Outcome::Computed),
-                self.text(i, Text::Detail),
+                self.text(i, Part::Detail),
             ),
         }
     }
@@ -270,7 +270,7 @@ impl Ids {
     fn row(&self, i: usize) -> IdRow<'_> {
         let entry = &self.entries[i];
         let (outcome, detail) = self.outcome(i);
-        let other = self.text(i, Text::OtherSource);
+        let other = self.text(i, Part::OtherSource);
         let detail = if self.unsettled && detail.is_empty() && !other.is_empty() {
             Cow::Owned(format!(
                 "anchor-source-differs: used mS-DS-ConsistencyGuid, not objectGUID ({other}); if the tenant's sync anchors on objectGUID, use --source-anchor object-guid (plan finds out from already-synced users)"
@@ -280,9 +280,9 @@ impl Ids {
         };
         IdRow {
             line: self.location(i).map_or(0, |l| l.line()),
-            upn: self.text(i, Text::Upn),
+            upn: self.text(i, Part::Upn),
             object_guid: entry.guid,
-            immutable_id: self.text(i, Text::ImmutableId),
+            immutable_id: self.text(i, Part::ImmutableId),
             anchor_source: entry
                 .anchor_role
                 .map_or("", |role| compute::anchor_source(&self.input, role)),
