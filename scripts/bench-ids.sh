@@ -2,12 +2,15 @@
 # Whole-command benchmark of the offline stages: `hardmatch ids` on a generated Windows
 # PowerShell 5.1 Get-ADUser export, against a plain Python script doing the same work.
 # Prints the median wall time of each over RUNS runs, rows/s, peak memory and the ratio.
+# Given a BASELINE binary (an earlier build of hardmatch), measures it too, in the same run,
+# and checks that it writes the same report.
 #
-#   scripts/bench-ids.sh [ROWS] [RUNS]      (default 1000000 rows, 5 runs)
+#   scripts/bench-ids.sh [ROWS] [RUNS] [BASELINE]      (default 1000000 rows, 5 runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rows=${1:-1000000}
 runs=${2:-5}
+baseline=${3:-}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -32,6 +35,13 @@ measure() {
   eval "median_$name=$median"
 }
 
+if [[ -n $baseline ]]; then
+  measure baseline "$baseline" ids "$work/export.csv" -o "$work/baseline.csv"
+fi
 measure hardmatch target/release/hardmatch ids "$work/export.csv" -o "$work/ids.csv"
+if [[ -n $baseline ]]; then
+  cmp -s "$work/baseline.csv" "$work/ids.csv" && echo "the baseline's report and this build's are the same, byte for byte" \
+    || { echo "the baseline writes another report" >&2; exit 1; }
+fi
 measure python python3 scripts/baseline_ids.py "$work/export.csv" "$work/py.csv"
 printf 'hardmatch is %.1fx faster than the Python script\n' "$(echo "$median_python / $median_hardmatch" | bc -l)"

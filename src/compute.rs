@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::anchor::{self, AnchorForm, AnchorKind, ImmutableId};
 use crate::outcome::{Outcome, Verdict};
-use crate::source::{Input, Role, Row};
+use crate::source::{Input, Location, Role, Row};
 
 /// Which attribute the tenant's sync takes its sourceAnchor from (docs/graph.md,
 /// "ImmutableId"): `--source-anchor`.
@@ -75,26 +75,32 @@ impl Candidate<'_> {
 
 /// Computes one candidate per row, in row order, and flags duplicates.
 pub fn compute<'a>(input: &Input<'a>, options: &ComputeOptions) -> Vec<Candidate<'a>> {
-    let mut candidates: Vec<Candidate> = input
+    let mut candidates = candidates(input, options);
+    let location = |i: usize| input.rows[i].location.clone();
+    for check in DuplicateCheck::ALL {
+        let found = check.find(
+            input,
+            candidates.len(),
+            |i| candidates[i].verdict.is_none(),
+            |i| check.key_of(&candidates[i]),
+            location,
+        );
+        for (i, verdict) in found {
+            candidates[i].verdict = Some(verdict);
+        }
+    }
+    candidates
+}
+
+/// One candidate per row of `input`, in row order, on all cores; duplicates inside the input
+/// are not looked for (see [`DuplicateCheck`]), so a caller may compute an export a batch
+/// at a time.
+pub fn candidates<'a>(input: &Input<'a>, options: &ComputeOptions) -> Vec<Candidate<'a>> {
+    input
         .rows
         .par_iter()
         .map(|row| candidate(input, row, options))
-        .collect();
-    flag_duplicates(
-        input,
-        &mut candidates,
-        Outcome::DuplicateAnchorInInput,
-        "ImmutableId",
-        |c| c.immutable_id.as_ref().map(|id| Key::Exact(id.as_str())),
-    );
-    flag_duplicates(
-        input,
-        &mut candidates,
-        Outcome::DuplicateTargetInInput,
-        "target UPN",
-        |c| c.target_upn.as_deref().map(Key::Caseless),
-    );
-    candidates
+        .collect()
 }
 
 /// Applies the first matching `--upn-suffix` mapping to a UPN's domain.
@@ -281,11 +287,123 @@ fn invalid(input: &Input, row: &Row, role: Role, error: anchor::AnchorError) -> 
     )
 }
 
-/// A duplicate-detection key borrowed from a candidate: ImmutableIds compare exactly (they
+/// The two checks for rows that must not share a key, in the order they run: a row the first
+/// flags takes no part in the second. One implementation for a whole [`Input`] in memory
+/// ([`compute`]) and for an export computed a batch at a time (`crate::ids`), which keeps
+/// only compact rows: the check sees rows through their index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DuplicateCheck {
+    /// Two rows that would stamp the same ImmutableId.
+    Anchor,
+    /// Two rows that would stamp the same cloud user.
+    Target,
+}
+
+impl DuplicateCheck {
+    pub const ALL: [DuplicateCheck; 2] = [DuplicateCheck::Anchor, DuplicateCheck::Target];
+
+    fn outcome(self) -> Outcome {
+        match self {
+            DuplicateCheck::Anchor => Outcome::DuplicateAnchorInInput,
+            DuplicateCheck::Target => Outcome::DuplicateTargetInInput,
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            DuplicateCheck::Anchor => "ImmutableId",
+            DuplicateCheck::Target => "target UPN",
+        }
+    }
+
+    /// A candidate's key for this check, if it has one.
+    pub fn key_of<'c>(self, candidate: &'c Candidate<'_>) -> Option<Key<'c>> {
+        match self {
+            DuplicateCheck::Anchor => candidate
+                .immutable_id
+                .as_ref()
+                .map(|id| self.key(id.as_str())),
+            DuplicateCheck::Target => candidate.target_upn.as_deref().map(|upn| self.key(upn)),
+        }
+    }
+
+    /// The key of a value: ImmutableIds compare exactly, UPNs without regard to case.
+    pub fn key(self, text: &str) -> Key<'_> {
+        match self {
+            DuplicateCheck::Anchor => Key::Exact(text),
+            DuplicateCheck::Target => Key::Caseless(text),
+        }
+    }
+
+    /// The verdict of every open row (of `count`) whose key another open row shares, naming
+    /// the other rows' lines; `location(i)` is row `i`'s place in `input`'s file.
+    ///
+    /// Keys are hashed and the hashes sorted, both in parallel; only rows whose hash repeats
+    /// are then grouped by their real key. A million scattered strings are read once, by both
+    /// cores, instead of being chased through a hash map on one.
+    pub fn find<'k>(
+        self,
+        input: &Input,
+        count: usize,
+        open: impl Fn(usize) -> bool + Sync,
+        key: impl Fn(usize) -> Option<Key<'k>> + Sync,
+        location: impl Fn(usize) -> Option<Location>,
+    ) -> Vec<(usize, Verdict)> {
+        let mut hashes: Vec<(u64, usize)> = (0..count)
+            .into_par_iter()
+            .filter(|&i| open(i))
+            .filter_map(|i| key(i).map(|k| (hash_of(&k), i)))
+            .collect();
+        hashes.par_sort_unstable();
+        let mut groups: HashMap<Key<'k>, Vec<usize>> = HashMap::default();
+        for run in hashes
+            .chunk_by(|a, b| a.0 == b.0)
+            .filter(|run| run.len() > 1)
+        {
+            for &(_, i) in run {
+                groups
+                    .entry(key(i).expect("hashed above"))
+                    .or_default()
+                    .push(i);
+            }
+        }
+        let line_of = |i: usize| {
+            location(i).map_or_else(|| format!("row {}", i + 1), |l| l.line().to_string())
+        };
+        let mut found = Vec::new();
+        for (shown, rows) in groups.into_iter().filter(|(_, rows)| rows.len() > 1) {
+            for &i in &rows {
+                let others: Vec<String> = rows
+                    .iter()
+                    .filter(|&&j| j != i)
+                    .take(10)
+                    .map(|&j| line_of(j))
+                    .collect();
+                let more = rows.len().saturating_sub(11);
+                let tail = if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                };
+                let detail = format!(
+                    "{}: the {} {} is also on line {}{tail}; keep one row per user",
+                    input.place_at(location(i)),
+                    self.what(),
+                    shown.text(),
+                    others.join(", ")
+                );
+                found.push((i, Verdict::new(self.outcome(), detail)));
+            }
+        }
+        found
+    }
+}
+
+/// A duplicate-detection key borrowed from a row's values: ImmutableIds compare exactly (they
 /// are case-sensitive), UPNs without regard to case. Borrowing keeps a million-row input from
 /// allocating a million keys.
 #[derive(Clone, Copy, Debug)]
-enum Key<'a> {
+pub enum Key<'a> {
     Exact(&'a str),
     Caseless(&'a str),
 }
@@ -343,76 +461,6 @@ fn write_lowercase<H: std::hash::Hasher>(bytes: &[u8], state: &mut H) {
         lower.make_ascii_lowercase();
         state.write(lower);
     }
-}
-
-/// Every open row whose key another open row shares gets `outcome`, naming the other rows'
-/// lines. Rows that already have an outcome take no part.
-///
-/// Keys are hashed and the hashes sorted, both in parallel; only rows whose hash repeats
-/// are then grouped by their real key. A million scattered strings are read once, by both
-/// cores, instead of being chased through a hash map on one.
-fn flag_duplicates<'c>(
-    input: &Input,
-    candidates: &mut [Candidate<'c>],
-    outcome: Outcome,
-    what: &str,
-    key: impl for<'a> Fn(&'a Candidate<'c>) -> Option<Key<'a>> + Sync,
-) {
-    let groups: Vec<(String, Vec<usize>)> = {
-        let mut hashes: Vec<(u64, usize)> = candidates
-            .par_iter()
-            .enumerate()
-            .filter(|(_, c)| c.verdict.is_none())
-            .filter_map(|(i, c)| key(c).map(|k| (hash_of(&k), i)))
-            .collect();
-        hashes.par_sort_unstable();
-        let mut groups: HashMap<Key<'_>, Vec<usize>> = HashMap::default();
-        for run in hashes
-            .chunk_by(|a, b| a.0 == b.0)
-            .filter(|run| run.len() > 1)
-        {
-            for &(_, i) in run {
-                let k = key(&candidates[i]).expect("hashed above");
-                groups.entry(k).or_default().push(i);
-            }
-        }
-        groups
-            .into_iter()
-            .filter(|(_, rows)| rows.len() > 1)
-            .map(|(k, rows)| (k.text().to_string(), rows))
-            .collect()
-    };
-    for (shown, rows) in groups {
-        for &i in &rows {
-            let others: Vec<String> = rows
-                .iter()
-                .filter(|&&j| j != i)
-                .take(10)
-                .map(|&j| line_of(input, j))
-                .collect();
-            let more = rows.len().saturating_sub(11);
-            let tail = if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            };
-            candidates[i].verdict = Some(Verdict::new(
-                outcome,
-                format!(
-                    "{}: the {what} {shown} is also on line {}{tail}; keep one row per user",
-                    input.place(&input.rows[i], None),
-                    others.join(", ")
-                ),
-            ));
-        }
-    }
-}
-
-fn line_of(input: &Input, index: usize) -> String {
-    input.rows[index]
-        .location
-        .as_ref()
-        .map_or_else(|| format!("row {}", index + 1), |l| l.line().to_string())
 }
 
 #[cfg(test)]

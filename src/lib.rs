@@ -10,6 +10,7 @@
 //! - [`anchor`]: the ImmutableId type and every anchor form it converts from and to.
 //! - [`source`]: the reader stage (CSV, LDIF, XLSX), rows with their source positions.
 //! - [`compute`]: rows to candidates on rayon, duplicate detection inside the input.
+//! - [`ids`]: the `ids` command for an export of any size, computed a batch at a time.
 //! - [`source_anchor`]: which attribute the tenant's sync anchors on, from the evidence.
 //! - [`plan_file`]: the versioned plan file a change board approves and `apply` carries out,
 //!   with its integrity record.
@@ -32,6 +33,7 @@ pub mod emulator;
 pub mod error;
 pub mod exit_code;
 pub mod graph;
+pub mod ids;
 pub mod journal;
 pub mod logging;
 pub mod outcome;

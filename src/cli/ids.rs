@@ -1,20 +1,14 @@
 //! `hardmatch ids`: the offline stages on their own. Every row's ImmutableId, or why it has
 //! none, without touching a tenant. Replaces the seeds' Excel `=CONCATENATE` step.
 
-use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::input::InputArgs;
-use serde::Serialize;
-use uuid::Uuid;
 
-use crate::compute::{self, Candidate, SourceAnchor};
+use crate::compute::SourceAnchor;
 use crate::exit_code::ExitCode;
-use crate::outcome::Outcome;
-use crate::report::{self, csv as report_csv};
-use crate::run::stages::{self as pipeline, Prepared};
-use crate::source::Role;
+use crate::ids;
+use crate::report;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -59,41 +53,12 @@ pub struct Args {
     pub excel: bool,
 }
 
-const COLUMNS: [&str; 7] = [
-    "line",
-    "upn",
-    "object_guid",
-    "immutable_id",
-    "anchor_source",
-    "outcome",
-    "detail",
-];
-
 pub fn run(args: Args) -> crate::Result<ExitCode> {
     let format = report::check_output(&args.output, report::REPORT_FORMATS)?;
     let source = args.input.open()?;
-    let prepared = pipeline::prepare(&source, &args.input.compute_options())?;
-    let unsettled = args.input.source_anchor == SourceAnchor::Auto;
-    let row = |i| IdRow::of(&prepared, i, unsettled);
-    let count = prepared.input.rows.len();
-    match format {
-        report::Format::Csv => write_csv(&args, count, row)?,
-        report::Format::Xlsx => report::xlsx::write_table(
-            &args.output,
-            "ImmutableIds",
-            &COLUMNS,
-            &["line"],
-            (0..count).map(|i| row(i).cells()),
-        )?,
-        report::Format::Json => {
-            report::json::write_rows(&args.output, &(0..count).map(row).collect::<Vec<_>>())?
-        }
-    }
-    let mut counts: BTreeMap<Outcome, usize> = BTreeMap::new();
-    for candidate in &prepared.candidates {
-        *counts.entry(outcome_of(candidate).0).or_default() += 1;
-    }
-    eprintln!("{}: {count} rows", prepared.input.name);
+    let options = args.input.compute_options();
+    let summary = ids::run(&source, &options, &args.output, format, args.excel)?;
+    eprintln!("{}: {} rows", summary.name, summary.rows);
     eprintln!(
         "source anchor: {}",
         match args.input.source_anchor {
@@ -102,91 +67,9 @@ pub fn run(args: Args) -> crate::Result<ExitCode> {
             SourceAnchor::Auto => "mS-DS-ConsistencyGuid when set, else objectGUID: ids sees no tenant, so no evidence (plan looks at the already-synced users)",
         }
     );
-    for (outcome, count) in &counts {
+    for (outcome, count) in &summary.outcomes {
         eprintln!("  {:<28} {count:>9}", outcome.code());
     }
-    let needs_attention = counts.keys().any(|o| !o.is_success());
+    let needs_attention = summary.outcomes.keys().any(|o| !o.is_success());
     Ok(ExitCode::for_rows(!needs_attention))
-}
-
-/// One output row, in every format.
-#[derive(Serialize)]
-struct IdRow<'a> {
-    line: u64,
-    upn: &'a str,
-    object_guid: Option<Uuid>,
-    immutable_id: &'a str,
-    anchor_source: &'a str,
-    outcome: Outcome,
-    detail: Cow<'a, str>,
-}
-
-impl<'a> IdRow<'a> {
-    /// Row `i`; `unsettled` when no one said which attribute the tenant's sync uses, so a
-    /// row whose two GUID attributes differ says so.
-    fn of(prepared: &'a Prepared<'_>, i: usize, unsettled: bool) -> IdRow<'a> {
-        let (row, candidate) = (&prepared.input.rows[i], &prepared.candidates[i]);
-        let (outcome, detail) = outcome_of(candidate);
-        let detail = match candidate
-            .differing_source()
-            .filter(|_| unsettled && detail.is_empty())
-        {
-            Some((_, other)) => Cow::Owned(format!(
-                "anchor-source-differs: used mS-DS-ConsistencyGuid, not objectGUID ({other}); if the tenant's sync anchors on objectGUID, use --source-anchor object-guid (plan finds out from already-synced users)"
-            )),
-            None => Cow::Borrowed(detail),
-        };
-        IdRow {
-            line: row.location.as_ref().map_or(0, |l| l.line()),
-            upn: row.value(Role::Upn).unwrap_or_default(),
-            object_guid: candidate.guid,
-            immutable_id: candidate.immutable_id.as_ref().map_or("", |id| id.as_str()),
-            anchor_source: candidate
-                .anchor_role
-                .map_or("", |role| compute::anchor_source(&prepared.input, role)),
-            outcome,
-            detail,
-        }
-    }
-
-    /// The cells in [`COLUMNS`] order.
-    fn cells(&self) -> Vec<Cow<'a, str>> {
-        vec![
-            Cow::Owned(self.line.to_string()),
-            Cow::Borrowed(self.upn),
-            Cow::Owned(self.object_guid.map(|g| g.to_string()).unwrap_or_default()),
-            Cow::Borrowed(self.immutable_id),
-            Cow::Borrowed(self.anchor_source),
-            Cow::Borrowed(self.outcome.code()),
-            self.detail.clone(),
-        ]
-    }
-}
-
-/// CSV, the fast path (a million rows a second): no cell is copied that need not be.
-fn write_csv<'a>(
-    args: &Args,
-    count: usize,
-    row: impl Fn(usize) -> IdRow<'a> + Sync,
-) -> crate::Result<()> {
-    report_csv::write_rows(&args.output, args.excel, &COLUMNS, count, |i, cells| {
-        let row = row(i);
-        cells.cell(itoa::Buffer::new().format(row.line));
-        cells.cell(row.upn);
-        let mut guid = Uuid::encode_buffer();
-        cells.id(row
-            .object_guid
-            .map_or("", |g| g.hyphenated().encode_lower(&mut guid)));
-        cells.id(row.immutable_id);
-        cells.cell(row.anchor_source);
-        cells.cell(row.outcome.code());
-        cells.cell(&row.detail);
-    })
-}
-
-fn outcome_of<'c>(candidate: &'c Candidate<'_>) -> (Outcome, &'c str) {
-    match &candidate.verdict {
-        Some(verdict) => (verdict.outcome, verdict.detail.as_str()),
-        None => (Outcome::Computed, ""),
-    }
 }

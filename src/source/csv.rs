@@ -33,6 +33,39 @@ const MAX_COLUMNS: usize = 16_384;
 
 /// Reads CSV text (already decoded to UTF-8) into rows that borrow from it.
 pub fn read<'a>(name: &str, text: &'a str, options: &ReadOptions) -> crate::Result<Input<'a>> {
+    // 8 MB pieces: enough of them to keep both cores busy, few enough to cost nothing.
+    let mut records = open(name, text, options, 8 << 20, &|_| {})?;
+    let rows = records
+        .next_batch(usize::MAX)
+        .map_or_else(Vec::new, |(rows, _)| rows);
+    Ok(records.input(rows))
+}
+
+/// A CSV export whose header has been read and whose records are split into chunks: parsed
+/// all at once by [`read`], or a batch of chunks at a time by [`Records::next_batch`] for a
+/// reader that holds no more than a batch of rows.
+pub struct Records<'a> {
+    name: String,
+    /// The records after the header.
+    data: &'a str,
+    delimiter: u8,
+    headers: Vec<String>,
+    map: ColumnMap,
+    chunks: Vec<Chunk>,
+    /// The first chunk not parsed yet.
+    next: usize,
+}
+
+/// Reads the header of CSV text and splits the records after it into chunks of about
+/// `chunk_size` bytes. The file's bytes are read once to split it; each piece read is given to
+/// `release`.
+pub fn open<'a>(
+    name: &str,
+    text: &'a str,
+    options: &ReadOptions,
+    chunk_size: usize,
+    release: &(dyn Fn(&[u8]) + Sync),
+) -> crate::Result<Records<'a>> {
     let (body, skipped_lines) = skip_type_line(text);
     let delimiter = options.delimiter.unwrap_or_else(|| sniff_delimiter(body));
     let mut parser = Parser::new(body, delimiter, skipped_lines);
@@ -52,67 +85,97 @@ pub fn read<'a>(name: &str, text: &'a str, options: &ReadOptions) -> crate::Resu
     };
     let map = ColumnMap::new(name, &headers, &options.columns)?;
     columns::require_usable(name, &map.found(), &headers, options.anchor_optional)?;
-
-    // 8 MB pieces: enough of them to keep both cores busy, few enough to cost nothing.
-    let rows = read_records(
-        name,
-        &body[parser.pos..],
-        parser.line - 1,
-        (delimiter, headers.len(), &map),
-        8 << 20,
-    );
-    Ok(Input {
+    let data = &body[parser.pos..];
+    let chunks = split_records(data.as_bytes(), parser.line - 1, chunk_size, release);
+    Ok(Records {
         name: name.to_string(),
-        format: super::Format::Csv,
-        columns: map.found(),
+        data,
+        delimiter,
         headers,
-        rows,
-        notes: Vec::new(),
+        map,
+        chunks,
+        next: 0,
     })
 }
 
-/// Parses the records after the header in chunks of about `chunk_size` bytes on rayon, in
-/// order. A chunk that ends inside a quoted field shows that the split after it fell inside
-/// one (a stray quote in an unquoted field fooled the quote count of [`split_records`]): then
-/// the records are parsed again in one piece.
-fn read_records<'a>(
-    name: &str,
-    data: &'a str,
-    lines_before: u64,
-    (delimiter, header_count, map): (u8, usize, &ColumnMap),
-    chunk_size: usize,
-) -> Vec<Row<'a>> {
-    let wanted = map.columns.iter().map(|(_, i, _)| i + 1).max().unwrap_or(0);
-    let parse = |chunk: Chunk| {
-        let text = &data[chunk.start..chunk.end];
-        let mut parser = Parser::new(text, delimiter, chunk.lines_before);
+impl<'a> Records<'a> {
+    /// The file's [`Input`] with these rows.
+    pub fn input(&self, rows: Vec<Row<'a>>) -> Input<'a> {
+        Input {
+            name: self.name.clone(),
+            format: super::Format::Csv,
+            columns: self.map.found(),
+            headers: self.headers.clone(),
+            rows,
+            notes: Vec::new(),
+        }
+    }
+
+    /// The rows of the next `chunks` chunks, parsed on rayon, in order, and the text they were
+    /// read from; `None` once every chunk is parsed.
+    ///
+    /// A chunk that ends inside a quoted field (other than the file's last) shows that the
+    /// split after it fell inside one (a stray quote in an unquoted field fooled the quote
+    /// count of [`split_records`]): then everything from that chunk's start to the end of the
+    /// file is parsed again in one piece. The chunks before it ended between records, so
+    /// their rows are what one piece would give.
+    pub fn next_batch(&mut self, chunks: usize) -> Option<(Vec<Row<'a>>, &'a str)> {
+        if self.next >= self.chunks.len() {
+            return None;
+        }
+        let batch = self.chunks[self.next..self.chunks.len().min(self.next.saturating_add(chunks))]
+            .to_vec();
+        let last_of_file = self.chunks.len() - 1 - self.next;
+        self.next += batch.len();
+        let parsed: Vec<(Vec<Row>, bool)> =
+            batch.par_iter().map(|chunk| self.parse(*chunk)).collect();
+        let fooled = parsed
+            .iter()
+            .enumerate()
+            .position(|(i, (_, open_quote))| *open_quote && i != last_of_file);
+        let mut rows = Vec::with_capacity(parsed.iter().map(|(rows, _)| rows.len()).sum());
+        for (mut chunk_rows, _) in parsed.into_iter().take(fooled.unwrap_or(batch.len())) {
+            rows.append(&mut chunk_rows);
+        }
+        let end = match fooled {
+            Some(i) => {
+                self.next = self.chunks.len();
+                let rest = Chunk {
+                    end: self.data.len(),
+                    ..batch[i]
+                };
+                rows.append(&mut self.parse(rest).0);
+                self.data.len()
+            }
+            None => batch[batch.len() - 1].end,
+        };
+        Some((rows, &self.data[batch[0].start..end]))
+    }
+
+    /// How many bytes of the records the batches so far were parsed from, and how many there
+    /// are in all.
+    pub fn progress(&self) -> (usize, usize) {
+        let parsed = match self.next {
+            0 => 0,
+            next if next >= self.chunks.len() => self.data.len(),
+            next => self.chunks[next - 1].end,
+        };
+        (parsed, self.data.len())
+    }
+
+    /// The rows of one chunk, and whether its last field's quote was left open.
+    fn parse(&self, chunk: Chunk) -> (Vec<Row<'a>>, bool) {
+        let map = &self.map;
+        let wanted = map.columns.iter().map(|(_, i, _)| i + 1).max().unwrap_or(0);
+        let text = &self.data[chunk.start..chunk.end];
+        let mut parser = Parser::new(text, self.delimiter, chunk.lines_before);
         // A record per line at most: room for all of them at once, and no more.
         let mut rows = Vec::with_capacity(count(b'\n', text.as_bytes()) + 1);
         while let Some(record) = parser.next_record(wanted) {
-            rows.push(row_of(name, text, &record, header_count, map));
+            rows.push(row_of(&self.name, text, &record, self.headers.len(), map));
         }
         (rows, parser.open_quote)
-    };
-    let chunks = split_records(data.as_bytes(), lines_before, chunk_size);
-    let whole = Chunk {
-        start: 0,
-        end: data.len(),
-        lines_before,
-    };
-    let parsed: Vec<(Vec<Row>, bool)> = chunks.into_par_iter().map(parse).collect();
-    if parsed
-        .iter()
-        .rev()
-        .skip(1)
-        .any(|(_, open_quote)| *open_quote)
-    {
-        return parse(whole).0;
     }
-    let mut rows = Vec::with_capacity(parsed.iter().map(|(rows, _)| rows.len()).sum());
-    for (mut chunk_rows, _) in parsed {
-        rows.append(&mut chunk_rows);
-    }
-    rows
 }
 
 /// A run of whole records, as byte offsets into the data, and the lines before it.
@@ -128,7 +191,12 @@ struct Chunk {
 /// in RFC 4180 CSV (and Export-Csv's) every quote inside a quoted field is doubled. The quotes
 /// and line ends of each `chunk_size` block are counted in parallel; a file with an odd number
 /// of quotes in all is not split: it is parsed in one piece, as written.
-fn split_records(data: &[u8], lines_before: u64, chunk_size: usize) -> Vec<Chunk> {
+fn split_records(
+    data: &[u8],
+    lines_before: u64,
+    chunk_size: usize,
+    release: &(dyn Fn(&[u8]) + Sync),
+) -> Vec<Chunk> {
     let whole = vec![Chunk {
         start: 0,
         end: data.len(),
@@ -141,7 +209,12 @@ fn split_records(data: &[u8], lines_before: u64, chunk_size: usize) -> Vec<Chunk
         .into_par_iter()
         .map(|block| {
             let range = block * chunk_size..((block + 1) * chunk_size).min(data.len());
-            (count(b'"', &data[range.clone()]), line_ends(data, range))
+            let counts = (
+                count(b'"', &data[range.clone()]),
+                line_ends(data, range.clone()),
+            );
+            release(&data[range]);
+            counts
         })
         .collect();
     if counts.iter().map(|(quotes, _)| quotes).sum::<usize>() % 2 == 1 {
@@ -674,18 +747,33 @@ mod tests {
 
     #[test]
     fn a_stray_quote_that_fools_the_split_falls_back_to_one_piece() {
-        let headers = vec!["UPN".to_string(), "Note".into()];
-        let map = ColumnMap::new("t.csv", &headers, &[]).unwrap();
-        let mut data = String::from("a@x.com,5\" screen\n");
+        let mut data = String::from("UPN,Note\na@x.com,5\" screen\n");
         for i in 0..2_000 {
             data.push_str(&format!("u{i}@x.com,\"two\nlines\"\n"));
         }
         data.push_str("z@x.com,12\" monitor\n");
-        let read = |chunk_size| read_records("t.csv", &data, 1, (b',', 2, &map), chunk_size);
-        let (one, split) = (read(usize::MAX / 4), read(1 << 10));
+        let one = read_chunked(&data, usize::MAX / 4, usize::MAX);
         assert_eq!(one.len(), 2_002);
-        assert!(one == split, "the same rows, lines and values");
-        assert_eq!(split[2_000].value(Role::Upn), Some("u1999@x.com"));
+        for batch in [usize::MAX, 3, 1] {
+            let split = read_chunked(&data, 1 << 10, batch);
+            assert!(one == split, "the same rows, lines and values");
+            assert_eq!(split[2_000].value(Role::Upn), Some("u1999@x.com"));
+        }
+    }
+
+    /// Every row of `text` (a header line, then records), its records split into chunks of
+    /// `chunk_size` bytes and parsed `batch` chunks at a time.
+    fn read_chunked(text: &str, chunk_size: usize, batch: usize) -> Vec<Row<'_>> {
+        let options = ReadOptions {
+            anchor_optional: true,
+            ..ReadOptions::default()
+        };
+        let mut records = open("t.csv", text, &options, chunk_size, &|_| {}).unwrap();
+        let mut rows = Vec::new();
+        while let Some((mut batch_rows, _)) = records.next_batch(batch) {
+            rows.append(&mut batch_rows);
+        }
+        rows
     }
 
     /// Excel's "CSV (Macintosh)" ends lines with a CR alone: each record has its own line
@@ -704,16 +792,16 @@ mod tests {
     /// Chunks count a CR alone as a line end too, across a chunk's edge as well.
     #[test]
     fn chunked_parsing_counts_lone_crs() {
-        let headers = vec!["UPN".to_string(), "Note".into()];
-        let map = ColumnMap::new("t.csv", &headers, &[]).unwrap();
-        let mut data = String::new();
+        let mut data = String::from("UPN,Note\r\n");
         for i in 0..2_000 {
             data.push_str(&format!("u{i}@x.com,\"a\rb\"\r\n"));
         }
-        let read = |chunk_size| read_records("t.csv", &data, 1, (b',', 2, &map), chunk_size);
-        let (one, split) = (read(usize::MAX / 4), read(1 << 10));
+        let one = read_chunked(&data, usize::MAX / 4, usize::MAX);
         assert_eq!(one[1_999].location, Some(Location::Line(2 + 2 * 1_999)));
-        assert!(one == split, "the same rows, lines and values");
+        for batch in [usize::MAX, 1] {
+            let split = read_chunked(&data, 1 << 10, batch);
+            assert!(one == split, "the same rows, lines and values");
+        }
     }
 
     #[test]
@@ -744,7 +832,7 @@ mod tests {
             ));
         }
         let data = &text[text.find('\n').unwrap() + 1..];
-        let chunks = split_records(data.as_bytes(), 1, 64 << 10);
+        let chunks = split_records(data.as_bytes(), 1, 64 << 10, &|_| {});
         assert!(chunks.len() > 10);
         assert!(chunks.windows(2).all(|w| w[0].end == w[1].start));
         let headers = vec![

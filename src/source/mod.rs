@@ -213,6 +213,17 @@ impl Input<'_> {
         }
     }
 
+    /// The place of a row of this file by its location alone (`users.csv:12`), for a caller
+    /// that no longer holds the row.
+    pub fn place_at(&self, location: Option<Location>) -> Place {
+        Place {
+            file: self.name.clone(),
+            location,
+            field: None,
+            format: self.format,
+        }
+    }
+
     /// The header (or attribute name) a role was read from.
     pub fn header(&self, role: Role) -> Option<&str> {
         self.columns
@@ -363,6 +374,82 @@ impl Source {
             Body::Csv(text) => csv::read(name, text.as_str(), options),
             Body::Ldif(text) => ldif::read(name, text.as_str(), options),
             Body::Workbook => spreadsheet::read(name, &self.path, options),
+        }
+    }
+}
+
+/// A CSV batch: 2 chunks of 2 MB per core, about 10,000 rows a chunk of a Get-ADUser export.
+/// Enough chunks to keep every core busy, few enough rows (about 20 MB on two cores) to hold
+/// at once.
+const BATCH_CHUNK: usize = 2 << 20;
+const BATCH_CHUNKS_PER_CORE: usize = 2;
+
+impl Source {
+    /// Reads the rows a batch at a time, for a caller that keeps no more than a batch of rows:
+    /// a CSV export in batches of a few chunks parsed on every core, the file's mapped pages
+    /// given back behind each batch. LDIF and workbooks come as one batch. There is always a
+    /// first batch, possibly without rows, so the header is there for an empty export.
+    pub fn batches(&self) -> crate::Result<Batches<'_>> {
+        let (name, options) = (self.name.as_str(), &self.options);
+        let reader = match &self.body {
+            Body::Csv(text) => {
+                let release = |part: &[u8]| text.release_bytes(part);
+                let records = csv::open(name, text.as_str(), options, BATCH_CHUNK, &release)?;
+                BatchReader::Csv { records, text }
+            }
+            Body::Ldif(_) | Body::Workbook => BatchReader::Whole(Some(self.read()?)),
+        };
+        Ok(Batches {
+            reader,
+            handed_out: None,
+        })
+    }
+}
+
+/// An export read a batch of rows at a time: [`Source::batches`].
+pub struct Batches<'a> {
+    reader: BatchReader<'a>,
+    /// The text of the batch handed out last, released when the next is asked for.
+    handed_out: Option<&'a str>,
+}
+
+enum BatchReader<'a> {
+    Csv {
+        records: csv::Records<'a>,
+        text: &'a Text,
+    },
+    Whole(Option<Input<'a>>),
+}
+
+impl Batches<'_> {
+    /// How much of the export the batches so far were read from, between 0 and 1: a reader
+    /// that keeps something of every row can make room for all of them at once.
+    pub fn progress(&self) -> f64 {
+        match &self.reader {
+            BatchReader::Csv { records, .. } => match records.progress() {
+                (_, 0) => 1.0,
+                (parsed, all) => parsed as f64 / all as f64,
+            },
+            BatchReader::Whole(input) => f64::from(u8::from(input.is_none())),
+        }
+    }
+}
+
+impl<'a> Iterator for Batches<'a> {
+    type Item = Input<'a>;
+
+    fn next(&mut self) -> Option<Input<'a>> {
+        match &mut self.reader {
+            BatchReader::Csv { records, text } => {
+                if let Some(part) = self.handed_out.take() {
+                    text.release(part);
+                }
+                let chunks = BATCH_CHUNKS_PER_CORE * rayon::current_num_threads();
+                let (rows, part) = records.next_batch(chunks)?;
+                self.handed_out = Some(part);
+                Some(records.input(rows))
+            }
+            BatchReader::Whole(input) => input.take(),
         }
     }
 }

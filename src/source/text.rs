@@ -42,6 +42,31 @@ impl Bytes {
     }
 }
 
+impl Bytes {
+    /// Drops `part` (a slice of these bytes) from this process's resident memory once it has
+    /// been read: a mapped file's pages count in the process's memory for as long as they
+    /// stay mapped in, so a reader that goes through a large export once gives them back
+    /// behind it instead of holding the whole file. They stay in the page cache, and reading
+    /// them again maps them in again. Bytes that were read into memory are kept.
+    pub fn release(&self, part: &[u8]) {
+        #[cfg(unix)]
+        if let Bytes::Mapped(map) = self {
+            let offset = (part.as_ptr() as usize).wrapping_sub(map.as_ptr() as usize);
+            if part.is_empty() || offset > map.len() || part.len() > map.len() - offset {
+                return;
+            }
+            // SAFETY: the map is read-only and backed by the file, so MADV_DONTNEED never
+            // loses data: a later read maps the file's page in again. Advice is only a hint;
+            // if it fails, the memory is merely kept.
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, part.len())
+            };
+        }
+        #[cfg(not(unix))]
+        let _ = part;
+    }
+}
+
 impl Deref for Bytes {
     type Target = [u8];
 
@@ -74,7 +99,7 @@ impl Text {
         let (encoding, start) = detect(&bytes);
         check_is_text(name, encoding, &bytes[start..])?;
         if encoding == UTF_8 {
-            if is_utf8(&bytes[start..]) {
+            if is_utf8(&bytes[start..], &|piece| bytes.release(piece)) {
                 return Ok(Text {
                     body: Body::Utf8 { bytes, start },
                     encoding,
@@ -94,6 +119,18 @@ impl Text {
         }
     }
 
+    /// Drops `part` (a slice of [`Text::as_str`]) from resident memory: see [`Bytes::release`].
+    pub fn release(&self, part: &str) {
+        self.release_bytes(part.as_bytes());
+    }
+
+    /// [`Text::release`] for the bytes of a slice of [`Text::as_str`].
+    pub fn release_bytes(&self, part: &[u8]) {
+        if let Body::Utf8 { bytes, .. } = &self.body {
+            bytes.release(part);
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         match &self.body {
             // SAFETY: `decode` checked these bytes with `str::from_utf8`, and they are
@@ -108,7 +145,8 @@ impl Text {
 
 /// `str::from_utf8(bytes).is_ok()` on every core: pieces of 8 MB that each start where a
 /// character starts (not on a continuation byte, `10xxxxxx`; a character has at most three).
-fn is_utf8(bytes: &[u8]) -> bool {
+/// Each piece is given to `release` once checked.
+fn is_utf8(bytes: &[u8], release: &(dyn Fn(&[u8]) + Sync)) -> bool {
     const PIECE: usize = 8 << 20;
     let is_continuation = |at: usize| bytes[at] & 0xC0 == 0x80;
     let mut bounds = vec![0];
@@ -120,9 +158,12 @@ fn is_utf8(bytes: &[u8]) -> bool {
         bounds.push(start);
     }
     bounds.push(bytes.len());
-    bounds
-        .par_windows(2)
-        .all(|piece| std::str::from_utf8(&bytes[piece[0]..piece[1]]).is_ok())
+    bounds.par_windows(2).all(|piece| {
+        let piece = &bytes[piece[0]..piece[1]];
+        let valid = std::str::from_utf8(piece).is_ok();
+        release(piece);
+        valid
+    })
 }
 
 /// The encoding of the bytes and where the text starts (after a BOM). UTF-8 stands for
@@ -218,11 +259,12 @@ mod tests {
     #[test]
     fn utf8_is_checked_in_pieces_that_start_on_a_character() {
         let text = "aé€😀".repeat(3 << 20);
-        assert!(is_utf8(text.as_bytes()));
+        let keep = |_: &[u8]| {};
+        assert!(is_utf8(text.as_bytes(), &keep));
         let mut broken = text.into_bytes();
         broken[(8 << 20) + 1] = 0xE9;
-        assert!(!is_utf8(&broken));
-        assert!(is_utf8(b""));
+        assert!(!is_utf8(&broken, &keep));
+        assert!(is_utf8(b"", &keep));
     }
 
     #[test]

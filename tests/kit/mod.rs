@@ -72,41 +72,43 @@ pub fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("run hardmatch")
 }
 
-/// Runs a command and returns its output and its peak resident memory in KiB. The peak is
-/// wait4's for that one child, so the tests running beside it do not count.
-#[expect(
-    clippy::zombie_processes,
-    reason = "wait4 reaps the child, to read its rusage"
-)]
+/// Runs a command and returns its output and its peak resident memory in KiB: its own,
+/// measured by `examples/peak_memory.rs`, which starts it. Started from the test process
+/// itself, the child's peak would include the test process's own high-water mark (every
+/// large buffer any test ever held), so a measurement would depend on which tests ran first.
 pub fn run_measuring_memory(cmd: &mut Command) -> (Output, u64) {
-    use std::io::Read;
-    use std::os::unix::process::ExitStatusExt;
-
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run hardmatch");
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            pipe.read_to_end(&mut bytes)
-                .expect("read the child's output");
-            bytes
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("piped")));
-    let stderr = drain(Box::new(child.stderr.take().expect("piped")));
-    let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
-    // SAFETY: waits for our own child, which std has not reaped (we never call child.wait).
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as libc::pid_t, "wait4 failed");
-    let output = Output {
-        status: std::process::ExitStatus::from_raw(status),
-        stdout: stdout.join().expect("stdout"),
-        stderr: stderr.join().expect("stderr"),
-    };
-    (output, usage.ru_maxrss as u64)
+    let measure = Path::new(env!("CARGO_BIN_EXE_hardmatch")).with_file_name("examples/peak_memory");
+    assert!(
+        measure.exists(),
+        "{} is missing: `cargo test` builds it (or `cargo build --examples`)",
+        measure.display()
+    );
+    let peak = tempfile::NamedTempFile::new().expect("a file for the peak");
+    let mut measured = Command::new(&measure);
+    measured
+        .arg(peak.path())
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (name, value) in cmd.get_envs() {
+        match value {
+            Some(value) => measured.env(name, value),
+            None => measured.env_remove(name),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        measured.current_dir(dir);
+    }
+    let output = measured.output().expect("run hardmatch");
+    let peak_kib = std::fs::read_to_string(peak.path())
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no peak measured: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+    (output, peak_kib)
 }
 
 pub fn stdout(out: &Output) -> String {

@@ -1,0 +1,373 @@
+//! `hardmatch ids` for an export of any size: every row's ImmutableId, or why it has none,
+//! without a tenant.
+//!
+//! The export is read and computed a batch at a time ([`Source::batches`],
+//! [`compute::candidates`]); each row is kept as a compact [`Entry`] whose texts sit in one
+//! buffer, and the parsed rows, their candidates and the file's mapped pages are dropped
+//! behind each batch. Holding every parsed row to the end cost about 530 bytes a row plus the
+//! whole mapped file; an entry costs about 100. Duplicates inside the input may sit anywhere in
+//! the file, so they are found once every row is in, over the entries, by the same
+//! [`DuplicateCheck`] as [`compute::compute`]: the report is what computing the whole export at
+//! once gives, row for row, in input order.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+// A fast non-cryptographic hash: the keys are row numbers.
+use rustc_hash::FxHashMap as HashMap;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::compute::{self, Candidate, ComputeOptions, DuplicateCheck, SourceAnchor};
+use crate::outcome::{Outcome, Verdict};
+use crate::report::{self, csv as report_csv};
+use crate::source::{Input, Location, Role, Row, Source};
+
+/// The report's columns.
+pub const COLUMNS: [&str; 7] = [
+    "line",
+    "upn",
+    "object_guid",
+    "immutable_id",
+    "anchor_source",
+    "outcome",
+    "detail",
+];
+
+/// What a run found: the export's name, its row count and the rows of each outcome.
+pub struct Summary {
+    pub name: String,
+    pub rows: usize,
+    pub outcomes: BTreeMap<Outcome, usize>,
+}
+
+/// Reads and computes an export a batch at a time and writes its ImmutableIds report to
+/// `output` in `format` (CSV with a byte-order mark when `excel_bom`).
+pub fn run(
+    source: &Source,
+    options: &ComputeOptions,
+    output: &Path,
+    format: report::Format,
+    excel_bom: bool,
+) -> crate::Result<Summary> {
+    let ids = Ids::compute(source, options)?;
+    ids.write(output, format, excel_bom)?;
+    Ok(ids.summary())
+}
+
+/// Every row of an export, computed and kept compact.
+struct Ids {
+    /// The export's name, format and columns, without rows: for messages.
+    input: Input<'static>,
+    entries: Vec<Entry>,
+    /// The entries' texts, one after the other (see [`Entry`]).
+    texts: String,
+    /// The verdicts of the rows that share a key with another row.
+    duplicates: HashMap<usize, Verdict>,
+    /// No one said which attribute the tenant's sync uses (`--source-anchor auto`), so a
+    /// row whose two GUID attributes differ says so.
+    unsettled: bool,
+    /// The sheet a workbook's rows come from (a workbook is read one sheet at a time), so
+    /// that an entry's location is a number.
+    sheet: Option<Arc<str>>,
+}
+
+/// [`Entry::line`] of a row without a location (no reader makes one; a row built by hand).
+const NO_LOCATION: u64 = u64::MAX;
+
+/// One row, compact: what its report line and the duplicate checks need. Its texts are
+/// `texts[start..]`, one after the other: the UPN, the ImmutableId, the target UPN (when it
+/// is not the UPN), the other GUID attribute's ImmutableId (when it differs from the
+/// anchor), the verdict's detail; `ends` are where each one ends, from `start`.
+struct Entry {
+    /// The CSV or LDIF line, or the sheet row, the row starts on.
+    line: u64,
+    guid: Option<Uuid>,
+    anchor_role: Option<Role>,
+    /// The verdict's outcome; `None` for a computed row.
+    outcome: Option<Outcome>,
+    target_is_upn: bool,
+    start: usize,
+    ends: [u32; 5],
+}
+
+/// The texts of an [`Entry`], in the order they are kept.
+#[derive(Clone, Copy)]
+enum Part {
+    Upn,
+    ImmutableId,
+    Target,
+    OtherSource,
+    Detail,
+}
+
+impl Ids {
+    fn compute(source: &Source, options: &ComputeOptions) -> crate::Result<Ids> {
+        let mut ids: Option<Ids> = None;
+        let mut batches = source.batches()?;
+        while let Some(input) = batches.next() {
+            for note in &input.notes {
+                eprintln!("hardmatch: {note}");
+            }
+            let candidates = compute::candidates(&input, options);
+            let first = ids.is_none();
+            let ids = ids.get_or_insert_with(|| Ids::new(&input, options));
+            for (row, candidate) in input.rows.iter().zip(&candidates) {
+                ids.push(row, candidate);
+            }
+            if first {
+                ids.make_room(batches.progress());
+            }
+        }
+        let mut ids = ids.expect("a source gives at least one batch");
+        ids.find_duplicates();
+        tracing::info!(
+            "{}: {} rows as {:?}; {} with an input problem",
+            ids.input.name,
+            ids.entries.len(),
+            ids.input.format,
+            ids.entries.len() - ids.open_rows()
+        );
+        Ok(ids)
+    }
+
+    fn new(batch: &Input<'_>, options: &ComputeOptions) -> Ids {
+        Ids {
+            input: Input {
+                name: batch.name.clone(),
+                format: batch.format,
+                headers: batch.headers.clone(),
+                columns: batch.columns.clone(),
+                rows: Vec::new(),
+                notes: Vec::new(),
+            },
+            entries: Vec::new(),
+            texts: String::new(),
+            duplicates: HashMap::default(),
+            unsettled: options.source_anchor == SourceAnchor::Auto,
+            sheet: None,
+        }
+    }
+
+    /// Makes room at once for the rows still to come, estimated from the first batch, which
+    /// was `progress` of the export: growing a hundred megabytes by doubling copied it all
+    /// again each time, a fifth of the run. Room not used is never touched, so it costs no
+    /// memory; an export whose later rows are longer grows the ordinary way.
+    fn make_room(&mut self, progress: f64) {
+        if progress <= 0.0 || progress >= 1.0 {
+            return;
+        }
+        let more = |len: usize| (len as f64 * (1.05 / progress - 1.0)) as usize;
+        self.entries.reserve_exact(more(self.entries.len()));
+        self.texts.reserve_exact(more(self.texts.len()));
+    }
+
+    fn push(&mut self, row: &Row<'_>, candidate: &Candidate<'_>) {
+        let upn = row.value(Role::Upn).unwrap_or_default();
+        let target = candidate.target_upn.as_deref().unwrap_or_default();
+        let target_is_upn = !upn.is_empty() && target == upn;
+        let texts = [
+            upn,
+            candidate.immutable_id.as_ref().map_or("", |id| id.as_str()),
+            if target_is_upn { "" } else { target },
+            candidate
+                .differing_source()
+                .map_or("", |(_, other)| other.as_str()),
+            candidate.verdict.as_ref().map_or("", |v| v.detail.as_str()),
+        ];
+        let start = self.texts.len();
+        let mut ends = [0; 5];
+        for (end, text) in ends.iter_mut().zip(texts) {
+            self.texts.push_str(text);
+            *end = u32::try_from(self.texts.len() - start).expect("a record is at most 16 MiB");
+        }
+        let line = match &row.location {
+            Some(Location::Line(line)) => *line,
+            Some(Location::Sheet { sheet, row }) => {
+                debug_assert!(self.sheet.as_ref().is_none_or(|s| s == sheet));
+                self.sheet.get_or_insert_with(|| sheet.clone());
+                u64::from(*row)
+            }
+            None => NO_LOCATION,
+        };
+        self.entries.push(Entry {
+            line,
+            guid: candidate.guid,
+            anchor_role: candidate.anchor_role,
+            outcome: candidate.verdict.as_ref().map(|v| v.outcome),
+            target_is_upn,
+            start,
+            ends,
+        });
+    }
+
+    fn location(&self, i: usize) -> Option<Location> {
+        let line = self.entries[i].line;
+        match &self.sheet {
+            _ if line == NO_LOCATION => None,
+            Some(sheet) => Some(Location::Sheet {
+                sheet: sheet.clone(),
+                row: line as u32,
+            }),
+            None => Some(Location::Line(line)),
+        }
+    }
+
+    fn text(&self, i: usize, part: Part) -> &str {
+        let entry = &self.entries[i];
+        let k = part as usize;
+        let from = if k == 0 { 0 } else { entry.ends[k - 1] };
+        let range: Range<usize> = entry.start + from as usize..entry.start + entry.ends[k] as usize;
+        &self.texts[range]
+    }
+
+    /// A row's key for a duplicate check, if it has one.
+    fn key(&self, i: usize, check: DuplicateCheck) -> Option<compute::Key<'_>> {
+        let text = match check {
+            DuplicateCheck::Anchor => self.text(i, Part::ImmutableId),
+            DuplicateCheck::Target if self.entries[i].target_is_upn => self.text(i, Part::Upn),
+            DuplicateCheck::Target => self.text(i, Part::Target),
+        };
+        (!text.is_empty()).then(|| check.key(text))
+    }
+
+    fn is_open(&self, i: usize) -> bool {
+        self.entries[i].outcome.is_none() && !self.duplicates.contains_key(&i)
+    }
+
+    fn open_rows(&self) -> usize {
+        (0..self.entries.len()).filter(|&i| self.is_open(i)).count()
+    }
+
+    /// Runs the duplicate checks in order, as [`compute::compute`] does.
+    fn find_duplicates(&mut self) {
+        for check in DuplicateCheck::ALL {
+            let found = check.find(
+                &self.input,
+                self.entries.len(),
+                |i| self.is_open(i),
+                |i| self.key(i, check),
+                |i| self.location(i),
+            );
+            self.duplicates.extend(found);
+        }
+    }
+
+    /// Row `i`'s outcome and detail.
+    fn outcome(&self, i: usize) -> (Outcome, &str) {
+        match self.duplicates.get(&i) {
+            Some(verdict) => (verdict.outcome, verdict.detail.as_str()),
+            None => (
+                self.entries[i].outcome.unwrap_or(Outcome::Computed),
+                self.text(i, Part::Detail),
+            ),
+        }
+    }
+
+    fn row(&self, i: usize) -> IdRow<'_> {
+        let entry = &self.entries[i];
+        let (outcome, detail) = self.outcome(i);
+        let other = self.text(i, Part::OtherSource);
+        let detail = if self.unsettled && detail.is_empty() && !other.is_empty() {
+            Cow::Owned(format!(
+                "anchor-source-differs: used mS-DS-ConsistencyGuid, not objectGUID ({other}); if the tenant's sync anchors on objectGUID, use --source-anchor object-guid (plan finds out from already-synced users)"
+            ))
+        } else {
+            Cow::Borrowed(detail)
+        };
+        IdRow {
+            line: self.location(i).map_or(0, |l| l.line()),
+            upn: self.text(i, Part::Upn),
+            object_guid: entry.guid,
+            immutable_id: self.text(i, Part::ImmutableId),
+            anchor_source: entry
+                .anchor_role
+                .map_or("", |role| compute::anchor_source(&self.input, role)),
+            outcome,
+            detail,
+        }
+    }
+
+    fn write(&self, output: &Path, format: report::Format, excel_bom: bool) -> crate::Result<()> {
+        let count = self.entries.len();
+        match format {
+            report::Format::Csv => self.write_csv(output, excel_bom),
+            report::Format::Xlsx => report::xlsx::write_table(
+                output,
+                "ImmutableIds",
+                &COLUMNS,
+                &["line"],
+                (0..count).map(|i| self.row(i).cells()),
+            ),
+            report::Format::Json => report::json::write_rows(
+                output,
+                &(0..count).map(|i| self.row(i)).collect::<Vec<_>>(),
+            ),
+        }
+    }
+
+    /// CSV, the fast path (a million rows a second): no cell is copied that need not be.
+    fn write_csv(&self, output: &Path, excel_bom: bool) -> crate::Result<()> {
+        report_csv::write_rows(
+            output,
+            excel_bom,
+            &COLUMNS,
+            self.entries.len(),
+            |i, cells| {
+                let row = self.row(i);
+                cells.cell(itoa::Buffer::new().format(row.line));
+                cells.cell(row.upn);
+                let mut guid = Uuid::encode_buffer();
+                cells.id(row
+                    .object_guid
+                    .map_or("", |g| g.hyphenated().encode_lower(&mut guid)));
+                cells.id(row.immutable_id);
+                cells.cell(row.anchor_source);
+                cells.cell(row.outcome.code());
+                cells.cell(&row.detail);
+            },
+        )
+    }
+
+    fn summary(&self) -> Summary {
+        let mut outcomes = BTreeMap::new();
+        for i in 0..self.entries.len() {
+            *outcomes.entry(self.outcome(i).0).or_default() += 1;
+        }
+        Summary {
+            name: self.input.name.clone(),
+            rows: self.entries.len(),
+            outcomes,
+        }
+    }
+}
+
+/// One report row, in every format.
+#[derive(Serialize)]
+struct IdRow<'a> {
+    line: u64,
+    upn: &'a str,
+    object_guid: Option<Uuid>,
+    immutable_id: &'a str,
+    anchor_source: &'a str,
+    outcome: Outcome,
+    detail: Cow<'a, str>,
+}
+
+impl<'a> IdRow<'a> {
+    /// The cells in [`COLUMNS`] order.
+    fn cells(&self) -> Vec<Cow<'a, str>> {
+        vec![
+            Cow::Owned(self.line.to_string()),
+            Cow::Borrowed(self.upn),
+            Cow::Owned(self.object_guid.map(|g| g.to_string()).unwrap_or_default()),
+            Cow::Borrowed(self.immutable_id),
+            Cow::Borrowed(self.anchor_source),
+            Cow::Borrowed(self.outcome.code()),
+            self.detail.clone(),
+        ]
+    }
+}
