@@ -132,7 +132,7 @@ impl Table {
             None => format!("line {line}, column {header}"),
             Some(sheet) => format!(
                 "sheet {sheet} cell {}{line} (column {header})",
-                column_letters(col)
+                crate::source::column_letters(col as u32)
             ),
         }
     }
@@ -164,20 +164,6 @@ impl Table {
             })
             .collect()
     }
-}
-
-/// A workbook column's letters: 0 is A, 26 is AA.
-pub(crate) fn column_letters(mut col: usize) -> String {
-    let mut letters = Vec::new();
-    loop {
-        letters.push(b'A' + (col % 26) as u8);
-        if col < 26 {
-            break;
-        }
-        col = col / 26 - 1;
-    }
-    letters.reverse();
-    String::from_utf8(letters).expect("ASCII letters")
 }
 
 /// A workbook cell as the text the CSV report would hold (numbers without a trailing `.0`).

@@ -589,7 +589,7 @@ mod tests {
             .unwrap()
             .read_to_string(&mut rows)
             .unwrap();
-        let approved = crate::report::read::column_letters(column("approved"));
+        let approved = crate::source::column_letters(column("approved") as u32);
         assert!(
             rows.contains(&format!(r#"sqref="{approved}2""#)) && rows.contains("\"yes,no\""),
             "{rows}"
