@@ -221,6 +221,61 @@ fn bearer_token(value: &str) -> Result<String, GraphError> {
     )))
 }
 
+/// Builds a new credential whenever the current one cannot be renewed.
+type MakeCredential = Box<dyn Fn() -> azure_core::Result<Arc<dyn TokenCredential>> + Send + Sync>;
+
+/// An environment variable that is set and not empty.
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The sign-in `--auth` would choose from the environment: a token, a client secret, a
+/// certificate, else the Azure CLI.
+fn kind_from_env() -> AuthKind {
+    if env(TOKEN_ENV).is_some() {
+        AuthKind::Token
+    } else if env("AZURE_CLIENT_SECRET").is_some() {
+        AuthKind::Secret
+    } else if env("AZURE_CLIENT_CERTIFICATE_PATH").is_some() {
+        AuthKind::Certificate
+    } else {
+        AuthKind::Cli
+    }
+}
+
+/// The bearer token of `HARDMATCH_ACCESS_TOKEN`, as it is (it cannot be refreshed).
+fn fixed_token() -> Result<TokenSource, GraphError> {
+    let token = env(TOKEN_ENV)
+        .ok_or_else(|| GraphError::Auth(format!("--auth token: {TOKEN_ENV} is not set")))?;
+    let token = bearer_token(&token)?;
+    tracing::debug!("sign-in: the bearer token in {TOKEN_ENV} (it cannot be refreshed)");
+    Ok(TokenSource::Fixed(Secret::new(token)))
+}
+
+/// A client secret credential, from `AZURE_CLIENT_ID` and `AZURE_CLIENT_SECRET`.
+fn secret_credential(
+    tenant: Option<String>,
+    options: ClientOptions,
+) -> Result<MakeCredential, GraphError> {
+    let missing =
+        |name: &str| GraphError::Auth(format!("client secret credential: {name} is not set"));
+    let tenant = tenant.ok_or_else(|| missing("AZURE_TENANT_ID (or --tenant)"))?;
+    let client_id = env("AZURE_CLIENT_ID").ok_or_else(|| missing("AZURE_CLIENT_ID"))?;
+    let secret = env("AZURE_CLIENT_SECRET").ok_or_else(|| missing("AZURE_CLIENT_SECRET"))?;
+    Ok(Box::new(move || {
+        let options = azure_identity::ClientSecretCredentialOptions {
+            client_options: options.clone(),
+        };
+        let credential: Arc<dyn TokenCredential> = azure_identity::ClientSecretCredential::new(
+            &tenant,
+            client_id.clone(),
+            Secret::new(secret.clone()),
+            Some(options),
+        )?;
+        Ok(credential)
+    }))
+}
+
 fn kind_name(kind: AuthKind) -> &'static str {
     match kind {
         AuthKind::Cli => "Azure CLI",
@@ -250,22 +305,9 @@ impl AuthArgs {
 
     /// The token source these arguments and the environment select.
     pub fn token_source(&self, http: &reqwest::Client) -> Result<TokenSource, GraphError> {
-        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let kind = self.auth.unwrap_or(if env(TOKEN_ENV).is_some() {
-            AuthKind::Token
-        } else if env("AZURE_CLIENT_SECRET").is_some() {
-            AuthKind::Secret
-        } else if env("AZURE_CLIENT_CERTIFICATE_PATH").is_some() {
-            AuthKind::Certificate
-        } else {
-            AuthKind::Cli
-        });
+        let kind = self.auth.unwrap_or_else(kind_from_env);
         if kind == AuthKind::Token {
-            let token = env(TOKEN_ENV)
-                .ok_or_else(|| GraphError::Auth(format!("--auth token: {TOKEN_ENV} is not set")))?;
-            let token = bearer_token(&token)?;
-            tracing::debug!("sign-in: the bearer token in {TOKEN_ENV} (it cannot be refreshed)");
-            return Ok(TokenSource::Fixed(Secret::new(token)));
+            return fixed_token();
         }
         let root = self.graph_root()?;
         let scope = format!(
@@ -279,83 +321,24 @@ impl AuthArgs {
         let options = self.client_options(http)?;
         let tenant = self.tenant.clone().or_else(|| env("AZURE_TENANT_ID"));
         let shown_tenant = tenant.clone();
-        let make: Box<dyn Fn() -> azure_core::Result<Arc<dyn TokenCredential>> + Send + Sync> =
-            match kind {
-                AuthKind::Secret => {
-                    let missing = |name: &str| {
-                        GraphError::Auth(format!("client secret credential: {name} is not set"))
-                    };
-                    let tenant = tenant.ok_or_else(|| missing("AZURE_TENANT_ID (or --tenant)"))?;
-                    let client_id =
-                        env("AZURE_CLIENT_ID").ok_or_else(|| missing("AZURE_CLIENT_ID"))?;
-                    let secret =
-                        env("AZURE_CLIENT_SECRET").ok_or_else(|| missing("AZURE_CLIENT_SECRET"))?;
-                    Box::new(move || {
-                        let options = azure_identity::ClientSecretCredentialOptions {
-                            client_options: options.clone(),
-                        };
-                        let credential: Arc<dyn TokenCredential> =
-                            azure_identity::ClientSecretCredential::new(
-                                &tenant,
-                                client_id.clone(),
-                                Secret::new(secret.clone()),
-                                Some(options),
-                            )?;
-                        Ok(credential)
-                    })
-                }
-                AuthKind::Certificate => {
-                    let missing = |name: &str| {
-                        GraphError::Auth(format!(
-                            "{} credential: {name} is not set",
-                            kind_name(kind)
-                        ))
-                    };
-                    let tenant = tenant.ok_or_else(|| missing("AZURE_TENANT_ID (or --tenant)"))?;
-                    let client_id =
-                        env("AZURE_CLIENT_ID").ok_or_else(|| missing("AZURE_CLIENT_ID"))?;
-                    let path = env("AZURE_CLIENT_CERTIFICATE_PATH")
-                        .ok_or_else(|| missing("AZURE_CLIENT_CERTIFICATE_PATH"))?;
-                    let password = env("AZURE_CLIENT_CERTIFICATE_PASSWORD");
-                    let token_url = token_url(&self.login_root()?, &tenant)?;
-                    let assertion = CertificateAssertion::from_file(
-                        Path::new(&path),
-                        password.as_deref(),
-                        client_id.clone(),
-                        token_url,
-                    )
-                    .map_err(|e| {
-                        GraphError::Auth(format!("{} credential: {path}: {e}", kind_name(kind)))
-                    })?;
-                    Box::new(move || {
-                        let options = azure_identity::ClientAssertionCredentialOptions {
-                            client_options: options.clone(),
-                        };
-                        let credential: Arc<dyn TokenCredential> =
-                            azure_identity::ClientAssertionCredential::new(
-                                tenant.clone(),
-                                client_id.clone(),
-                                assertion.clone(),
-                                Some(options),
-                            )?;
-                        Ok(credential)
-                    })
-                }
-                AuthKind::ManagedIdentity => Box::new(move || {
-                    let credential: Arc<dyn TokenCredential> =
-                        azure_identity::ManagedIdentityCredential::new(None)?;
-                    Ok(credential)
-                }),
-                AuthKind::Cli | AuthKind::Token => Box::new(move || {
-                    let options = azure_identity::AzureCliCredentialOptions {
-                        tenant_id: tenant.clone(),
-                        ..Default::default()
-                    };
-                    let credential: Arc<dyn TokenCredential> =
-                        azure_identity::AzureCliCredential::new(Some(options))?;
-                    Ok(credential)
-                }),
-            };
+        let make = match kind {
+            AuthKind::Secret => secret_credential(tenant, options)?,
+            AuthKind::Certificate => self.certificate_credential(tenant, options)?,
+            AuthKind::ManagedIdentity => Box::new(move || {
+                let credential: Arc<dyn TokenCredential> =
+                    azure_identity::ManagedIdentityCredential::new(None)?;
+                Ok(credential)
+            }),
+            AuthKind::Cli | AuthKind::Token => Box::new(move || {
+                let options = azure_identity::AzureCliCredentialOptions {
+                    tenant_id: tenant.clone(),
+                    ..Default::default()
+                };
+                let credential: Arc<dyn TokenCredential> =
+                    azure_identity::AzureCliCredential::new(Some(options))?;
+                Ok(credential)
+            }),
+        };
         let login = self.login_root()?;
         tracing::debug!(
             "sign-in: {} credential, tenant {}, client id {}, sign-in host {login}, scope {scope}",
@@ -370,6 +353,45 @@ impl AuthArgs {
             current: Mutex::new((TokenGeneration::default(), current)),
             scope,
         })
+    }
+
+    /// A certificate credential: the app signs a client assertion with the certificate file
+    /// of `AZURE_CLIENT_CERTIFICATE_PATH` for each token.
+    fn certificate_credential(
+        &self,
+        tenant: Option<String>,
+        options: ClientOptions,
+    ) -> Result<MakeCredential, GraphError> {
+        let kind = AuthKind::Certificate;
+        let missing = |name: &str| {
+            GraphError::Auth(format!("{} credential: {name} is not set", kind_name(kind)))
+        };
+        let tenant = tenant.ok_or_else(|| missing("AZURE_TENANT_ID (or --tenant)"))?;
+        let client_id = env("AZURE_CLIENT_ID").ok_or_else(|| missing("AZURE_CLIENT_ID"))?;
+        let path = env("AZURE_CLIENT_CERTIFICATE_PATH")
+            .ok_or_else(|| missing("AZURE_CLIENT_CERTIFICATE_PATH"))?;
+        let password = env("AZURE_CLIENT_CERTIFICATE_PASSWORD");
+        let token_url = token_url(&self.login_root()?, &tenant)?;
+        let assertion = CertificateAssertion::from_file(
+            Path::new(&path),
+            password.as_deref(),
+            client_id.clone(),
+            token_url,
+        )
+        .map_err(|e| GraphError::Auth(format!("{} credential: {path}: {e}", kind_name(kind))))?;
+        Ok(Box::new(move || {
+            let options = azure_identity::ClientAssertionCredentialOptions {
+                client_options: options.clone(),
+            };
+            let credential: Arc<dyn TokenCredential> =
+                azure_identity::ClientAssertionCredential::new(
+                    tenant.clone(),
+                    client_id.clone(),
+                    assertion.clone(),
+                    Some(options),
+                )?;
+            Ok(credential)
+        }))
     }
 
     /// azure_core options: our reqwest client (so --ca-cert applies to sign-in too) and the
