@@ -46,17 +46,17 @@ Exit codes: 0 every row has an ImmutableId, 1 some rows need attention, 2 the fi
 /// Compute the ImmutableId of every row of an export, offline.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub input: InputArgs,
+    pub(crate) input: InputArgs,
 
     /// Where to write: .csv, .xlsx or .json by extension; `-` for CSV on stdout.
     #[arg(short, long, value_name = "FILE")]
-    pub output: PathBuf,
+    pub(crate) output: PathBuf,
 
     /// Start the CSV with a UTF-8 byte-order mark, so Excel reads accents right.
     #[arg(long)]
-    pub excel: bool,
+    pub(crate) excel: bool,
 }
 
 const COLUMNS: [&str; 7] = [
@@ -69,7 +69,7 @@ const COLUMNS: [&str; 7] = [
     "detail",
 ];
 
-pub fn run(args: Args) -> crate::Result<ExitCode> {
+pub(crate) fn run(args: Args) -> crate::Result<ExitCode> {
     let format = report::check_output(&args.output, report::REPORT_FORMATS)?;
     let source = args.input.open()?;
     let prepared = pipeline::prepare(&source, &args.input.compute_options())?;

@@ -29,7 +29,7 @@ use crate::outcome::{Group, Outcome, Warning};
 
 use super::{count_outcomes, count_warnings, Record, Summary, COLUMNS};
 
-pub fn write(path: &Path, records: &[Record], summary: &Summary) -> crate::Result<()> {
+pub(crate) fn write(path: &Path, records: &[Record], summary: &Summary) -> crate::Result<()> {
     let bytes =
         build(records, summary).map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
     let mut file = crate::private::create(path).map_err(|e| Error::io(path, e))?;
@@ -38,7 +38,7 @@ pub fn write(path: &Path, records: &[Record], summary: &Summary) -> crate::Resul
 
 /// A one-sheet workbook: a bold, frozen header with an autofilter, then `rows`; the columns
 /// named in `numbers` are written as numbers.
-pub fn write_table<'r>(
+pub(crate) fn write_table<'r>(
     path: &Path,
     sheet_name: &str,
     header: &[&str],

@@ -17,14 +17,14 @@ use crate::resume::{self, RunIdentity};
 use crate::tenant::Tenant;
 
 /// What `apply` was asked to do.
-pub struct Options {
+pub(crate) struct Options {
     /// The export, or a plan file (`.json`) from `hardmatch plan`.
-    pub input: Input,
+    pub(crate) input: Input,
     /// The report; the journal is written beside it.
-    pub output: PathBuf,
-    pub plan: PlanOptions,
-    pub strategy: ReadStrategy,
-    pub write: Settings,
+    pub(crate) output: PathBuf,
+    pub(crate) plan: PlanOptions,
+    pub(crate) strategy: ReadStrategy,
+    pub(crate) write: Settings,
 }
 
 pub(crate) fn run(options: &Options, target: &impl Connect) -> crate::Result<ExitCode> {

@@ -17,15 +17,15 @@ use crate::resume::{self, RunIdentity};
 use crate::source;
 
 /// What `clear` was asked to do.
-pub struct Options {
-    pub input: Input,
+pub(crate) struct Options {
+    pub(crate) input: Input,
     /// The report; the journal is written beside it.
-    pub output: PathBuf,
-    pub match_by: MatchBy,
+    pub(crate) output: PathBuf,
+    pub(crate) match_by: MatchBy,
     /// Clear an ImmutableId even when it is not the one the row's anchor computes to.
-    pub overwrite: bool,
-    pub strategy: ReadStrategy,
-    pub write: Settings,
+    pub(crate) overwrite: bool,
+    pub(crate) strategy: ReadStrategy,
+    pub(crate) write: Settings,
 }
 
 pub(crate) fn run(args: &Options, target: &impl Connect) -> crate::Result<ExitCode> {

@@ -16,13 +16,13 @@ use crate::resume::{self, RunIdentity};
 use crate::tenant::User;
 
 /// What `rollback` was asked to do.
-pub struct Options {
+pub(crate) struct Options {
     /// The journal (REPORT.journal) or the report (.csv, .xlsx or .json) of the run to undo.
-    pub source: PathBuf,
+    pub(crate) source: PathBuf,
     /// The rollback's own report; its journal is written beside it.
-    pub output: PathBuf,
-    pub strategy: ReadStrategy,
-    pub write: Settings,
+    pub(crate) output: PathBuf,
+    pub(crate) strategy: ReadStrategy,
+    pub(crate) write: Settings,
 }
 
 /// One change to undo: which user, what the run wrote, what was there before.
