@@ -30,7 +30,7 @@ impl ImmutableId {
     }
 
     /// The ImmutableId of 16 bytes in AD byte order (as ldifde and csvde export them).
-    pub fn from_ad_bytes(bytes: [u8; 16]) -> ImmutableId {
+    pub(crate) fn from_ad_bytes(bytes: [u8; 16]) -> ImmutableId {
         ImmutableId(BASE64.encode(bytes))
     }
 
@@ -133,7 +133,7 @@ pub enum AnchorForm {
 }
 
 impl AnchorForm {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             AnchorForm::GuidText => "guid",
             AnchorForm::Base64 => "base64",

@@ -45,7 +45,7 @@ pub struct ComputeOptions {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Candidate<'a> {
     pub immutable_id: Option<ImmutableId>,
-    pub form: Option<AnchorForm>,
+    pub(crate) form: Option<AnchorForm>,
     /// The column the anchor came from.
     pub anchor_role: Option<Role>,
     /// The row's objectGUID, whichever attribute gave the anchor (`None` for a row without
@@ -55,10 +55,10 @@ pub struct Candidate<'a> {
     /// mS-DS-ConsistencyGuid did, and the other way round), when the row has a usable value:
     /// evidence for `--source-anchor auto`, and the row's own objectGUID for
     /// onPremisesObjectIdentifier.
-    pub other_source: Option<(Role, ImmutableId)>,
+    pub(crate) other_source: Option<(Role, ImmutableId)>,
     /// The UPN to look for in the cloud: TargetUPN, or the UPN after suffix mapping;
     /// borrowed from the row unless a suffix was mapped.
-    pub target_upn: Option<Cow<'a, str>>,
+    pub(crate) target_upn: Option<Cow<'a, str>>,
     /// The input outcome that stops this row, if any.
     pub verdict: Option<Verdict>,
 }
@@ -66,7 +66,7 @@ pub struct Candidate<'a> {
 impl Candidate<'_> {
     /// The other GUID attribute's ImmutableId when it differs from the anchor: the two
     /// attributes disagree, and which one sync uses matters.
-    pub fn differing_source(&self) -> Option<&(Role, ImmutableId)> {
+    pub(crate) fn differing_source(&self) -> Option<&(Role, ImmutableId)> {
         self.other_source
             .as_ref()
             .filter(|(_, other)| Some(other) != self.immutable_id.as_ref())
@@ -104,7 +104,7 @@ pub fn candidates<'a>(input: &Input<'a>, options: &ComputeOptions) -> Vec<Candid
 }
 
 /// Applies the first matching `--upn-suffix` mapping to a UPN's domain.
-pub fn map_upn<'a>(upn: Cow<'a, str>, suffixes: &[(String, String)]) -> Cow<'a, str> {
+pub(crate) fn map_upn<'a>(upn: Cow<'a, str>, suffixes: &[(String, String)]) -> Cow<'a, str> {
     if let Some((local, domain)) = upn.rsplit_once('@') {
         if let Some((_, new)) = suffixes
             .iter()
@@ -272,7 +272,7 @@ fn object_guid(row: &Row, resolved: Option<&(Role, anchor::Parsed)>) -> Option<U
 
 /// Which attribute gave a row's ImmutableId, for the report's `anchor_source` column: the AD
 /// attribute's name for the GUID columns, the header as written for an ImmutableId column.
-pub fn anchor_source<'i>(input: &'i Input, role: Role) -> &'i str {
+pub(crate) fn anchor_source<'i>(input: &'i Input, role: Role) -> &'i str {
     match role {
         Role::ObjectGuid => "objectGUID",
         Role::ConsistencyGuid => "mS-DS-ConsistencyGuid",

@@ -23,7 +23,7 @@ pub enum ExitCode {
 
 impl ExitCode {
     /// The number the process exits with.
-    pub fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         match self {
             ExitCode::Success => 0,
             ExitCode::NeedsAttention => 1,
@@ -34,7 +34,7 @@ impl ExitCode {
     }
 
     /// [`ExitCode::Success`] when every row is fine, else [`ExitCode::NeedsAttention`].
-    pub fn for_rows(all_fine: bool) -> ExitCode {
+    pub(crate) fn for_rows(all_fine: bool) -> ExitCode {
         if all_fine {
             ExitCode::Success
         } else {

@@ -26,7 +26,7 @@ use crate::resume::RunIdentity;
 /// One step of a row's write. Most rows have one step; the federated hop has three.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Step {
+pub(crate) enum Step {
     /// PATCH onPremisesImmutableId (a value, or null to clear or restore).
     Anchor,
     /// DELETE a deleted holder from the recycle bin.
@@ -43,7 +43,7 @@ pub enum Step {
 /// A journal line.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Entry {
+pub(crate) enum Entry {
     /// The first line: what run this journal belongs to.
     Run {
         version: String,
@@ -82,12 +82,12 @@ pub enum Entry {
 }
 
 /// The one timestamp format of journal entries: RFC 3339, UTC, milliseconds.
-pub fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// An open journal that appends and flushes each entry, locked against every other run.
-pub struct Journal {
+pub(crate) struct Journal {
     path: PathBuf,
     file: File,
 }
@@ -95,7 +95,7 @@ pub struct Journal {
 impl Journal {
     /// Whether `path` names a journal (`REPORT.journal`) rather than a report: how `rollback`
     /// and `verify` tell which they were given.
-    pub fn is_journal_path(path: &Path) -> bool {
+    pub(crate) fn is_journal_path(path: &Path) -> bool {
         path.extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("journal"))
     }
@@ -103,7 +103,7 @@ impl Journal {
     /// Creates a new journal (owner-readable only) and records the run it belongs to;
     /// refuses to overwrite an existing one, which belongs to another run and may be needed
     /// for its rollback.
-    pub fn create(path: &Path, run: &Entry) -> crate::Result<Journal> {
+    pub(crate) fn create(path: &Path, run: &Entry) -> crate::Result<Journal> {
         let file = crate::private::create_new(path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 Error::Usage(format!(
@@ -125,7 +125,7 @@ impl Journal {
     /// off first: appended to, it would weld the next entry onto it and make the whole
     /// journal unreadable. Cutting it loses nothing that was acted on: an entry is acted on
     /// only once it is whole and on disk.
-    pub fn reopen(path: &Path) -> crate::Result<Journal> {
+    pub(crate) fn reopen(path: &Path) -> crate::Result<Journal> {
         let file = crate::private::append(path).map_err(|e| Error::io(path, e))?;
         let journal = Journal::locked(path, file)?;
         journal.cut_torn_tail().map_err(|e| Error::io(path, e))?;
@@ -162,12 +162,12 @@ impl Journal {
         self.file.sync_data()
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Appends one entry and waits until it is on disk.
-    pub fn record(&mut self, entry: &Entry) -> crate::Result<()> {
+    pub(crate) fn record(&mut self, entry: &Entry) -> crate::Result<()> {
         self.append(entry)
             .and_then(|()| self.file.sync_data())
             .map_err(|e| Error::io(&self.path, e))
@@ -215,7 +215,7 @@ impl Journal {
 /// own intent is on disk, the async runtime never blocks on the disk, and the writes in flight
 /// share one fsync instead of paying one each (a disk that syncs 300 times a second would
 /// otherwise cap a run at 150 writes a second).
-pub struct GroupCommit {
+pub(crate) struct GroupCommit {
     queue: Option<mpsc::Sender<Queued>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -227,7 +227,7 @@ struct Queued {
 }
 
 impl GroupCommit {
-    pub fn start(mut journal: Journal) -> GroupCommit {
+    pub(crate) fn start(mut journal: Journal) -> GroupCommit {
         let (queue, entries) = mpsc::channel::<Queued>();
         let thread = std::thread::spawn(move || {
             // After a failed write or sync, every later entry fails too: the journal can no
@@ -256,7 +256,7 @@ impl GroupCommit {
     }
 
     /// Queues `entry` and waits until it is on disk.
-    pub async fn record(&self, entry: Entry) -> crate::Result<()> {
+    pub(crate) async fn record(&self, entry: Entry) -> crate::Result<()> {
         let (synced, on_disk) = tokio::sync::oneshot::channel();
         let failed = |why: String| Error::Other(format!("cannot write the journal: {why}"));
         self.queue
@@ -283,9 +283,9 @@ impl Drop for GroupCommit {
 
 /// What a journal says, target user by target user, in the order they were first written.
 #[derive(Clone, Debug, Default)]
-pub struct Journaled {
-    pub run: Option<Entry>,
-    pub targets: Vec<RowHistory>,
+pub(crate) struct Journaled {
+    pub(crate) run: Option<Entry>,
+    pub(crate) targets: Vec<RowHistory>,
     /// Position of each user id in `targets`.
     by_user: HashMap<String, usize>,
     /// The user of the last intent of each (row, step), for results of older journals that
@@ -339,7 +339,7 @@ impl Journaled {
     }
 
     /// The history of one target user.
-    pub fn target(&self, user_id: &str) -> Option<&RowHistory> {
+    pub(crate) fn target(&self, user_id: &str) -> Option<&RowHistory> {
         self.by_user.get(user_id).map(|&i| &self.targets[i])
     }
 }
@@ -347,23 +347,23 @@ impl Journaled {
 /// What an earlier, interrupted run did to the rows of this run, by this run's row numbers
 /// (built by [`crate::resume`], which matches journal and input by target and anchor).
 #[derive(Clone, Debug, Default)]
-pub struct Replay {
-    pub rows: BTreeMap<usize, RowHistory>,
+pub(crate) struct Replay {
+    pub(crate) rows: BTreeMap<usize, RowHistory>,
 }
 
 /// The steps written for one target user, in the order they were journaled.
 #[derive(Clone, Debug, Default)]
-pub struct RowHistory {
-    pub user_id: String,
+pub(crate) struct RowHistory {
+    pub(crate) user_id: String,
     /// The report row it was first journaled under.
-    pub row: usize,
-    pub intents: Vec<Entry>,
-    pub results: Vec<Entry>,
+    pub(crate) row: usize,
+    pub(crate) intents: Vec<Entry>,
+    pub(crate) results: Vec<Entry>,
 }
 
 impl RowHistory {
     /// The result recorded for a step, if any.
-    pub fn result(&self, step: Step) -> Option<&Entry> {
+    pub(crate) fn result(&self, step: Step) -> Option<&Entry> {
         self.results
             .iter()
             .rev()
@@ -371,12 +371,13 @@ impl RowHistory {
     }
 
     /// Whether a step's last result says it took effect.
-    pub fn applied(&self, step: Step) -> bool {
+    pub(crate) fn applied(&self, step: Step) -> bool {
         matches!(self.result(step), Some(Entry::Result { applied: true, .. }))
     }
 
     /// The row's final outcome: the last result written for it.
-    pub fn outcome(&self) -> Option<Outcome> {
+    #[cfg(test)]
+    pub(crate) fn outcome(&self) -> Option<Outcome> {
         match self.results.last() {
             Some(Entry::Result { outcome, .. }) => Some(*outcome),
             _ => None,
@@ -385,7 +386,7 @@ impl RowHistory {
 
     /// Steps whose intent was written but whose result was not: the request may or may not
     /// have reached Graph, so the target must be re-read before anything is sent again.
-    pub fn in_doubt(&self) -> Vec<Step> {
+    pub(crate) fn in_doubt(&self) -> Vec<Step> {
         self.intents
             .iter()
             .filter_map(|e| match e {
@@ -413,7 +414,9 @@ impl RowHistory {
 
     /// The row's first anchor write: (user id, UPN, the value before it, the value written).
     /// Its previous value is what the anchor held before this run: what rollback puts back.
-    pub fn first_anchor_intent(&self) -> Option<(&str, &str, &Option<String>, &Option<String>)> {
+    pub(crate) fn first_anchor_intent(
+        &self,
+    ) -> Option<(&str, &str, &Option<String>, &Option<String>)> {
         self.intents.iter().find_map(|e| match e {
             Entry::Intent {
                 step: Step::Anchor,
@@ -428,7 +431,7 @@ impl RowHistory {
     }
 
     /// The deleted holder the run purged for good, if it did: nothing can bring it back.
-    pub fn purged_holder(&self) -> Option<&str> {
+    pub(crate) fn purged_holder(&self) -> Option<&str> {
         if !self.applied(Step::PurgeHolder) {
             return None;
         }

@@ -25,7 +25,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use crate::progress;
 
 /// The response headers `-vv` shows: the request id and Graph's throttling figures.
-pub const LOGGED_HEADERS: [&str; 6] = [
+pub(crate) const LOGGED_HEADERS: [&str; 6] = [
     "retry-after",
     "x-ms-resource-unit",
     "x-ms-throttle-limit-percentage",
@@ -35,7 +35,7 @@ pub const LOGGED_HEADERS: [&str; 6] = [
 ];
 
 /// Starts logging at `verbosity` (0: nothing, 1: `-v`, 2 or more: `-vv`). Call once, first.
-pub fn init(verbosity: u8) {
+pub(crate) fn init(verbosity: u8) {
     let level = match verbosity {
         0 => return,
         1 => tracing::Level::INFO,
@@ -78,10 +78,10 @@ impl Write for Stderr {
 /// A request as a log line shows it: `GET /v1.0/users?$filter=...`. Made from the method and
 /// URL only, so it cannot hold a header; the scheme, host and any user info are left out.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestLine(String);
+pub(crate) struct RequestLine(String);
 
 impl RequestLine {
-    pub fn new(method: &str, url: &str) -> RequestLine {
+    pub(crate) fn new(method: &str, url: &str) -> RequestLine {
         let target = match url::Url::parse(url) {
             Ok(parsed) => {
                 let mut target = parsed.path().to_string();

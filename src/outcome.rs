@@ -6,6 +6,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+#[cfg(test)]
 use strum::VariantArray;
 
 /// What happened (or would happen) to one input row. Adding an outcome is adding its variant
@@ -91,7 +92,7 @@ pub enum Outcome {
 
 /// The groups the outcomes fall into (README, "Outcomes").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Group {
+pub(crate) enum Group {
     Success,
     Input,
     Target,
@@ -103,15 +104,16 @@ pub enum Group {
 impl Outcome {
     /// Every outcome, in the order reports list them (the order of declaration: derived,
     /// so that a new outcome is listed by adding its variant).
-    pub const ALL: &'static [Outcome] = <Outcome as VariantArray>::VARIANTS;
+    #[cfg(test)]
+    pub(crate) const ALL: &'static [Outcome] = <Outcome as VariantArray>::VARIANTS;
 
     /// The stable code written in reports: the variant's name in kebab-case, derived (and
     /// the same as serde's, which a test checks).
-    pub fn code(self) -> &'static str {
+    pub(crate) fn code(self) -> &'static str {
         self.into()
     }
 
-    pub fn group(self) -> Group {
+    pub(crate) fn group(self) -> Group {
         use Outcome::*;
         match self {
             Stamped | WouldStamp | AlreadyMatched | Cleared | WouldClear | NothingToClear
@@ -142,11 +144,12 @@ impl Outcome {
 
     /// True when the row needs nothing more from the admin. After the sync cycle that is a
     /// match, or a row that was never meant to be stamped.
-    pub fn is_success(self) -> bool {
+    pub(crate) fn is_success(self) -> bool {
         self.group() == Group::Success || matches!(self, Outcome::Matched | Outcome::NotStamped)
     }
 
-    pub fn from_code(code: &str) -> Option<Outcome> {
+    #[cfg(test)]
+    pub(crate) fn from_code(code: &str) -> Option<Outcome> {
         code.parse().ok()
     }
 }
@@ -161,7 +164,7 @@ impl fmt::Display for Outcome {
 /// `warnings` column, codes joined by `;`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Warning {
+pub(crate) enum Warning {
     /// Sync will give the user another UPN.
     UpnWillChange,
     /// Sync will drop cloud-only SMTP addresses the export does not have.
@@ -177,7 +180,7 @@ pub enum Warning {
 }
 
 impl Warning {
-    pub const ALL: [Warning; 6] = [
+    pub(crate) const ALL: [Warning; 6] = [
         Warning::UpnWillChange,
         Warning::AliasesWillBeLost,
         Warning::AnchorSourceDiffers,
@@ -186,7 +189,7 @@ impl Warning {
         Warning::ObjectIdentifierUnknown,
     ];
 
-    pub fn code(self) -> &'static str {
+    pub(crate) fn code(self) -> &'static str {
         match self {
             Warning::UpnWillChange => "upn-will-change",
             Warning::AliasesWillBeLost => "aliases-will-be-lost",
@@ -197,7 +200,7 @@ impl Warning {
         }
     }
 
-    pub fn from_code(code: &str) -> Option<Warning> {
+    pub(crate) fn from_code(code: &str) -> Option<Warning> {
         Warning::ALL.into_iter().find(|w| w.code() == code.trim())
     }
 }
@@ -205,24 +208,20 @@ impl Warning {
 /// A row's warnings, in [`Warning::ALL`] order, each once; written as one cell, codes joined
 /// by `;` (in JSON too, so every report format reads the same).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Warnings(Vec<Warning>);
+pub(crate) struct Warnings(Vec<Warning>);
 
 impl Warnings {
-    pub fn add(&mut self, warning: Warning) {
+    pub(crate) fn add(&mut self, warning: Warning) {
         if let Err(at) = self.0.binary_search(&warning) {
             self.0.insert(at, warning);
         }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = Warning> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Warning> + '_ {
         self.0.iter().copied()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn contains(&self, warning: Warning) -> bool {
+    pub(crate) fn contains(&self, warning: Warning) -> bool {
         self.0.contains(&warning)
     }
 }
@@ -256,12 +255,12 @@ impl<'de> Deserialize<'de> for Warnings {
 /// An outcome with the human explanation that goes in the report's `detail` column.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
-    pub outcome: Outcome,
+    pub(crate) outcome: Outcome,
     pub detail: String,
 }
 
 impl Verdict {
-    pub fn new(outcome: Outcome, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(outcome: Outcome, detail: impl Into<String>) -> Self {
         Verdict {
             outcome,
             detail: detail.into(),

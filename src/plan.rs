@@ -22,7 +22,7 @@ use crate::tenant::{caseless, AuthenticationType, Privileges, Tenant, User};
 
 /// How the cloud user of a row is found when the row has no CloudObjectId.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
-pub enum MatchBy {
+pub(crate) enum MatchBy {
     /// userPrincipalName (after `--upn-suffix` mapping), or the TargetUPN column.
     #[default]
     Upn,
@@ -33,7 +33,7 @@ pub enum MatchBy {
 /// What the run intends to do to each matched user.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Mode {
+pub(crate) enum Mode {
     #[default]
     Stamp,
     Clear,
@@ -41,10 +41,10 @@ pub enum Mode {
 
 /// The destructive steps the admin allowed, each with its own flag (ARCHITECTURE.md, "Contracts").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Permissions {
-    pub overwrite: bool,
-    pub purge_deleted_holders: bool,
-    pub federated_hop: bool,
+pub(crate) struct Permissions {
+    pub(crate) overwrite: bool,
+    pub(crate) purge_deleted_holders: bool,
+    pub(crate) federated_hop: bool,
     /// Plan a guest or external member as if it were a member (`--allow-guests`).
     #[serde(default)]
     pub allow_guests: bool,
@@ -55,32 +55,32 @@ pub struct Permissions {
 }
 
 #[derive(Clone, Copy, Debug, Default)]
-pub struct PlanOptions {
-    pub match_by: MatchBy,
-    pub mode: Mode,
-    pub allow: Permissions,
+pub(crate) struct PlanOptions {
+    pub(crate) match_by: MatchBy,
+    pub(crate) mode: Mode,
+    pub(crate) allow: Permissions,
 }
 
 /// What the planner needs to know about one row.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Subject<'a> {
-    pub anchor: Option<&'a ImmutableId>,
+pub(crate) struct Subject<'a> {
+    pub(crate) anchor: Option<&'a ImmutableId>,
     /// The UPN to look for: TargetUPN, or the on-premises UPN after suffix mapping.
-    pub upn: Option<&'a str>,
-    pub mail: Option<&'a str>,
-    pub cloud_object_id: Option<&'a str>,
+    pub(crate) upn: Option<&'a str>,
+    pub(crate) mail: Option<&'a str>,
+    pub(crate) cloud_object_id: Option<&'a str>,
     /// The row's own objectGUID, to compare with onPremisesObjectIdentifier.
-    pub object_guid: Option<uuid::Uuid>,
+    pub(crate) object_guid: Option<uuid::Uuid>,
     /// The on-premises UPN as exported (before `--upn-suffix`): what sync will set.
-    pub on_premises_upn: Option<&'a str>,
+    pub(crate) on_premises_upn: Option<&'a str>,
     /// The export's proxyAddresses cell, when the export has that column and the row a value.
-    pub proxy_addresses: Option<&'a str>,
+    pub(crate) proxy_addresses: Option<&'a str>,
 }
 
 /// The write a decision calls for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Action {
+pub(crate) enum Action {
     /// Nothing to send.
     None,
     /// PATCH onPremisesImmutableId to the row's anchor.
@@ -114,11 +114,11 @@ impl Action {
         Action::PutBackObjectIdentifier,
     ];
 
-    pub fn from_code(code: &str) -> Option<Action> {
+    pub(crate) fn from_code(code: &str) -> Option<Action> {
         Action::ALL.into_iter().find(|a| a.code() == code)
     }
 
-    pub fn code(self) -> &'static str {
+    pub(crate) fn code(self) -> &'static str {
         match self {
             Action::None => "none",
             Action::Stamp => "stamp",
@@ -165,21 +165,21 @@ pub struct TargetState {
 /// Another object that holds the row's anchor.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Holder {
-    pub id: String,
-    pub user_principal_name: String,
-    pub deleted_date_time: Option<String>,
+pub(crate) struct Holder {
+    pub(crate) id: String,
+    pub(crate) user_principal_name: String,
+    pub(crate) deleted_date_time: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Decision {
-    pub verdict: Verdict,
-    pub action: Action,
-    pub target: Option<TargetState>,
-    pub holder: Option<Holder>,
+pub(crate) struct Decision {
+    pub(crate) verdict: Verdict,
+    pub(crate) action: Action,
+    pub(crate) target: Option<TargetState>,
+    pub(crate) holder: Option<Holder>,
     /// For a row that can be stamped: what the admin should look at (the detail says why).
     #[serde(default)]
-    pub warnings: Warnings,
+    pub(crate) warnings: Warnings,
 }
 
 impl Decision {
@@ -195,7 +195,7 @@ impl Decision {
 }
 
 impl TargetState {
-    pub fn of(user: &User) -> TargetState {
+    pub(crate) fn of(user: &User) -> TargetState {
         TargetState {
             id: user.id.clone(),
             user_principal_name: user.user_principal_name.clone(),
@@ -207,7 +207,7 @@ impl TargetState {
 }
 
 /// A tenant snapshot indexed for the lookups a plan makes.
-pub struct TenantIndex<'t> {
+pub(crate) struct TenantIndex<'t> {
     tenant: &'t Tenant,
     by_id: HashMap<String, usize>,
     by_upn: HashMap<String, usize>,
@@ -222,7 +222,7 @@ pub struct TenantIndex<'t> {
 }
 
 impl<'t> TenantIndex<'t> {
-    pub fn new(tenant: &'t Tenant) -> TenantIndex<'t> {
+    pub(crate) fn new(tenant: &'t Tenant) -> TenantIndex<'t> {
         let mut index = TenantIndex {
             tenant,
             by_id: HashMap::with_capacity(tenant.users.len()),
@@ -267,7 +267,7 @@ impl<'t> TenantIndex<'t> {
     }
 
     /// Decides what happens to one row.
-    pub fn decide(&self, subject: &Subject<'_>, options: &PlanOptions) -> Decision {
+    pub(crate) fn decide(&self, subject: &Subject<'_>, options: &PlanOptions) -> Decision {
         let user = match self.find_target(subject, options.match_by) {
             Ok(user) => user,
             Err(decision) => return *decision,
@@ -315,7 +315,7 @@ impl<'t> TenantIndex<'t> {
     }
 
     /// The cloud user a row names, if exactly one.
-    pub fn target_of(&self, subject: &Subject<'_>, match_by: MatchBy) -> Option<&'t User> {
+    pub(crate) fn target_of(&self, subject: &Subject<'_>, match_by: MatchBy) -> Option<&'t User> {
         self.find_target(subject, match_by).ok()
     }
 
@@ -662,7 +662,7 @@ impl<'t> TenantIndex<'t> {
     }
 
     /// The tenant's initial `*.onmicrosoft.com` domain, the federated hop's stopover.
-    pub fn initial_domain(&self) -> Option<&'t str> {
+    pub(crate) fn initial_domain(&self) -> Option<&'t str> {
         self.tenant
             .domains
             .iter()
@@ -779,7 +779,7 @@ fn lost_aliases(user: &User, subject: &Subject<'_>) -> Option<Vec<String>> {
 }
 
 impl Holder {
-    pub fn of(user: &User) -> Holder {
+    pub(crate) fn of(user: &User) -> Holder {
         Holder {
             id: user.id.clone(),
             user_principal_name: user.user_principal_name.clone(),

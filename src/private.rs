@@ -17,12 +17,12 @@ use std::io;
 use std::path::Path;
 
 /// Opens `path` to write a whole new content (a report, a plan, a snapshot).
-pub fn create(path: &Path) -> io::Result<File> {
+pub(crate) fn create(path: &Path) -> io::Result<File> {
     open(path, false)
 }
 
 /// Opens an existing `path` to append to it (a journal on resume).
-pub fn append(path: &Path) -> io::Result<File> {
+pub(crate) fn append(path: &Path) -> io::Result<File> {
     open(path, true)
 }
 
@@ -30,7 +30,7 @@ pub fn append(path: &Path) -> io::Result<File> {
 /// and can take a new file, or the file is a regular file of ours we may write, or a device
 /// or pipe; never a symbolic link to a file, a file of another user, or a directory.
 #[cfg(unix)]
-pub fn check_writable(path: &Path) -> io::Result<()> {
+pub(crate) fn check_writable(path: &Path) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
 
     let metadata = match std::fs::symlink_metadata(path) {
@@ -142,7 +142,7 @@ fn another_users(uid: u32) -> io::Error {
 }
 
 #[cfg(not(unix))]
-pub fn check_writable(path: &Path) -> io::Result<()> {
+pub(crate) fn check_writable(path: &Path) -> io::Result<()> {
     match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() && !parent.is_dir() => Err(io::Error::new(
             io::ErrorKind::NotFound,
@@ -157,7 +157,7 @@ pub fn check_writable(path: &Path) -> io::Result<()> {
 
 /// Creates `path` to append to it, failing with `AlreadyExists` if anything is there, a
 /// symbolic link included (a new journal: an existing one belongs to another run).
-pub fn create_new(path: &Path) -> io::Result<File> {
+pub(crate) fn create_new(path: &Path) -> io::Result<File> {
     let mut options = std::fs::OpenOptions::new();
     options.append(true).create_new(true);
     #[cfg(unix)]

@@ -21,12 +21,12 @@ fn bars() -> &'static MultiProgress {
 }
 
 /// Runs `f` (which writes to stderr) with the bars cleared, and redraws them after.
-pub fn suspend<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn suspend<R>(f: impl FnOnce() -> R) -> R {
     bars().suspend(f)
 }
 
 /// A spinner with a message, for reads of unknown length.
-pub fn spinner(message: &str) -> ProgressBar {
+pub(crate) fn spinner(message: &str) -> ProgressBar {
     let bar = if visible(false) {
         bars().add(ProgressBar::new_spinner())
     } else {
@@ -39,7 +39,7 @@ pub fn spinner(message: &str) -> ProgressBar {
 
 /// A bar for the writer: write requests done (a federated hop is three, a purge and stamp
 /// two), requests per second, ETA, and the throttled count in the message.
-pub fn rows(len: u64, quiet: bool) -> ProgressBar {
+pub(crate) fn rows(len: u64, quiet: bool) -> ProgressBar {
     if !visible(quiet) {
         return ProgressBar::hidden();
     }

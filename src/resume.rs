@@ -30,25 +30,25 @@ use crate::tenant::Tenant;
 
 /// What a write run is: recorded in its journal's first line, checked by `--resume`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunIdentity {
+pub(crate) struct RunIdentity {
     /// `apply`, `clear` or `rollback`.
-    pub command: String,
-    pub input: InputFingerprint,
+    pub(crate) command: String,
+    pub(crate) input: InputFingerprint,
     /// The tenant written to.
     #[serde(default)]
-    pub tenant: String,
+    pub(crate) tenant: String,
     /// The options that change what is written, as they would be typed.
     #[serde(default)]
-    pub flags: Vec<String>,
+    pub(crate) flags: Vec<String>,
 }
 
 /// Which file a run read: where it was, and what was in it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct InputFingerprint {
+pub(crate) struct InputFingerprint {
     /// The absolute path.
-    pub path: String,
-    pub size: u64,
-    pub sha256: String,
+    pub(crate) path: String,
+    pub(crate) size: u64,
+    pub(crate) sha256: String,
 }
 
 /// The flags that add a destructive step, and what that step does.
@@ -73,7 +73,7 @@ const DESTRUCTIVE: [(&str, &str); 4] = [
 
 impl InputFingerprint {
     /// Reads `path` once through SHA-256.
-    pub fn of(path: &Path) -> crate::Result<InputFingerprint> {
+    pub(crate) fn of(path: &Path) -> crate::Result<InputFingerprint> {
         let io = |e| Error::io(path, e);
         let mut file = std::fs::File::open(path).map_err(io)?;
         // The SHA-256 of the crypto TLS already links (aws-lc-rs).
@@ -104,7 +104,11 @@ fn absolute(path: &Path) -> PathBuf {
 impl RunIdentity {
     /// The identity of a run of `command` reading `input` with `flags` (the tenant is filled
     /// in once it has been read).
-    pub fn new(command: &str, input: &Path, flags: Vec<String>) -> crate::Result<RunIdentity> {
+    pub(crate) fn new(
+        command: &str,
+        input: &Path,
+        flags: Vec<String>,
+    ) -> crate::Result<RunIdentity> {
         Ok(RunIdentity {
             command: command.to_string(),
             input: InputFingerprint::of(input)?,
@@ -114,7 +118,7 @@ impl RunIdentity {
     }
 
     /// The first line of this run's journal.
-    pub fn run_entry(&self) -> Entry {
+    pub(crate) fn run_entry(&self) -> Entry {
         Entry::Run {
             version: env!("CARGO_PKG_VERSION").to_string(),
             command: crate::report::redact_args(std::env::args()),
@@ -126,7 +130,7 @@ impl RunIdentity {
 }
 
 /// An interrupted run's journal, locked for this run, checked against it.
-pub struct Resume {
+pub(crate) struct Resume {
     path: PathBuf,
     journal: Journal,
     journaled: Journaled,
@@ -138,27 +142,27 @@ pub struct Resume {
 
 /// What the journal says about this run's rows, once matched to them.
 #[derive(Debug, Default)]
-pub struct Credit {
+pub(crate) struct Credit {
     /// For the writer: the rows whose write is in doubt, by this run's row numbers.
-    pub replay: Replay,
+    pub(crate) replay: Replay,
     /// Results to journal for writes the interrupted run sent but never saw answered, which
     /// the tenant shows took effect.
-    pub settled: Vec<Entry>,
+    pub(crate) settled: Vec<Entry>,
     /// Rows the interrupted run wrote.
-    pub done: usize,
+    pub(crate) done: usize,
     /// Rows whose journaled write did not take effect, planned again.
-    pub retried: usize,
+    pub(crate) retried: usize,
     /// Rows whose write may or may not have reached Graph: re-read before sending again.
-    pub in_doubt: usize,
+    pub(crate) in_doubt: usize,
     /// Users in the journal that no row of this input matches (by target and anchor).
-    pub not_in_input: usize,
+    pub(crate) not_in_input: usize,
 }
 
 impl Resume {
     /// Opens and locks the journal at `path` and checks that it belongs to `current`: the
     /// same command, the same input file (by content, or by path for a re-export), and a
     /// journal hardmatch can read. Nothing is read from Graph or written before this.
-    pub fn open(path: &Path, current: RunIdentity) -> crate::Result<Resume> {
+    pub(crate) fn open(path: &Path, current: RunIdentity) -> crate::Result<Resume> {
         let journal = Journal::reopen(path)?;
         let journaled = Journal::read(path)?;
         let recorded = match &journaled.run {
@@ -221,7 +225,7 @@ impl Resume {
     }
 
     /// Refuses to resume against another tenant than the journal's.
-    pub fn check_tenant(&mut self, tenant: &str) -> crate::Result<()> {
+    pub(crate) fn check_tenant(&mut self, tenant: &str) -> crate::Result<()> {
         self.current.tenant = tenant.to_string();
         match &self.recorded {
             Some(recorded) if !recorded.tenant.is_empty() && recorded.tenant != tenant => {
@@ -255,7 +259,7 @@ impl Resume {
     }
 
     /// Destructive flags this resumed run adds to the interrupted one's.
-    pub fn added_destructive_flags(&self) -> Vec<&'static str> {
+    pub(crate) fn added_destructive_flags(&self) -> Vec<&'static str> {
         let (added, _) = self.flag_changes();
         DESTRUCTIVE
             .iter()
@@ -269,7 +273,7 @@ impl Resume {
     /// keep the outcome, the request and the true previous value the journal recorded, not
     /// what the tenant shows now (the value this run wrote). Rows whose journaled write did
     /// not take effect are left as planned, so they are written again.
-    pub fn credit(
+    pub(crate) fn credit(
         &self,
         records: &mut [Record],
         tenant: &Tenant,
@@ -375,7 +379,7 @@ impl Resume {
     }
 
     /// What the interrupted run did and what this one will do, for the confirmation.
-    pub fn summary(&self, credit: &Credit) -> String {
+    pub(crate) fn summary(&self, credit: &Credit) -> String {
         let mut text = format!("resuming the run journaled in {}", self.path.display());
         if let Some(Entry::Run { started, .. }) = &self.journaled.run {
             text.push_str(&format!(" (started {started})"));
@@ -428,7 +432,10 @@ impl Resume {
     /// On resume, before the tenant is read: a federated hop cut short between moving the
     /// UPN out and moving it back leaves the user under the stopover domain, where the plan
     /// would not find it. Move each such user home first, journaled like any step.
-    pub async fn repair_interrupted_hops(&mut self, client: &GraphClient) -> crate::Result<usize> {
+    pub(crate) async fn repair_interrupted_hops(
+        &mut self,
+        client: &GraphClient,
+    ) -> crate::Result<usize> {
         let stranded: Vec<(usize, String, String)> = self
             .journaled
             .targets
@@ -476,7 +483,7 @@ impl Resume {
     }
 
     /// The locked journal, for the resumed run's writer to append to.
-    pub fn into_journal(self) -> Journal {
+    pub(crate) fn into_journal(self) -> Journal {
         self.journal
     }
 }
@@ -512,14 +519,17 @@ pub async fn applied_after_all<D: Directory>(
 }
 
 /// `--resume`'s journal, opened, locked and checked against this run.
-pub fn open(journal: Option<&Path>, identity: &RunIdentity) -> crate::Result<Option<Resume>> {
+pub(crate) fn open(
+    journal: Option<&Path>,
+    identity: &RunIdentity,
+) -> crate::Result<Option<Resume>> {
     journal
         .map(|journal| Resume::open(journal, identity.clone()))
         .transpose()
 }
 
 /// The journal: `--resume`'s, or a new one beside the report.
-pub fn journal_path(resume: Option<&Path>, report: &Path) -> PathBuf {
+pub(crate) fn journal_path(resume: Option<&Path>, report: &Path) -> PathBuf {
     if let Some(resume) = resume {
         return resume.to_path_buf();
     }
@@ -554,7 +564,7 @@ fn another_input(journal: &Path, recorded: &str, current: &RunIdentity) -> Error
 
 /// The command that continues this run from `journal`: the same command line with
 /// `--resume JOURNAL` (and without `--max-writes` when `drop_canary`), secrets left out.
-pub fn continue_command(journal: &Path, drop_canary: bool) -> String {
+pub(crate) fn continue_command(journal: &Path, drop_canary: bool) -> String {
     let mut args = std::env::args();
     let _program = args.next();
     let mut kept = vec!["hardmatch".to_string()];

@@ -18,10 +18,10 @@ use crate::tenant::Tenant;
 
 /// The attribute a run uses, and on what evidence: the summary's line.
 #[derive(Clone, Debug)]
-pub struct Choice {
-    pub note: String,
+pub(crate) struct Choice {
+    pub(crate) note: String,
     /// Nothing settled it: rows whose attributes differ carry `anchor-source-differs`.
-    pub unsettled: bool,
+    pub(crate) unsettled: bool,
 }
 
 /// One row's evidence: the role whose base64 its synced cloud user holds.
@@ -33,7 +33,7 @@ struct Witness {
 
 /// Settles the source anchor for `prepared` against `tenant`, recomputing the candidates
 /// when the evidence says objectGUID. Contradicting evidence is an error naming the rows.
-pub fn settle(
+pub(crate) fn settle(
     prepared: &mut Prepared,
     tenant: &Tenant,
     match_by: MatchBy,
@@ -129,7 +129,7 @@ fn witnesses(prepared: &Prepared, tenant: &Tenant, match_by: MatchBy) -> Vec<Wit
 
 /// Puts `anchor-source-differs` on every row to be stamped whose two attributes differ, when
 /// nothing settled which one sync uses, saying which one was used and why.
-pub fn mark_unsettled(records: &mut [Record], prepared: &Prepared, choice: &Choice) {
+pub(crate) fn mark_unsettled(records: &mut [Record], prepared: &Prepared, choice: &Choice) {
     if !choice.unsettled {
         return;
     }

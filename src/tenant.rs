@@ -60,12 +60,12 @@ pub struct Tenant {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RoleDefinition {
-    pub id: String,
+    pub(crate) id: String,
     #[serde(default)]
-    pub display_name: Option<String>,
+    pub(crate) display_name: Option<String>,
     /// Beta only: whether the role can change credentials, policies or other roles.
     #[serde(default)]
-    pub is_privileged: Option<bool>,
+    pub(crate) is_privileged: Option<bool>,
 }
 
 /// A role assignment or eligibility schedule: the same fields on both.
@@ -73,33 +73,33 @@ pub struct RoleDefinition {
 #[serde(rename_all = "camelCase")]
 pub struct RoleAssignment {
     #[serde(default)]
-    pub id: String,
-    pub principal_id: String,
-    pub role_definition_id: String,
+    pub(crate) id: String,
+    pub(crate) principal_id: String,
+    pub(crate) role_definition_id: String,
     #[serde(default)]
-    pub directory_scope_id: Option<String>,
+    pub(crate) directory_scope_id: Option<String>,
 }
 
 /// A group that may hold a role, with its members (transitive: nested groups' members too).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Group {
-    pub id: String,
+    pub(crate) id: String,
     #[serde(default)]
-    pub display_name: Option<String>,
+    pub(crate) display_name: Option<String>,
     #[serde(default)]
-    pub is_assignable_to_role: Option<bool>,
+    pub(crate) is_assignable_to_role: Option<bool>,
     /// Member object ids; `None` when they could not be read.
     #[serde(default)]
-    pub members: Option<Vec<String>>,
+    pub(crate) members: Option<Vec<String>>,
 }
 
 /// How old a tenant file is, in words for the summary, and whether it is too old (or its age
 /// unknown) for a plan to be trusted without a warning.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AgeNote {
-    pub text: String,
-    pub stale: bool,
+pub(crate) struct AgeNote {
+    pub(crate) text: String,
+    pub(crate) stale: bool,
 }
 
 /// A verified domain of the tenant.
@@ -199,7 +199,7 @@ pub struct ProvisioningError {
 
 impl ProvisioningError {
     /// The error in one line, for a report's `detail`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let field = |v: &Option<String>| v.as_deref().unwrap_or("?").to_string();
         format!(
             "{} on {} ({}): {}",
@@ -214,7 +214,7 @@ impl ProvisioningError {
 impl User {
     /// A guest, or an external member (a B2B user made a member keeps `#EXT#` in its UPN):
     /// Entra does not match either to an on-premises user (docs/graph.md, "Guests").
-    pub fn is_external(&self) -> bool {
+    pub(crate) fn is_external(&self) -> bool {
         self.user_type
             .as_deref()
             .is_some_and(|t| t.eq_ignore_ascii_case("guest"))
@@ -225,7 +225,7 @@ impl User {
     }
 
     /// The on-premises object this user is linked to, when it is set.
-    pub fn object_identifier(&self) -> Option<&str> {
+    pub(crate) fn object_identifier(&self) -> Option<&str> {
         self.on_premises_object_identifier
             .as_deref()
             .map(str::trim)
@@ -235,15 +235,15 @@ impl User {
 
 /// One way a user holds a privileged role.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RoleHolding {
+pub(crate) struct RoleHolding {
     /// The role's display name (its id when it has none).
-    pub role: String,
+    pub(crate) role: String,
     /// Eligible (PIM) rather than assigned.
-    pub eligible: bool,
+    pub(crate) eligible: bool,
     /// The role-assignable group it comes through, by name (its id when it has none).
-    pub via_group: Option<String>,
+    pub(crate) via_group: Option<String>,
     /// `directoryScopeId`, when not the whole directory (`/`).
-    pub scope: Option<String>,
+    pub(crate) scope: Option<String>,
 }
 
 impl std::fmt::Display for RoleHolding {
@@ -267,7 +267,7 @@ impl std::fmt::Display for RoleHolding {
 
 /// Role data that could not be read, and so leaves privilege unknown.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum UnknownRoles {
+pub(crate) enum UnknownRoles {
     Definitions,
     Assignments,
     Eligibilities,
@@ -277,7 +277,7 @@ pub enum UnknownRoles {
 
 impl UnknownRoles {
     /// What could not be read, and the permission (or licence) that would let it be read.
-    pub fn explain(&self) -> String {
+    pub(crate) fn explain(&self) -> String {
         match self {
             UnknownRoles::Definitions => "privileged role definitions (beta roleDefinitions): grant RoleManagement.Read.Directory".into(),
             UnknownRoles::Assignments => "role assignments: grant RoleManagement.Read.Directory".into(),
@@ -291,13 +291,13 @@ impl UnknownRoles {
 /// group: the rule by which sync refuses a hard match (docs/graph.md, (b) and (c)), and by
 /// which Graph guards sensitive attributes. Built once per tenant; [`Privileges::of`] per user.
 #[derive(Debug, Default)]
-pub struct Privileges {
+pub(crate) struct Privileges {
     by_user: std::collections::HashMap<String, Vec<RoleHolding>>,
     unknown: Vec<UnknownRoles>,
 }
 
 impl Privileges {
-    pub fn new(tenant: &Tenant) -> Privileges {
+    pub(crate) fn new(tenant: &Tenant) -> Privileges {
         let mut privileges = Privileges::default();
         let Some(definitions) = &tenant.role_definitions else {
             privileges.unknown.push(UnknownRoles::Definitions);
@@ -376,14 +376,14 @@ impl Privileges {
     }
 
     /// The privileged roles a user holds or is eligible for, as far as they are known.
-    pub fn of(&self, user_id: &str) -> &[RoleHolding] {
+    pub(crate) fn of(&self, user_id: &str) -> &[RoleHolding] {
         self.by_user
             .get(&user_id.to_ascii_lowercase())
             .map_or(&[], Vec::as_slice)
     }
 
     /// What could not be read: when not empty, a user with no known role may still hold one.
-    pub fn unknown(&self) -> &[UnknownRoles] {
+    pub(crate) fn unknown(&self) -> &[UnknownRoles] {
         &self.unknown
     }
 }
@@ -419,7 +419,7 @@ fn transitive_members(
 /// `@`, so that a look-alike can never find another user. (How Graph folds letters outside
 /// ASCII is not documented; folding less than Graph can only miss a user, never find the
 /// wrong one.)
-pub fn caseless(text: &str) -> String {
+pub(crate) fn caseless(text: &str) -> String {
     if text.is_ascii() {
         return text.to_ascii_lowercase();
     }
@@ -427,7 +427,7 @@ pub fn caseless(text: &str) -> String {
 }
 
 /// One character of [`caseless`].
-pub fn fold(c: char) -> char {
+pub(crate) fn fold(c: char) -> char {
     if c.is_ascii() {
         return c.to_ascii_lowercase();
     }
@@ -450,7 +450,7 @@ impl Tenant {
 
     /// When the tenant blocks hard-match takeover of cloud users, a stamp is written but the
     /// next sync cycle refuses to match: the admin must hear it before stamping, not after.
-    pub fn takeover_warning(&self) -> Option<String> {
+    pub(crate) fn takeover_warning(&self) -> Option<String> {
         (self.block_cloud_object_takeover_through_hard_match_enabled == Some(true)).then(|| {
             "this tenant blocks hard-match takeover (onPremisesSynchronization feature blockCloudObjectTakeoverThroughHardMatchEnabled is on): stamped cloud users will not be matched by sync until it is turned off (Update-MgDirectoryOnPremiseSynchronization); turn it back on after the first sync cycle".to_string()
         })
@@ -459,7 +459,7 @@ impl Tenant {
     /// The report summary's line on the takeover setting: a warning when it blocks, and a
     /// reminder to check it when it could not be read (Graph serves it to delegated sign-in
     /// only, so an app signing in as itself never sees it).
-    pub fn takeover_note(&self) -> (String, String) {
+    pub(crate) fn takeover_note(&self) -> (String, String) {
         match (
             self.block_cloud_object_takeover_through_hard_match_enabled,
             self.takeover_warning(),
@@ -476,7 +476,11 @@ impl Tenant {
     /// The report summary's line on how old an offline tenant file is, and whether that is
     /// older than `max_age` (or unknown): a board must not approve a plan made from a tenant
     /// that has moved on since.
-    pub fn age_note(&self, now: chrono::DateTime<chrono::Utc>, max_age: Duration) -> AgeNote {
+    pub(crate) fn age_note(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        max_age: Duration,
+    ) -> AgeNote {
         let Some(taken_at) = self.taken_at else {
             return AgeNote {
                 text: "unknown: the tenant file does not say when it was read (written by hand or by an older hardmatch); take a new one with `hardmatch snapshot`".into(),
@@ -506,7 +510,7 @@ impl Tenant {
 
     /// The enabled, cloud-only member users that `covered` (caseless ids and UPNs) does not
     /// name: the accounts a wave forgot, which no sync cycle will match (`--uncovered`).
-    pub fn uncovered(&self, covered: &std::collections::HashSet<String>) -> Vec<&User> {
+    pub(crate) fn uncovered(&self, covered: &std::collections::HashSet<String>) -> Vec<&User> {
         self.users
             .iter()
             .filter(|u| u.account_enabled != Some(false))
@@ -521,14 +525,15 @@ impl Tenant {
 
     /// The privileged roles `user_id` holds or is eligible for, directly or through a group
     /// ([`Privileges`]; build that once for many users).
-    pub fn privileged_roles(&self, user_id: &str) -> Vec<RoleHolding> {
+    #[cfg(test)]
+    pub(crate) fn privileged_roles(&self, user_id: &str) -> Vec<RoleHolding> {
         Privileges::new(self).of(user_id).to_vec()
     }
 
     /// The summary's lines on what the next sync cycle's match was checked against: the
     /// privileged roles (or which permission would let them be read), and
     /// onPremisesObjectIdentifier when it could not be read.
-    pub fn sync_check_notes(&self) -> Vec<(String, String)> {
+    pub(crate) fn sync_check_notes(&self) -> Vec<(String, String)> {
         let privileges = Privileges::new(self);
         let mut notes = vec![if privileges.unknown().is_empty() {
             (
@@ -565,7 +570,7 @@ impl Tenant {
     }
 
     /// Users by object id, for the many lookups by id a run makes.
-    pub fn users_by_id(&self) -> std::collections::HashMap<&str, &User> {
+    pub(crate) fn users_by_id(&self) -> std::collections::HashMap<&str, &User> {
         self.users.iter().map(|u| (u.id.as_str(), u)).collect()
     }
 

@@ -17,7 +17,7 @@ use crate::tenant::{Tenant, User};
 
 /// The records of the run to verify: its report (CSV, XLSX, JSON) or its journal, which
 /// holds only the rows that were written.
-pub fn load(path: &Path) -> crate::Result<Vec<Record>> {
+pub(crate) fn load(path: &Path) -> crate::Result<Vec<Record>> {
     if Journal::is_journal_path(path) {
         from_journal(path)
     } else {
@@ -55,7 +55,7 @@ fn from_journal(path: &Path) -> crate::Result<Vec<Record>> {
 }
 
 /// The users verify must see: every row's cloud user, and whoever holds each row's anchor.
-pub fn wanted(records: &[Record]) -> Wanted {
+pub(crate) fn wanted(records: &[Record]) -> Wanted {
     let mut wanted = Wanted::default();
     for record in records {
         if !record.cloud_user_id.is_empty() {
@@ -69,14 +69,14 @@ pub fn wanted(records: &[Record]) -> Wanted {
 }
 
 /// The tenant as it is now, indexed the ways verify looks users up.
-pub struct TenantNow<'t> {
+pub(crate) struct TenantNow<'t> {
     by_id: HashMap<String, &'t User>,
     deleted_by_id: HashMap<String, &'t User>,
     by_anchor: HashMap<&'t str, &'t User>,
 }
 
 impl<'t> TenantNow<'t> {
-    pub fn new(tenant: &'t Tenant) -> TenantNow<'t> {
+    pub(crate) fn new(tenant: &'t Tenant) -> TenantNow<'t> {
         let by_id = |users: &'t [User]| {
             users
                 .iter()
@@ -109,7 +109,7 @@ impl<'t> TenantNow<'t> {
 
 /// Every record with its verify outcome in `outcome`; the run's own outcome goes to `detail`
 /// where the row was not stamped.
-pub fn verify_all(records: &[Record], tenant: &Tenant) -> Vec<Record> {
+pub(crate) fn verify_all(records: &[Record], tenant: &Tenant) -> Vec<Record> {
     let now = TenantNow::new(tenant);
     records
         .iter()
@@ -137,7 +137,7 @@ fn expects_anchor(record: &Record) -> bool {
 }
 
 /// What the sync cycle did with one row.
-pub fn verify(record: &Record, now: &TenantNow) -> Verdict {
+pub(crate) fn verify(record: &Record, now: &TenantNow) -> Verdict {
     let anchor = record.immutable_id.as_str();
     if !expects_anchor(record) {
         return not_stamped(record, now);

@@ -24,14 +24,14 @@ use crate::tenant::{Privileges, Tenant};
 
 /// One row's planned write.
 #[derive(Clone, Debug)]
-pub struct WorkItem {
+pub(crate) struct WorkItem {
     /// 1-based report row.
-    pub row: usize,
-    pub action: Action,
-    pub target: TargetState,
+    pub(crate) row: usize,
+    pub(crate) action: Action,
+    pub(crate) target: TargetState,
     /// The anchor to set; `None` clears it.
-    pub new_anchor: Option<String>,
-    pub holder: Option<Holder>,
+    pub(crate) new_anchor: Option<String>,
+    pub(crate) holder: Option<Holder>,
     /// For the federated hop: the stopover UPN in the initial domain.
     pub hop_upn: Option<String>,
     /// With `clear-object-identifier-then-stamp`, the onPremisesObjectIdentifier cleared
@@ -62,13 +62,13 @@ pub fn privileged_because(
 pub const OBJECT_IDENTIFIER_RIGHTS: &str = "writing onPremisesObjectIdentifier needs the permission User-OnPremisesSyncBehavior.ReadWrite.All (granted with admin consent) and a caller in the Global Administrator or Hybrid Identity Administrator role (for an app: that role assigned to its service principal)";
 
 /// The detail of a row a canary (`--max-writes`) left for later: not a failure.
-pub const CANARY_LEFT: &str =
+pub(crate) const CANARY_LEFT: &str =
     "--max-writes was reached; continue with --resume (the command is in the summary) to write this row";
 
 impl WorkItem {
     /// The write requests this row sends when all goes well: the purge, the hop's way out and
     /// back, and the anchor. What the progress bar and its ETA count.
-    pub fn requests(&self) -> u64 {
+    pub(crate) fn requests(&self) -> u64 {
         let purge = self.action == Action::PurgeHolderThenStamp && self.holder.is_some();
         let hop = self.action.hops() && self.hop_upn.is_some();
         1 + u64::from(purge) + 2 * u64::from(hop) + u64::from(self.object_identifier.is_some())
@@ -77,19 +77,19 @@ impl WorkItem {
 
 /// How the writer runs.
 #[derive(Clone, Debug)]
-pub struct WriteOptions {
+pub(crate) struct WriteOptions {
     /// Write requests per second (the documented quota is [`DEFAULT_WRITE_RATE`]).
-    pub rate: f64,
-    pub concurrency: usize,
+    pub(crate) rate: f64,
+    pub(crate) concurrency: usize,
     /// Stop after this many rows were written (a canary batch).
-    pub max_writes: Option<usize>,
+    pub(crate) max_writes: Option<usize>,
     /// Read each written user back and compare.
-    pub verify: bool,
+    pub(crate) verify: bool,
     /// After this many 403s with no write let through yet, stop: the app lacks the
     /// permission. Once a write went through, a 403 is about its target only.
-    pub forbidden_limit: usize,
+    pub(crate) forbidden_limit: usize,
     /// What success is called: `stamped`, `cleared` or `restored`.
-    pub success: Outcome,
+    pub(crate) success: Outcome,
 }
 
 impl Default for WriteOptions {
@@ -117,17 +117,17 @@ enum RowFailure {
 
 /// What happened to one row.
 #[derive(Clone, Debug)]
-pub struct Written {
-    pub row: usize,
-    pub verdict: Verdict,
-    pub meta: Option<Meta>,
-    pub holder: Option<Holder>,
+pub(crate) struct Written {
+    pub(crate) row: usize,
+    pub(crate) verdict: Verdict,
+    pub(crate) meta: Option<Meta>,
+    pub(crate) holder: Option<Holder>,
 }
 
 /// Where the writer journals: a [`GroupCommit`] in a run. Its unit tests write a
 /// [`crate::journal::Journal`] in place instead, so that paused time cannot run ahead while a
 /// thread syncs the disk.
-pub trait Journaling: Sync {
+pub(crate) trait Journaling: Sync {
     fn record(&self, entry: Entry) -> impl Future<Output = crate::Result<()>> + Send;
 }
 
@@ -138,20 +138,20 @@ impl Journaling for GroupCommit {
 }
 
 /// Called after each row with the write requests it stood for, for the progress bar.
-pub type OnRow<'a> = Box<dyn Fn(&Written, u64) + Send + Sync + 'a>;
+pub(crate) type OnRow<'a> = Box<dyn Fn(&Written, u64) + Send + Sync + 'a>;
 
 /// Everything the writer needs besides the items.
-pub struct Writer<'a, D: Directory, J: Journaling = GroupCommit> {
-    pub directory: &'a D,
-    pub journal: &'a J,
+pub(crate) struct Writer<'a, D: Directory, J: Journaling = GroupCommit> {
+    pub(crate) directory: &'a D,
+    pub(crate) journal: &'a J,
     /// On resume, the rows whose write an interrupted run sent without journaling the answer
     /// (rows it finished are not given to the writer at all: see [`crate::resume`]).
-    pub replay: Option<&'a Replay>,
+    pub(crate) replay: Option<&'a Replay>,
     /// For naming the holder of a conflicting anchor.
-    pub tenant: &'a Tenant,
-    pub cancel: CancellationToken,
-    pub options: WriteOptions,
-    pub on_row: OnRow<'a>,
+    pub(crate) tenant: &'a Tenant,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) options: WriteOptions,
+    pub(crate) on_row: OnRow<'a>,
 }
 
 /// The state one run's rows share.
@@ -190,7 +190,7 @@ const VERIFY_MISMATCH: &str = "VerifyMismatch";
 
 impl<D: Directory, J: Journaling> Writer<'_, D, J> {
     /// Writes every item and returns one [`Written`] per item, in any order.
-    pub async fn run(&self, items: Vec<WorkItem>) -> Vec<Written> {
+    pub(crate) async fn run(&self, items: Vec<WorkItem>) -> Vec<Written> {
         let run = Run {
             pace: WriteRate::new(self.options.rate),
             stop: self.cancel.child_token(),
@@ -665,7 +665,7 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
 }
 
 /// The report outcome of a failed call.
-pub fn outcome_of(error: &GraphError) -> Outcome {
+pub(crate) fn outcome_of(error: &GraphError) -> Outcome {
     match error {
         GraphError::Conflict { .. } => Outcome::AnchorHeldByUser,
         GraphError::Synced(_) => Outcome::TargetSynced,
@@ -897,7 +897,6 @@ mod tests {
             tokio::time::sleep(self.latency / 2).await;
             match applied {
                 Ok(()) => Attempt::Done(Answer {
-                    status: 204,
                     body: serde_json::Value::Null,
                     meta: *meta(204),
                 }),

@@ -42,69 +42,69 @@ still has every row, and the command that continues the run is printed.";
 /// Stamp onPremisesImmutableId on the matched cloud users.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub input: InputArgs,
+    pub(crate) input: InputArgs,
 
     /// The report: .csv, .xlsx or .json; the journal is written beside it.
     #[arg(short, long, value_name = "FILE")]
-    pub output: PathBuf,
+    pub(crate) output: PathBuf,
 
     #[command(flatten)]
-    pub target: TargetArgs,
+    pub(crate) target: TargetArgs,
 
     #[command(flatten)]
-    pub read: ReadArgs,
+    pub(crate) read: ReadArgs,
 
     #[command(flatten)]
-    pub plan: PlanArgs,
+    pub(crate) plan: PlanArgs,
 
     #[command(flatten)]
-    pub write: WriteArgs,
+    pub(crate) write: WriteArgs,
 }
 
 /// How writes are carried out, shared by apply, clear and rollback.
 #[derive(Debug, Clone, clap::Args)]
-pub struct WriteArgs {
+pub(crate) struct WriteArgs {
     /// Do not ask for confirmation (required without a terminal).
     #[arg(long)]
-    pub yes: bool,
+    pub(crate) yes: bool,
 
     /// Write at most N rows, leave the rest `not-attempted` (a canary batch).
     #[arg(long, value_name = "N")]
-    pub max_writes: Option<usize>,
+    pub(crate) max_writes: Option<usize>,
 
     /// Write requests per second, whatever the rows (a federated hop sends three, a purge and
     /// stamp two); the documented quota is 3,000 per 150 s per app and tenant.
     #[arg(long, default_value_t = crate::graph::pace::DEFAULT_WRITE_RATE, value_name = "N")]
-    pub write_rate: f64,
+    pub(crate) write_rate: f64,
 
     /// Requests in flight at once, so that latency never caps the write rate.
     #[arg(long, default_value_t = 32, value_name = "N")]
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
 
     /// Read every written user back and compare.
     #[arg(long)]
-    pub verify: bool,
+    pub(crate) verify: bool,
 
     /// Continue the run this journal belongs to (same input, tenant and command; asks for
     /// confirmation like a first run): nothing it finished is sent again, and rows whose
     /// write did not take effect are planned again.
     #[arg(long, value_name = "JOURNAL")]
-    pub resume: Option<PathBuf>,
+    pub(crate) resume: Option<PathBuf>,
 
     /// No progress bar.
     #[arg(short, long)]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
 
     /// Start a CSV report with a UTF-8 byte-order mark, so Excel reads accents right.
     #[arg(long)]
-    pub excel: bool,
+    pub(crate) excel: bool,
 }
 
 impl WriteArgs {
     /// How the run's writes are carried out.
-    pub fn settings(&self) -> Settings {
+    pub(crate) fn settings(&self) -> Settings {
         Settings {
             yes: self.yes,
             max_writes: self.max_writes,

@@ -33,22 +33,22 @@ could not start, 130 interrupted (Ctrl-C, SIGHUP), 143 terminated (SIGTERM).";
 /// Clear onPremisesImmutableId on the matched cloud users.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub input: InputArgs,
+    pub(crate) input: InputArgs,
 
     /// The report: .csv, .xlsx or .json; the journal is written beside it.
     #[arg(short, long, value_name = "FILE")]
-    pub output: PathBuf,
+    pub(crate) output: PathBuf,
 
     /// Find cloud users by UPN (default) or by mail and proxyAddresses.
     #[arg(long = "match", value_enum, default_value = "upn")]
-    pub match_by: MatchBy,
+    pub(crate) match_by: MatchBy,
 
     /// Clear an ImmutableId even when it is not the one the row's anchor computes to (the
     /// old value is recorded for rollback). Rows without an anchor clear whatever is there.
     #[arg(long)]
-    pub overwrite: bool,
+    pub(crate) overwrite: bool,
 
     /// For a UPN in a federated domain, where Graph refuses the write in place: move it to the
     /// initial domain, clear, move it back (journaled; without it such rows are
@@ -57,16 +57,16 @@ pub struct Args {
     pub federated_hop: bool,
 
     #[command(flatten)]
-    pub target: TargetArgs,
+    pub(crate) target: TargetArgs,
 
     #[command(flatten)]
-    pub read: ReadArgs,
+    pub(crate) read: ReadArgs,
 
     #[command(flatten)]
-    pub write: WriteArgs,
+    pub(crate) write: WriteArgs,
 }
 
-pub fn run(args: Args) -> crate::Result<ExitCode> {
+pub(crate) fn run(args: Args) -> crate::Result<ExitCode> {
     run::clear::run(
         &run::clear::Options {
             input: args.input.to_input(),

@@ -28,18 +28,18 @@ Exit codes: 0 every value converted, 1 some value is not an anchor.";
 /// Show anchor values in every form: GUID, ImmutableId, hex, LDAP filter, DN.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
-pub struct Args {
+pub(crate) struct Args {
     /// The values to convert.
     #[arg(required = true, value_name = "VALUE")]
-    pub values: Vec<String>,
+    pub(crate) values: Vec<String>,
 
     /// Print JSON instead of a table.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 
     /// `guid`, or `string` for a custom anchor such as employeeID (only checked, not encoded).
     #[arg(long, value_enum, default_value = "guid")]
-    pub anchor_kind: AnchorKind,
+    pub(crate) anchor_kind: AnchorKind,
 }
 
 /// One value's conversions, or its error.
@@ -64,7 +64,7 @@ struct Conversion {
     error: Option<String>,
 }
 
-pub fn run(args: Args) -> crate::Result<ExitCode> {
+pub(crate) fn run(args: Args) -> crate::Result<ExitCode> {
     let conversions: Vec<Conversion> = args
         .values
         .iter()

@@ -44,59 +44,59 @@ sync cycle from --directory. Runs until Ctrl-C.";
 /// Run a local Microsoft Graph emulator seeded from a tenant file.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
-pub struct Args {
+pub(crate) struct Args {
     /// The tenant file (the format `hardmatch snapshot` writes; see samples/tenant.json).
     #[arg(long, value_name = "FILE")]
-    pub tenant: PathBuf,
+    pub(crate) tenant: PathBuf,
 
     /// Keep the tenant in FILE across runs: read from it when it exists (else from --tenant),
     /// written back when the emulator stops (Ctrl-C), so a rehearsal can go on another day.
     #[arg(long, value_name = "FILE")]
-    pub state: Option<PathBuf>,
+    pub(crate) state: Option<PathBuf>,
 
     /// The AD side (any export hardmatch reads): `POST /_emulator/sync` runs one Entra
     /// Connect / Cloud Sync cycle from it (hard match, the 2026 protections, soft match,
     /// new users).
     #[arg(long, value_name = "EXPORT")]
-    pub directory: Option<PathBuf>,
+    pub(crate) directory: Option<PathBuf>,
 
     /// With --directory: also run a sync cycle this often (e.g. 30m, Entra's default; 10s).
     #[arg(long, value_name = "DURATION", requires = "directory", value_parser = humantime::parse_duration)]
-    pub sync_every: Option<std::time::Duration>,
+    pub(crate) sync_every: Option<std::time::Duration>,
 
     /// Address to listen on. Keep it on loopback: the emulator has no real security.
     #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
 
     /// Run the clock this many times faster (quota windows, Retry-After and latency alike).
     #[arg(long, default_value_t = 1.0, value_name = "X")]
-    pub time_scale: f64,
+    pub(crate) time_scale: f64,
 
     /// Faults to inject, e.g. `503=0.05,504=0.01,reset=0.02,slow=0.01,429=0.01,expire=0.001,seed=7`.
     #[arg(long, value_name = "SPEC", value_parser = clap::value_parser!(Faults))]
-    pub faults: Option<Faults>,
+    pub(crate) faults: Option<Faults>,
 
     /// Per-request latency range in emulated milliseconds.
     #[arg(long, default_value = "30..250", value_parser = parse_range, value_name = "MIN..MAX")]
-    pub latency_ms: (u64, u64),
+    pub(crate) latency_ms: (u64, u64),
 
     /// Serve HTTPS with a self-signed certificate (written to --cert-out).
     #[arg(long)]
-    pub tls: bool,
+    pub(crate) tls: bool,
 
     /// Where --tls writes its certificate (PEM), for clients to trust.
     #[arg(long, default_value = "hardmatch-emulator.pem", value_name = "FILE")]
-    pub cert_out: PathBuf,
+    pub(crate) cert_out: PathBuf,
 
     /// An app that may sign in with client credentials (with --client-secret and/or
     /// --client-certificate).
     #[arg(long, value_name = "ID")]
-    pub client_id: Option<String>,
+    pub(crate) client_id: Option<String>,
 
     /// That app's certificate (PEM, the public part): it signs in with a client assertion
     /// signed by the certificate's key, as AZURE_CLIENT_CERTIFICATE_PATH does.
     #[arg(long, value_name = "FILE", requires = "client_id")]
-    pub client_certificate: Option<PathBuf>,
+    pub(crate) client_certificate: Option<PathBuf>,
 
     /// That app's secret (an emulator-only value; never a real one).
     #[arg(
@@ -106,7 +106,7 @@ pub struct Args {
         env = "HARDMATCH_EMULATOR_CLIENT_SECRET",
         hide_env_values = true
     )]
-    pub client_secret: Option<String>,
+    pub(crate) client_secret: Option<String>,
 
     /// A bearer token that is always accepted, to skip sign-in.
     #[arg(
@@ -115,49 +115,49 @@ pub struct Args {
         env = "HARDMATCH_EMULATOR_ACCESS_TOKEN",
         hide_env_values = true
     )]
-    pub access_token: Option<String>,
+    pub(crate) access_token: Option<String>,
 
     /// Lifetime of issued tokens, in emulated seconds.
     #[arg(long, default_value_t = 3599.0, value_name = "SECS")]
-    pub token_lifetime: f64,
+    pub(crate) token_lifetime: f64,
 
     /// Resource units per 10 s per app (default: by tenant size, 3,500 / 5,000 / 8,000).
     #[arg(long, value_name = "N")]
-    pub ru_per_10s: Option<f64>,
+    pub(crate) ru_per_10s: Option<f64>,
 
     /// Writes per 150 s per app and tenant.
     #[arg(long, default_value_t = 3000.0, value_name = "N")]
-    pub writes_per_150s: f64,
+    pub(crate) writes_per_150s: f64,
 
     /// How many writes may come at once (the write bucket; default: all of --writes-per-150s).
     /// A small bucket enforces the write rate from the first second.
     #[arg(long, value_name = "N")]
-    pub write_burst: Option<f64>,
+    pub(crate) write_burst: Option<f64>,
 
     /// Writes per 5 min per tenant, all apps.
     #[arg(long, default_value_t = 18000.0, value_name = "N")]
-    pub tenant_writes_per_5min: f64,
+    pub(crate) tenant_writes_per_5min: f64,
 
     /// Let deleted users' anchors be reused (INFERRED behaviour; default: they stay reserved).
     #[arg(long)]
-    pub deleted_users_free_anchors: bool,
+    pub(crate) deleted_users_free_anchors: bool,
 
     /// Let the anchor of a user in a federated domain be changed in place (INFERRED; default: refused).
     #[arg(long)]
-    pub allow_federated_change: bool,
+    pub(crate) allow_federated_change: bool,
 
     /// Answer every write with 403, as for an app that lacks User.ReadWrite.All.
     #[arg(long)]
-    pub forbid_writes: bool,
+    pub(crate) forbid_writes: bool,
 
     /// Answer role definitions, assignments and eligibilities with 403, as for an app that
     /// lacks RoleManagement.Read.Directory.
     #[arg(long)]
-    pub forbid_role_reads: bool,
+    pub(crate) forbid_role_reads: bool,
 
     /// Refuse role eligibility schedules, as a tenant without Entra ID P2 may.
     #[arg(long)]
-    pub no_p2: bool,
+    pub(crate) no_p2: bool,
     /// Answer writes to these users (ids or UPNs) with 403, as Graph does for a user whose
     /// sensitive attributes the app may not change (a privileged user).
     #[arg(long, value_name = "ID,...", value_delimiter = ',')]
@@ -240,7 +240,7 @@ impl Args {
     }
 }
 
-pub fn run(args: Args) -> crate::Result<ExitCode> {
+pub(crate) fn run(args: Args) -> crate::Result<ExitCode> {
     let tenant = match &args.state {
         Some(state) if state.exists() => Tenant::load(state)?,
         _ => Tenant::load(&args.tenant)?,

@@ -40,17 +40,17 @@ Exit codes: 0 every row has an ImmutableId, 1 some rows need attention, 2 the fi
 /// Compute the ImmutableId of every row of an export, offline.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub input: InputArgs,
+    pub(crate) input: InputArgs,
 
     /// Where to write: .csv, .xlsx or .json by extension; `-` for CSV on stdout.
     #[arg(short, long, value_name = "FILE")]
-    pub output: PathBuf,
+    pub(crate) output: PathBuf,
 
     /// Start the CSV with a UTF-8 byte-order mark, so Excel reads accents right.
     #[arg(long)]
-    pub excel: bool,
+    pub(crate) excel: bool,
 }
 
 pub fn run(args: Args) -> crate::Result<ExitCode> {

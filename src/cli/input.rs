@@ -8,50 +8,50 @@ use crate::compute::{ComputeOptions, SourceAnchor};
 use crate::source::{self, Format, ReadOptions, Role, Source};
 
 #[derive(Debug, Clone, clap::Args)]
-pub struct InputArgs {
+pub(crate) struct InputArgs {
     /// The AD export: CSV (Export-Csv, csvde, Excel), LDIF (ldifde, ldapsearch) or a workbook
     /// (XLSX, XLS, ODS).
-    pub input: PathBuf,
+    pub(crate) input: PathBuf,
 
     /// Read the input as this format instead of detecting it.
     #[arg(long, value_parser = parse_format, value_name = "csv|ldif|xlsx")]
-    pub format: Option<Format>,
+    pub(crate) format: Option<Format>,
 
     /// CSV delimiter, instead of sniffing among , ; and tab (`tab` for a tab).
     #[arg(long, value_parser = parse_delimiter, value_name = "CHAR")]
-    pub delimiter: Option<u8>,
+    pub(crate) delimiter: Option<u8>,
 
     /// Map a role to a header by hand, e.g. `--column upn=Login --column object-guid=GUID`.
     /// Roles: upn, object-guid, consistency-guid, immutable-id, mail, target-upn,
     /// cloud-object-id, display-name, object-class, dn, proxy-addresses.
     #[arg(long = "column", value_parser = parse_column, value_name = "ROLE=HEADER")]
-    pub columns: Vec<(Role, String)>,
+    pub(crate) columns: Vec<(Role, String)>,
 
     /// The workbook's sheet (default: the first).
     #[arg(long, value_name = "NAME")]
-    pub sheet: Option<String>,
+    pub(crate) sheet: Option<String>,
 
     /// `guid` (objectGUID / mS-DS-ConsistencyGuid) or `string` (a custom anchor such as
     /// employeeID, mapped with --column immutable-id=HEADER and used as-is).
     #[arg(long, value_enum, default_value = "guid")]
-    pub anchor_kind: AnchorKind,
+    pub(crate) anchor_kind: AnchorKind,
 
     /// Which attribute the tenant's sync takes its anchor from: `auto` finds out from the
     /// export's already-synced users (mS-DS-ConsistencyGuid when they show nothing),
     /// `consistency-guid` (ConsistencyGuid when set, else objectGUID: Cloud Sync and current
     /// Entra Connect), or `object-guid` (older Entra Connect and DirSync upgrades).
     #[arg(long, value_enum, default_value = "auto", value_name = "ATTRIBUTE")]
-    pub source_anchor: SourceAnchor,
+    pub(crate) source_anchor: SourceAnchor,
 
     /// Map an on-premises UPN suffix to the cloud one for a domain move, e.g.
     /// `--upn-suffix contoso.local=contoso.com` (repeatable).
     #[arg(long = "upn-suffix", value_parser = parse_suffix, value_name = "OLD=NEW")]
-    pub upn_suffixes: Vec<(String, String)>,
+    pub(crate) upn_suffixes: Vec<(String, String)>,
 }
 
 impl InputArgs {
     /// The export as a run reads it.
-    pub fn to_input(&self) -> crate::run::Input {
+    pub(crate) fn to_input(&self) -> crate::run::Input {
         crate::run::Input {
             path: self.input.clone(),
             read: self.read_options(),
@@ -61,11 +61,11 @@ impl InputArgs {
     }
 
     /// Opens the export for [`prepare`](crate::run::stages::prepare).
-    pub fn open(&self) -> crate::Result<Source> {
+    pub(crate) fn open(&self) -> crate::Result<Source> {
         source::open(&self.input, &self.read_options())
     }
 
-    pub fn read_options(&self) -> ReadOptions {
+    pub(crate) fn read_options(&self) -> ReadOptions {
         ReadOptions {
             format: self.format,
             delimiter: self.delimiter,
@@ -77,7 +77,7 @@ impl InputArgs {
 
     /// The options given that change which users are written and with what (for a write
     /// run's journal), as typed.
-    pub fn written_flags(&self) -> Vec<String> {
+    pub(crate) fn written_flags(&self) -> Vec<String> {
         let suffixes = self
             .upn_suffixes
             .iter()
@@ -91,7 +91,7 @@ impl InputArgs {
         suffixes.chain(columns).chain(kind).collect()
     }
 
-    pub fn compute_options(&self) -> ComputeOptions {
+    pub(crate) fn compute_options(&self) -> ComputeOptions {
         ComputeOptions {
             anchor_kind: self.anchor_kind,
             source_anchor: self.source_anchor,

@@ -5,18 +5,18 @@ use clap::{Parser, Subcommand};
 
 use crate::exit_code::ExitCode;
 
-pub mod apply;
-pub mod clear;
-pub mod convert;
+pub(crate) mod apply;
+pub(crate) mod clear;
+pub(crate) mod convert;
 pub mod emulator;
-pub mod ids;
-pub mod input;
-pub mod plan;
-pub mod rehearse;
-pub mod rollback;
-pub mod snapshot;
-pub mod target;
-pub mod verify;
+pub(crate) mod ids;
+pub(crate) mod input;
+pub(crate) mod plan;
+pub(crate) mod rehearse;
+pub(crate) mod rollback;
+pub(crate) mod snapshot;
+pub(crate) mod target;
+pub(crate) mod verify;
 
 /// Hard-match on-premises AD users to Microsoft Entra ID cloud users in bulk.
 #[derive(Debug, Parser)]
@@ -26,14 +26,14 @@ pub struct Cli {
     /// status, request-id, attempts, retry waits); -vv also sign-in steps and throttling
     /// headers. Never a token or a secret. Before or after the command.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
-    pub verbose: u8,
+    pub(crate) verbose: u8,
 
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     Convert(convert::Args),
     Ids(ids::Args),
     Plan(plan::Args),

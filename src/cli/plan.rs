@@ -40,59 +40,59 @@ Exit codes: 0 every row can be stamped or needs nothing, 1 some rows need attent
 /// Predict what apply would do to every row, without writing anything.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub input: InputArgs,
+    pub(crate) input: InputArgs,
 
     /// Plan offline against a tenant file written by `hardmatch snapshot`.
     #[arg(long, value_name = "FILE", conflicts_with = "emulate")]
-    pub snapshot: Option<PathBuf>,
+    pub(crate) snapshot: Option<PathBuf>,
 
     /// Warn when the --snapshot file was read longer ago than this (e.g. 12h, 2days).
     #[arg(long, value_name = "AGE", default_value = "1day", value_parser = humantime::parse_duration)]
-    pub max_snapshot_age: std::time::Duration,
+    pub(crate) max_snapshot_age: std::time::Duration,
 
     #[command(flatten)]
-    pub target: TargetArgs,
+    pub(crate) target: TargetArgs,
 
     #[command(flatten)]
-    pub read: ReadArgs,
+    pub(crate) read: ReadArgs,
 
     /// The report: .csv, .xlsx or .json by extension; `-` for CSV on stdout.
     #[arg(short, long, value_name = "FILE")]
-    pub output: PathBuf,
+    pub(crate) output: PathBuf,
 
     #[command(flatten)]
-    pub plan: PlanArgs,
+    pub(crate) plan: PlanArgs,
 
     /// Start the CSV with a UTF-8 byte-order mark, so Excel reads accents right.
     #[arg(long)]
-    pub excel: bool,
+    pub(crate) excel: bool,
 
     /// Also list the tenant's enabled cloud-only users that no row targets (the accounts
     /// this wave forgot) in FILE, as CSV. Reads every user (a bulk listing).
     #[arg(long, value_name = "FILE")]
-    pub uncovered: Option<PathBuf>,
+    pub(crate) uncovered: Option<PathBuf>,
 }
 
 /// How rows are matched and which destructive steps a plan may include.
 #[derive(Debug, Clone, clap::Args)]
-pub struct PlanArgs {
+pub(crate) struct PlanArgs {
     /// Find cloud users by UPN (default) or by mail and proxyAddresses.
     #[arg(long = "match", value_enum, default_value = "upn")]
-    pub match_by: MatchBy,
+    pub(crate) match_by: MatchBy,
 
     /// Replace an ImmutableId the target already holds (the old value is recorded).
     #[arg(long)]
-    pub overwrite: bool,
+    pub(crate) overwrite: bool,
 
     /// Permanently delete a recycle-bin user that holds the anchor, then stamp.
     #[arg(long)]
-    pub purge_deleted_holders: bool,
+    pub(crate) purge_deleted_holders: bool,
 
     /// For a UPN in a federated domain: move it to the initial domain, stamp, move it back.
     #[arg(long)]
-    pub federated_hop: bool,
+    pub(crate) federated_hop: bool,
 
     /// Plan a guest or external member as if it were a member, instead of `target-guest`
     /// (Entra does not match external users: convert them first where you can).
@@ -107,7 +107,7 @@ pub struct PlanArgs {
 
 impl PlanArgs {
     /// The options given that change what a write run writes, as typed (for its journal).
-    pub fn written_flags(&self) -> Vec<String> {
+    pub(crate) fn written_flags(&self) -> Vec<String> {
         [
             (self.match_by == MatchBy::Mail, "--match mail"),
             (self.overwrite, "--overwrite"),
@@ -121,7 +121,7 @@ impl PlanArgs {
         .collect()
     }
 
-    pub fn options(&self, mode: Mode) -> PlanOptions {
+    pub(crate) fn options(&self, mode: Mode) -> PlanOptions {
         PlanOptions {
             match_by: self.match_by,
             mode,
@@ -136,7 +136,7 @@ impl PlanArgs {
     }
 }
 
-pub fn run(args: Args) -> crate::Result<ExitCode> {
+pub(crate) fn run(args: Args) -> crate::Result<ExitCode> {
     run::plan::run(
         &run::plan::Options {
             input: args.input.to_input(),

@@ -36,31 +36,31 @@ rehearsal could not run.";
 /// Rehearse plan, apply, a sync cycle and verify against an emulator of a tenant file.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
-pub struct Args {
+pub(crate) struct Args {
     /// The AD export (CSV, LDIF or a workbook): the rows to stamp, and the AD side of the
     /// sync cycle.
     #[arg(value_name = "INPUT")]
-    pub input: PathBuf,
+    pub(crate) input: PathBuf,
 
     /// The tenant to rehearse against (`hardmatch snapshot` writes one; see samples/).
     #[arg(long, value_name = "FILE")]
-    pub tenant: PathBuf,
+    pub(crate) tenant: PathBuf,
 
     /// The rehearsal's report: .csv, .xlsx or .json by extension.
     #[arg(short, long, value_name = "FILE")]
-    pub output: PathBuf,
+    pub(crate) output: PathBuf,
 
     /// Keep each stage's files (plan, apply report and journal, verify report, the tenant as
     /// the rehearsal left it) in this directory instead of a temporary one.
     #[arg(long, value_name = "DIR")]
-    pub keep: Option<PathBuf>,
+    pub(crate) keep: Option<PathBuf>,
 
     /// Flags for plan and apply, after `--` (e.g. `-- --overwrite --match mail`).
     #[arg(last = true, value_name = "FLAGS")]
-    pub flags: Vec<OsString>,
+    pub(crate) flags: Vec<OsString>,
 }
 
-pub fn run(args: Args) -> crate::Result<ExitCode> {
+pub(crate) fn run(args: Args) -> crate::Result<ExitCode> {
     run::rehearse::run(
         &run::rehearse::Options {
             input: args.input,

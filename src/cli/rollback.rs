@@ -28,14 +28,14 @@ run could not start, 130 interrupted (Ctrl-C, SIGHUP), 143 terminated (SIGTERM).
 /// Put back the previous values recorded by an earlier apply or clear.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
-pub struct Args {
+pub(crate) struct Args {
     /// The journal (REPORT.journal) or the report (.csv or .json) of the run to undo.
     #[arg(value_name = "REPORT|JOURNAL")]
-    pub source: PathBuf,
+    pub(crate) source: PathBuf,
 
     /// The rollback's own report; its journal is written beside it.
     #[arg(short, long, value_name = "FILE")]
-    pub output: PathBuf,
+    pub(crate) output: PathBuf,
 
     /// For a user in a federated domain, where Graph refuses the write in place: move its UPN
     /// to the initial domain, put the value back, move it home (journaled; without it such
@@ -44,16 +44,16 @@ pub struct Args {
     pub federated_hop: bool,
 
     #[command(flatten)]
-    pub target: TargetArgs,
+    pub(crate) target: TargetArgs,
 
     #[command(flatten)]
-    pub read: ReadArgs,
+    pub(crate) read: ReadArgs,
 
     #[command(flatten)]
-    pub write: WriteArgs,
+    pub(crate) write: WriteArgs,
 }
 
-pub fn run(args: Args) -> crate::Result<ExitCode> {
+pub(crate) fn run(args: Args) -> crate::Result<ExitCode> {
     run::rollback::run(
         &run::rollback::Options {
             source: args.source,

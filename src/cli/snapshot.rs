@@ -29,15 +29,15 @@ file records the roles as unknown, and plans mark rows roles-unknown).";
 /// Save the tenant's users, deleted users and domains to a file (read-only).
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
-pub struct Args {
+pub(crate) struct Args {
     /// Where to write the tenant file (JSON).
     #[arg(short, long, value_name = "FILE")]
-    pub output: PathBuf,
+    pub(crate) output: PathBuf,
 
     #[command(flatten)]
-    pub target: TargetArgs,
+    pub(crate) target: TargetArgs,
 }
 
-pub fn run(args: Args) -> crate::Result<ExitCode> {
+pub(crate) fn run(args: Args) -> crate::Result<ExitCode> {
     run::snapshot::run(&args.output, &args.target)
 }

@@ -11,28 +11,28 @@ use crate::run::connection::{Connect, Connection};
 use crate::tenant::Tenant;
 
 #[derive(Debug, Clone, clap::Args)]
-pub struct TargetArgs {
+pub(crate) struct TargetArgs {
     #[command(flatten)]
-    pub auth: AuthArgs,
+    pub(crate) auth: AuthArgs,
 
     /// Rehearse against a Graph emulator started in-process, seeded from this tenant file.
     #[arg(long, value_name = "TENANT_FILE", conflicts_with = "graph_url")]
-    pub emulate: Option<PathBuf>,
+    pub(crate) emulate: Option<PathBuf>,
 
     /// With --emulate: keep the rehearsal tenant in FILE across commands. Read from FILE when
     /// it exists (else from the tenant file), written back when the command ends, so that
     /// plan, apply, rollback and snapshot act on one tenant. Delete FILE to start again.
     #[arg(long, value_name = "FILE", requires = "emulate")]
-    pub state: Option<PathBuf>,
+    pub(crate) state: Option<PathBuf>,
 }
 
 /// How a command that plans reads the tenant.
 #[derive(Debug, Clone, clap::Args)]
-pub struct ReadArgs {
+pub(crate) struct ReadArgs {
     /// How to read the tenant: `auto` counts its users and takes whichever of a bulk
     /// snapshot and batched per-row lookups needs fewer Graph requests.
     #[arg(long = "read", value_enum, default_value = "auto", value_name = "HOW")]
-    pub strategy: ReadStrategy,
+    pub(crate) strategy: ReadStrategy,
 }
 
 impl Connect for TargetArgs {

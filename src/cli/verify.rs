@@ -33,44 +33,44 @@ Exit codes: 0 every stamped row matched, 1 some rows need attention, 2 verify co
 /// Check what the sync cycle did with each row of an earlier apply (read-only).
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
-pub struct Args {
+pub(crate) struct Args {
     /// The apply's report (.csv, .xlsx or .json) or its journal (REPORT.journal).
     #[arg(value_name = "REPORT|JOURNAL")]
-    pub report: PathBuf,
+    pub(crate) report: PathBuf,
 
     /// The verify report: .csv, .xlsx or .json by extension; `-` for CSV on stdout.
     #[arg(short, long, value_name = "FILE")]
-    pub output: PathBuf,
+    pub(crate) output: PathBuf,
 
     /// Verify offline against a tenant file written by `hardmatch snapshot` after the cycle.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["emulate", "wait"])]
-    pub snapshot: Option<PathBuf>,
+    pub(crate) snapshot: Option<PathBuf>,
 
     #[command(flatten)]
-    pub target: TargetArgs,
+    pub(crate) target: TargetArgs,
 
     #[command(flatten)]
-    pub read: ReadArgs,
+    pub(crate) read: ReadArgs,
 
     /// Keep checking until no row is awaiting sync, for at most this long (e.g. 90m, 2h).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub wait: Option<Duration>,
+    pub(crate) wait: Option<Duration>,
 
     /// With --wait: how long between two checks.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
-    pub interval: Duration,
+    pub(crate) interval: Duration,
 
     /// Start a CSV report with a UTF-8 byte-order mark, so Excel reads accents right.
     #[arg(long)]
-    pub excel: bool,
+    pub(crate) excel: bool,
 
     /// Also list the tenant's enabled cloud-only users that no row targets in FILE, as CSV:
     /// after the cycle, the accounts the migration forgot. Reads every user.
     #[arg(long, value_name = "FILE")]
-    pub uncovered: Option<PathBuf>,
+    pub(crate) uncovered: Option<PathBuf>,
 }
 
-pub fn run(args: Args) -> crate::Result<ExitCode> {
+pub(crate) fn run(args: Args) -> crate::Result<ExitCode> {
     run::verify::run(
         &run::verify::Options {
             report: args.report,

@@ -10,16 +10,16 @@ use base64::Engine;
 use serde_json::Value;
 
 /// The assertion type a certificate sign-in must name.
-pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// How far the caller's clock may be off, as Entra allows.
 const CLOCK_SKEW_SECS: i64 = 300;
 
 /// Why Entra refuses an assertion: its AADSTS code and text.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Rejection {
-    pub code: u32,
-    pub text: String,
+pub(crate) struct Rejection {
+    pub(crate) code: u32,
+    pub(crate) text: String,
 }
 
 fn reject(code: u32, text: impl Into<String>) -> Rejection {
@@ -31,7 +31,7 @@ fn reject(code: u32, text: impl Into<String>) -> Rejection {
 
 /// Checks `assertion` from `client_id` against the app's registered certificates (PEM).
 /// `token_url` is the endpoint the request reached; `now` is Unix seconds.
-pub fn check(
+pub(crate) fn check(
     assertion: &str,
     client_id: &str,
     certificates: &[&[u8]],

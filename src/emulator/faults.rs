@@ -13,18 +13,18 @@ use rand::{Rng, SeedableRng};
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Faults {
-    pub statuses: Vec<(u16, f64)>,
-    pub reset: f64,
-    pub slow: f64,
-    pub slow_ms: u64,
-    pub throttle: f64,
-    pub expire: f64,
-    pub seed: u64,
+    pub(crate) statuses: Vec<(u16, f64)>,
+    pub(crate) reset: f64,
+    pub(crate) slow: f64,
+    pub(crate) slow_ms: u64,
+    pub(crate) throttle: f64,
+    pub(crate) expire: f64,
+    pub(crate) seed: u64,
 }
 
 /// One injected fault.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Fault {
+pub(crate) enum Fault {
     Status(u16),
     Reset,
     Slow(u64),
@@ -67,7 +67,7 @@ impl FromStr for Faults {
 }
 
 impl Faults {
-    pub fn dice(&self) -> Dice {
+    pub(crate) fn dice(&self) -> Dice {
         Dice {
             faults: self.clone(),
             rng: SmallRng::seed_from_u64(self.seed),
@@ -77,14 +77,14 @@ impl Faults {
 
 /// The seeded random source behind the faults and the latency model.
 #[derive(Debug)]
-pub struct Dice {
+pub(crate) struct Dice {
     faults: Faults,
     rng: SmallRng,
 }
 
 impl Dice {
     /// At most one fault for a request, each kind with its own rate.
-    pub fn roll(&mut self) -> Option<Fault> {
+    pub(crate) fn roll(&mut self) -> Option<Fault> {
         let mut candidates: Vec<(f64, Fault)> = self
             .faults
             .statuses
@@ -106,7 +106,7 @@ impl Dice {
         None
     }
 
-    pub fn between(&mut self, low: u64, high: u64) -> u64 {
+    pub(crate) fn between(&mut self, low: u64, high: u64) -> u64 {
         self.rng.random_range(low..=high)
     }
 }

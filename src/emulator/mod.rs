@@ -11,7 +11,7 @@ pub mod assertion;
 pub mod faults;
 pub mod lag;
 pub mod odata;
-pub mod service;
+pub(crate) mod service;
 pub mod state;
 pub mod sync;
 pub mod synthetic;
@@ -135,7 +135,7 @@ struct IssuedToken {
 }
 
 impl Emulator {
-    pub fn new(tenant: Tenant, config: Config) -> Emulator {
+    pub(crate) fn new(tenant: Tenant, config: Config) -> Emulator {
         let throttle = Throttle::new(config.quotas.clone(), &tenant.tenant_id, tenant.users.len());
         let mut state = State::new(tenant);
         state.lag = Lag::new(config.read_lag_ms);
@@ -166,7 +166,7 @@ impl Emulator {
     }
 
     /// Runs one sync cycle from the configured directory (`None` without one).
-    pub fn sync(&self) -> Option<sync::Cycle> {
+    pub(crate) fn sync(&self) -> Option<sync::Cycle> {
         let directory = self.config.directory.as_ref()?;
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let cycle = self.with_state(|s| sync::run(s, directory, &now));
@@ -200,7 +200,7 @@ impl Emulator {
     }
 
     /// Serves any request: sign-in, the emulator's own endpoints, or Graph.
-    pub fn handle(&self, request: &Request) -> Reply {
+    pub(crate) fn handle(&self, request: &Request) -> Reply {
         if request.method == "POST" && request.path.ends_with("/oauth2/v2.0/token") {
             return self.token(request);
         }
@@ -447,13 +447,13 @@ fn add_request_ids(reply: &mut Reply, request_id: &str, client_request_id: Optio
 
 /// Keeps an emulator's tenant in a file across processes (`--state`): written when this is
 /// dropped, so a command that fails half-way still leaves the tenant as its writes made it.
-pub struct StateFile {
+pub(crate) struct StateFile {
     path: PathBuf,
     emulator: Arc<Emulator>,
 }
 
 impl StateFile {
-    pub fn new(path: PathBuf, emulator: Arc<Emulator>) -> StateFile {
+    pub(crate) fn new(path: PathBuf, emulator: Arc<Emulator>) -> StateFile {
         StateFile { path, emulator }
     }
 }
@@ -472,7 +472,7 @@ pub struct Running {
     pub url: String,
     pub emulator: Arc<Emulator>,
     /// The certificate to trust, when serving HTTPS.
-    pub cert_path: Option<PathBuf>,
+    pub(crate) cert_path: Option<PathBuf>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -494,7 +494,7 @@ pub async fn spawn(tenant: Tenant, config: Config) -> std::io::Result<Running> {
 }
 
 /// Starts an emulator on a listener the caller bound.
-pub async fn spawn_on(
+pub(crate) async fn spawn_on(
     listener: TcpListener,
     tenant: Tenant,
     config: Config,
@@ -520,7 +520,7 @@ pub async fn spawn_on(
 }
 
 /// Serves until `shutdown` completes.
-pub async fn run(
+pub(crate) async fn run(
     listener: TcpListener,
     emulator: Arc<Emulator>,
     tls: Option<tokio_rustls::TlsAcceptor>,

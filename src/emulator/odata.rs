@@ -64,7 +64,7 @@ impl Property {
 }
 
 impl Filter {
-    pub fn matches(&self, user: &User) -> bool {
+    pub(crate) fn matches(&self, user: &User) -> bool {
         match self {
             Filter::Eq(p, v) => match (p.value(user), v) {
                 (Some(a), Some(b)) => p.equal(a, b),
@@ -93,7 +93,7 @@ impl Filter {
 
     /// Whether Graph calls this an advanced query (needs `ConsistencyLevel: eventual` and
     /// `$count=true`): `ne`, `not` and `endsWith` are.
-    pub fn advanced_operator(&self) -> Option<&'static str> {
+    pub(crate) fn advanced_operator(&self) -> Option<&'static str> {
         match self {
             Filter::Ne(..) => Some("ne"),
             Filter::EndsWith(..) => Some("endsWith"),

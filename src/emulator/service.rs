@@ -13,32 +13,32 @@ use crate::tenant::User;
 
 /// A request as the service sees it.
 #[derive(Clone, Debug, Default)]
-pub struct Request {
-    pub method: String,
+pub(crate) struct Request {
+    pub(crate) method: String,
     /// The path, still percent-encoded, e.g. `/v1.0/users/kate.o'brien%40contoso.com`.
-    pub path: String,
+    pub(crate) path: String,
     /// The raw query string, without `?`.
-    pub query: String,
-    pub authorization: Option<String>,
-    pub client_request_id: Option<String>,
-    pub consistency_eventual: bool,
-    pub body: Vec<u8>,
+    pub(crate) query: String,
+    pub(crate) authorization: Option<String>,
+    pub(crate) client_request_id: Option<String>,
+    pub(crate) consistency_eventual: bool,
+    pub(crate) body: Vec<u8>,
     /// `http://127.0.0.1:port`, for `@odata.nextLink`.
-    pub base_url: String,
+    pub(crate) base_url: String,
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub enum Body {
+pub(crate) enum Body {
     Empty,
     Json(Value),
     Text(String),
 }
 
 #[derive(Clone, Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Body,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Body,
 }
 
 impl Reply {
@@ -54,14 +54,14 @@ impl Reply {
         Reply::new(status, Body::Json(value))
     }
 
-    pub fn header(mut self, name: &str, value: impl Into<String>) -> Reply {
+    pub(crate) fn header(mut self, name: &str, value: impl Into<String>) -> Reply {
         self.headers.push((name.to_string(), value.into()));
         self
     }
 }
 
 /// Graph's error body: `{"error":{"code","message","innerError":{...}}}`.
-pub fn graph_error(status: u16, code: &str, message: &str) -> Reply {
+pub(crate) fn graph_error(status: u16, code: &str, message: &str) -> Reply {
     Reply::json(status, json!({"error": {"code": code, "message": message}}))
 }
 

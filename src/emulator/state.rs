@@ -48,9 +48,9 @@ pub struct Stats {
 
 impl Stats {
     /// How many requests [`Stats::request_log`] keeps.
-    pub const REQUEST_LOG_LEN: usize = 10_000;
+    pub(crate) const REQUEST_LOG_LEN: usize = 10_000;
 
-    pub fn log_request(&mut self, method: &str, path: &str, query: &str) {
+    pub(crate) fn log_request(&mut self, method: &str, path: &str, query: &str) {
         if self.request_log.len() == Self::REQUEST_LOG_LEN {
             self.request_log.pop_front();
         }
@@ -61,7 +61,7 @@ impl Stats {
 }
 
 impl State {
-    pub fn new(tenant: Tenant) -> State {
+    pub(crate) fn new(tenant: Tenant) -> State {
         let mut state = State {
             privileges: Privileges::new(&tenant),
             tenant,
@@ -94,11 +94,11 @@ impl State {
     }
 
     /// A user by object id or UPN (case-insensitive), as `/users/{id | userPrincipalName}`.
-    pub fn find_user(&self, key: &str) -> Option<usize> {
+    pub(crate) fn find_user(&self, key: &str) -> Option<usize> {
         self.by_key.get(&caseless(key)).copied()
     }
 
-    pub fn find_deleted(&self, id: &str) -> Option<usize> {
+    pub(crate) fn find_deleted(&self, id: &str) -> Option<usize> {
         self.tenant
             .deleted_users
             .iter()
@@ -115,25 +115,25 @@ impl State {
     }
 
     /// Changes a user through `change`, keeping the indexes right.
-    pub fn update_user(&mut self, i: usize, change: impl FnOnce(&mut User)) {
+    pub(crate) fn update_user(&mut self, i: usize, change: impl FnOnce(&mut User)) {
         self.unindex(i);
         change(&mut self.tenant.users[i]);
         self.index(i);
     }
 
     /// The active user holding `anchor`.
-    pub fn anchor_index(&self, anchor: &str) -> Option<usize> {
+    pub(crate) fn anchor_index(&self, anchor: &str) -> Option<usize> {
         self.by_anchor.get(anchor).copied()
     }
 
     /// Adds a user (sync creating one).
-    pub fn add_user(&mut self, user: User) {
+    pub(crate) fn add_user(&mut self, user: User) {
         self.tenant.users.push(user);
         self.index(self.tenant.users.len() - 1);
     }
 
     /// Moves a deleted user back among the users.
-    pub fn restore(&mut self, deleted: usize) -> &User {
+    pub(crate) fn restore(&mut self, deleted: usize) -> &User {
         let mut user = self.tenant.deleted_users.remove(deleted);
         user.deleted_date_time = None;
         self.tenant.users.push(user);
@@ -169,7 +169,7 @@ impl State {
         })
     }
 
-    pub fn find_group(&self, id: &str) -> Option<&Group> {
+    pub(crate) fn find_group(&self, id: &str) -> Option<&Group> {
         self.tenant
             .groups
             .iter()
@@ -178,7 +178,7 @@ impl State {
 
     /// `/groups/{id}/transitiveMembers`: the members, and the members of member groups
     /// (each group once), as `{"@odata.type", "id"}`; `None` when there is no such group.
-    pub fn transitive_members(&self, id: &str) -> Option<Vec<Value>> {
+    pub(crate) fn transitive_members(&self, id: &str) -> Option<Vec<Value>> {
         let group = self.find_group(id)?;
         let mut seen = vec![group.id.to_ascii_lowercase()];
         let mut queue = vec![group];
@@ -203,12 +203,12 @@ impl State {
         Some(members)
     }
 
-    pub fn is_federated(&self, upn: &str) -> bool {
+    pub(crate) fn is_federated(&self, upn: &str) -> bool {
         self.domain_of(upn)
             .is_some_and(|d| d == AuthenticationType::Federated)
     }
 
-    pub fn domain_of(&self, upn: &str) -> Option<AuthenticationType> {
+    pub(crate) fn domain_of(&self, upn: &str) -> Option<AuthenticationType> {
         let domain = upn.rsplit_once('@').map_or("", |(_, d)| d);
         self.tenant
             .domains

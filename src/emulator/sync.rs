@@ -29,29 +29,29 @@ use crate::source::{ReadOptions, Role};
 use crate::tenant::{caseless, Privileges, ProvisioningError, User};
 
 /// The sync error Entra writes when the hard-match protections refuse a match.
-pub const HARDENING_ERROR: &str =
+pub(crate) const HARDENING_ERROR: &str =
     "Hard match operation blocked due to security hardening. Review OnPremisesObjectIdentifier mapping.";
 
 /// The sync error for a refused soft match (Entra's wording for it is not documented).
-pub const SOFT_MATCH_ERROR: &str =
+pub(crate) const SOFT_MATCH_ERROR: &str =
     "Soft match blocked: the cloud user holds a privileged role or is linked to another on-premises object (InvalidSoftMatch).";
 
 /// An AD user as the sync engine sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OnPremisesUser {
+pub(crate) struct OnPremisesUser {
     /// The sourceAnchor: base64 of mS-DS-ConsistencyGuid or objectGUID, as the export gives it.
-    pub anchor: String,
+    pub(crate) anchor: String,
     /// The objectGUID, which sync writes to the cloud user's `onPremisesObjectIdentifier`.
-    pub object_guid: Option<String>,
-    pub upn: String,
-    pub mail: Option<String>,
-    pub display_name: Option<String>,
+    pub(crate) object_guid: Option<String>,
+    pub(crate) upn: String,
+    pub(crate) mail: Option<String>,
+    pub(crate) display_name: Option<String>,
 }
 
 /// The AD side of a rehearsal: every user of an export that has an anchor and a UPN.
 #[derive(Clone, Debug, Default)]
 pub struct Directory {
-    pub users: Vec<OnPremisesUser>,
+    pub(crate) users: Vec<OnPremisesUser>,
 }
 
 impl Directory {
@@ -83,16 +83,16 @@ impl Directory {
 /// What one cycle did, by AD object.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Cycle {
-    pub hard_matched: usize,
-    pub soft_matched: usize,
-    pub created: usize,
-    pub blocked: usize,
-    pub already_synced: usize,
+pub(crate) struct Cycle {
+    pub(crate) hard_matched: usize,
+    pub(crate) soft_matched: usize,
+    pub(crate) created: usize,
+    pub(crate) blocked: usize,
+    pub(crate) already_synced: usize,
 }
 
 /// Runs one cycle over every AD user, at time `now` (RFC 3339).
-pub fn run(state: &mut State, directory: &Directory, now: &str) -> Cycle {
+pub(crate) fn run(state: &mut State, directory: &Directory, now: &str) -> Cycle {
     let privileges = Privileges::new(&state.tenant);
     let addresses = addresses(state);
     let mut cycle = Cycle::default();

@@ -13,13 +13,13 @@ use serde::{Deserialize, Serialize};
 /// The emulator's clock: wall time since start, times the time scale. tokio's Instant, so that
 /// tests can pause and advance it.
 #[derive(Clone, Debug)]
-pub struct Clock {
+pub(crate) struct Clock {
     start: tokio::time::Instant,
     scale: f64,
 }
 
 impl Clock {
-    pub fn new(scale: f64) -> Clock {
+    pub(crate) fn new(scale: f64) -> Clock {
         Clock {
             start: tokio::time::Instant::now(),
             scale: scale.max(1e-6),
@@ -27,16 +27,16 @@ impl Clock {
     }
 
     /// Emulated seconds since start.
-    pub fn now(&self) -> f64 {
+    pub(crate) fn now(&self) -> f64 {
         self.start.elapsed().as_secs_f64() * self.scale
     }
 
-    pub fn scale(&self) -> f64 {
+    pub(crate) fn scale(&self) -> f64 {
         self.scale
     }
 
     /// Emulated seconds as real seconds (what a client must wait).
-    pub fn to_real(&self, emulated: f64) -> f64 {
+    pub(crate) fn to_real(&self, emulated: f64) -> f64 {
         emulated / self.scale
     }
 }
@@ -70,7 +70,7 @@ impl Default for Quotas {
 }
 
 /// The resource-unit budget Graph gives a tenant of this many users.
-pub fn resource_units_for(users: usize) -> f64 {
+pub(crate) fn resource_units_for(users: usize) -> f64 {
     match users {
         0..50 => 3500.0,
         50..=500 => 5000.0,
@@ -124,7 +124,7 @@ impl Bucket {
 
 /// What the throttle decided about one request.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Decision {
+pub(crate) enum Decision {
     Allowed {
         resource_units: u32,
         /// `x-ms-throttle-limit-percentage`, sent only above 80% use.
@@ -140,7 +140,7 @@ pub enum Decision {
 
 /// The buckets of one emulated tenant.
 #[derive(Debug)]
-pub struct Throttle {
+pub(crate) struct Throttle {
     quotas: Quotas,
     tenant_id: String,
     resource_units: HashMap<String, Bucket>,
@@ -152,7 +152,7 @@ pub struct Throttle {
 }
 
 impl Throttle {
-    pub fn new(quotas: Quotas, tenant_id: &str, users: usize) -> Throttle {
+    pub(crate) fn new(quotas: Quotas, tenant_id: &str, users: usize) -> Throttle {
         let ru_capacity = quotas
             .resource_units_per_10s
             .unwrap_or_else(|| resource_units_for(users));
@@ -168,7 +168,7 @@ impl Throttle {
     }
 
     /// Charges a request of `cost` resource units (and one write if `write`) to `app`.
-    pub fn charge(&mut self, now: f64, app: &str, cost: u32, write: bool) -> Decision {
+    pub(crate) fn charge(&mut self, now: f64, app: &str, cost: u32, write: bool) -> Decision {
         if write {
             if let Some(d) = self.blocked(now, app, "Write") {
                 return d;
@@ -255,7 +255,13 @@ impl Throttle {
 /// The documented cost of a request in resource units (docs/graph.md): a list of users 2, any
 /// other GET 1, a write 1 (plus the write itself); `$select` -1, `$expand` +1, `$top` under 20
 /// -1; never below 1.
-pub fn cost(method: &str, is_list: bool, select: bool, expand: bool, top: Option<u32>) -> u32 {
+pub(crate) fn cost(
+    method: &str,
+    is_list: bool,
+    select: bool,
+    expand: bool,
+    top: Option<u32>,
+) -> u32 {
     let base: i32 = if method == "GET" && is_list { 2 } else { 1 };
     let adjusted =
         base - i32::from(select) + i32::from(expand) - i32::from(top.is_some_and(|t| t < 20));

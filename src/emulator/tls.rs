@@ -8,7 +8,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs
 use tokio_rustls::rustls::{self, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 
-pub fn acceptor(cert_out: &Path) -> std::io::Result<TlsAcceptor> {
+pub(crate) fn acceptor(cert_out: &Path) -> std::io::Result<TlsAcceptor> {
     let other = |e: &dyn std::fmt::Display| std::io::Error::other(e.to_string());
     let certified =
         rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])

@@ -15,11 +15,11 @@ use super::certificate::CertificateAssertion;
 use super::GraphError;
 
 /// The environment variable that carries a bearer token obtained elsewhere.
-pub const TOKEN_ENV: &str = "HARDMATCH_ACCESS_TOKEN";
+pub(crate) const TOKEN_ENV: &str = "HARDMATCH_ACCESS_TOKEN";
 
 /// National clouds: the sign-in host and the Graph host (docs/graph.md).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Cloud {
+pub(crate) enum Cloud {
     #[default]
     Global,
     Usgov,
@@ -28,7 +28,7 @@ pub enum Cloud {
 }
 
 impl Cloud {
-    pub fn login_host(self) -> &'static str {
+    pub(crate) fn login_host(self) -> &'static str {
         match self {
             Cloud::Global => "https://login.microsoftonline.com",
             Cloud::Usgov | Cloud::UsgovDod => "https://login.microsoftonline.us",
@@ -36,7 +36,7 @@ impl Cloud {
         }
     }
 
-    pub fn graph_host(self) -> &'static str {
+    pub(crate) fn graph_host(self) -> &'static str {
         match self {
             Cloud::Global => "https://graph.microsoft.com",
             Cloud::Usgov => "https://graph.microsoft.us",
@@ -69,28 +69,28 @@ pub struct AuthArgs {
     /// secret if AZURE_CLIENT_SECRET is set, else a client certificate if
     /// AZURE_CLIENT_CERTIFICATE_PATH is set, else the Azure CLI.
     #[arg(long, value_enum)]
-    pub auth: Option<AuthKind>,
+    pub(crate) auth: Option<AuthKind>,
 
     /// The national cloud: picks the sign-in and Graph hosts.
     #[arg(long, value_enum, default_value = "global")]
-    pub cloud: Cloud,
+    pub(crate) cloud: Cloud,
 
     /// Graph's root URL instead of the cloud's (an emulator); hardmatch adds /v1.0. Plain http is
     /// refused except on loopback.
     #[arg(long, value_name = "URL")]
-    pub graph_url: Option<String>,
+    pub(crate) graph_url: Option<String>,
 
     /// The sign-in host instead of the cloud's (an emulator's, which must be https).
     #[arg(long, value_name = "URL", hide = true)]
-    pub login_url: Option<String>,
+    pub(crate) login_url: Option<String>,
 
     /// Trust one more root certificate (PEM): a TLS-inspecting proxy, the emulator's --tls.
     #[arg(long, value_name = "FILE")]
-    pub ca_cert: Option<PathBuf>,
+    pub(crate) ca_cert: Option<PathBuf>,
 
     /// The tenant id or domain (default: AZURE_TENANT_ID).
     #[arg(long, value_name = "TENANT")]
-    pub tenant: Option<String>,
+    pub(crate) tenant: Option<String>,
 }
 
 /// Where bearer tokens come from.
@@ -130,7 +130,7 @@ impl TokenSource {
     /// Adds the bearer token to a request, and says which generation it is for
     /// [`refresh`](Self::refresh). The token never leaves this function: callers (and their
     /// log lines) only ever see the request builder.
-    pub async fn authorize(
+    pub(crate) async fn authorize(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<(reqwest::RequestBuilder, TokenGeneration), GraphError> {
@@ -141,7 +141,7 @@ impl TokenSource {
     /// After a 401 on a token of generation `refused`: signs in again, unless another request
     /// already has since (when every token expires at once, every write in flight meets a 401,
     /// and one new sign-in serves them all).
-    pub async fn refresh(&self, refused: TokenGeneration) -> Result<(), GraphError> {
+    pub(crate) async fn refresh(&self, refused: TokenGeneration) -> Result<(), GraphError> {
         self.token(Some(refused)).await.map(drop)
     }
 
@@ -288,7 +288,7 @@ fn kind_name(kind: AuthKind) -> &'static str {
 
 impl AuthArgs {
     /// The Graph root URL, checked: https, or http on loopback only.
-    pub fn graph_root(&self) -> Result<String, GraphError> {
+    pub(crate) fn graph_root(&self) -> Result<String, GraphError> {
         match &self.graph_url {
             Some(url) => checked_root(url, "--graph-url"),
             None => Ok(self.cloud.graph_host().to_string()),
@@ -296,7 +296,7 @@ impl AuthArgs {
     }
 
     /// The sign-in host's root URL, checked like Graph's: the client secret goes there.
-    pub fn login_root(&self) -> Result<String, GraphError> {
+    pub(crate) fn login_root(&self) -> Result<String, GraphError> {
         match &self.login_url {
             Some(url) => checked_root(url, "--login-url"),
             None => Ok(self.cloud.login_host().to_string()),
@@ -304,7 +304,7 @@ impl AuthArgs {
     }
 
     /// The token source these arguments and the environment select.
-    pub fn token_source(&self, http: &reqwest::Client) -> Result<TokenSource, GraphError> {
+    pub(crate) fn token_source(&self, http: &reqwest::Client) -> Result<TokenSource, GraphError> {
         let kind = self.auth.unwrap_or_else(kind_from_env);
         if kind == AuthKind::Token {
             return fixed_token();
@@ -410,7 +410,7 @@ impl AuthArgs {
     /// HTTPS goes through the system's proxy (HTTPS_PROXY) as usual, inside its tunnel; plain
     /// http (only ever to loopback) never goes through a proxy, where the token would travel
     /// in clear text.
-    pub fn http_client(&self) -> Result<reqwest::Client, GraphError> {
+    pub(crate) fn http_client(&self) -> Result<reqwest::Client, GraphError> {
         let mut builder = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(100))
             .connect_timeout(std::time::Duration::from_secs(15))
@@ -463,7 +463,7 @@ fn checked_root(url: &str, option: &str) -> Result<String, GraphError> {
 /// them). Hosts are judged after WHATWG parsing, as the connection will see them:
 /// `127.0.0.1.evil.com` and `localhost.evil.com` are names, not loopback; `[::1]`,
 /// `127.0.0.2`, `0x7f.1` and `2130706433` are loopback addresses.
-pub fn check_url(url: &str) -> Result<url::Url, GraphError> {
+pub(crate) fn check_url(url: &str) -> Result<url::Url, GraphError> {
     let parsed = url::Url::parse(url)
         .map_err(|e| GraphError::Setup(format!("{}: not a URL: {e}", without_user_info(url))))?;
     let shown = without_user_info(url);
@@ -493,7 +493,7 @@ pub(crate) fn is_loopback(url: &url::Url) -> bool {
 
 /// A URL as an error message may show it: whatever stands before an `@` in the authority
 /// (a user name and password) is left out.
-pub fn without_user_info(url: &str) -> String {
+pub(crate) fn without_user_info(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };

@@ -22,7 +22,7 @@ const ASSERTION_LIFETIME_SECS: i64 = 300;
 /// Why the certificate file cannot sign: said without its contents.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct CertificateError(String);
+pub(crate) struct CertificateError(String);
 
 fn unusable(why: impl Into<String>) -> CertificateError {
     CertificateError(why.into())
@@ -153,7 +153,7 @@ fn from_pkcs12(bytes: &[u8], password: Option<&str>) -> Result<Contents, Certifi
 /// Signs client assertions for one app at one token endpoint. Cloned into each new
 /// credential; the key is shared, never copied, and never printed.
 #[derive(Clone)]
-pub struct CertificateAssertion {
+pub(crate) struct CertificateAssertion {
     key: Arc<RsaKeyPair>,
     /// The JWT header, base64url: RS256 and the certificate's thumbprint.
     header: String,
@@ -174,7 +174,7 @@ impl std::fmt::Debug for CertificateAssertion {
 impl CertificateAssertion {
     /// Reads the certificate file at `path` for `client_id`, whose assertions go to
     /// `token_url`. Errors say what is wrong, never what the file holds.
-    pub fn from_file(
+    pub(crate) fn from_file(
         path: &Path,
         password: Option<&str>,
         client_id: String,

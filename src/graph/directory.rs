@@ -15,7 +15,7 @@ use crate::tenant::User;
 
 /// One write request of a row.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Write {
+pub(crate) enum Write {
     /// PATCH onPremisesImmutableId; `None` sends JSON null (clears).
     Anchor {
         user_id: String,
@@ -34,7 +34,7 @@ pub enum Write {
 
 /// What one attempt of a write came to.
 #[derive(Debug)]
-pub enum Attempt {
+pub(crate) enum Attempt {
     Done(Answer),
     /// 429: Graph did not take the request; come back after `retry_after`.
     Throttled {
@@ -54,7 +54,7 @@ pub enum Attempt {
 }
 
 /// What the writer needs of Graph.
-pub trait Directory: Sync {
+pub(crate) trait Directory: Sync {
     /// Sends `write` once; `attempt` (1-based) is for the log.
     fn write(&self, write: &Write, attempt: u32) -> impl Future<Output = Attempt> + Send;
 
@@ -75,7 +75,7 @@ pub trait Directory: Sync {
 
 impl Write {
     /// The value the write sets, for the journal: `None` clears (or purges).
-    pub fn value(&self) -> Option<&str> {
+    pub(crate) fn value(&self) -> Option<&str> {
         match self {
             Write::Anchor { value, .. } | Write::ObjectIdentifier { value, .. } => value.as_deref(),
             Write::Upn { upn, .. } => Some(upn),

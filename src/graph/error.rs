@@ -5,12 +5,12 @@ use std::fmt;
 /// The facts of a failed call that an audit row keeps.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Meta {
-    pub status: Option<u16>,
-    pub code: String,
-    pub message: String,
-    pub request_id: Option<String>,
-    pub client_request_id: String,
-    pub attempts: u32,
+    pub(crate) status: Option<u16>,
+    pub(crate) code: String,
+    pub(crate) message: String,
+    pub(crate) request_id: Option<String>,
+    pub(crate) client_request_id: String,
+    pub(crate) attempts: u32,
 }
 
 /// A Graph call that did not succeed. Never holds a token or a secret. The audit facts are
@@ -51,7 +51,7 @@ pub enum GraphError {
 }
 
 impl GraphError {
-    pub fn meta(&self) -> Option<&Meta> {
+    pub(crate) fn meta(&self) -> Option<&Meta> {
         match self {
             GraphError::NotFound(m)
             | GraphError::Synced(m)
@@ -66,7 +66,7 @@ impl GraphError {
     }
 
     /// Classifies an error answer from its status and Graph's error body.
-    pub fn classify(meta: Meta, body: &serde_json::Value) -> GraphError {
+    pub(crate) fn classify(meta: Meta, body: &serde_json::Value) -> GraphError {
         let meta = Box::new(meta);
         let details = body["error"]["details"]
             .as_array()

@@ -6,13 +6,13 @@
 //! is the seam the writer talks to (one attempt of a write); [`pace`] is the write-rate
 //! policy: the quota, throttling and the retries of writes.
 
-pub mod auth;
+pub(crate) mod auth;
 mod certificate;
-pub mod directory;
-pub mod error;
-pub mod pace;
+pub(crate) mod directory;
+pub(crate) mod error;
+pub(crate) mod pace;
 pub mod read;
-pub mod sync;
+pub(crate) mod sync;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -22,8 +22,8 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 pub use self::auth::{AuthArgs, TokenSource};
-pub use self::directory::{Attempt, Directory, Write};
-pub use self::error::{GraphError, Meta};
+pub(crate) use self::directory::{Attempt, Directory, Write};
+pub(crate) use self::error::{GraphError, Meta};
 use crate::logging::{RequestLine, LOGGED_HEADERS};
 use crate::tenant::{Domain, Tenant, User};
 
@@ -34,14 +34,14 @@ pub const USER_SELECT: &str =
 /// How hard to retry. Graph's SDKs retry 429, 503 and 504 and honour Retry-After; otherwise
 /// they back off exponentially. A bulk job keeps going longer than an SDK default.
 #[derive(Clone, Copy, Debug)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Retries of 5xx answers and connection failures.
-    pub max_retries: u32,
+    pub(crate) max_retries: u32,
     /// Retries of 429s. Graph says when to come back, so a bulk job keeps coming back far
     /// longer than after a failure; only a throttle that never lifts ends in `throttled-out`.
-    pub max_throttled_retries: u32,
-    pub base_backoff: Duration,
-    pub max_backoff: Duration,
+    pub(crate) max_throttled_retries: u32,
+    pub(crate) base_backoff: Duration,
+    pub(crate) max_backoff: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -57,7 +57,7 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// Exponential backoff with full jitter for attempt `n` (1-based).
-    pub fn backoff(&self, attempt: u32) -> Duration {
+    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
         let ceiling = self
             .base_backoff
             .saturating_mul(1 << attempt.min(16))
@@ -69,13 +69,12 @@ impl RetryPolicy {
 /// A successful answer.
 #[derive(Clone, Debug)]
 pub struct Answer {
-    pub status: u16,
     pub body: Value,
-    pub meta: Meta,
+    pub(crate) meta: Meta,
 }
 
 /// Parses Retry-After: seconds (possibly fractional, e.g. `2.128`) or an HTTP date.
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<f64>() {
         return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
@@ -106,7 +105,7 @@ pub(crate) fn encode(value: &str) -> String {
 
 /// The path of a user by id or UPN. A UPN that starts with `$` needs the `users('...')` form;
 /// `#` (guest UPNs) and everything else unsafe is percent-encoded.
-pub fn user_path(key: &str) -> String {
+pub(crate) fn user_path(key: &str) -> String {
     if key.starts_with('$') {
         format!("/users({})", encode(&odata_literal(key)))
     } else {
@@ -135,7 +134,7 @@ pub struct GraphClient {
     /// answer can send the bearer token to another host (or over plain http).
     origin: url::Origin,
     tokens: TokenSource,
-    pub retry: RetryPolicy,
+    pub(crate) retry: RetryPolicy,
     requests: AtomicU64,
     /// Graph has answered at least once (any status): from then on, a failed connection is a
     /// network blip worth retrying, not a wrong URL.
@@ -167,7 +166,7 @@ fn abandoned(client_request_id: String, attempts: u32) -> GraphError {
 }
 
 /// The most requests one `$batch` may carry.
-pub const BATCH_LIMIT: usize = 20;
+pub(crate) const BATCH_LIMIT: usize = 20;
 
 /// One request inside a `$batch`: `url` is relative to `/v1.0`, with its query.
 #[derive(Clone, Debug)]
@@ -203,7 +202,7 @@ impl GraphClient {
     }
 
     /// Builds a client from the shared command-line arguments.
-    pub fn from_args(args: &AuthArgs) -> Result<GraphClient, GraphError> {
+    pub(crate) fn from_args(args: &AuthArgs) -> Result<GraphClient, GraphError> {
         let http = args.http_client()?;
         let tokens = args.token_source(&http)?;
         GraphClient::new(http, &args.graph_root()?, tokens)
@@ -215,13 +214,13 @@ impl GraphClient {
     }
 
     /// 429 answers received so far.
-    pub fn throttled(&self) -> u64 {
+    pub(crate) fn throttled(&self) -> u64 {
         self.throttled.load(Ordering::Relaxed)
     }
 
     /// What this client's requests cost so far, for a report's summary: requests, 429s, and
     /// the resource units and peak share of the limit that Graph reported in its headers.
-    pub fn usage_notes(&self) -> Vec<(String, String)> {
+    pub(crate) fn usage_notes(&self) -> Vec<(String, String)> {
         let mut notes = vec![
             ("Graph requests".to_string(), self.requests().to_string()),
             ("429 answers".to_string(), self.throttled().to_string()),
@@ -256,7 +255,7 @@ impl GraphClient {
     /// requests that were waiting end `throttled-out` (Graph did not take them). Waits after
     /// an unclear failure are not cut short: the write may have taken effect, and only the
     /// read that follows the wait can tell.
-    pub fn abandon_waits(&self) {
+    pub(crate) fn abandon_waits(&self) {
         self.abandoned.cancel();
     }
 
@@ -608,13 +607,16 @@ impl GraphClient {
 
     /// [`batch`](Self::batch) through `/beta/$batch`: each request's `url` is relative to
     /// `/beta`.
-    pub async fn beta_batch(&self, requests: &[BatchRequest]) -> Vec<Result<Answer, GraphError>> {
+    pub(crate) async fn beta_batch(
+        &self,
+        requests: &[BatchRequest],
+    ) -> Vec<Result<Answer, GraphError>> {
         self.batch_at(&self.beta_url("/$batch"), requests).await
     }
 
     /// The absolute URL of a beta path (with its query), for [`send`](Self::send) and
     /// [`list_all`](Self::list_all).
-    pub fn beta_url(&self, path: &str) -> String {
+    pub(crate) fn beta_url(&self, path: &str) -> String {
         format!("{}{path}", self.beta)
     }
 
@@ -814,7 +816,7 @@ impl GraphClient {
     /// The user, active or in the recycle bin, that holds `anchor`: the object Graph named in
     /// a uniqueness conflict (`holder_id`), else whichever user a filter on the value finds.
     /// `None` when no user holds it (another kind of object may).
-    pub async fn anchor_holder(
+    pub(crate) async fn anchor_holder(
         &self,
         holder_id: Option<&str>,
         anchor: &str,
@@ -870,17 +872,12 @@ impl GraphClient {
         .await
     }
 
-    pub async fn set_upn(&self, user_id: &str, upn: &str) -> Result<Answer, GraphError> {
+    pub(crate) async fn set_upn(&self, user_id: &str, upn: &str) -> Result<Answer, GraphError> {
         self.write_alone(Write::Upn {
             user_id: user_id.to_string(),
             upn: upn.to_string(),
         })
         .await
-    }
-
-    /// Removes a deleted user from the recycle bin for good.
-    pub async fn purge_deleted(&self, id: &str) -> Result<Answer, GraphError> {
-        self.write_alone(Write::Purge { id: id.to_string() }).await
     }
 
     /// One write outside a run's writer (moving a user home on resume; benches): retried as
@@ -894,7 +891,7 @@ impl GraphClient {
 
     /// Reads the tenant: users, deleted users, domains, and the hard-match takeover setting
     /// when it can be read. `progress` sees (what, items so far).
-    pub async fn snapshot(
+    pub(crate) async fn snapshot(
         &self,
         mut progress: impl FnMut(&str, usize),
     ) -> Result<Tenant, GraphError> {
@@ -911,7 +908,7 @@ impl GraphClient {
     /// A tenant of `users` and everything else hardmatch reads in full whichever way the users
     /// were found: the recycle bin (small: items stay 30 days), domains, and the takeover
     /// setting.
-    pub async fn tenant_around(
+    pub(crate) async fn tenant_around(
         &self,
         users: Vec<User>,
         mut progress: impl FnMut(&str, usize),
@@ -1023,7 +1020,7 @@ fn batch_payload(requests: &[BatchRequest], pending: &[usize]) -> Value {
 fn judge(meta: Meta, body: Value, retry_after: Option<Duration>) -> Result<Answer, Failure> {
     let status = meta.status.unwrap_or(0);
     match status {
-        200..=299 => Ok(Answer { status, body, meta }),
+        200..=299 => Ok(Answer { body, meta }),
         401 => Err(Failure::Unauthorized(Box::new(GraphError::classify(
             meta, &body,
         )))),

@@ -38,7 +38,7 @@ use super::{Answer, GraphError, Meta, RetryPolicy};
 
 /// Writes per second when `--write-rate` is not given: Graph's write quota, 3,000 writes per
 /// 150 s per app and tenant (docs/graph.md, "Throttling").
-pub const DEFAULT_WRITE_RATE: f64 = 20.0;
+pub(crate) const DEFAULT_WRITE_RATE: f64 = 20.0;
 
 /// After a 429, the rate falls to this share of what it was. Not a half, as in TCP Reno: the
 /// rate swings between this share and Graph's limit, and with a small bucket on Graph's side
@@ -123,7 +123,7 @@ impl StaleRead {
 
 /// Why a write was not done.
 #[derive(Debug)]
-pub enum Unsent {
+pub(crate) enum Unsent {
     /// Graph's final answer, or the last one when the retries ran out.
     Refused(GraphError),
     /// The run stopped (Ctrl-C, a run-wide failure) before Graph took the write: nothing was
@@ -133,7 +133,7 @@ pub enum Unsent {
 
 impl Unsent {
     /// As an error, for a caller that never stops.
-    pub fn into_error(self) -> GraphError {
+    pub(crate) fn into_error(self) -> GraphError {
         match self {
             Unsent::Refused(error) => error,
             Unsent::Stopped => GraphError::Other(Box::new(Meta {
@@ -145,7 +145,7 @@ impl Unsent {
 }
 
 /// The write-rate policy of one run. Shared by every row's writes.
-pub struct WriteRate {
+pub(crate) struct WriteRate {
     ceiling: f64,
     clock: TokioClock,
     quota: RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Duration>>,
@@ -178,7 +178,7 @@ enum Gate {
 
 /// Leave to send one write request. Report its answer with [`WriteRate::answered`] or
 /// [`WriteRate::throttled`]; a probe dropped unanswered (its row stopped) hands the probe on.
-pub struct Permit<'a> {
+pub(crate) struct Permit<'a> {
     rate: &'a WriteRate,
     generation: u64,
     probe: bool,
@@ -200,7 +200,7 @@ impl Default for WriteRate {
 
 impl WriteRate {
     /// A policy writing at most `rate` requests per second.
-    pub fn new(rate: f64) -> WriteRate {
+    pub(crate) fn new(rate: f64) -> WriteRate {
         let ceiling = if rate.is_finite() {
             rate.max(0.01)
         } else {
@@ -223,13 +223,13 @@ impl WriteRate {
     }
 
     /// The rate the policy writes at now (lower than `--write-rate` after 429s).
-    pub fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         self.lock().rate
     }
 
     /// Sends `write`, retried as this policy says; `None` from [`acquire`](Self::acquire)
     /// first means the run stopped.
-    pub async fn write<D: Directory>(
+    pub(crate) async fn write<D: Directory>(
         &self,
         directory: &D,
         write: &Write,
@@ -242,7 +242,7 @@ impl WriteRate {
     /// Waits for leave to send one write request: the gate open (or this write chosen as the
     /// probe), its slot at the learned rate, and a token of the quota. `None` when `stop` is
     /// cancelled first.
-    pub async fn acquire(&self, stop: &CancellationToken) -> Option<Permit<'_>> {
+    pub(crate) async fn acquire(&self, stop: &CancellationToken) -> Option<Permit<'_>> {
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
@@ -272,7 +272,7 @@ impl WriteRate {
 
     /// Sends a write with `permit`, and again with new permits while its answers say
     /// another attempt may succeed.
-    pub async fn send<D: Directory>(
+    pub(crate) async fn send<D: Directory>(
         &self,
         directory: &D,
         write: &Write,
@@ -476,7 +476,6 @@ fn lost_answer(error: GraphError, attempt: u32) -> Answer {
         .map(|m| m.client_request_id.clone())
         .unwrap_or_default();
     Answer {
-        status: 204,
         body: serde_json::Value::Null,
         meta: Meta {
             message:

@@ -22,7 +22,7 @@ use super::{odata_literal, parse_user, query, BatchRequest, GraphClient, GraphEr
 use crate::tenant::{caseless, Tenant, User};
 
 /// Values in one `in (...)` filter: Graph limits `in` to 15 expressions.
-pub const IN_LIMIT: usize = 15;
+pub(crate) const IN_LIMIT: usize = 15;
 /// Users in one page of a list.
 const PAGE: usize = 999;
 /// `$batch` requests in flight at once while looking users up.
@@ -30,7 +30,7 @@ const BATCHES_IN_FLIGHT: usize = 4;
 
 /// How `plan`, `apply`, `clear` and `rollback` read the tenant.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum ReadStrategy {
+pub(crate) enum ReadStrategy {
     /// Count the users, then take whichever of bulk and lookup needs fewer requests.
     #[default]
     Auto,
@@ -43,7 +43,7 @@ pub enum ReadStrategy {
 /// What a run's rows find cloud users by. Each value is asked for once, as the row spelled
 /// it: a folded form sent to Graph could find a user the row never named.
 #[derive(Clone, Debug, Default)]
-pub struct Wanted {
+pub(crate) struct Wanted {
     /// By [`caseless`] form, the first spelling seen.
     upns: BTreeMap<String, String>,
     mails: BTreeMap<String, String>,
@@ -58,7 +58,7 @@ pub struct Wanted {
 
 impl Wanted {
     /// Every user, with everything hardmatch reads: what `snapshot` saves.
-    pub fn everyone() -> Wanted {
+    pub(crate) fn everyone() -> Wanted {
         Wanted {
             sync_facts: true,
             everyone: true,
@@ -67,7 +67,7 @@ impl Wanted {
     }
 
     /// Also read the targets' onPremisesObjectIdentifier and the tenant's privileged roles.
-    pub fn with_sync_facts(&mut self) {
+    pub(crate) fn with_sync_facts(&mut self) {
         self.sync_facts = true;
     }
 
@@ -101,20 +101,20 @@ impl Wanted {
         }
     }
 
-    pub fn upn(&mut self, upn: &str) {
+    pub(crate) fn upn(&mut self, upn: &str) {
         self.upns
             .entry(caseless(upn))
             .or_insert_with(|| upn.to_string());
     }
 
     /// A mail address, found in `mail` or in an SMTP proxy address.
-    pub fn mail(&mut self, mail: &str) {
+    pub(crate) fn mail(&mut self, mail: &str) {
         self.mails
             .entry(caseless(mail))
             .or_insert_with(|| mail.to_string());
     }
 
-    pub fn id(&mut self, id: &str) {
+    pub(crate) fn id(&mut self, id: &str) {
         self.ids.insert(id.to_ascii_lowercase());
     }
 
@@ -124,7 +124,7 @@ impl Wanted {
     }
 
     /// One `$filter` per lookup, each asking for up to fifteen values.
-    pub fn filters(&self) -> Vec<String> {
+    pub(crate) fn filters(&self) -> Vec<String> {
         let mut filters = Vec::new();
         for (property, values) in [
             ("userPrincipalName", self.upns.values().collect::<Vec<_>>()),
@@ -150,7 +150,7 @@ impl Wanted {
     }
 
     /// Requests a lookup costs (its filters in batches of twenty).
-    pub fn lookup_requests(&self) -> usize {
+    pub(crate) fn lookup_requests(&self) -> usize {
         self.filters().len().div_ceil(super::BATCH_LIMIT)
     }
 }
@@ -162,17 +162,17 @@ fn in_filter(property: &str, values: &[&String]) -> String {
 
 /// The tenant as read, and how, for the report's summary.
 #[derive(Debug)]
-pub struct TenantRead {
-    pub tenant: Tenant,
-    pub how: String,
+pub(crate) struct TenantRead {
+    pub(crate) tenant: Tenant,
+    pub(crate) how: String,
     /// Lines for the report's summary on what the plan checked against the tenant read
     /// (the source anchor, the privileged roles); filled in by the planning command.
-    pub notes: Vec<(String, String)>,
+    pub(crate) notes: Vec<(String, String)>,
 }
 
 impl GraphClient {
     /// Reads what the plan needs of the tenant, the cheapest way `strategy` allows.
-    pub async fn read_tenant(
+    pub(crate) async fn read_tenant(
         &self,
         wanted: &Wanted,
         strategy: ReadStrategy,
@@ -266,7 +266,7 @@ impl GraphClient {
     }
 
     /// `GET /users/$count` (an advanced query: needs `ConsistencyLevel: eventual`).
-    pub async fn count_users(&self) -> Result<u64, GraphError> {
+    pub(crate) async fn count_users(&self) -> Result<u64, GraphError> {
         let answer = self
             .send(reqwest::Method::GET, "/users/$count", None, true)
             .await?;

@@ -33,7 +33,7 @@ const OBJECT_IDENTIFIER_SELECT: &str = "id,onPremisesObjectIdentifier";
 
 /// Whose onPremisesObjectIdentifier a run needs.
 #[derive(Clone, Debug)]
-pub enum Targets {
+pub(crate) enum Targets {
     /// Every user of the tenant (a snapshot).
     Everyone,
     /// These users, by object id; `tenant_users` when the tenant's size is known (a bulk
@@ -48,7 +48,7 @@ impl GraphClient {
     /// Reads the sync-cycle facts into `tenant` and says what was read, for the summary.
     /// Only a failure to reach Graph at all is an error; a refused read is recorded in the
     /// tenant as unknown.
-    pub async fn read_sync_facts(&self, tenant: &mut Tenant, targets: Targets) -> String {
+    pub(crate) async fn read_sync_facts(&self, tenant: &mut Tenant, targets: Targets) -> String {
         let linked = match self.object_identifiers(&targets).await {
             Ok(found) => {
                 for user in &mut tenant.users {

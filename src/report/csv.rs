@@ -22,13 +22,13 @@ const PIECE_ROWS: usize = 16 << 10;
 const PIECES_AT_ONCE: usize = 8;
 
 /// The cells of one CSV row, as [`write_rows`] hands it to the caller to fill.
-pub struct Cells {
+pub(crate) struct Cells {
     writer: csv::Writer<Vec<u8>>,
 }
 
 impl Cells {
     /// Adds a cell, made Excel-safe (copied only when it needs the apostrophe).
-    pub fn cell(&mut self, value: &str) {
+    pub(crate) fn cell(&mut self, value: &str) {
         self.writer
             .write_field(excel_safe(value).as_bytes())
             .expect("writing to memory cannot fail");
@@ -36,7 +36,7 @@ impl Cells {
 
     /// Adds a cell of an anchor or id column: exact when it is a well-formed anchor or GUID,
     /// else Excel-safe like any other cell (see [`excel_safe_id`]).
-    pub fn id(&mut self, value: &str) {
+    pub(crate) fn id(&mut self, value: &str) {
         self.writer
             .write_field(excel_safe_id(value).as_bytes())
             .expect("writing to memory cannot fail");
@@ -57,7 +57,7 @@ impl Cells {
 
 /// Writes a CSV file at `path` (`-` is stdout), with a UTF-8 BOM when `excel_bom` is set: the
 /// `header`, then `count` rows, row `i` filled by `row(i, cells)`.
-pub fn write_rows(
+pub(crate) fn write_rows(
     path: &Path,
     excel_bom: bool,
     header: &[&str],

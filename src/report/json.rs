@@ -16,7 +16,7 @@ struct Document<'a> {
     rows: &'a [Record],
 }
 
-pub fn write(path: &Path, records: &[Record], summary: &Summary) -> crate::Result<()> {
+pub(crate) fn write(path: &Path, records: &[Record], summary: &Summary) -> crate::Result<()> {
     write_value(
         path,
         &Document {
@@ -27,7 +27,7 @@ pub fn write(path: &Path, records: &[Record], summary: &Summary) -> crate::Resul
 }
 
 /// `{"rows": [...]}`.
-pub fn write_rows<T: Serialize>(path: &Path, rows: &[T]) -> crate::Result<()> {
+pub(crate) fn write_rows<T: Serialize>(path: &Path, rows: &[T]) -> crate::Result<()> {
     #[derive(Serialize)]
     struct Rows<'a, T> {
         rows: &'a [T],

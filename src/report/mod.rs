@@ -6,10 +6,10 @@
 //! (`rollback REPORT`) undo that with [`from_excel_safe`]. Cells of the [`ID_COLUMNS`] that hold
 //! a well-formed anchor or GUID are the exception: they are written exactly ([`excel_safe_id`]).
 
-pub mod csv;
-pub mod json;
+pub(crate) mod csv;
+pub(crate) mod json;
 pub mod read;
-pub mod xlsx;
+pub(crate) mod xlsx;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -27,35 +27,35 @@ use crate::outcome::{Outcome, Warning, Warnings};
 #[serde(default)]
 pub struct Record {
     /// 1-based position of the row in the input.
-    pub row: usize,
+    pub(crate) row: usize,
     /// Where the row came from: `file:line`, or `file sheet S row N`.
-    pub source: String,
-    pub line: u64,
+    pub(crate) source: String,
+    pub(crate) line: u64,
     pub upn: String,
-    pub target_upn: String,
-    pub object_guid: String,
-    pub immutable_id: String,
+    pub(crate) target_upn: String,
+    pub(crate) object_guid: String,
+    pub(crate) immutable_id: String,
     /// Which attribute gave the ImmutableId: `objectGUID`, `mS-DS-ConsistencyGuid`, or the
     /// header of the export's ImmutableId column.
     #[serde(default)]
-    pub anchor_source: String,
+    pub(crate) anchor_source: String,
     pub cloud_user_id: String,
-    pub cloud_upn: String,
-    pub previous_immutable_id: Option<String>,
-    pub action: String,
+    pub(crate) cloud_upn: String,
+    pub(crate) previous_immutable_id: Option<String>,
+    pub(crate) action: String,
     pub outcome: Option<Outcome>,
     /// What a row that can be stamped should make the admin look at (codes joined by `;`).
     #[serde(default)]
-    pub warnings: Warnings,
+    pub(crate) warnings: Warnings,
     pub detail: String,
-    pub holder_id: String,
-    pub holder_upn: String,
-    pub holder_deleted_at: String,
-    pub http_status: Option<u16>,
-    pub graph_error_code: String,
-    pub request_id: String,
-    pub attempts: u32,
-    pub timestamp: String,
+    pub(crate) holder_id: String,
+    pub(crate) holder_upn: String,
+    pub(crate) holder_deleted_at: String,
+    pub(crate) http_status: Option<u16>,
+    pub(crate) graph_error_code: String,
+    pub(crate) request_id: String,
+    pub(crate) attempts: u32,
+    pub(crate) timestamp: String,
     /// `rehearse` only: what plan predicted for the row, beside what verify found.
     pub plan_outcome: Option<Outcome>,
     /// `rehearse` only: what apply did with the row.
@@ -153,22 +153,22 @@ impl Record {
 
 /// What the Summary sheet and the stderr summary say about a run.
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// The command line, with every secret left out (see [`redact_args`]).
-    pub command_line: String,
-    pub tenant: String,
+    pub(crate) command_line: String,
+    pub(crate) tenant: String,
     /// RFC 3339; the workbook shows it as an Excel date in UTC, to the second.
-    pub started: String,
+    pub(crate) started: String,
     /// RFC 3339, as `started`.
-    pub finished: String,
-    pub version: String,
+    pub(crate) finished: String,
+    pub(crate) version: String,
     /// Extra facts worth a line (requests used, read strategy, ...). A value that is a whole
     /// number is a count: the workbook writes it as a number.
-    pub notes: Vec<(String, String)>,
+    pub(crate) notes: Vec<(String, String)>,
 }
 
 /// Counts records by outcome, in [`Outcome::ALL`] order.
-pub fn count_outcomes(records: &[Record]) -> BTreeMap<Outcome, usize> {
+pub(crate) fn count_outcomes(records: &[Record]) -> BTreeMap<Outcome, usize> {
     let mut counts = BTreeMap::new();
     for outcome in records.iter().filter_map(|r| r.outcome) {
         *counts.entry(outcome).or_insert(0) += 1;
@@ -177,7 +177,7 @@ pub fn count_outcomes(records: &[Record]) -> BTreeMap<Outcome, usize> {
 }
 
 /// Counts records by warning, in [`Warning::ALL`] order.
-pub fn count_warnings(records: &[Record]) -> BTreeMap<Warning, usize> {
+pub(crate) fn count_warnings(records: &[Record]) -> BTreeMap<Warning, usize> {
     let mut counts = BTreeMap::new();
     for warning in records.iter().flat_map(|r| r.warnings.iter()) {
         *counts.entry(warning).or_insert(0) += 1;
@@ -187,7 +187,7 @@ pub fn count_warnings(records: &[Record]) -> BTreeMap<Warning, usize> {
 
 /// The summary table printed on stderr: one line per outcome that occurred, then the total,
 /// then one line per warning that occurred.
-pub fn outcome_table(records: &[Record]) -> String {
+pub(crate) fn outcome_table(records: &[Record]) -> String {
     let mut out = String::new();
     for (outcome, count) in count_outcomes(records) {
         out.push_str(&format!("  {:<28} {count:>9}\n", outcome.code()));
@@ -201,7 +201,7 @@ pub fn outcome_table(records: &[Record]) -> String {
 
 /// The formats hardmatch writes, chosen by the output path's extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     Csv,
     Xlsx,
     Json,
@@ -219,17 +219,17 @@ impl Format {
 
 /// What a command can write: the formats, and the one for `-` or a path without an extension
 /// (such as `/dev/stdout`).
-pub const REPORT_FORMATS: (&[Format], Format) =
+pub(crate) const REPORT_FORMATS: (&[Format], Format) =
     (&[Format::Csv, Format::Xlsx, Format::Json], Format::Csv);
 
 /// `--uncovered` lists are CSV only.
-pub const UNCOVERED_FORMATS: (&[Format], Format) = (&[Format::Csv], Format::Csv);
+pub(crate) const UNCOVERED_FORMATS: (&[Format], Format) = (&[Format::Csv], Format::Csv);
 
 /// Checks an output path before a command reads anything: its extension names a format the
 /// command can write (`.csv`, `.xlsx`, `.json`; none, or `-`, is `formats.1`), and the file can
 /// be written (its directory exists and takes files; not a link to a file; see
 /// [`crate::private::check_writable`]). Returns the format to write.
-pub fn check_output(path: &Path, formats: (&[Format], Format)) -> crate::Result<Format> {
+pub(crate) fn check_output(path: &Path, formats: (&[Format], Format)) -> crate::Result<Format> {
     let (allowed, default) = formats;
     let format = match path.extension().and_then(|e| e.to_str()) {
         _ if path == Path::new("-") => default,
@@ -259,7 +259,7 @@ fn cannot_write(path: &Path, ext: &str, allowed: &[Format]) -> Error {
 
 /// Writes the records in the format the path's extension names (see [`check_output`]).
 /// `-` is CSV on stdout.
-pub fn write(
+pub(crate) fn write(
     path: &Path,
     records: &[Record],
     summary: &Summary,
@@ -311,7 +311,7 @@ fn temporary_beside(path: &Path) -> std::path::PathBuf {
 
 /// Writes the `--uncovered` list for a run's records against `tenant`, and says how long it
 /// is on stderr.
-pub fn write_uncovered_of(
+pub(crate) fn write_uncovered_of(
     path: &Path,
     tenant: &crate::tenant::Tenant,
     records: &[Record],
@@ -387,7 +387,7 @@ pub fn excel_safe(value: &str) -> Cow<'_, str> {
 /// [`anchor::is_well_formed`]) is written exactly, even when it starts with `+`, because it
 /// cannot hold a formula and a script that feeds it to `Update-MgUser` must get the anchor
 /// itself. [`from_excel_safe`] reads both this and the escaped form older reports wrote.
-pub fn excel_safe_id(value: &str) -> Cow<'_, str> {
+pub(crate) fn excel_safe_id(value: &str) -> Cow<'_, str> {
     // The cheap test first: `ids` writes a million anchors, and 63 in 64 start with a letter.
     if needs_apostrophe(value) && !anchor::is_well_formed(value) {
         Cow::Owned(format!("'{value}"))
@@ -407,7 +407,7 @@ pub fn from_excel_safe(cell: &str) -> &str {
 /// The command line for the Summary sheet, with the values of secret-bearing options left out.
 /// Secrets should never be on a command line at all (they come from the environment), but an
 /// admin may still type one, or a URL with a password in it; it must not reach a report.
-pub fn redact_args(args: impl IntoIterator<Item = String>) -> String {
+pub(crate) fn redact_args(args: impl IntoIterator<Item = String>) -> String {
     const SECRET_OPTIONS: [&str; 4] =
         ["--client-secret", "--access-token", "--password", "--token"];
     let mut out = Vec::new();

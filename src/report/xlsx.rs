@@ -60,7 +60,7 @@ fn write_with_facts(
 
 /// A one-sheet workbook: a bold, frozen header with an autofilter, then `rows`; the columns
 /// named in `numbers` are written as numbers.
-pub fn write_table<'r>(
+pub(crate) fn write_table<'r>(
     path: &Path,
     sheet_name: &str,
     header: &[&str],

@@ -21,10 +21,10 @@ pub struct Options {
     /// The export, or a plan file (`.xlsx`, `.csv`, `.json`) from `hardmatch plan`.
     pub input: Input,
     /// The report; the journal is written beside it.
-    pub output: PathBuf,
-    pub plan: PlanOptions,
-    pub strategy: ReadStrategy,
-    pub write: Settings,
+    pub(crate) output: PathBuf,
+    pub(crate) plan: PlanOptions,
+    pub(crate) strategy: ReadStrategy,
+    pub(crate) write: Settings,
 }
 
 pub(crate) fn run(options: &Options, target: &impl Connect) -> crate::Result<ExitCode> {

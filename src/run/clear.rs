@@ -17,11 +17,11 @@ use crate::resume::{self, RunIdentity};
 use crate::source;
 
 /// What `clear` was asked to do.
-pub struct Options {
-    pub input: Input,
+pub(crate) struct Options {
+    pub(crate) input: Input,
     /// The report; the journal is written beside it.
-    pub output: PathBuf,
-    pub match_by: MatchBy,
+    pub(crate) output: PathBuf,
+    pub(crate) match_by: MatchBy,
     /// Clear an ImmutableId even when it is not the one the row's anchor computes to.
     pub overwrite: bool,
     /// Clear users in a federated domain through the journaled hop.

@@ -12,14 +12,14 @@ use crate::graph::GraphClient;
 type Stop = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
 
 /// A Graph to talk to, and what serves it when rehearsing.
-pub struct Connection {
-    pub client: Arc<GraphClient>,
+pub(crate) struct Connection {
+    pub(crate) client: Arc<GraphClient>,
     stop: Option<Stop>,
 }
 
 impl Connection {
     /// A connection to a Graph that outlives the command (the real one).
-    pub fn direct(client: GraphClient) -> Connection {
+    pub(crate) fn direct(client: GraphClient) -> Connection {
         Connection {
             client: Arc::new(client),
             stop: None,
@@ -27,7 +27,7 @@ impl Connection {
     }
 
     /// A connection to a Graph served for this command only; `stop` ends it.
-    pub fn served(
+    pub(crate) fn served(
         client: GraphClient,
         stop: impl FnOnce() -> BoxFuture<'static, ()> + Send + 'static,
     ) -> Connection {
@@ -38,7 +38,7 @@ impl Connection {
     }
 
     /// Stops the rehearsal emulator, if any (its `--state` is saved as it stops).
-    pub async fn close(self) {
+    pub(crate) async fn close(self) {
         if let Some(stop) = self.stop {
             stop().await;
         }

@@ -13,16 +13,16 @@
 //!
 //! Resume (which run a journal belongs to, what it finished) is [`crate::resume`]'s.
 
-pub mod apply;
-pub mod clear;
-pub mod connection;
-pub mod plan;
-pub mod rehearse;
-pub mod rollback;
-pub mod snapshot;
+pub(crate) mod apply;
+pub(crate) mod clear;
+pub(crate) mod connection;
+pub(crate) mod plan;
+pub(crate) mod rehearse;
+pub(crate) mod rollback;
+pub(crate) mod snapshot;
 pub mod stages;
-pub mod verify;
-pub mod write;
+pub(crate) mod verify;
+pub(crate) mod write;
 
 use std::path::PathBuf;
 
@@ -31,22 +31,22 @@ use crate::report::{self, Summary};
 use crate::source::{self, ReadOptions, Source};
 
 /// Lines of a report's summary: (what, what about it).
-pub type Notes = Vec<(String, String)>;
+pub(crate) type Notes = Vec<(String, String)>;
 
 /// The export a run reads, and how to read and compute it.
 #[derive(Debug, Clone)]
-pub struct Input {
-    pub path: PathBuf,
-    pub read: ReadOptions,
-    pub compute: ComputeOptions,
+pub(crate) struct Input {
+    pub(crate) path: PathBuf,
+    pub(crate) read: ReadOptions,
+    pub(crate) compute: ComputeOptions,
     /// The options given that change which users are written and with what (for a write
     /// run's journal), as typed.
-    pub flags: Vec<String>,
+    pub(crate) flags: Vec<String>,
 }
 
 impl Input {
     /// Opens the export for [`stages::prepare`].
-    pub fn open(&self) -> crate::Result<Source> {
+    pub(crate) fn open(&self) -> crate::Result<Source> {
         source::open(&self.path, &self.read)
     }
 }
@@ -65,7 +65,7 @@ fn summary(tenant: String, started: chrono::DateTime<chrono::Utc>, notes: Notes)
 }
 
 /// The runtime for commands that talk to Graph.
-pub fn runtime() -> crate::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> crate::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -17,20 +17,20 @@ use crate::source_anchor;
 use crate::tenant::Tenant;
 
 /// What `plan` was asked to do.
-pub struct Options {
-    pub input: Input,
+pub(crate) struct Options {
+    pub(crate) input: Input,
     /// Plan offline against this tenant file.
-    pub snapshot: Option<PathBuf>,
+    pub(crate) snapshot: Option<PathBuf>,
     /// Warn when the snapshot was read longer ago than this.
-    pub max_snapshot_age: std::time::Duration,
-    pub strategy: ReadStrategy,
+    pub(crate) max_snapshot_age: std::time::Duration,
+    pub(crate) strategy: ReadStrategy,
     /// The report.
-    pub output: PathBuf,
-    pub plan: PlanOptions,
+    pub(crate) output: PathBuf,
+    pub(crate) plan: PlanOptions,
     /// Start a CSV report with a UTF-8 byte-order mark.
-    pub excel: bool,
+    pub(crate) excel: bool,
     /// Where to list the enabled cloud-only users no row targets.
-    pub uncovered: Option<PathBuf>,
+    pub(crate) uncovered: Option<PathBuf>,
 }
 
 /// The tenant a plan is made against: the tenant, how it was read, and the summary's notes
@@ -128,7 +128,7 @@ async fn read_live(
 /// The planned record of every row for a stamping run, once `--source-anchor` is settled
 /// against the tenant, and the summary's lines on what the next sync cycle was checked
 /// against (the source anchor and its evidence, the privileged roles).
-pub fn plan_for_sync(
+pub(crate) fn plan_for_sync(
     prepared: &mut Prepared,
     tenant: &Tenant,
     options: &PlanOptions,
@@ -145,7 +145,11 @@ pub fn plan_for_sync(
 }
 
 /// The planned record of every row, in input order.
-pub fn plan_records(prepared: &Prepared, tenant: &Tenant, options: &PlanOptions) -> Vec<Record> {
+pub(crate) fn plan_records(
+    prepared: &Prepared,
+    tenant: &Tenant,
+    options: &PlanOptions,
+) -> Vec<Record> {
     let mut records = prepared.records();
     for (record, decision) in records.iter_mut().zip(prepared.decide(tenant, options)) {
         if let Some(decision) = decision {

@@ -12,21 +12,21 @@ use crate::outcome::Outcome;
 use crate::report::{self, Record};
 
 /// What `rehearse` was asked to do.
-pub struct Options {
+pub(crate) struct Options {
     /// The AD export: the rows to stamp, and the AD side of the sync cycle.
-    pub input: PathBuf,
+    pub(crate) input: PathBuf,
     /// The tenant file to rehearse against.
-    pub tenant: PathBuf,
+    pub(crate) tenant: PathBuf,
     /// The rehearsal's report.
-    pub output: PathBuf,
+    pub(crate) output: PathBuf,
     /// Keep each stage's files in this directory instead of a temporary one.
-    pub keep: Option<PathBuf>,
+    pub(crate) keep: Option<PathBuf>,
     /// Flags for plan and apply.
-    pub flags: Vec<OsString>,
+    pub(crate) flags: Vec<OsString>,
 }
 
 /// What a rehearsal runs outside the core.
-pub trait Rehearsal {
+pub(crate) trait Rehearsal {
     /// Runs one stage as its command line (the parts joined) would run; a stage that could not
     /// run is an error, one whose rows need attention is not.
     fn stage(&self, name: &str, parts: [&[OsString]; 3]) -> crate::Result<ExitCode>;
@@ -66,7 +66,7 @@ impl Work {
     }
 }
 
-pub fn run(args: &Options, rehearsal: &impl Rehearsal) -> crate::Result<ExitCode> {
+pub(crate) fn run(args: &Options, rehearsal: &impl Rehearsal) -> crate::Result<ExitCode> {
     let started = chrono::Utc::now();
     report::check_output(&args.output, report::REPORT_FORMATS)?;
     let work = Work::new(args.keep.as_deref())?;

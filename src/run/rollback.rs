@@ -16,9 +16,9 @@ use crate::resume::{self, RunIdentity};
 use crate::tenant::User;
 
 /// What `rollback` was asked to do.
-pub struct Options {
+pub(crate) struct Options {
     /// The journal (REPORT.journal) or the report (.csv, .xlsx or .json) of the run to undo.
-    pub source: PathBuf,
+    pub(crate) source: PathBuf,
     /// The rollback's own report; its journal is written beside it.
     pub output: PathBuf,
     /// Put values back on users in a federated domain through the journaled hop.

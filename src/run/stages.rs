@@ -32,7 +32,10 @@ pub struct Prepared<'a> {
 }
 
 /// Reads an opened export and computes every row's ImmutableId (on rayon's threads).
-pub fn prepare<'a>(source: &'a Source, options: &ComputeOptions) -> crate::Result<Prepared<'a>> {
+pub(crate) fn prepare<'a>(
+    source: &'a Source,
+    options: &ComputeOptions,
+) -> crate::Result<Prepared<'a>> {
     let input = source.read()?;
     for note in &input.notes {
         eprintln!("hardmatch: {note}");
@@ -94,7 +97,7 @@ impl Prepared<'_> {
     /// The cloud users this export's rows need to be planned: each open row's target (by
     /// CloudObjectId, or by UPN or mail as `match_by` says) and, when stamping, its anchor's
     /// current holder.
-    pub fn wanted(&self, match_by: MatchBy, mode: Mode) -> Wanted {
+    pub(crate) fn wanted(&self, match_by: MatchBy, mode: Mode) -> Wanted {
         let mut wanted = Wanted::default();
         for (row, candidate) in self.input.rows.iter().zip(&self.candidates) {
             if candidate.verdict.is_some() {
@@ -126,7 +129,7 @@ impl Prepared<'_> {
     }
 
     /// The planner's decision for every row that the offline stages left open.
-    pub fn decide(&self, tenant: &Tenant, options: &PlanOptions) -> Vec<Option<Decision>> {
+    pub(crate) fn decide(&self, tenant: &Tenant, options: &PlanOptions) -> Vec<Option<Decision>> {
         let index = TenantIndex::new(tenant);
         self.input
             .rows
@@ -143,7 +146,7 @@ impl Prepared<'_> {
 }
 
 /// What the planner needs of one row.
-pub fn subject<'r>(row: &'r Row, candidate: &'r Candidate) -> Subject<'r> {
+pub(crate) fn subject<'r>(row: &'r Row, candidate: &'r Candidate) -> Subject<'r> {
     /// How Windows PowerShell's Export-Csv writes a multi-valued property: the values are lost.
     const LOST_COLLECTION: &str = "Microsoft.ActiveDirectory.Management.ADPropertyValueCollection";
     Subject {
@@ -160,7 +163,7 @@ pub fn subject<'r>(row: &'r Row, candidate: &'r Candidate) -> Subject<'r> {
 }
 
 /// Fills a record with a planner decision.
-pub fn apply_decision(record: &mut Record, decision: &Decision) {
+pub(crate) fn apply_decision(record: &mut Record, decision: &Decision) {
     record.outcome = Some(decision.verdict.outcome);
     record.detail = decision.verdict.detail.clone();
     record.warnings = decision.warnings.clone();
@@ -182,7 +185,7 @@ pub fn apply_decision(record: &mut Record, decision: &Decision) {
 
 /// Reads what the run needs of the tenant through Graph, the way `strategy` says, with a
 /// progress line on a terminal.
-pub async fn read_tenant(
+pub(crate) async fn read_tenant(
     client: &crate::graph::GraphClient,
     wanted: &Wanted,
     strategy: ReadStrategy,
@@ -204,7 +207,7 @@ pub async fn read_tenant(
 
 /// The writes a set of planned records calls for: every row whose action sends something.
 /// `new_anchor` gives the value each row's write sets (`None` clears).
-pub fn work_items(
+pub(crate) fn work_items(
     records: &[Record],
     tenant: &Tenant,
     new_anchor: impl Fn(&Record) -> Option<String>,
@@ -326,23 +329,23 @@ impl WriteContext {
 }
 
 /// How to carry out the writes of a run.
-pub struct Execution<'a> {
-    pub client: Arc<GraphClient>,
-    pub tenant: &'a Tenant,
+pub(crate) struct Execution<'a> {
+    pub(crate) client: Arc<GraphClient>,
+    pub(crate) tenant: &'a Tenant,
     /// The run's journal, open and locked: new, or the interrupted run's (see
     /// [`crate::resume`]).
-    pub journal: Journal,
+    pub(crate) journal: Journal,
     /// On resume: the rows whose write the interrupted run may have sent, and the results to
     /// journal for writes it sent that took effect.
-    pub replay: Option<Replay>,
-    pub settled: Vec<Entry>,
-    pub options: WriteOptions,
-    pub quiet: bool,
+    pub(crate) replay: Option<Replay>,
+    pub(crate) settled: Vec<Entry>,
+    pub(crate) options: WriteOptions,
+    pub(crate) quiet: bool,
 }
 
 /// Why a run stopped before its last row: a signal, each with its exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stop {
+pub(crate) enum Stop {
     /// Ctrl-C (SIGINT) or SIGHUP (the terminal went away): exit 130.
     Interrupted,
     /// SIGTERM (systemd, `timeout`, a container stopping): exit 143.
@@ -350,7 +353,7 @@ pub enum Stop {
 }
 
 impl Stop {
-    pub fn exit_code(self) -> crate::exit_code::ExitCode {
+    pub(crate) fn exit_code(self) -> crate::exit_code::ExitCode {
         match self {
             Stop::Interrupted => crate::exit_code::ExitCode::Interrupted,
             Stop::Terminated => crate::exit_code::ExitCode::Terminated,
@@ -360,7 +363,7 @@ impl Stop {
 
 /// Carries out `items`, journaled, and writes each row's result into `records`. Returns the
 /// signal that stopped the run early, if one did.
-pub async fn execute(
+pub(crate) async fn execute(
     execution: Execution<'_>,
     records: &mut [Record],
     items: Vec<WorkItem>,

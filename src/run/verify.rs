@@ -15,22 +15,22 @@ use crate::tenant::Tenant;
 use crate::verify;
 
 /// What `verify` was asked to do.
-pub struct Options {
+pub(crate) struct Options {
     /// The earlier run's report or journal.
-    pub report: PathBuf,
+    pub(crate) report: PathBuf,
     /// The verify report.
-    pub output: PathBuf,
+    pub(crate) output: PathBuf,
     /// Verify offline against this tenant file.
-    pub snapshot: Option<PathBuf>,
-    pub strategy: ReadStrategy,
+    pub(crate) snapshot: Option<PathBuf>,
+    pub(crate) strategy: ReadStrategy,
     /// Keep checking until no row is awaiting sync, for at most this long.
-    pub wait: Option<Duration>,
+    pub(crate) wait: Option<Duration>,
     /// With `wait`: how long between two checks.
-    pub interval: Duration,
+    pub(crate) interval: Duration,
     /// Start a CSV report with a UTF-8 byte-order mark.
-    pub excel: bool,
+    pub(crate) excel: bool,
     /// Where to list the enabled cloud-only users no row targets.
-    pub uncovered: Option<PathBuf>,
+    pub(crate) uncovered: Option<PathBuf>,
 }
 
 /// Every row verified, the tenant it was verified against, and how that was read.

@@ -19,27 +19,27 @@ use crate::write::{WorkItem, WriteOptions, CANARY_LEFT};
 
 /// How a run's writes are carried out, shared by apply, clear and rollback.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Do not ask for confirmation.
-    pub yes: bool,
+    pub(crate) yes: bool,
     /// Write at most N rows, leave the rest `not-attempted` (a canary batch).
-    pub max_writes: Option<usize>,
+    pub(crate) max_writes: Option<usize>,
     /// Write requests per second.
-    pub write_rate: f64,
+    pub(crate) write_rate: f64,
     /// Requests in flight at once.
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// Read every written user back and compare.
-    pub verify: bool,
+    pub(crate) verify: bool,
     /// The journal of the run this one continues.
-    pub resume: Option<PathBuf>,
+    pub(crate) resume: Option<PathBuf>,
     /// No progress bar.
-    pub quiet: bool,
+    pub(crate) quiet: bool,
     /// Start a CSV report with a UTF-8 byte-order mark.
-    pub excel: bool,
+    pub(crate) excel: bool,
 }
 
 impl Settings {
-    pub fn options(&self, success: Outcome) -> WriteOptions {
+    pub(crate) fn options(&self, success: Outcome) -> WriteOptions {
         WriteOptions {
             rate: self.write_rate,
             concurrency: self.concurrency,
@@ -51,7 +51,7 @@ impl Settings {
     }
 
     /// How many rows this run writes of `writes`: a canary writes at most `--max-writes`.
-    pub fn to_write(&self, writes: usize) -> usize {
+    pub(crate) fn to_write(&self, writes: usize) -> usize {
         self.max_writes.map_or(writes, |max| writes.min(max))
     }
 }
@@ -66,16 +66,16 @@ struct Confirmed {
 }
 
 /// What every write command does once it has its planned records.
-pub struct WriteRun<'a> {
-    pub connection: Connection,
+pub(crate) struct WriteRun<'a> {
+    pub(crate) connection: Connection,
     /// The tenant as read before planning, and how it was read.
-    pub read: TenantRead,
-    pub write: &'a Settings,
-    pub output: &'a Path,
+    pub(crate) read: TenantRead,
+    pub(crate) write: &'a Settings,
+    pub(crate) output: &'a Path,
     /// What this run is, for its journal's first line.
-    pub identity: RunIdentity,
+    pub(crate) identity: RunIdentity,
     /// The interrupted run this one continues (`--resume`), checked and locked.
-    pub resume: Option<Resume>,
+    pub(crate) resume: Option<Resume>,
 }
 
 impl WriteRun<'_> {

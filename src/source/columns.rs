@@ -67,7 +67,7 @@ const ALIASES: [(Role, &[&str]); Role::COUNT] = [
 
 /// Lowercase, without spaces, dashes, dots and underscores: `mS-DS-ConsistencyGuid` and
 /// `msDS-ConsistencyGuid` both become `msdsconsistencyguid`.
-pub fn normalise(header: &str) -> String {
+pub(crate) fn normalise(header: &str) -> String {
     header
         .trim()
         .trim_matches('"')
@@ -78,7 +78,7 @@ pub fn normalise(header: &str) -> String {
 }
 
 /// The role of a header by alias alone (LDIF attributes, which `--column` also maps).
-pub fn role_of(header: &str, overrides: &[(Role, String)]) -> Option<Role> {
+pub(crate) fn role_of(header: &str, overrides: &[(Role, String)]) -> Option<Role> {
     if let Some((role, _)) = overrides
         .iter()
         .find(|(_, h)| h.eq_ignore_ascii_case(header.trim()))
@@ -96,13 +96,13 @@ pub fn role_of(header: &str, overrides: &[(Role, String)]) -> Option<Role> {
 
 /// A header row mapped to roles: for each role, the column index and the header as written.
 #[derive(Clone, Debug, Default)]
-pub struct ColumnMap {
-    pub columns: Vec<(Role, usize, Arc<str>)>,
+pub(crate) struct ColumnMap {
+    pub(crate) columns: Vec<(Role, usize, Arc<str>)>,
 }
 
 impl ColumnMap {
     /// Maps a header row. `--column` mappings must name an existing header.
-    pub fn new(
+    pub(crate) fn new(
         file: &str,
         headers: &[String],
         overrides: &[(Role, String)],
@@ -138,16 +138,16 @@ impl ColumnMap {
         Ok(map)
     }
 
-    pub fn has(&self, role: Role) -> bool {
+    pub(crate) fn has(&self, role: Role) -> bool {
         self.columns.iter().any(|(r, _, _)| *r == role)
     }
 
-    pub fn roles(&self) -> Vec<Role> {
+    pub(crate) fn roles(&self) -> Vec<Role> {
         self.columns.iter().map(|(r, _, _)| *r).collect()
     }
 
     /// The roles found and their headers, as [`Input::columns`](super::Input) keeps them.
-    pub fn found(&self) -> Vec<(Role, Arc<str>)> {
+    pub(crate) fn found(&self) -> Vec<(Role, Arc<str>)> {
         self.columns
             .iter()
             .map(|(r, _, h)| (*r, h.clone()))
@@ -163,7 +163,7 @@ const GIVES_ANCHOR: [Role; 3] = [Role::ObjectGuid, Role::ConsistencyGuid, Role::
 
 /// Whether a header row names any column hardmatch uses: how a workbook's header row is told
 /// from a title above it.
-pub fn names_a_known_column(roles: &[Role]) -> bool {
+pub(crate) fn names_a_known_column(roles: &[Role]) -> bool {
     roles
         .iter()
         .any(|r| FINDS_USER.contains(r) || GIVES_ANCHOR.contains(r))
@@ -174,7 +174,7 @@ pub fn names_a_known_column(roles: &[Role]) -> bool {
 /// one every row would fail alike after the tenant was read; this says so at once, lists the
 /// headers found and suggests the `--column` that maps the closest unmapped header.
 /// `found` is each mapped role with the header it came from.
-pub fn require_usable(
+pub(crate) fn require_usable(
     file: &str,
     found: &[(Role, Arc<str>)],
     headers: &[String],
@@ -308,7 +308,7 @@ impl Missing {
 }
 
 /// `upn (UserPrincipalName, UPN, ...), object-guid (...)`, for messages.
-pub fn known_aliases() -> String {
+pub(crate) fn known_aliases() -> String {
     const SHOWN: [(Role, &str); 7] = [
         (Role::Upn, "UserPrincipalName, UPN"),
         (Role::ObjectGuid, "ObjectGUID, GUID"),

@@ -26,7 +26,7 @@ use crate::outcome::{Outcome, Verdict};
 
 /// The longest record (CSV) or entry (LDIF) read: 16 MiB. An AD user with every attribute
 /// and thousands of group memberships is a few hundred KiB; anything longer is not a user.
-pub const MAX_RECORD: usize = 16 << 20;
+pub(crate) const MAX_RECORD: usize = 16 << 20;
 
 /// The most columns a header may have: Excel's limit.
 const MAX_COLUMNS: usize = 16_384;

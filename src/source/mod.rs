@@ -13,11 +13,11 @@
 //! LDIF entries over [`csv::MAX_RECORD`] are row errors stepped over without a copy, and
 //! workbook parts over 1 GiB are refused before they are inflated.
 
-pub mod columns;
-pub mod csv;
+pub(crate) mod columns;
+pub(crate) mod csv;
 mod guard;
-pub mod ldif;
-pub mod spreadsheet;
+pub(crate) mod ldif;
+pub(crate) mod spreadsheet;
 pub mod text;
 
 use std::borrow::Cow;
@@ -47,7 +47,7 @@ pub enum Role {
 }
 
 impl Role {
-    pub const COUNT: usize = 11;
+    pub(crate) const COUNT: usize = 11;
     pub const ALL: [Role; Role::COUNT] = [
         Role::Upn,
         Role::ObjectGuid,
@@ -63,7 +63,7 @@ impl Role {
     ];
 
     /// The name used by `--column ROLE=Header`.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Role::Upn => "upn",
             Role::ObjectGuid => "object-guid",
@@ -79,14 +79,14 @@ impl Role {
         }
     }
 
-    pub fn from_name(name: &str) -> Option<Role> {
+    pub(crate) fn from_name(name: &str) -> Option<Role> {
         Role::ALL
             .into_iter()
             .find(|r| r.name().eq_ignore_ascii_case(name))
     }
 
     /// Roles whose value is an anchor in some encoding, not text to decode.
-    pub fn is_anchor(self) -> bool {
+    pub(crate) fn is_anchor(self) -> bool {
         matches!(
             self,
             Role::ObjectGuid | Role::ConsistencyGuid | Role::ImmutableId
@@ -94,7 +94,7 @@ impl Role {
     }
 
     /// Roles whose value is text (csvde and LDIF may encode it).
-    pub fn is_text(self) -> bool {
+    pub(crate) fn is_text(self) -> bool {
         !self.is_anchor()
     }
 }
@@ -119,7 +119,7 @@ pub enum Location {
 
 impl Location {
     /// The line (or sheet row) number, for the report's `line` column.
-    pub fn line(&self) -> u64 {
+    pub(crate) fn line(&self) -> u64 {
         match self {
             Location::Line(line) => *line,
             Location::Sheet { row, .. } => u64::from(*row),
@@ -144,11 +144,11 @@ pub struct Row<'a> {
     fields: Vec<(Role, Field<'a>)>,
     /// Set by the reader when the record cannot be a candidate (`not-a-user`, a malformed
     /// record, a cell Excel mangled). Later stages keep it and add nothing.
-    pub problem: Option<Verdict>,
+    pub(crate) problem: Option<Verdict>,
 }
 
 impl<'a> Row<'a> {
-    pub fn new(location: Location) -> Self {
+    pub(crate) fn new(location: Location) -> Self {
         Row::with_capacity(location, 0)
     }
 
@@ -166,7 +166,7 @@ impl<'a> Row<'a> {
     }
 
     /// The trimmed, non-empty value of a role, if the row has one.
-    pub fn value(&self, role: Role) -> Option<&str> {
+    pub(crate) fn value(&self, role: Role) -> Option<&str> {
         self.get(role)
             .map(|f| f.value.trim())
             .filter(|v| !v.is_empty())
@@ -279,7 +279,7 @@ impl fmt::Display for Place {
 }
 
 /// Excel's column letters for a 0-based column index: 0 -> A, 25 -> Z, 26 -> AA.
-pub fn column_letters(mut col: u32) -> String {
+pub(crate) fn column_letters(mut col: u32) -> String {
     let mut letters = Vec::new();
     loop {
         letters.push(b'A' + (col % 26) as u8);

@@ -23,7 +23,11 @@ use super::{
 use crate::error::Error;
 use crate::outcome::{Outcome, Verdict};
 
-pub fn read(name: &str, path: &Path, options: &ReadOptions) -> crate::Result<Input<'static>> {
+pub(crate) fn read(
+    name: &str,
+    path: &Path,
+    options: &ReadOptions,
+) -> crate::Result<Input<'static>> {
     unpanicked(name, || read_workbook(name, path, options))
 }
 

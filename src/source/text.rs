@@ -30,7 +30,7 @@ pub enum Bytes {
 }
 
 impl Bytes {
-    pub fn open(path: &Path) -> std::io::Result<Bytes> {
+    pub(crate) fn open(path: &Path) -> std::io::Result<Bytes> {
         let file = File::open(path)?;
         // SAFETY: the map is read-only and private to this process. Another program changing
         // the file while hardmatch reads it could change what the map shows; an admin's export
