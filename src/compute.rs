@@ -95,7 +95,7 @@ pub fn compute<'a>(input: &Input<'a>, options: &ComputeOptions) -> Vec<Candidate
 /// One candidate per row of `input`, in row order, on all cores; duplicates inside the input
 /// are not looked for (see [`DuplicateCheck`]), so a caller may compute an export a batch
 /// at a time.
-pub fn candidates<'a>(input: &Input<'a>, options: &ComputeOptions) -> Vec<Candidate<'a>> {
+pub(crate) fn candidates<'a>(input: &Input<'a>, options: &ComputeOptions) -> Vec<Candidate<'a>> {
     input
         .rows
         .par_iter()
@@ -292,7 +292,7 @@ fn invalid(input: &Input, row: &Row, role: Role, error: anchor::AnchorError) -> 
 /// ([`compute`]) and for an export computed a batch at a time (`crate::ids`), which keeps
 /// only compact rows: the check sees rows through their index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DuplicateCheck {
+pub(crate) enum DuplicateCheck {
     /// Two rows that would stamp the same ImmutableId.
     Anchor,
     /// Two rows that would stamp the same cloud user.
@@ -300,7 +300,7 @@ pub enum DuplicateCheck {
 }
 
 impl DuplicateCheck {
-    pub const ALL: [DuplicateCheck; 2] = [DuplicateCheck::Anchor, DuplicateCheck::Target];
+    pub(crate) const ALL: [DuplicateCheck; 2] = [DuplicateCheck::Anchor, DuplicateCheck::Target];
 
     fn outcome(self) -> Outcome {
         match self {
@@ -317,7 +317,7 @@ impl DuplicateCheck {
     }
 
     /// A candidate's key for this check, if it has one.
-    pub fn key_of<'c>(self, candidate: &'c Candidate<'_>) -> Option<Key<'c>> {
+    pub(crate) fn key_of<'c>(self, candidate: &'c Candidate<'_>) -> Option<Key<'c>> {
         match self {
             DuplicateCheck::Anchor => candidate
                 .immutable_id
@@ -328,7 +328,7 @@ impl DuplicateCheck {
     }
 
     /// The key of a value: ImmutableIds compare exactly, UPNs without regard to case.
-    pub fn key(self, text: &str) -> Key<'_> {
+    pub(crate) fn key(self, text: &str) -> Key<'_> {
         match self {
             DuplicateCheck::Anchor => Key::Exact(text),
             DuplicateCheck::Target => Key::Caseless(text),
@@ -341,7 +341,7 @@ impl DuplicateCheck {
     /// Keys are hashed and the hashes sorted, both in parallel; only rows whose hash repeats
     /// are then grouped by their real key. A million scattered strings are read once, by both
     /// cores, instead of being chased through a hash map on one.
-    pub fn find<'k>(
+    pub(crate) fn find<'k>(
         self,
         input: &Input,
         count: usize,
@@ -403,7 +403,7 @@ impl DuplicateCheck {
 /// are case-sensitive), UPNs without regard to case. Borrowing keeps a million-row input from
 /// allocating a million keys.
 #[derive(Clone, Copy, Debug)]
-pub enum Key<'a> {
+pub(crate) enum Key<'a> {
     Exact(&'a str),
     Caseless(&'a str),
 }

@@ -38,15 +38,15 @@ pub const COLUMNS: [&str; 7] = [
 ];
 
 /// What a run found: the export's name, its row count and the rows of each outcome.
-pub struct Summary {
-    pub name: String,
-    pub rows: usize,
-    pub outcomes: BTreeMap<Outcome, usize>,
+pub(crate) struct Summary {
+    pub(crate) name: String,
+    pub(crate) rows: usize,
+    pub(crate) outcomes: BTreeMap<Outcome, usize>,
 }
 
 /// Reads and computes an export a batch at a time and writes its ImmutableIds report to
 /// `output` in `format` (CSV with a byte-order mark when `excel_bom`).
-pub fn run(
+pub(crate) fn run(
     source: &Source,
     options: &ComputeOptions,
     output: &Path,

@@ -377,7 +377,7 @@ impl RowHistory {
 
     /// The row's final outcome: the last result written for it.
     #[cfg(test)]
-    pub(crate) fn outcome(&self) -> Option<Outcome> {
+    pub fn outcome(&self) -> Option<Outcome> {
         match self.results.last() {
             Some(Entry::Result { outcome, .. }) => Some(*outcome),
             _ => None,
@@ -398,7 +398,7 @@ impl RowHistory {
 
     /// The onPremisesObjectIdentifier the row cleared, when that write took effect: what
     /// rollback puts back.
-    pub fn cleared_object_identifier(&self) -> Option<&str> {
+    pub(crate) fn cleared_object_identifier(&self) -> Option<&str> {
         if !self.applied(Step::ObjectIdentifier) {
             return None;
         }

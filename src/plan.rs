@@ -47,11 +47,11 @@ pub(crate) struct Permissions {
     pub(crate) federated_hop: bool,
     /// Plan a guest or external member as if it were a member (`--allow-guests`).
     #[serde(default)]
-    pub allow_guests: bool,
+    pub(crate) allow_guests: bool,
     /// Clear the onPremisesObjectIdentifier of a target linked to another on-premises object,
     /// then stamp (`--clear-object-identifier`).
     #[serde(default)]
-    pub clear_object_identifier: bool,
+    pub(crate) clear_object_identifier: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -103,7 +103,7 @@ pub(crate) enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 8] = [
+    pub(crate) const ALL: [Action; 8] = [
         Action::None,
         Action::Stamp,
         Action::PurgeHolderThenStamp,
@@ -132,7 +132,7 @@ impl Action {
     }
 
     /// Whether the write goes through the federated hop (UPN out, write, UPN back).
-    pub fn hops(self) -> bool {
+    pub(crate) fn hops(self) -> bool {
         matches!(
             self,
             Action::FederatedHopThenStamp | Action::FederatedHopThenClear
@@ -152,14 +152,14 @@ impl Action {
 /// The target's state a decision rested on; `apply PLAN.json` compares it with the tenant now.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct TargetState {
-    pub id: String,
-    pub user_principal_name: String,
-    pub on_premises_immutable_id: Option<String>,
-    pub on_premises_sync_enabled: bool,
+pub(crate) struct TargetState {
+    pub(crate) id: String,
+    pub(crate) user_principal_name: String,
+    pub(crate) on_premises_immutable_id: Option<String>,
+    pub(crate) on_premises_sync_enabled: bool,
     /// The onPremisesObjectIdentifier (beta) when it was read and set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_premises_object_identifier: Option<String>,
+    pub(crate) on_premises_object_identifier: Option<String>,
 }
 
 /// Another object that holds the row's anchor.
@@ -292,7 +292,7 @@ impl<'t> TenantIndex<'t> {
     /// where Graph refuses it in place, the same write through the hop when `hop` allows it,
     /// else the `federated-domain` refusal. `clear` and `rollback` share it (a stamp decides
     /// this among its other steps).
-    pub fn federated_route(
+    pub(crate) fn federated_route(
         &self,
         action: Action,
         user: &User,

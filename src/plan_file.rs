@@ -29,7 +29,7 @@ use crate::tenant::{Tenant, User};
 use crate::write::WorkItem;
 
 /// The plan file format this hardmatch writes and reads.
-pub const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 1;
 
 /// The columns the board may change; every other column is part of a row's decision.
 const BOARD_COLUMNS: [&str; 2] = ["approved", "comment"];
@@ -45,20 +45,20 @@ const OLD_PLAN: chrono::Duration = chrono::Duration::days(1);
 
 /// What ties a plan file to its input, its tenant and its decisions.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Integrity {
+pub(crate) struct Integrity {
     /// The plan file format ([`VERSION`]).
-    pub version: u32,
+    pub(crate) version: u32,
     /// The export the plan was made from, as given.
-    pub input: String,
-    pub input_sha256: String,
-    pub tenant: String,
+    pub(crate) input: String,
+    pub(crate) input_sha256: String,
+    pub(crate) tenant: String,
     /// RFC 3339, UTC.
-    pub planned_at: String,
-    pub hardmatch_version: String,
+    pub(crate) planned_at: String,
+    pub(crate) hardmatch_version: String,
     /// How many rows the plan has.
-    pub rows: usize,
+    pub(crate) rows: usize,
     /// SHA-256 of every row's decision, in row order (see [`plan_digest`]).
-    pub digest: String,
+    pub(crate) digest: String,
 }
 
 /// The integrity record's fields, in the order the CSV columns and the Plan sheet list them.
@@ -122,33 +122,33 @@ impl Integrity {
 /// The target a decision rested on, and the ImmutableId it is expected to hold when the plan
 /// is applied (drift from it is `target-changed-since-plan`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Target {
-    pub id: String,
-    pub user_principal_name: String,
-    pub previous_immutable_id: Option<String>,
+pub(crate) struct Target {
+    pub(crate) id: String,
+    pub(crate) user_principal_name: String,
+    pub(crate) previous_immutable_id: Option<String>,
 }
 
 /// One row of a plan: the decision, typed, and the board's cells.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PlanRow {
-    pub row: usize,
-    pub source: String,
-    pub line: u64,
-    pub upn: String,
-    pub target_upn: String,
-    pub object_guid: String,
-    pub immutable_id: String,
-    pub anchor_source: String,
-    pub outcome: Outcome,
-    pub action: Action,
-    pub warnings: Warnings,
-    pub detail: String,
-    pub target: Option<Target>,
-    pub holder: Option<Holder>,
-    pub decision_digest: String,
+pub(crate) struct PlanRow {
+    pub(crate) row: usize,
+    pub(crate) source: String,
+    pub(crate) line: u64,
+    pub(crate) upn: String,
+    pub(crate) target_upn: String,
+    pub(crate) object_guid: String,
+    pub(crate) immutable_id: String,
+    pub(crate) anchor_source: String,
+    pub(crate) outcome: Outcome,
+    pub(crate) action: Action,
+    pub(crate) warnings: Warnings,
+    pub(crate) detail: String,
+    pub(crate) target: Option<Target>,
+    pub(crate) holder: Option<Holder>,
+    pub(crate) decision_digest: String,
     /// `yes`, `no` or empty, as the board left it (checked by [`Approval::parse`]).
-    pub approved: String,
-    pub comment: String,
+    pub(crate) approved: String,
+    pub(crate) comment: String,
 }
 
 impl PlanRow {
@@ -202,7 +202,7 @@ impl PlanRow {
 
     /// The row as a report record: what a plan file's CSV and XLSX forms show, and where the
     /// report of `apply PLAN` starts from.
-    pub fn record(&self) -> Record {
+    pub(crate) fn record(&self) -> Record {
         let target = self.target.as_ref();
         let holder = self.holder.as_ref();
         Record {
@@ -246,7 +246,7 @@ impl PlanRow {
 
 /// The board's answer for one row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Approval {
+pub(crate) enum Approval {
     Yes,
     No,
     /// Left empty: the plan writes nothing for the row, or the board cleared the cell.
@@ -255,7 +255,7 @@ pub enum Approval {
 
 impl Approval {
     /// `yes` or `no` in any case, or empty; anything else is not an answer.
-    pub fn parse(cell: &str) -> Option<Approval> {
+    pub(crate) fn parse(cell: &str) -> Option<Approval> {
         match cell.trim().to_ascii_lowercase().as_str() {
             "yes" => Some(Approval::Yes),
             "no" => Some(Approval::No),
@@ -311,10 +311,10 @@ fn plan_digest(integrity: &Integrity, records: &[&Record]) -> String {
 
 /// A plan read back, checked, ready to be applied.
 #[derive(Debug)]
-pub struct Plan {
-    pub integrity: Integrity,
+pub(crate) struct Plan {
+    pub(crate) integrity: Integrity,
     /// In row order.
-    pub rows: Vec<PlanRow>,
+    pub(crate) rows: Vec<PlanRow>,
     /// The board's answer for each row, by position in `rows`.
     approvals: Vec<Approval>,
 }
@@ -323,7 +323,7 @@ pub struct Plan {
 /// be written, each row's digest, and the integrity record, in the format the path's
 /// extension names. `-` is CSV on stdout. The records are sealed in place (each becomes its
 /// plan row's record), so that a large plan is not held twice.
-pub fn write(
+pub(crate) fn write(
     path: &Path,
     records: &mut [Record],
     summary: &Summary,
@@ -379,17 +379,17 @@ pub fn write(
 
 /// What a plan was made from: the export, the tenant, and when.
 #[derive(Clone, Copy)]
-pub struct Planned<'a> {
-    pub input: &'a Path,
-    pub tenant: &'a Tenant,
-    pub at: DateTime<Utc>,
+pub(crate) struct Planned<'a> {
+    pub(crate) input: &'a Path,
+    pub(crate) tenant: &'a Tenant,
+    pub(crate) at: DateTime<Utc>,
 }
 
 /// The name a plan gives its tenant, and checks at apply: the initial domain
 /// (`contoso.onmicrosoft.com`), which a live read, a snapshot and a hand-written tenant file
 /// all know, else the tenant's id. (A live read cannot see the tenant's GUID without
 /// Organization.Read.All, which hardmatch does not ask for.)
-pub fn tenant_name(tenant: &Tenant) -> String {
+pub(crate) fn tenant_name(tenant: &Tenant) -> String {
     match tenant.domains.iter().find(|d| d.is_initial) {
         Some(initial) => initial.id.clone(),
         None => tenant.tenant_id.clone(),
@@ -489,7 +489,7 @@ impl Plan {
     /// The plan in the file at `path`, checked, or `None` when the file is no plan (an export
     /// to plan from). A file that is a hardmatch report but no plan is an error: re-planning a
     /// report as if it were an export would write what nobody approved.
-    pub fn detect(path: &Path) -> crate::Result<Option<Plan>> {
+    pub(crate) fn detect(path: &Path) -> crate::Result<Option<Plan>> {
         let extension = path
             .extension()
             .and_then(|e| e.to_str())
@@ -659,7 +659,7 @@ impl Plan {
     }
 
     /// The cloud users to read again before applying: every target the plan names.
-    pub fn wanted(&self) -> crate::graph::read::Wanted {
+    pub(crate) fn wanted(&self) -> crate::graph::read::Wanted {
         let mut wanted = crate::graph::read::Wanted::default();
         for target in self.rows.iter().filter_map(|r| r.target.as_ref()) {
             wanted.id(&target.id);
@@ -668,7 +668,7 @@ impl Plan {
     }
 
     /// Refuses to apply a plan made for another tenant.
-    pub fn check_tenant(&self, path: &Path, tenant: &Tenant) -> crate::Result<()> {
+    pub(crate) fn check_tenant(&self, path: &Path, tenant: &Tenant) -> crate::Result<()> {
         let tenant = tenant_name(tenant);
         if self.integrity.tenant.eq_ignore_ascii_case(&tenant) {
             return Ok(());
@@ -684,7 +684,7 @@ impl Plan {
 
     /// What the plan is and how old, as summary lines (`apply` prints them before it asks, and
     /// the report keeps them); a plan older than a day says so loudly.
-    pub fn notes(&self, path: &Path, now: DateTime<Utc>) -> Vec<(String, String)> {
+    pub(crate) fn notes(&self, path: &Path, now: DateTime<Utc>) -> Vec<(String, String)> {
         let integrity = &self.integrity;
         let mut notes = vec![
             (
@@ -729,7 +729,7 @@ impl Plan {
     /// tenant now. A row the board did not approve is `not-approved`; an approved row the
     /// tenant moved under is `target-changed-since-plan`, one already written
     /// `already-matched`.
-    pub fn records(&self, tenant: &Tenant) -> Vec<Record> {
+    pub(crate) fn records(&self, tenant: &Tenant) -> Vec<Record> {
         let users = tenant.users_by_id();
         self.rows
             .iter()
@@ -750,7 +750,7 @@ impl Plan {
     /// The writes of the approved rows that are still to be made: built from the typed rows,
     /// for every row whose record (after [`Plan::records`], and a resume's credit) still
     /// says it would be written.
-    pub fn work_items(&self, records: &[Record], tenant: &Tenant) -> Vec<WorkItem> {
+    pub(crate) fn work_items(&self, records: &[Record], tenant: &Tenant) -> Vec<WorkItem> {
         let context = WriteContext::new(tenant);
         let users = tenant.users_by_id();
         let still_planned: std::collections::HashSet<usize> = records

@@ -491,7 +491,7 @@ impl Resume {
 /// Whether the user `user_id` holds `new_anchor` now (`None`: no anchor): an in-doubt write
 /// took effect. A read that says no may be stale (the write could have landed a moment before
 /// the interruption), so it is asked again with backoff before the write is sent again.
-pub async fn applied_after_all<D: Directory>(
+pub(crate) async fn applied_after_all<D: Directory>(
     directory: &D,
     user_id: &str,
     new_anchor: Option<&str>,

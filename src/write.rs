@@ -33,19 +33,19 @@ pub(crate) struct WorkItem {
     pub(crate) new_anchor: Option<String>,
     pub(crate) holder: Option<Holder>,
     /// For the federated hop: the stopover UPN in the initial domain.
-    pub hop_upn: Option<String>,
+    pub(crate) hop_upn: Option<String>,
     /// With `clear-object-identifier-then-stamp`, the onPremisesObjectIdentifier cleared
     /// before the stamp; with `put-back-object-identifier` (rollback), the one put back.
-    pub object_identifier: Option<String>,
+    pub(crate) object_identifier: Option<String>,
     /// Why the target is, or may be, privileged (see [`privileged_because`]): a 403 on it is
     /// Graph guarding its sensitive attributes, not evidence that the app lacks the
     /// permission, so it never stops the run.
-    pub privileged: Option<String>,
+    pub(crate) privileged: Option<String>,
 }
 
 /// Why a target is, or may be, privileged: the privileged roles it is known to hold, or the
 /// role data the plan could not read (`roles_unknown`, the `roles-unknown` warning).
-pub fn privileged_because(
+pub(crate) fn privileged_because(
     privileges: &Privileges,
     user_id: &str,
     roles_unknown: bool,
@@ -59,7 +59,7 @@ pub fn privileged_because(
 }
 
 /// What writing onPremisesObjectIdentifier needs (SECURITY.md).
-pub const OBJECT_IDENTIFIER_RIGHTS: &str = "writing onPremisesObjectIdentifier needs the permission User-OnPremisesSyncBehavior.ReadWrite.All (granted with admin consent) and a caller in the Global Administrator or Hybrid Identity Administrator role (for an app: that role assigned to its service principal)";
+pub(crate) const OBJECT_IDENTIFIER_RIGHTS: &str = "writing onPremisesObjectIdentifier needs the permission User-OnPremisesSyncBehavior.ReadWrite.All (granted with admin consent) and a caller in the Global Administrator or Hybrid Identity Administrator role (for an app: that role assigned to its service principal)";
 
 /// The detail of a row a canary (`--max-writes`) left for later: not a failure.
 pub(crate) const CANARY_LEFT: &str =

@@ -54,7 +54,7 @@ pub(crate) struct Args {
     /// initial domain, clear, move it back (journaled; without it such rows are
     /// `federated-domain`).
     #[arg(long)]
-    pub federated_hop: bool,
+    pub(crate) federated_hop: bool,
 
     #[command(flatten)]
     pub(crate) target: TargetArgs,

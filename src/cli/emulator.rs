@@ -161,23 +161,23 @@ pub(crate) struct Args {
     /// Answer writes to these users (ids or UPNs) with 403, as Graph does for a user whose
     /// sensitive attributes the app may not change (a privileged user).
     #[arg(long, value_name = "ID,...", value_delimiter = ',')]
-    pub forbid_writes_to: Vec<String>,
+    pub(crate) forbid_writes_to: Vec<String>,
 
     /// The signed-in app holds a privileged role (Privileged Authentication Administrator or
     /// Global Administrator): it may change the anchor and UPN of privileged users. Without
     /// it, those writes are answered 403, as Graph does.
     #[arg(long)]
-    pub app_privileged: bool,
+    pub(crate) app_privileged: bool,
 
     /// For N emulated milliseconds after a write or a purge, reads see the state before it
     /// and a purged holder still holds its anchor, as Graph may (no read-after-write
     /// guarantee).
     #[arg(long, default_value_t = 0, value_name = "N")]
-    pub read_lag_ms: u64,
+    pub(crate) read_lag_ms: u64,
     /// Answer writes of onPremisesObjectIdentifier with 403, as for an app without
     /// User-OnPremisesSyncBehavior.ReadWrite.All or the Hybrid Identity Administrator role.
     #[arg(long)]
-    pub forbid_object_identifier_writes: bool,
+    pub(crate) forbid_object_identifier_writes: bool,
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {

@@ -53,7 +53,7 @@ pub(crate) struct Args {
     pub(crate) excel: bool,
 }
 
-pub fn run(args: Args) -> crate::Result<ExitCode> {
+pub(crate) fn run(args: Args) -> crate::Result<ExitCode> {
     let format = report::check_output(&args.output, report::REPORT_FORMATS)?;
     let source = args.input.open()?;
     let options = args.input.compute_options();

@@ -97,12 +97,12 @@ pub(crate) struct PlanArgs {
     /// Plan a guest or external member as if it were a member, instead of `target-guest`
     /// (Entra does not match external users: convert them first where you can).
     #[arg(long)]
-    pub allow_guests: bool,
+    pub(crate) allow_guests: bool,
 
     /// For a target linked to another on-premises object (`target-linked-elsewhere`): clear
     /// its onPremisesObjectIdentifier (beta; journaled, undone by rollback), then stamp.
     #[arg(long)]
-    pub clear_object_identifier: bool,
+    pub(crate) clear_object_identifier: bool,
 }
 
 impl PlanArgs {

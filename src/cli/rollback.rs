@@ -41,7 +41,7 @@ pub(crate) struct Args {
     /// to the initial domain, put the value back, move it home (journaled; without it such
     /// rows are `federated-domain`). Needed to undo an `apply --federated-hop`.
     #[arg(long)]
-    pub federated_hop: bool,
+    pub(crate) federated_hop: bool,
 
     #[command(flatten)]
     pub(crate) target: TargetArgs,

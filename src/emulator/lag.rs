@@ -12,7 +12,7 @@ use crate::tenant::{caseless, User};
 
 /// What reads still see of recent writes and purges.
 #[derive(Debug, Default)]
-pub struct Lag {
+pub(crate) struct Lag {
     /// How long, in emulated seconds, a read sees the state before a write.
     window: f64,
     /// Per user (by caseless id): when each recent write came, and the user before it, oldest
@@ -23,7 +23,7 @@ pub struct Lag {
 }
 
 impl Lag {
-    pub fn new(window_ms: u64) -> Lag {
+    pub(crate) fn new(window_ms: u64) -> Lag {
         Lag {
             window: window_ms as f64 / 1000.0,
             ..Lag::default()
@@ -31,7 +31,7 @@ impl Lag {
     }
 
     /// Remembers `before`, the user as it was when a write came at `now`.
-    pub fn written(&mut self, now: f64, before: &User) {
+    pub(crate) fn written(&mut self, now: f64, before: &User) {
         if self.window <= 0.0 {
             return;
         }
@@ -43,7 +43,7 @@ impl Lag {
     }
 
     /// Remembers a deleted user purged at `now`.
-    pub fn purged(&mut self, now: f64, user: User) {
+    pub(crate) fn purged(&mut self, now: f64, user: User) {
         if self.window <= 0.0 {
             return;
         }
@@ -53,7 +53,7 @@ impl Lag {
 
     /// `current` as a read at `now` sees it: as it was before the first write within the
     /// window, else as it is.
-    pub fn seen<'a>(&'a self, now: f64, current: &'a User) -> &'a User {
+    pub(crate) fn seen<'a>(&'a self, now: f64, current: &'a User) -> &'a User {
         if self.before_writes.is_empty() {
             return current;
         }
@@ -65,7 +65,7 @@ impl Lag {
 
     /// The deleted users purged within the window: reads still list them, and they still
     /// reserve their anchors.
-    pub fn recently_purged(&self, now: f64) -> impl Iterator<Item = &User> {
+    pub(crate) fn recently_purged(&self, now: f64) -> impl Iterator<Item = &User> {
         self.purged
             .iter()
             .filter(move |(at, _)| self.within(now, *at))

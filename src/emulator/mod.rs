@@ -7,9 +7,9 @@
 //! of HTTP; [`throttle`] the quotas; [`odata`] the `$filter` language; [`state`] the tenant;
 //! [`lag`] what reads still see of recent writes.
 
-pub mod assertion;
-pub mod faults;
-pub mod lag;
+pub(crate) mod assertion;
+pub(crate) mod faults;
+pub(crate) mod lag;
 pub mod odata;
 pub(crate) mod service;
 pub mod state;

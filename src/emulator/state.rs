@@ -14,13 +14,13 @@ use crate::tenant::{caseless, AuthenticationType, Group, Privileges, Tenant, Use
 /// The tenant as the emulator holds it. Users are never removed from `tenant.users` (Graph
 /// users can be deleted, but hardmatch never does that), so indexes are positions.
 #[derive(Debug)]
-pub struct State {
-    pub tenant: Tenant,
-    pub stats: Stats,
+pub(crate) struct State {
+    pub(crate) tenant: Tenant,
+    pub(crate) stats: Stats,
     /// Who holds or may hold a privileged role: whose sensitive attributes only a privileged
     /// app may change. The tenant's roles change only through [`State::new`].
-    pub privileges: Privileges,
-    pub lag: Lag,
+    pub(crate) privileges: Privileges,
+    pub(crate) lag: Lag,
     by_key: HashMap<String, usize>,
     by_anchor: HashMap<String, usize>,
 }
@@ -106,7 +106,7 @@ impl State {
     }
 
     /// A deleted user by id as a read at `now` sees it: one purged within the lag too.
-    pub fn deleted_as_seen(&self, id: &str, now: f64) -> Option<&User> {
+    pub(crate) fn deleted_as_seen(&self, id: &str, now: f64) -> Option<&User> {
         self.tenant
             .deleted_users
             .iter()
@@ -144,7 +144,7 @@ impl State {
 
     /// The other object that holds `anchor` at `now`: an active user, or (when deleted users
     /// reserve anchors) a deleted one, or one purged so recently that Graph still sees it.
-    pub fn anchor_holder(
+    pub(crate) fn anchor_holder(
         &self,
         anchor: &str,
         except: usize,

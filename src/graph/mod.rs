@@ -621,7 +621,7 @@ impl GraphClient {
     }
 
     /// The full URL of a `/v1.0` path.
-    pub fn v1_url(&self, path: &str) -> String {
+    pub(crate) fn v1_url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 

@@ -63,7 +63,7 @@ const STALE_READ_BUDGET: Duration = Duration::from_secs(4);
 /// Asks again, with backoff, an answer that may only be stale. One policy for every such
 /// answer, so that they wait alike and log alike (at `-v`).
 #[derive(Clone, Copy, Debug)]
-pub struct StaleRead {
+pub(crate) struct StaleRead {
     first_wait: Duration,
     budget: Duration,
 }
@@ -93,7 +93,7 @@ impl StaleRead {
     /// Takes `first`, the answer already had; while `stale` says it may be stale, waits and
     /// asks `again`. Returns the first answer that is not stale, or the last one when the
     /// budget is spent. `what` names the answer in the log.
-    pub async fn settle<T, F, Fut>(
+    pub(crate) async fn settle<T, F, Fut>(
         &self,
         what: &str,
         first: T,

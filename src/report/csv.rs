@@ -107,13 +107,13 @@ fn create(path: &Path) -> io::Result<Box<dyn Write>> {
 }
 
 /// Writes the full audit report.
-pub fn write(path: &Path, records: &[Record], excel_bom: bool) -> crate::Result<()> {
+pub(crate) fn write(path: &Path, records: &[Record], excel_bom: bool) -> crate::Result<()> {
     write_with_columns(path, records, excel_bom, &[], &[])
 }
 
 /// [`write`], with `extra` columns after the report's, the same `values` on every row (a plan
 /// file's integrity record).
-pub fn write_with_columns(
+pub(crate) fn write_with_columns(
     path: &Path,
     records: &[Record],
     excel_bom: bool,

@@ -63,15 +63,15 @@ pub struct Record {
     /// The onPremisesObjectIdentifier the row's write clears (`--clear-object-identifier`),
     /// or that a rollback puts back. Not a report column: the journal keeps it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub object_identifier: Option<String>,
+    pub(crate) object_identifier: Option<String>,
     /// The change board's approval in a plan file (`yes`, `no` or empty), carried into the
     /// report of `apply PLAN` (see [`crate::plan_file`]).
-    pub approved: String,
+    pub(crate) approved: String,
     /// The change board's free comment in a plan file, carried through like `approved`.
-    pub comment: String,
+    pub(crate) comment: String,
     /// In a plan file, the row's decision digest (see [`crate::plan_file`]); the report of
     /// `apply PLAN` keeps it, so that each written row points at the decision approved.
-    pub decision_digest: String,
+    pub(crate) decision_digest: String,
 }
 
 /// The report's columns, in the order issue 4 fixes for CSV and XLSX.

@@ -83,10 +83,10 @@ fn read_xlsx(path: &Path) -> crate::Result<Vec<Record>> {
 /// A CSV file or a workbook sheet as text cells under a header row: what a report (or a plan
 /// file) is before its rows become records.
 pub(crate) struct Table {
-    pub headers: Vec<String>,
-    pub rows: Vec<Vec<String>>,
+    pub(crate) headers: Vec<String>,
+    pub(crate) rows: Vec<Vec<String>>,
     /// The sheet the table came from; `None` for CSV.
-    pub sheet: Option<String>,
+    pub(crate) sheet: Option<String>,
 }
 
 impl Table {

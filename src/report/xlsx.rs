@@ -29,14 +29,14 @@ use crate::outcome::{Group, Outcome, Warning};
 
 use super::{count_outcomes, count_warnings, Record, Summary, COLUMNS};
 
-pub fn write(path: &Path, records: &[Record], summary: &Summary) -> crate::Result<()> {
+pub(crate) fn write(path: &Path, records: &[Record], summary: &Summary) -> crate::Result<()> {
     write_with_facts(path, records, summary, None)
 }
 
 /// A plan file's workbook ([`crate::plan_file`]): [`write`], with the `approved` column
 /// offering yes or no, and one more sheet, `sheet`, of labelled `facts` (the integrity
 /// record).
-pub fn write_plan(
+pub(crate) fn write_plan(
     path: &Path,
     records: &[Record],
     summary: &Summary,

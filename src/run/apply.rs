@@ -17,9 +17,9 @@ use crate::report::{self, Record};
 use crate::resume::{self, RunIdentity};
 
 /// What `apply` was asked to do.
-pub struct Options {
+pub(crate) struct Options {
     /// The export, or a plan file (`.xlsx`, `.csv`, `.json`) from `hardmatch plan`.
-    pub input: Input,
+    pub(crate) input: Input,
     /// The report; the journal is written beside it.
     pub(crate) output: PathBuf,
     pub(crate) plan: PlanOptions,

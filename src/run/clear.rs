@@ -23,11 +23,11 @@ pub(crate) struct Options {
     pub(crate) output: PathBuf,
     pub(crate) match_by: MatchBy,
     /// Clear an ImmutableId even when it is not the one the row's anchor computes to.
-    pub overwrite: bool,
+    pub(crate) overwrite: bool,
     /// Clear users in a federated domain through the journaled hop.
-    pub federated_hop: bool,
-    pub strategy: ReadStrategy,
-    pub write: Settings,
+    pub(crate) federated_hop: bool,
+    pub(crate) strategy: ReadStrategy,
+    pub(crate) write: Settings,
 }
 
 pub(crate) fn run(args: &Options, target: &impl Connect) -> crate::Result<ExitCode> {

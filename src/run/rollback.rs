@@ -20,11 +20,11 @@ pub(crate) struct Options {
     /// The journal (REPORT.journal) or the report (.csv, .xlsx or .json) of the run to undo.
     pub(crate) source: PathBuf,
     /// The rollback's own report; its journal is written beside it.
-    pub output: PathBuf,
+    pub(crate) output: PathBuf,
     /// Put values back on users in a federated domain through the journaled hop.
-    pub federated_hop: bool,
-    pub strategy: ReadStrategy,
-    pub write: Settings,
+    pub(crate) federated_hop: bool,
+    pub(crate) strategy: ReadStrategy,
+    pub(crate) write: Settings,
 }
 
 /// One change to undo: which user, what the run wrote, what was there before.

@@ -256,7 +256,7 @@ pub(crate) fn work_items(
 
 /// What every row's write in a run needs from the tenant as read: the initial domain a
 /// federated hop stops over in, and who is privileged (a 403 on them never stops the run).
-pub struct WriteContext {
+pub(crate) struct WriteContext {
     initial: Option<String>,
     privileges: Privileges,
 }
@@ -264,13 +264,13 @@ pub struct WriteContext {
 /// What the plan knew about a row beyond its target: the onPremisesObjectIdentifier to clear
 /// or put back, and whether the target's roles could not be read.
 #[derive(Default)]
-pub struct RowFacts {
-    pub object_identifier: Option<String>,
-    pub roles_unknown: bool,
+pub(crate) struct RowFacts {
+    pub(crate) object_identifier: Option<String>,
+    pub(crate) roles_unknown: bool,
 }
 
 impl WriteContext {
-    pub fn new(tenant: &Tenant) -> WriteContext {
+    pub(crate) fn new(tenant: &Tenant) -> WriteContext {
         WriteContext {
             initial: TenantIndex::new(tenant)
                 .initial_domain()
@@ -281,7 +281,7 @@ impl WriteContext {
 
     /// One row's write: `action` on `target` (as the tenant holds it now), setting
     /// `new_anchor` (`None` clears).
-    pub fn work_item(
+    pub(crate) fn work_item(
         &self,
         row: usize,
         action: Action,

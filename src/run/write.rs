@@ -79,7 +79,7 @@ pub(crate) struct WriteRun<'a> {
 }
 
 impl WriteRun<'_> {
-    pub async fn carry_out(
+    pub(crate) async fn carry_out(
         self,
         records: Vec<Record>,
         success: Outcome,
@@ -93,7 +93,7 @@ impl WriteRun<'_> {
 
     /// [`WriteRun::carry_out`], with the writes made by `work` from the records as they
     /// stand after a resume's credit (a plan file builds them from its typed rows).
-    pub async fn carry_out_with(
+    pub(crate) async fn carry_out_with(
         mut self,
         mut records: Vec<Record>,
         success: Outcome,

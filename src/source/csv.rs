@@ -44,7 +44,7 @@ pub fn read<'a>(name: &str, text: &'a str, options: &ReadOptions) -> crate::Resu
 /// A CSV export whose header has been read and whose records are split into chunks: parsed
 /// all at once by [`read`], or a batch of chunks at a time by [`Records::next_batch`] for a
 /// reader that holds no more than a batch of rows.
-pub struct Records<'a> {
+pub(crate) struct Records<'a> {
     name: String,
     /// The records after the header.
     data: &'a str,
@@ -59,7 +59,7 @@ pub struct Records<'a> {
 /// Reads the header of CSV text and splits the records after it into chunks of about
 /// `chunk_size` bytes. The file's bytes are read once to split it; each piece read is given to
 /// `release`.
-pub fn open<'a>(
+pub(crate) fn open<'a>(
     name: &str,
     text: &'a str,
     options: &ReadOptions,
@@ -100,7 +100,7 @@ pub fn open<'a>(
 
 impl<'a> Records<'a> {
     /// The file's [`Input`] with these rows.
-    pub fn input(&self, rows: Vec<Row<'a>>) -> Input<'a> {
+    pub(crate) fn input(&self, rows: Vec<Row<'a>>) -> Input<'a> {
         Input {
             name: self.name.clone(),
             format: super::Format::Csv,
@@ -119,7 +119,7 @@ impl<'a> Records<'a> {
     /// count of [`split_records`]): then everything from that chunk's start to the end of the
     /// file is parsed again in one piece. The chunks before it ended between records, so
     /// their rows are what one piece would give.
-    pub fn next_batch(&mut self, chunks: usize) -> Option<(Vec<Row<'a>>, &'a str)> {
+    pub(crate) fn next_batch(&mut self, chunks: usize) -> Option<(Vec<Row<'a>>, &'a str)> {
         if self.next >= self.chunks.len() {
             return None;
         }
@@ -154,7 +154,7 @@ impl<'a> Records<'a> {
 
     /// How many bytes of the records the batches so far were parsed from, and how many there
     /// are in all.
-    pub fn progress(&self) -> (usize, usize) {
+    pub(crate) fn progress(&self) -> (usize, usize) {
         let parsed = match self.next {
             0 => 0,
             next if next >= self.chunks.len() => self.data.len(),

@@ -215,7 +215,7 @@ impl Input<'_> {
 
     /// The place of a row of this file by its location alone (`users.csv:12`), for a caller
     /// that no longer holds the row.
-    pub fn place_at(&self, location: Option<Location>) -> Place {
+    pub(crate) fn place_at(&self, location: Option<Location>) -> Place {
         Place {
             file: self.name.clone(),
             location,
@@ -389,7 +389,7 @@ impl Source {
     /// a CSV export in batches of a few chunks parsed on every core, the file's mapped pages
     /// given back behind each batch. LDIF and workbooks come as one batch. There is always a
     /// first batch, possibly without rows, so the header is there for an empty export.
-    pub fn batches(&self) -> crate::Result<Batches<'_>> {
+    pub(crate) fn batches(&self) -> crate::Result<Batches<'_>> {
         let (name, options) = (self.name.as_str(), &self.options);
         let reader = match &self.body {
             Body::Csv(text) => {
@@ -407,7 +407,7 @@ impl Source {
 }
 
 /// An export read a batch of rows at a time: [`Source::batches`].
-pub struct Batches<'a> {
+pub(crate) struct Batches<'a> {
     reader: BatchReader<'a>,
     /// The text of the batch handed out last, released when the next is asked for.
     handed_out: Option<&'a str>,
@@ -424,7 +424,7 @@ enum BatchReader<'a> {
 impl Batches<'_> {
     /// How much of the export the batches so far were read from, between 0 and 1: a reader
     /// that keeps something of every row can make room for all of them at once.
-    pub fn progress(&self) -> f64 {
+    pub(crate) fn progress(&self) -> f64 {
         match &self.reader {
             BatchReader::Csv { records, .. } => match records.progress() {
                 (_, 0) => 1.0,

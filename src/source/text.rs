@@ -48,7 +48,7 @@ impl Bytes {
     /// stay mapped in, so a reader that goes through a large export once gives them back
     /// behind it instead of holding the whole file. They stay in the page cache, and reading
     /// them again maps them in again. Bytes that were read into memory are kept.
-    pub fn release(&self, part: &[u8]) {
+    pub(crate) fn release(&self, part: &[u8]) {
         #[cfg(unix)]
         if let Bytes::Mapped(map) = self {
             let offset = (part.as_ptr() as usize).wrapping_sub(map.as_ptr() as usize);
@@ -120,12 +120,12 @@ impl Text {
     }
 
     /// Drops `part` (a slice of [`Text::as_str`]) from resident memory: see [`Bytes::release`].
-    pub fn release(&self, part: &str) {
+    pub(crate) fn release(&self, part: &str) {
         self.release_bytes(part.as_bytes());
     }
 
     /// [`Text::release`] for the bytes of a slice of [`Text::as_str`].
-    pub fn release_bytes(&self, part: &[u8]) {
+    pub(crate) fn release_bytes(&self, part: &[u8]) {
         if let Body::Utf8 { bytes, .. } = &self.body {
             bytes.release(part);
         }
