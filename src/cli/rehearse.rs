@@ -83,7 +83,7 @@ impl Rehearsal for CommandLine {
 
     fn sync_cycle(&self, state: &Path, export: &Path) -> crate::Result<(String, String)> {
         let (cycle, tenant_id) = sync_cycle(state, export)?;
-        eprintln!("== sync cycle: {cycle:?}");
+        eprintln!("== sync cycle: {cycle}");
         let note = format!(
             "{} hard-matched, {} soft-matched, {} created, {} blocked, {} already synced",
             cycle.hard_matched,

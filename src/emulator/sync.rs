@@ -91,6 +91,16 @@ pub(crate) struct Cycle {
     pub(crate) already_synced: usize,
 }
 
+impl std::fmt::Display for Cycle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} hard-matched, {} soft-matched, {} created, {} blocked, {} already synced",
+            self.hard_matched, self.soft_matched, self.created, self.blocked, self.already_synced
+        )
+    }
+}
+
 /// Runs one cycle over every AD user, at time `now` (RFC 3339).
 pub(crate) fn run(state: &mut State, directory: &Directory, now: &str) -> Cycle {
     let privileges = Privileges::new(&state.tenant);
