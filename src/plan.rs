@@ -405,135 +405,195 @@ impl<'t> TenantIndex<'t> {
                 Some(user),
             );
         };
-        let current = user
-            .on_premises_immutable_id
-            .as_deref()
-            .filter(|v| !v.is_empty());
+        if let Some(refused) = self.refuse_target(user, subject, anchor, allow) {
+            return refused;
+        }
+        let purged_holder = match self.holder_to_purge(user, anchor, allow) {
+            Ok(holder) => holder,
+            Err(refused) => return *refused,
+        };
+        match self.stamp_action(user, subject, purged_holder.is_some(), allow) {
+            Ok(action) => self.would_stamp(user, subject, anchor, action, purged_holder),
+            Err(refused) => *refused,
+        }
+    }
+
+    /// Why this target takes no stamp at all, if it does not: it holds the anchor already, is
+    /// synced, the sync cycle would refuse it, it holds another anchor (without
+    /// `--overwrite`), or another live user holds the anchor.
+    fn refuse_target(
+        &self,
+        user: &'t User,
+        subject: &Subject<'_>,
+        anchor: &ImmutableId,
+        allow: Permissions,
+    ) -> Option<Decision> {
+        let current = current_anchor(user);
         if current == Some(anchor.as_str()) {
-            return Decision::refuse(
+            return Some(Decision::refuse(
                 Outcome::AlreadyMatched,
                 format!(
                     "{} already holds {anchor}; nothing to do",
                     user.user_principal_name
                 ),
                 Some(user),
-            );
+            ));
         }
         if user.on_premises_sync_enabled == Some(true) {
-            return Decision::refuse(
+            return Some(Decision::refuse(
                 Outcome::TargetSynced,
                 format!(
                     "{} is synced from on-premises and Graph refuses to change it; move it out of sync scope and wait for it to become cloud-only first",
                     user.user_principal_name
                 ),
                 Some(user),
-            );
+            ));
         }
         if let Some(refused) = self.sync_would_refuse(user, subject, allow) {
-            return refused;
+            return Some(refused);
         }
         if let (Some(other), false) = (current, allow.overwrite) {
-            return Decision::refuse(
+            return Some(Decision::refuse(
                 Outcome::TargetHasOtherAnchor,
                 format!(
                     "{} already holds another ImmutableId ({other}); pass --overwrite to replace it (the old value is recorded for rollback)",
                     user.user_principal_name
                 ),
                 Some(user),
-            );
+            ));
         }
-        if let Some(&i) = self.by_anchor.get(anchor.as_str()) {
-            let holder = &self.tenant.users[i];
-            if holder.id != user.id {
-                return Decision {
-                    verdict: Verdict::new(Outcome::AnchorHeldByUser, held_by(holder, anchor)),
-                    action: Action::None,
-                    target: Some(TargetState::of(user)),
-                    holder: Some(Holder::of(holder)),
-                    warnings: Warnings::default(),
-                };
-            }
+        let holder = &self.tenant.users[*self.by_anchor.get(anchor.as_str())?];
+        (holder.id != user.id).then(|| Decision {
+            verdict: Verdict::new(Outcome::AnchorHeldByUser, held_by(holder, anchor)),
+            action: Action::None,
+            target: Some(TargetState::of(user)),
+            holder: Some(Holder::of(holder)),
+            warnings: Warnings::default(),
+        })
+    }
+
+    /// The deleted user that holds the anchor and must be purged first (with
+    /// `--purge-deleted-holders`; refused without it), or none.
+    fn holder_to_purge(
+        &self,
+        user: &User,
+        anchor: &ImmutableId,
+        allow: Permissions,
+    ) -> Result<Option<Holder>, Box<Decision>> {
+        let Some(&i) = self.deleted_by_anchor.get(anchor.as_str()) else {
+            return Ok(None);
+        };
+        let holder = &self.tenant.deleted_users[i];
+        if allow.purge_deleted_holders {
+            return Ok(Some(Holder::of(holder)));
         }
-        let mut action = Action::Stamp;
-        let mut purged_holder = None;
-        if let Some(&i) = self.deleted_by_anchor.get(anchor.as_str()) {
-            let holder = &self.tenant.deleted_users[i];
-            if !allow.purge_deleted_holders {
-                return Decision {
-                    verdict: Verdict::new(
-                        Outcome::AnchorHeldByDeletedUser,
-                        format!(
-                            "the deleted user {} (id {}, deleted {}) still holds {anchor}; pass --purge-deleted-holders to remove it from the recycle bin for good, then stamp",
-                            holder.user_principal_name,
-                            holder.id,
-                            holder.deleted_date_time.as_deref().unwrap_or("at an unknown time")
-                        ),
-                    ),
-                    action: Action::None,
-                    target: Some(TargetState::of(user)),
-                    holder: Some(Holder::of(holder)),
-                    warnings: Warnings::default(),
-                };
-            }
-            action = Action::PurgeHolderThenStamp;
-            purged_holder = Some(Holder::of(holder));
-        }
+        Err(Box::new(Decision {
+            verdict: Verdict::new(
+                Outcome::AnchorHeldByDeletedUser,
+                format!(
+                    "the deleted user {} (id {}, deleted {}) still holds {anchor}; pass --purge-deleted-holders to remove it from the recycle bin for good, then stamp",
+                    holder.user_principal_name,
+                    holder.id,
+                    holder.deleted_date_time.as_deref().unwrap_or("at an unknown time")
+                ),
+            ),
+            action: Action::None,
+            target: Some(TargetState::of(user)),
+            holder: Some(Holder::of(holder)),
+            warnings: Warnings::default(),
+        }))
+    }
+
+    /// How the stamp is sent: plainly, after a purge, through the federated hop, or after
+    /// clearing onPremisesObjectIdentifier. One extra step per row: a row that needs two is
+    /// refused with what to do first, rather than half done (a purge is for good, and a plain
+    /// write to a federated user is refused).
+    fn stamp_action(
+        &self,
+        user: &User,
+        subject: &Subject<'_>,
+        purge: bool,
+        allow: Permissions,
+    ) -> Result<Action, Box<Decision>> {
+        let mut action = if purge {
+            Action::PurgeHolderThenStamp
+        } else {
+            Action::Stamp
+        };
         if self.is_federated(&user.user_principal_name) {
             if !allow.federated_hop {
-                return Decision::refuse(
+                return Err(Box::new(Decision::refuse(
                     Outcome::FederatedDomain,
                     format!(
                         "{} is in a federated domain, where the ImmutableId cannot be changed in place; pass --federated-hop to move the UPN to the initial domain, stamp, and move it back",
                         user.user_principal_name
                     ),
                     Some(user),
-                );
+                )));
             }
-            if action == Action::Stamp {
-                action = Action::FederatedHopThenStamp;
-            }
-        }
-        let cleared = linked_elsewhere(user, subject);
-        if let Some(linked) = cleared {
-            if action != Action::Stamp {
-                return Decision::refuse(
-                    Outcome::TargetLinkedElsewhere,
+            if purge {
+                return Err(Box::new(Decision::refuse(
+                    Outcome::FederatedDomain,
                     format!(
-                        "{} has onPremisesObjectIdentifier {linked}, another on-premises object, and its stamp also needs {}: --clear-object-identifier clears it only before a plain stamp; clear it first (PATCH /beta/users/{} {{\"onPremisesObjectIdentifier\": null}}), then plan again",
-                        user.user_principal_name,
-                        action.code(),
-                        user.id
+                        "{} is in a federated domain and a deleted user holds its anchor: hardmatch does not purge and hop in one row; purge the holder first (apply --purge-deleted-holders on a managed-domain UPN, or remove it from the recycle bin), then plan again",
+                        user.user_principal_name
                     ),
                     Some(user),
-                );
+                )));
             }
-            action = Action::ClearObjectIdentifierThenStamp;
+            action = Action::FederatedHopThenStamp;
         }
-        let (outcome, detail) = match current {
-            Some(other) => (
-                Outcome::WouldStamp,
-                format!("will replace {other} with {anchor} (--overwrite)"),
-            ),
-            None => (Outcome::WouldStamp, format!("will stamp {anchor}")),
+        let Some(linked) = linked_elsewhere(user, subject) else {
+            return Ok(action);
         };
-        let mut detail = match &purged_holder {
-            Some(h) => format!(
-                "{detail} after purging the deleted holder {} (id {})",
-                h.user_principal_name, h.id
-            ),
-            None => detail,
+        if action != Action::Stamp {
+            return Err(Box::new(Decision::refuse(
+                Outcome::TargetLinkedElsewhere,
+                format!(
+                    "{} has onPremisesObjectIdentifier {linked}, another on-premises object, and its stamp also needs {}: --clear-object-identifier clears it only before a plain stamp; clear it first (PATCH /beta/users/{} {{\"onPremisesObjectIdentifier\": null}}), then plan again",
+                    user.user_principal_name,
+                    action.code(),
+                    user.id
+                ),
+                Some(user),
+            )));
+        }
+        Ok(Action::ClearObjectIdentifierThenStamp)
+    }
+
+    /// The `would-stamp` decision, its detail saying what will be written and what first,
+    /// with the warnings the sync cycle gives reason for.
+    fn would_stamp(
+        &self,
+        user: &User,
+        subject: &Subject<'_>,
+        anchor: &ImmutableId,
+        action: Action,
+        purged_holder: Option<Holder>,
+    ) -> Decision {
+        let mut detail = match current_anchor(user) {
+            Some(other) => format!("will replace {other} with {anchor} (--overwrite)"),
+            None => format!("will stamp {anchor}"),
         };
-        if let Some(linked) = cleared {
+        if let Some(h) = &purged_holder {
             detail.push_str(&format!(
-                " after clearing onPremisesObjectIdentifier {linked}, which links it to another on-premises object (--clear-object-identifier)"
+                " after purging the deleted holder {} (id {})",
+                h.user_principal_name, h.id
             ));
+        }
+        if action == Action::ClearObjectIdentifierThenStamp {
+            if let Some(linked) = linked_elsewhere(user, subject) {
+                detail.push_str(&format!(
+                    " after clearing onPremisesObjectIdentifier {linked}, which links it to another on-premises object (--clear-object-identifier)"
+                ));
+            }
         }
         let (warnings, notes) = self.warnings(user, subject);
         for (warning, note) in notes {
             detail.push_str(&format!("; {}: {note}", warning.code()));
         }
         Decision {
-            verdict: Verdict::new(outcome, detail),
+            verdict: Verdict::new(Outcome::WouldStamp, detail),
             action,
             target: Some(TargetState::of(user)),
             holder: purged_holder,
@@ -730,6 +790,13 @@ fn held_by(holder: &User, anchor: &ImmutableId) -> String {
         );
     }
     format!("{who} already holds {anchor}; clear it there first (hardmatch clear) if it is the wrong account")
+}
+
+/// The ImmutableId a user holds, if any (an empty one is none).
+fn current_anchor(user: &User) -> Option<&str> {
+    user.on_premises_immutable_id
+        .as_deref()
+        .filter(|v| !v.is_empty())
 }
 
 /// The target's onPremisesObjectIdentifier when it names another on-premises object than the
@@ -1002,6 +1069,33 @@ mod tests {
         assert_eq!(
             decide("alice@contoso.com", "", o).verdict.outcome,
             Outcome::NothingToClear
+        );
+    }
+
+    #[test]
+    fn a_federated_target_whose_holder_is_deleted_is_not_purged_to_fail_its_stamp() {
+        let o = PlanOptions {
+            allow: Permissions {
+                purge_deleted_holders: true,
+                federated_hop: true,
+                ..Permissions::default()
+            },
+            ..PlanOptions::default()
+        };
+        // The purge is for good, and the stamp after it could not go in place: refused whole.
+        let both = decide("ivan@fed.contoso.com", "HELD-DELETED", o);
+        assert_eq!(
+            (both.verdict.outcome, both.action),
+            (Outcome::FederatedDomain, Action::None)
+        );
+        assert!(both.verdict.detail.contains("purge the holder first"));
+        assert_eq!(
+            decide("alice@contoso.com", "HELD-DELETED", o).action,
+            Action::PurgeHolderThenStamp
+        );
+        assert_eq!(
+            decide("ivan@fed.contoso.com", "NEW", o).action,
+            Action::FederatedHopThenStamp
         );
     }
 
