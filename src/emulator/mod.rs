@@ -320,39 +320,28 @@ impl Emulator {
         let form: HashMap<String, String> = url::form_urlencoded::parse(&request.body)
             .into_owned()
             .collect();
+        match self.sign_in(request, &form) {
+            Ok(client_id) => self.issue_token(client_id),
+            Err(refused) => refused,
+        }
+    }
+
+    /// The app a token request signs in as, or Entra's refusal: an unknown tenant or app, a
+    /// request that is not client credentials, a wrong secret or assertion.
+    fn sign_in(&self, request: &Request, form: &HashMap<String, String>) -> Result<String, Reply> {
         let tenant = request
             .path
             .trim_start_matches('/')
             .split('/')
             .next()
             .unwrap_or("");
-        let tenant_id = self.with_state(|s| s.tenant.tenant_id.clone());
-        let known_tenant = tenant.eq_ignore_ascii_case(&tenant_id)
-            || self.with_state(|s| {
-                s.tenant
-                    .domains
-                    .iter()
-                    .any(|d| d.id.eq_ignore_ascii_case(tenant))
-            });
-        let aad_error = |status: u16, error: &str, code: u32, text: String| Reply {
-            status,
-            headers: vec![],
-            body: Body::Json(json!({
-                "error": error,
-                "error_description": format!("AADSTS{code}: {text}"),
-                "error_codes": [code],
-                "timestamp": chrono::Utc::now().format("%Y-%m-%d %H:%M:%SZ").to_string(),
-                "trace_id": uuid::Uuid::new_v4().to_string(),
-                "correlation_id": uuid::Uuid::new_v4().to_string(),
-            })),
-        };
-        if !known_tenant {
-            return aad_error(400, "invalid_request", 90002, format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."));
+        if !self.knows_tenant(tenant) {
+            return Err(aad_error(400, "invalid_request", 90002, format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.")));
         }
         if form.get("grant_type").map(String::as_str) != Some("client_credentials")
             || !form.get("scope").is_some_and(|s| s.ends_with("/.default"))
         {
-            return aad_error(400, "invalid_request", 900144, "The request body must contain grant_type=client_credentials and a scope ending in /.default.".into());
+            return Err(aad_error(400, "invalid_request", 900144, "The request body must contain grant_type=client_credentials and a scope ending in /.default.".into()));
         }
         let client_id = form.get("client_id").cloned().unwrap_or_default();
         let secret = self
@@ -369,40 +358,32 @@ impl Emulator {
             .map(|(_, pem)| pem.as_slice())
             .collect();
         if secret.is_none() && certificates.is_empty() {
-            return aad_error(400, "unauthorized_client", 700016, format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'."));
+            return Err(aad_error(400, "unauthorized_client", 700016, format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'.")));
         }
-        match (form.get("client_assertion"), form.get("client_secret")) {
-            (Some(jwt), _) => {
-                if form.get("client_assertion_type").map(String::as_str)
-                    != Some(assertion::JWT_BEARER)
-                {
-                    return aad_error(400, "invalid_request", 50027, "JWT token is invalid or malformed: client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer.".into());
-                }
-                let token_url = format!("{}{}", request.base_url, request.path);
-                let now = chrono::Utc::now().timestamp();
-                if let Err(refused) =
-                    assertion::check(jwt, &client_id, &certificates, &token_url, now)
-                {
-                    return aad_error(401, "invalid_client", refused.code, refused.text);
-                }
-            }
-            (None, Some(sent)) if Some(sent) == secret => {}
-            (None, Some(_)) => {
-                return aad_error(401, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.".into());
-            }
-            (None, None) => {
-                return aad_error(401, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.".into());
-            }
-        }
+        let token_url = format!("{}{}", request.base_url, request.path);
+        check_credential(form, &client_id, secret, &certificates, &token_url)?;
+        Ok(client_id)
+    }
+
+    /// Whether `tenant` (in a token URL) is this tenant, by id or by one of its domains.
+    fn knows_tenant(&self, tenant: &str) -> bool {
+        self.with_state(|s| {
+            tenant.eq_ignore_ascii_case(&s.tenant.tenant_id)
+                || s.tenant
+                    .domains
+                    .iter()
+                    .any(|d| d.id.eq_ignore_ascii_case(tenant))
+        })
+    }
+
+    /// A new access token for `app`, valid for the configured lifetime.
+    fn issue_token(&self, app: String) -> Reply {
         let token = format!("emu.{}", uuid::Uuid::new_v4().simple());
         let expires_at = self.clock.now() + self.config.token_lifetime_secs;
-        self.tokens.lock().expect("tokens lock").insert(
-            token.clone(),
-            IssuedToken {
-                app: client_id,
-                expires_at,
-            },
-        );
+        self.tokens
+            .lock()
+            .expect("tokens lock")
+            .insert(token.clone(), IssuedToken { app, expires_at });
         self.with_state(|s| s.stats.tokens_issued += 1);
         let expires_in = self.clock.to_real(self.config.token_lifetime_secs).floor() as u64;
         Reply {
@@ -706,4 +687,44 @@ fn into_response(mut reply: Reply, reset: bool) -> Response {
         }
     }
     response
+}
+
+/// The client's proof of identity: a signed assertion for one of its certificates, or its
+/// secret, as Entra checks them.
+fn check_credential(
+    form: &HashMap<String, String>,
+    client_id: &str,
+    secret: Option<&String>,
+    certificates: &[&[u8]],
+    token_url: &str,
+) -> Result<(), Reply> {
+    match (form.get("client_assertion"), form.get("client_secret")) {
+        (Some(jwt), _) => {
+            if form.get("client_assertion_type").map(String::as_str) != Some(assertion::JWT_BEARER) {
+                return Err(aad_error(400, "invalid_request", 50027, "JWT token is invalid or malformed: client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer.".into()));
+            }
+            let now = chrono::Utc::now().timestamp();
+            assertion::check(jwt, client_id, certificates, token_url, now)
+                .map_err(|refused| aad_error(401, "invalid_client", refused.code, refused.text))
+        }
+        (None, Some(sent)) if Some(sent) == secret => Ok(()),
+        (None, Some(_)) => Err(aad_error(401, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.".into())),
+        (None, None) => Err(aad_error(401, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.".into())),
+    }
+}
+
+/// Entra's error answer to a token request (`AADSTS` code and text).
+fn aad_error(status: u16, error: &str, code: u32, text: String) -> Reply {
+    Reply {
+        status,
+        headers: vec![],
+        body: Body::Json(json!({
+            "error": error,
+            "error_description": format!("AADSTS{code}: {text}"),
+            "error_codes": [code],
+            "timestamp": chrono::Utc::now().format("%Y-%m-%d %H:%M:%SZ").to_string(),
+            "trace_id": uuid::Uuid::new_v4().to_string(),
+            "correlation_id": uuid::Uuid::new_v4().to_string(),
+        })),
+    }
 }
