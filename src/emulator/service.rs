@@ -648,96 +648,152 @@ impl Emulator {
         let Ok(Value::Object(changes)) = serde_json::from_slice::<Value>(body) else {
             return bad_request("Write requests (excluding DELETE) must contain the Content-Type header declaration.");
         };
-        let deleted_reserve = self.config.deleted_users_reserve_anchors;
-        let refuse_federated = self.config.refuse_federated_anchor_change;
-        let forbidden = &self.config.forbid_writes_to;
         let now = self.clock.now();
         self.with_state(|s| {
-            let Some(i) = s.find_user(key) else { return not_found(key) };
+            let Some(i) = s.find_user(key) else {
+                return not_found(key);
+            };
             let user = s.tenant.users[i].clone();
-            let named = forbidden.iter().any(|f| f.eq_ignore_ascii_case(&user.id) || f.eq_ignore_ascii_case(&user.user_principal_name));
-            if named || self.sensitive_to_this_app(s, &user) {
-                return graph_error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.");
-            }
-            for name in changes.keys() {
-                // onPremisesObjectIdentifier is a beta property (docs/graph.md).
-                let beta_only = name == "onPremisesObjectIdentifier" && version == Version::Beta;
-                if !beta_only && !["onPremisesImmutableId", "userPrincipalName"].contains(&name.as_str()) {
-                    return bad_request(&format!("Property '{name}' is not supported by the emulator for PATCH."));
-                }
-            }
-            let new_object_identifier = match changes.get("onPremisesObjectIdentifier") {
-                None => None,
-                Some(_) if self.config.forbid_object_identifier_writes => {
-                    return graph_error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.");
-                }
-                Some(Value::Null) => Some(None),
-                Some(Value::String(v)) => Some(Some(v.clone())),
-                Some(_) => return bad_request("Invalid value specified for property 'onPremisesObjectIdentifier' of resource 'User'."),
+            let change = match self.user_change(s, &user, &changes, version) {
+                Ok(change) => change,
+                Err(refused) => return refused,
             };
-            if user.on_premises_sync_enabled == Some(true) {
-                return bad_request(
-                    "Unable to update the specified properties for on-premises mastered Directory Sync objects or objects currently undergoing migration.",
-                );
-            }
-            let new_anchor = match changes.get("onPremisesImmutableId") {
-                None => None,
-                // The PowerShell SDK sends "" to clear (msgraph-sdk-powershell issues 852, 2514).
-                Some(Value::Null) => Some(None),
-                Some(Value::String(v)) if v.is_empty() => Some(None),
-                Some(Value::String(v)) => Some(Some(v.clone())),
-                Some(_) => return bad_request("Invalid value specified for property 'onPremisesImmutableId' of resource 'User'."),
-            };
-            let new_upn = match changes.get("userPrincipalName") {
-                None => None,
-                Some(Value::String(v)) => Some(v.clone()),
-                Some(_) => return bad_request("Invalid value specified for property 'userPrincipalName' of resource 'User'."),
-            };
-            if let Some(Some(anchor)) = &new_anchor {
-                if anchor.contains(['$', '_']) || anchor.chars().count() >= 60 {
-                    return bad_request("Invalid value specified for property 'onPremisesImmutableId' of resource 'User'.");
-                }
-            }
-            // A new value, or null in place of one: both change the anchor.
-            let changes_anchor = new_anchor.as_ref().is_some_and(|a| *a != user.on_premises_immutable_id);
-            if changes_anchor && refuse_federated && s.is_federated(new_upn.as_deref().unwrap_or(&user.user_principal_name)) {
-                // INFERRED (docs/graph.md): Graph's text for this refusal is not documented.
-                return bad_request(
-                    "Unable to update the specified properties for objects in a federated domain. Change the userPrincipalName to a managed domain, set onPremisesImmutableId, then change it back.",
-                );
-            }
-            if let Some(Some(anchor)) = &new_anchor {
-                if let Some(holder) = s.anchor_holder(anchor, i, deleted_reserve, now) {
-                    return uniqueness_violation("onPremisesImmutableId", &holder.id);
-                }
-            }
-            if let Some(upn) = &new_upn {
-                if s.domain_of(upn).is_none() {
-                    return bad_request(&format!("The domain portion of the userPrincipalName property is invalid. You must use one of the verified domain names in your organization. ({upn})"));
-                }
-                if let Some(other) = s.find_user(upn).filter(|&j| j != i) {
-                    let holder = s.tenant.users[other].id.clone();
-                    return uniqueness_violation("userPrincipalName", &holder);
-                }
+            if let Some(refused) = self.refuse_user_change(s, i, &user, &change, now) {
+                return refused;
             }
             s.lag.written(now, &user);
             s.update_user(i, |u| {
-                if let Some(anchor) = new_anchor.clone() {
+                if let Some(anchor) = change.anchor.clone() {
                     u.on_premises_immutable_id = anchor;
                 }
-                if let Some(upn) = new_upn.clone() {
+                if let Some(upn) = change.upn.clone() {
                     u.user_principal_name = upn;
                 }
-                if let Some(linked) = new_object_identifier.clone() {
+                if let Some(linked) = change.object_identifier.clone() {
                     u.on_premises_object_identifier = linked;
                 }
             });
             s.stats.writes_total += 1;
-            if new_anchor.is_some() {
+            if change.anchor.is_some() {
                 *s.stats.writes_applied.entry(user.id.clone()).or_insert(0) += 1;
             }
             Reply::new(204, Body::Empty)
         })
+    }
+
+    /// What a PATCH body asks to change on `user`, or Graph's refusal of the request itself:
+    /// 403 for what the app may not write, 400 for a property or value Graph does not take,
+    /// or for a synced user.
+    fn user_change(
+        &self,
+        s: &super::state::State,
+        user: &User,
+        changes: &Map<String, Value>,
+        version: Version,
+    ) -> Result<UserChange, Reply> {
+        let forbidden = &self.config.forbid_writes_to;
+        let named = forbidden.iter().any(|f| {
+            f.eq_ignore_ascii_case(&user.id) || f.eq_ignore_ascii_case(&user.user_principal_name)
+        });
+        if named || self.sensitive_to_this_app(s, user) {
+            return Err(graph_error(
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            ));
+        }
+        for name in changes.keys() {
+            // onPremisesObjectIdentifier is a beta property (docs/graph.md).
+            let beta_only = name == "onPremisesObjectIdentifier" && version == Version::Beta;
+            if !beta_only
+                && !["onPremisesImmutableId", "userPrincipalName"].contains(&name.as_str())
+            {
+                return Err(bad_request(&format!(
+                    "Property '{name}' is not supported by the emulator for PATCH."
+                )));
+            }
+        }
+        let object_identifier = match changes.get("onPremisesObjectIdentifier") {
+            None => None,
+            Some(_) if self.config.forbid_object_identifier_writes => {
+                return Err(graph_error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."));
+            }
+            Some(Value::Null) => Some(None),
+            Some(Value::String(v)) => Some(Some(v.clone())),
+            Some(_) => return Err(bad_request("Invalid value specified for property 'onPremisesObjectIdentifier' of resource 'User'.")),
+        };
+        if user.on_premises_sync_enabled == Some(true) {
+            return Err(bad_request(
+                "Unable to update the specified properties for on-premises mastered Directory Sync objects or objects currently undergoing migration.",
+            ));
+        }
+        let anchor = match changes.get("onPremisesImmutableId") {
+            None => None,
+            // The PowerShell SDK sends "" to clear (msgraph-sdk-powershell issues 852, 2514).
+            Some(Value::Null) => Some(None),
+            Some(Value::String(v)) if v.is_empty() => Some(None),
+            Some(Value::String(v)) if !v.contains(['$', '_']) && v.chars().count() < 60 => {
+                Some(Some(v.clone()))
+            }
+            Some(_) => return Err(bad_request(
+                "Invalid value specified for property 'onPremisesImmutableId' of resource 'User'.",
+            )),
+        };
+        let upn =
+            match changes.get("userPrincipalName") {
+                None => None,
+                Some(Value::String(v)) => Some(v.clone()),
+                Some(_) => return Err(bad_request(
+                    "Invalid value specified for property 'userPrincipalName' of resource 'User'.",
+                )),
+            };
+        Ok(UserChange {
+            anchor,
+            upn,
+            object_identifier,
+        })
+    }
+
+    /// Graph's refusal of a well-formed change to the tenant as it is: an anchor changed in
+    /// place in a federated domain, an anchor or UPN another user holds, a UPN in a domain
+    /// the tenant has not verified.
+    fn refuse_user_change(
+        &self,
+        s: &super::state::State,
+        i: usize,
+        user: &User,
+        change: &UserChange,
+        now: f64,
+    ) -> Option<Reply> {
+        // A new value, or null in place of one: both change the anchor.
+        let changes_anchor = change
+            .anchor
+            .as_ref()
+            .is_some_and(|a| *a != user.on_premises_immutable_id);
+        let upn_after = change.upn.as_deref().unwrap_or(&user.user_principal_name);
+        if changes_anchor && self.config.refuse_federated_anchor_change && s.is_federated(upn_after)
+        {
+            // INFERRED (docs/graph.md): Graph's text for this refusal is not documented.
+            return Some(bad_request(
+                "Unable to update the specified properties for objects in a federated domain. Change the userPrincipalName to a managed domain, set onPremisesImmutableId, then change it back.",
+            ));
+        }
+        if let Some(Some(anchor)) = &change.anchor {
+            if let Some(holder) =
+                s.anchor_holder(anchor, i, self.config.deleted_users_reserve_anchors, now)
+            {
+                return Some(uniqueness_violation("onPremisesImmutableId", &holder.id));
+            }
+        }
+        let upn = change.upn.as_ref()?;
+        if s.domain_of(upn).is_none() {
+            return Some(bad_request(&format!("The domain portion of the userPrincipalName property is invalid. You must use one of the verified domain names in your organization. ({upn})")));
+        }
+        let other = s.find_user(upn).filter(|&j| j != i)?;
+        Some(uniqueness_violation(
+            "userPrincipalName",
+            &s.tenant.users[other].id,
+        ))
     }
 
     /// Whether `user`'s sensitive attributes (onPremisesImmutableId, userPrincipalName) are
@@ -926,4 +982,11 @@ fn encode_skiptoken(offset: usize) -> String {
 fn decode_skiptoken(token: &str) -> Option<usize> {
     let hex = token.strip_prefix("RFNwdAIAAQAAA")?;
     usize::from_str_radix(hex, 16).ok().map(|v| v ^ 0x5A5A_5A5A)
+}
+
+/// The properties a PATCH of a user changes: `Some(None)` clears a value.
+struct UserChange {
+    anchor: Option<Option<String>>,
+    upn: Option<String>,
+    object_identifier: Option<Option<String>>,
 }
