@@ -3,8 +3,8 @@
 
 use hardmatch::anchor::{self, AnchorForm, AnchorKind, ImmutableId, MAX_LEN};
 use hardmatch::compute::{self, Candidate, ComputeOptions};
-use hardmatch::run::stages::Prepared;
 use hardmatch::report::{excel_safe, from_excel_safe};
+use hardmatch::run::stages::Prepared;
 use hardmatch::source::text::{Bytes, Text};
 use hardmatch::source::{self, Format, Input, Location, ReadOptions, Role};
 

@@ -531,15 +531,9 @@ impl Emulator {
     }
 
     fn list(&self, request: &Request, query: &Query, deleted: bool, version: Version) -> Reply {
-        let top: usize = match query.top.as_deref().map(str::parse::<usize>) {
-            None => 100,
-            Some(Ok(t)) if (1..=999).contains(&t) => t,
-            Some(_) => {
-                return bad_request(&format!(
-                    "Invalid page size specified: '{}'. Must be between 1 and 999 inclusive.",
-                    query.top.as_deref().unwrap_or("")
-                ))
-            }
+        let top = match page_size(query) {
+            Ok(top) => top,
+            Err(refused) => return refused,
         };
         if let Some(unknown) = unknown_property(query.select.as_deref(), version) {
             return no_such_property(unknown);
@@ -548,19 +542,8 @@ impl Emulator {
             Ok(f) => f,
             Err(e) => return bad_request(&format!("Invalid filter clause: {e}")),
         };
-        let advanced = filter
-            .as_ref()
-            .and_then(Filter::advanced_operator)
-            .or(query.search.then_some("$search"))
-            .or(query.count.then_some("$count"));
-        if let Some(op) = advanced {
-            if !(request.consistency_eventual && query.count) {
-                return graph_error(
-                    400,
-                    "Request_UnsupportedQuery",
-                    &format!("Operator '{op}' is not supported because the required parameters might be missing. Try adding $count=true query parameter and ConsistencyLevel:eventual header."),
-                );
-            }
+        if let Some(refused) = refuse_advanced_query(request, query, filter.as_ref()) {
+            return refused;
         }
         let offset = match query.skiptoken.as_deref().map(decode_skiptoken) {
             None => 0,
@@ -982,6 +965,38 @@ fn encode_skiptoken(offset: usize) -> String {
 fn decode_skiptoken(token: &str) -> Option<usize> {
     let hex = token.strip_prefix("RFNwdAIAAQAAA")?;
     usize::from_str_radix(hex, 16).ok().map(|v| v ^ 0x5A5A_5A5A)
+}
+
+/// `$top`: 100 by default, 1 to 999 allowed.
+fn page_size(query: &Query) -> Result<usize, Reply> {
+    match query.top.as_deref().map(str::parse::<usize>) {
+        None => Ok(100),
+        Some(Ok(t)) if (1..=999).contains(&t) => Ok(t),
+        Some(_) => Err(bad_request(&format!(
+            "Invalid page size specified: '{}'. Must be between 1 and 999 inclusive.",
+            query.top.as_deref().unwrap_or("")
+        ))),
+    }
+}
+
+/// An advanced query (`$search`, `$count`, advanced filter operators) without both
+/// `$count=true` and `ConsistencyLevel: eventual`, refused as Graph does.
+fn refuse_advanced_query(
+    request: &Request,
+    query: &Query,
+    filter: Option<&Filter>,
+) -> Option<Reply> {
+    let op = filter
+        .and_then(Filter::advanced_operator)
+        .or(query.search.then_some("$search"))
+        .or(query.count.then_some("$count"))?;
+    (!(request.consistency_eventual && query.count)).then(|| {
+        graph_error(
+            400,
+            "Request_UnsupportedQuery",
+            &format!("Operator '{op}' is not supported because the required parameters might be missing. Try adding $count=true query parameter and ConsistencyLevel:eventual header."),
+        )
+    })
 }
 
 /// The properties a PATCH of a user changes: `Some(None)` clears a value.
