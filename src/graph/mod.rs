@@ -671,36 +671,18 @@ impl GraphClient {
                     continue;
                 };
                 attempts[i] += 1;
-                let line = RequestLine::new(requests[i].method.as_str(), &requests[i].url);
-                let judged = self.judge_inner(inner, &answer.meta, attempts[i], &line);
-                log_attempt(&line, attempts[i], std::time::Duration::ZERO, &judged);
-                match judged {
-                    Ok(ok) => results[i] = Some(Ok(ok)),
-                    Err(Failure::Retry {
-                        wait: inner_wait,
-                        error,
-                    }) => {
-                        if self.note_throttle(&error, inner_wait) {
-                            throttled[i] += 1;
-                        }
-                        match self.out_of_retries(*error, attempts[i], throttled[i]) {
-                            Some(error) => results[i] = Some(Err(error)),
-                            None => {
-                                again.push(i);
-                                let this =
-                                    inner_wait.unwrap_or_else(|| self.retry.backoff(attempts[i]));
-                                wait = Some(wait.map_or(this, |w| w.max(this)));
-                            }
-                        }
-                    }
-                    Err(Failure::Final(error)) | Err(Failure::Unauthorized(error)) => {
-                        results[i] = Some(Err(*error))
-                    }
-                    Err(Failure::Transport(message)) => {
-                        results[i] = Some(Err(GraphError::Transport(Box::new(Meta {
-                            message,
-                            ..answer.meta.clone()
-                        }))))
+                let settled = self.settle_inner(
+                    inner,
+                    &answer.meta,
+                    &requests[i],
+                    attempts[i],
+                    &mut throttled[i],
+                );
+                match settled {
+                    Inner::Done(result) => results[i] = Some(result),
+                    Inner::Again(this) => {
+                        again.push(i);
+                        wait = Some(wait.map_or(this, |w| w.max(this)));
                     }
                 }
             }
@@ -720,6 +702,42 @@ impl GraphClient {
                 })
             })
             .collect()
+    }
+
+    /// What becomes of one inner request of a `$batch` after its `attempts`-th answer: its
+    /// result, or another try after a wait (Retry-After, or the backoff).
+    fn settle_inner(
+        &self,
+        inner: &Value,
+        meta: &Meta,
+        request: &BatchRequest,
+        attempts: u32,
+        throttled: &mut u32,
+    ) -> Inner {
+        let line = RequestLine::new(request.method.as_str(), &request.url);
+        let judged = self.judge_inner(inner, meta, attempts, &line);
+        log_attempt(&line, attempts, std::time::Duration::ZERO, &judged);
+        match judged {
+            Ok(ok) => Inner::Done(Ok(ok)),
+            Err(Failure::Retry { wait, error }) => {
+                if self.note_throttle(&error, wait) {
+                    *throttled += 1;
+                }
+                match self.out_of_retries(*error, attempts, *throttled) {
+                    Some(error) => Inner::Done(Err(error)),
+                    None => Inner::Again(wait.unwrap_or_else(|| self.retry.backoff(attempts))),
+                }
+            }
+            Err(Failure::Final(error)) | Err(Failure::Unauthorized(error)) => {
+                Inner::Done(Err(*error))
+            }
+            Err(Failure::Transport(message)) => {
+                Inner::Done(Err(GraphError::Transport(Box::new(Meta {
+                    message,
+                    ..meta.clone()
+                }))))
+            }
+        }
     }
 
     /// One inner answer of a `$batch`, judged like a whole response.
@@ -1148,6 +1166,12 @@ pub(crate) fn parse<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, G
 
 pub(crate) fn parse_user(value: Value) -> Result<User, GraphError> {
     parse(value)
+}
+
+/// What becomes of one inner request of a `$batch`.
+enum Inner {
+    Done(Result<Answer, GraphError>),
+    Again(Duration),
 }
 
 #[cfg(test)]
