@@ -31,6 +31,7 @@ fn tenant(users: usize) -> Tenant {
     tenant
 }
 
+// Longer than 80 lines on purpose: one run of the crash test, read top to bottom
 fn main() {
     let args = kit::figures::positional_args();
     let users: usize = args.first().map_or(5_000, |a| a.parse().expect("USERS"));

@@ -206,6 +206,7 @@ async fn odd_upns_and_the_exact_404() {
 }
 
 #[tokio::test]
+// Longer than 80 lines on purpose: one scenario against one emulator, each step checked in turn
 async fn patch_rules() {
     let emu = start(sample_tenant(), config()).await;
     let patch = |who: &str, value: Value| {
@@ -628,6 +629,7 @@ fn the_command_keeps_its_tenant_in_a_state_file_across_runs() {
 }
 
 #[tokio::test]
+// Longer than 80 lines on purpose: one scenario against one emulator, each step checked in turn
 async fn every_fault_kind_over_http() {
     let fault = |spec: &str| Config {
         faults: spec.parse().unwrap(),
@@ -809,6 +811,7 @@ async fn expire_tokens_makes_every_issued_token_fail_with_401() {
 }
 
 #[tokio::test]
+// Longer than 80 lines on purpose: one scenario against one emulator, each step checked in turn
 async fn beta_serves_object_identifiers_and_privileged_roles_that_v1_refuses() {
     let emu = start(sample_tenant(), config()).await;
     let select = "$select=id,onPremisesObjectIdentifier";

@@ -603,6 +603,7 @@ fn could_run(cell: &str) -> bool {
 }
 
 #[test]
+// Longer than 80 lines on purpose: one scenario against one emulator, each step checked in turn
 fn report_cells_cannot_run_as_formulas_and_round_trip_through_rollback() {
     let dir = Dir::new();
     let users: Vec<User> = FORMULA_UPNS

@@ -61,6 +61,7 @@ fn assert_row(
 }
 
 #[test]
+// Longer than 80 lines on purpose: one scenario against one emulator, each step checked in turn
 fn plan_refuses_what_sync_would_refuse_and_warns_of_what_it_would_change() {
     let graph = Graph::sample();
     let dir = Dir::new();
