@@ -181,6 +181,27 @@ impl Journal {
         self.file.write_all(&line)
     }
 
+    /// [`Journal::read`] of a run that has ended, for `rollback` and `verify`: a journal
+    /// another hardmatch is still appending to (it holds the lock: a second terminal, or a
+    /// run not yet finished) is refused, since what it writes next would be missed.
+    pub(crate) fn read_finished(path: &Path) -> crate::Result<Journaled> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        match fs4::FileExt::try_lock_shared(&file) {
+            Ok(()) => {}
+            Err(fs4::TryLockError::WouldBlock) => {
+                return Err(Error::Usage(format!(
+                    "{}: a hardmatch run is still writing this journal (it is locked); let that run finish or stop it, then run this again",
+                    path.display()
+                )))
+            }
+            Err(fs4::TryLockError::Error(e)) => return Err(Error::io(path, e)),
+        }
+        // The shared lock is held while the journal is read, and released with `file`.
+        let journaled = Journal::read(path);
+        drop(file);
+        journaled
+    }
+
     /// Reads a journal back. A torn last line (a crash mid-write) is skipped; any other bad
     /// line is an error naming its line number.
     pub fn read(path: &Path) -> crate::Result<Journaled> {

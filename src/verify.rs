@@ -28,7 +28,7 @@ pub(crate) fn load(path: &Path) -> crate::Result<Vec<Record>> {
 /// One record per journaled anchor write, with the value written and its result. A write
 /// whose result was never journaled (a killed run) keeps no outcome: the tenant tells.
 fn from_journal(path: &Path) -> crate::Result<Vec<Record>> {
-    let journaled = Journal::read(path)?;
+    let journaled = Journal::read_finished(path)?;
     Ok(journaled
         .targets
         .iter()

@@ -112,7 +112,7 @@ pub(crate) fn run(args: &Options, target: &impl Connect) -> crate::Result<ExitCo
 /// Every anchor write the journal shows as applied, or as sent with its answer never
 /// journaled (a killed run), with the value before it, target user by target user.
 fn from_journal(path: &Path) -> crate::Result<Vec<Change>> {
-    let journaled = Journal::read(path)?;
+    let journaled = Journal::read_finished(path)?;
     Ok(journaled
         .targets
         .iter()

@@ -349,11 +349,30 @@ fn a_second_run_on_a_journal_in_use_is_refused() {
         err.contains("another hardmatch run is using this journal"),
         "{err}"
     );
+    // Rolling back (or verifying) a run from another terminal while it writes would miss
+    // its last writes: refused, and nothing is put back.
+    for args in [&["rollback", "--yes"][..], &["verify"]] {
+        let command = args[0];
+        let early = run(graph
+            .hardmatch(&dir, args)
+            .args(["r.csv.journal", "-o"])
+            .arg(format!("{command}.csv")));
+        let err = stderr(&early);
+        assert_eq!(early.status.code(), Some(2), "{command}: {err}");
+        assert!(
+            err.contains("r.csv.journal: a hardmatch run is still writing this journal"),
+            "{command}: {err}"
+        );
+    }
     let first = wait_at_most(first, Duration::from_secs(60));
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
     assert_eq!(graph.stats().writes_applied.len(), 60);
     assert!(each_written_once(&graph), "no user written twice");
     assert_eq!(wrong_values(&graph), 0);
+    let rollback = run(graph
+        .hardmatch(&dir, &["rollback", "r.csv.journal", "--yes", "-q"])
+        .args(["-o", "rollback.csv"]));
+    assert_eq!(rollback.status.code(), Some(0), "{}", stderr(&rollback));
 }
 
 /// A token from the emulator's token endpoint, which [`hardmatch::emulator::Emulator::expire_tokens`]
