@@ -349,6 +349,7 @@ pub(crate) enum Stop {
     /// Ctrl-C (SIGINT) or SIGHUP (the terminal went away): exit 130.
     Interrupted,
     /// SIGTERM (systemd, `timeout`, a container stopping): exit 143.
+    #[cfg_attr(not(unix), expect(dead_code, reason = "Windows has no SIGTERM"))]
     Terminated,
 }
 
