@@ -709,7 +709,10 @@ impl<'t> TenantIndex<'t> {
         let verified =
             self.verified.is_empty() || self.verified.contains(&suffix.to_ascii_lowercase());
         if !verified {
-            let initial = self.initial_domain().unwrap_or("<initial>.onmicrosoft.com");
+            let initial = self
+                .tenant
+                .initial_domain()
+                .unwrap_or("<initial>.onmicrosoft.com");
             return Some(format!("the on-premises UPN {on_premises} is not in a verified domain of the tenant, so sync will rename {cloud} to {prefix}@{initial}; verify {suffix} or change the AD UPN first"));
         }
         (caseless(on_premises) != caseless(cloud))
@@ -719,15 +722,6 @@ impl<'t> TenantIndex<'t> {
     fn is_federated(&self, upn: &str) -> bool {
         let domain = upn.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase());
         domain.is_some_and(|d| self.federated.contains(&d))
-    }
-
-    /// The tenant's initial `*.onmicrosoft.com` domain, the federated hop's stopover.
-    pub(crate) fn initial_domain(&self) -> Option<&'t str> {
-        self.tenant
-            .domains
-            .iter()
-            .find(|d| d.is_initial)
-            .map(|d| d.id.as_str())
     }
 }
 

@@ -390,10 +390,10 @@ pub(crate) struct Planned<'a> {
 /// all know, else the tenant's id. (A live read cannot see the tenant's GUID without
 /// Organization.Read.All, which hardmatch does not ask for.)
 pub(crate) fn tenant_name(tenant: &Tenant) -> String {
-    match tenant.domains.iter().find(|d| d.is_initial) {
-        Some(initial) => initial.id.clone(),
-        None => tenant.tenant_id.clone(),
-    }
+    tenant
+        .initial_domain()
+        .unwrap_or(&tenant.tenant_id)
+        .to_string()
 }
 
 /// Makes a planned record its plan row's: the action always named, `approved` yes where the

@@ -439,6 +439,14 @@ pub(crate) fn fold(c: char) -> char {
 }
 
 impl Tenant {
+    /// The tenant's initial `*.onmicrosoft.com` domain, the federated hop's stopover.
+    pub(crate) fn initial_domain(&self) -> Option<&str> {
+        self.domains
+            .iter()
+            .find(|d| d.is_initial)
+            .map(|d| d.id.as_str())
+    }
+
     /// Reads a tenant file, naming the file and the JSON position on error.
     pub fn load(path: &Path) -> crate::Result<Tenant> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;

@@ -272,9 +272,7 @@ pub(crate) struct RowFacts {
 impl WriteContext {
     pub(crate) fn new(tenant: &Tenant) -> WriteContext {
         WriteContext {
-            initial: TenantIndex::new(tenant)
-                .initial_domain()
-                .map(str::to_string),
+            initial: tenant.initial_domain().map(str::to_string),
             privileges: Privileges::new(tenant),
         }
     }
