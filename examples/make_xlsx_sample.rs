@@ -5,7 +5,7 @@
 
 use rust_xlsxwriter::{Format, Workbook, XlsxError};
 
-const PEOPLE: [(&str, &str, &str, &str); 14] = [
+const PEOPLE: [(&str, &str, &str, &str); 21] = [
     (
         "alice.adams@contoso.com",
         "f7cc07d7-7c15-447d-876d-c01b0e5a9e38",
@@ -85,6 +85,49 @@ const PEOPLE: [(&str, &str, &str, &str); 14] = [
         "Nina Nash",
     ),
     ("", "", "", "Olga Owens"),
+    // What the next sync cycle would refuse or change (samples/README.md, rows 15-21).
+    (
+        "pete.price@contoso.com",
+        "4d2c1b0a-9e8f-4a7b-8c6d-5e4f3a2b1c0d",
+        "",
+        "Pete Price",
+    ),
+    (
+        "quinn.quigley@contoso.com",
+        "5e3d2c1b-0a9f-4b8c-9d7e-6f5a4b3c2d1e",
+        "",
+        "Quinn Quigley",
+    ),
+    (
+        "rosa.reyes@contoso.com",
+        "6f4e3d2c-1b0a-4c9d-8e8f-7a6b5c4d3e2f",
+        "",
+        "Rosa Reyes",
+    ),
+    (
+        "sam.stone@contoso.com",
+        "7a5f4e3d-2c1b-4d0e-9f9a-8b7c6d5e4f3a",
+        "",
+        "Sam Stone",
+    ),
+    (
+        "tara.tate@contoso.local",
+        "8b6a5f4e-3d2c-4e1f-8a0b-9c8d7e6f5a4b",
+        "",
+        "Tara Tate",
+    ),
+    (
+        "uma.ueda@contoso.com",
+        "9c7b6a5f-4e3d-4f2a-9b1c-0d9e8f7a6b5c",
+        "",
+        "Uma Ueda",
+    ),
+    (
+        "vic.vance@contoso.com",
+        "d3b07384-d113-4ec6-a8a4-5b1e0c2f6a7e",
+        "",
+        "Vic Vance",
+    ),
 ];
 
 fn main() -> Result<(), XlsxError> {

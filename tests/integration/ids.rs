@@ -26,9 +26,8 @@ const EXPECTED: [(&str, &str); 20] = [
     ("vic.vance@contoso.com", "hHOw0xPRxk6opFseDC9qfg=="),
 ];
 
-/// People in the text exports; the workbooks hold the first fourteen (samples/README.md).
-const TEXT_PEOPLE: usize = 21;
-const WORKBOOK_PEOPLE: usize = 14;
+/// People in every sample export (samples/README.md).
+const PEOPLE: usize = 21;
 
 /// Runs `ids` on a file and returns the CSV rows as (line, upn, immutable_id, outcome, detail).
 fn ids(dir: &Dir, input: &std::path::Path, extra: &[&str]) -> (Vec<[String; 5]>, String, i32) {
@@ -55,17 +54,12 @@ fn ids(dir: &Dir, input: &std::path::Path, extra: &[&str]) -> (Vec<[String; 5]>,
     (rows, stderr(&out), out.status.code().unwrap_or(-1))
 }
 
-fn assert_sample(name: &str, lost_consistency_guid: bool, not_users: usize, people: usize) {
+fn assert_sample(name: &str, lost_consistency_guid: bool, not_users: usize) {
     let dir = Dir::new();
     let (rows, err, code) = ids(&dir, &sample(name), &[]);
     assert_eq!(code, 1, "{name}: some rows need attention\n{err}");
-    // Every person but olga (no anchor, last of the first fourteen) has an ImmutableId.
-    let with_anchor = if people == WORKBOOK_PEOPLE {
-        13
-    } else {
-        EXPECTED.len()
-    };
-    for (upn, id) in &EXPECTED[..with_anchor] {
+    // Every person but olga (no anchor, so not in EXPECTED) has an ImmutableId.
+    for (upn, id) in &EXPECTED {
         let (upn, id) = (*upn, *id);
         let row = rows
             .iter()
@@ -96,49 +90,49 @@ fn assert_sample(name: &str, lost_consistency_guid: bool, not_users: usize, peop
     );
     assert_eq!(
         rows.len(),
-        people + not_users,
+        PEOPLE + not_users,
         "{name}: one output row per input row"
     );
 }
 
 #[test]
 fn windows_powershell_51_export() {
-    assert_sample("getaduser-ps51.csv", true, 0, TEXT_PEOPLE);
+    assert_sample("getaduser-ps51.csv", true, 0);
 }
 
 #[test]
 fn utf16_export() {
-    assert_sample("getaduser-utf16.csv", true, 0, TEXT_PEOPLE);
+    assert_sample("getaduser-utf16.csv", true, 0);
 }
 
 #[test]
 fn excel_de_semicolon_export() {
-    assert_sample("excel-de.csv", false, 0, TEXT_PEOPLE);
+    assert_sample("excel-de.csv", false, 0);
 }
 
 #[test]
 fn csvde_export() {
-    assert_sample("csvde.csv", false, 0, TEXT_PEOPLE);
+    assert_sample("csvde.csv", false, 0);
 }
 
 #[test]
 fn ldifde_export() {
-    assert_sample("ldifde.ldf", false, 2, TEXT_PEOPLE);
+    assert_sample("ldifde.ldf", false, 2);
 }
 
 #[test]
 fn xlsx_workbook() {
-    assert_sample("users.xlsx", false, 0, WORKBOOK_PEOPLE);
+    assert_sample("users.xlsx", false, 0);
 }
 
 #[test]
 fn xls_workbook() {
-    assert_sample("users.xls", false, 0, WORKBOOK_PEOPLE);
+    assert_sample("users.xls", false, 0);
 }
 
 #[test]
 fn ods_workbook() {
-    assert_sample("users.ods", false, 0, WORKBOOK_PEOPLE);
+    assert_sample("users.ods", false, 0);
 }
 
 #[test]
