@@ -926,7 +926,11 @@ mod tests {
             ..Tenant::default()
         };
         let privileges = Privileges::new(&tenant);
-        assert!(privileges.unknown().is_empty(), "{:?}", privileges.unknown());
+        assert!(
+            privileges.unknown().is_empty(),
+            "{:?}",
+            privileges.unknown()
+        );
         let why = |user: &str| privileges.guarded(user).map(|g| g.to_string());
         assert_eq!(
             why("u1").as_deref(),
@@ -943,7 +947,10 @@ mod tests {
             why("u3").as_deref(),
             Some("is a member of the role-assignable group group helpdesk")
         );
-        assert!(matches!(privileges.guarded("u4"), Some(Guarded::InGroups(_))));
+        assert!(matches!(
+            privileges.guarded("u4"),
+            Some(Guarded::InGroups(_))
+        ));
         assert_eq!(why("u5"), None);
 
         tenant.groups[1].owners = None;

@@ -104,8 +104,10 @@ pub fn add_role_assignable_group(
 ) {
     let ids = |users: &[usize]| Some(users.iter().map(|&i| cloud_id(i)).collect());
     tenant.groups.push(Group {
-        id: uuid::Uuid::from_u128(0x7777_0000_0000_4000_8000_0000_0000_0000 + tenant.groups.len() as u128)
-            .to_string(),
+        id: uuid::Uuid::from_u128(
+            0x7777_0000_0000_4000_8000_0000_0000_0000 + tenant.groups.len() as u128,
+        )
+        .to_string(),
         display_name: Some(name.into()),
         is_assignable_to_role: Some(true),
         members: ids(members),

@@ -924,7 +924,11 @@ async fn role_assignable_groups_are_listed_with_their_members_and_owners() {
     assert_eq!(listed.body["value"][0]["displayName"], "Desk");
     let id = listed.body["value"][0]["id"].as_str().unwrap().to_string();
     let counted = format!("{groups}?{filter}&$count=true");
-    assert_eq!(get(&counted).await.status, 400, "$count without ConsistencyLevel");
+    assert_eq!(
+        get(&counted).await.status,
+        400,
+        "$count without ConsistencyLevel"
+    );
     assert_eq!(call("GET", &counted, None, true).await.status, 200);
     assert_eq!(
         get(&format!("{groups}?$filter=isAssignableToRole%20ne%20true"))
@@ -943,7 +947,10 @@ async fn role_assignable_groups_are_listed_with_their_members_and_owners() {
     let members = get(&format!("{groups}/{id}/members?$select=id")).await;
     assert_eq!(ids(members), [hardmatch::emulator::synthetic::cloud_id(0)]);
     let owners = get(&format!("{groups}/{id}/owners?$select=id")).await;
-    assert_eq!(owners.body["value"][0]["@odata.type"], "#microsoft.graph.user");
+    assert_eq!(
+        owners.body["value"][0]["@odata.type"],
+        "#microsoft.graph.user"
+    );
     assert_eq!(
         ids(owners),
         [1, 2].map(hardmatch::emulator::synthetic::cloud_id)

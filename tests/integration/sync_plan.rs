@@ -581,15 +581,25 @@ fn members_and_owners_of_a_role_assignable_group_are_planned_with_a_warning() {
     let (rows, said, code) = plan(&graph, &dir, &export, &[]);
     assert_eq!(code, Some(0), "{said}");
     for (upn, how) in [
-        ("user0@contoso.com", "is a member of the role-assignable group Helpdesk Tier"),
-        ("user1@contoso.com", "is an owner of the role-assignable group Helpdesk Tier"),
+        (
+            "user0@contoso.com",
+            "is a member of the role-assignable group Helpdesk Tier",
+        ),
+        (
+            "user1@contoso.com",
+            "is an owner of the role-assignable group Helpdesk Tier",
+        ),
     ] {
         assert_row(
             &rows,
             upn,
             "would-stamp",
             "",
-            &[how, "sensitive attributes", "Privileged Authentication Administrator"],
+            &[
+                how,
+                "sensitive attributes",
+                "Privileged Authentication Administrator",
+            ],
         );
     }
     assert!(!rows["user2@contoso.com"]["detail"].contains("sensitive attributes"));
@@ -613,8 +623,17 @@ fn members_and_owners_of_a_role_assignable_group_are_planned_with_a_warning() {
         (rows, stderr(&out))
     };
     let (rows, said) = offline("tenant.json");
-    assert_row(&rows, "user1@contoso.com", "would-stamp", "", &["is an owner"]);
-    assert!(said.contains("WARNING sensitive attributes: 2 rows"), "{said}");
+    assert_row(
+        &rows,
+        "user1@contoso.com",
+        "would-stamp",
+        "",
+        &["is an owner"],
+    );
+    assert!(
+        said.contains("WARNING sensitive attributes: 2 rows"),
+        "{said}"
+    );
     let mut old: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("tenant.json")).unwrap()).unwrap();
     let old = old.as_object_mut().unwrap();
