@@ -393,6 +393,34 @@ fn members_and_owners_of_a_role_assignable_group_are_denied_alone_and_the_run_go
 }
 
 #[test]
+fn an_approved_plan_file_with_members_and_owners_of_a_role_assignable_group_goes_on() {
+    let dir = Dir::new();
+    let (tenant, guarded) = with_a_role_assignable_group(12);
+    let export = crate::util::export(&dir, 12);
+    let graph = Graph::start(tenant, fast());
+    let out = run(graph
+        .hardmatch(&dir, &["plan", "-o", "plan.csv"])
+        .arg(&export));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = run(&mut graph.hardmatch(
+        &dir,
+        &[
+            "apply",
+            "plan.csv",
+            "--yes",
+            "-q",
+            "--concurrency",
+            "1",
+            "-o",
+            "r.csv",
+        ],
+    ));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("stopping"), "{}", stderr(&out));
+    only_guarded_are_denied(&report_rows(&dir.join("r.csv")), &guarded, "stamped");
+}
+
+#[test]
 fn clear_of_members_and_owners_of_a_role_assignable_group_goes_on() {
     let dir = Dir::new();
     let (mut tenant, guarded) = with_a_role_assignable_group(10);
