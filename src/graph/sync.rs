@@ -375,22 +375,13 @@ impl GraphClient {
         let mut groups = Vec::new();
         for (id, pair) in principals.iter().zip(results.chunks(2)) {
             let [members, about] = pair else { continue };
-            let members = match members {
-                Ok(answer) => match self.rest_of_pages(answer.body.clone()).await {
-                    Ok(values) => Some(
-                        values
-                            .iter()
-                            .filter_map(|v| v["id"].as_str().map(str::to_string))
-                            .collect(),
-                    ),
-                    Err(_) => None,
-                },
-                Err(error) if matches!(status(error), Some(400 | 404)) => continue,
-                Err(error) => {
-                    tracing::info!("members of the group {id} could not be read: {error}");
-                    None
-                }
-            };
+            if members
+                .as_ref()
+                .is_err_and(|error| matches!(status(error), Some(400 | 404)))
+            {
+                continue;
+            }
+            let members = self.object_ids(members, id, "members").await;
             let about = about.as_ref().ok().map(|a| &a.body);
             groups.push(Group {
                 id: id.clone(),
