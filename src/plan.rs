@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::anchor::{AnchorKind, ImmutableId};
 use crate::outcome::{Outcome, Verdict, Warning, Warnings};
-use crate::tenant::{caseless, AuthenticationType, Privileges, Tenant, User};
+use crate::tenant::{
+    caseless, AuthenticationType, Guarded, Privileges, Tenant, User, SENSITIVE_ATTRIBUTES_RULE,
+};
 
 /// How the cloud user of a row is found when the row has no CloudObjectId.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -592,6 +594,9 @@ impl<'t> TenantIndex<'t> {
         for (warning, note) in notes {
             detail.push_str(&format!("; {}: {note}", warning.code()));
         }
+        if let Some(guarded @ Guarded::InGroups(_)) = self.privileges.guarded(&user.id) {
+            detail.push_str(&format!("; sensitive attributes: {} {guarded}: {SENSITIVE_ATTRIBUTES_RULE}; without such an app this row will be permission-denied (the run goes on)", user.user_principal_name));
+        }
         Decision {
             verdict: Verdict::new(Outcome::WouldStamp, detail),
             action,
@@ -685,7 +690,7 @@ impl<'t> TenantIndex<'t> {
             notes.push((
                 Warning::RolesUnknown,
                 format!(
-                    "could not check for privileged roles, which sync refuses to match: {}",
+                    "could not check for privileged roles (which sync refuses to match) or role-assignable groups (whose members and owners Graph guards): {}",
                     unread.join("; ")
                 ),
             ));

@@ -664,6 +664,9 @@ impl Plan {
         for target in self.rows.iter().filter_map(|r| r.target.as_ref()) {
             wanted.id(&target.id);
         }
+        // Who Graph guards now (docs/graph.md, "Sensitive attributes"): a 403 on them is
+        // about them, not the app's permission.
+        wanted.with_roles();
         wanted
     }
 

@@ -47,9 +47,15 @@ pub struct Tenant {
     /// `roleManagement/directory/roleEligibilitySchedules`: who may activate a role (PIM).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_eligibility_schedules: Option<Vec<RoleAssignment>>,
-    /// Role-assignable groups (principals of assignments or eligibilities) and their members.
+    /// Role-assignable groups (every one, and any other principal of a privileged role) with
+    /// their members and owners.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<Group>,
+    /// Whether every role-assignable group was listed into `groups`: false when the listing
+    /// was refused and in files from before it was read, which leaves unknown who is a member
+    /// or owner of one, and so whose sensitive attributes Graph guards.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub role_assignable_groups_listed: bool,
     /// Why beta's onPremisesObjectIdentifier could not be read, when a read failed: the
     /// users' values are then unknown, not empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -80,7 +86,8 @@ pub struct RoleAssignment {
     pub(crate) directory_scope_id: Option<String>,
 }
 
-/// A group that may hold a role, with its members (transitive: nested groups' members too).
+/// A group that may hold a role, with its members (transitive: nested groups' members too)
+/// and owners.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Group {
@@ -92,6 +99,9 @@ pub struct Group {
     /// Member object ids; `None` when they could not be read.
     #[serde(default)]
     pub(crate) members: Option<Vec<String>>,
+    /// Owner object ids; `None` when they could not be read (or the file predates them).
+    #[serde(default)]
+    pub(crate) owners: Option<Vec<String>>,
 }
 
 /// How old a tenant file is, in words for the summary, and whether it is too old (or its age
@@ -273,6 +283,11 @@ pub(crate) enum UnknownRoles {
     Eligibilities,
     /// The members of this group (by name) could not be read.
     GroupMembers(String),
+    /// The role-assignable groups were not listed: whose sensitive attributes Graph guards
+    /// for being a member or owner of one is unknown.
+    RoleAssignableGroups,
+    /// The owners of this role-assignable group (by name) could not be read.
+    GroupOwners(String),
 }
 
 impl UnknownRoles {
@@ -283,36 +298,126 @@ impl UnknownRoles {
             UnknownRoles::Assignments => "role assignments: grant RoleManagement.Read.Directory".into(),
             UnknownRoles::Eligibilities => "role eligibilities (PIM): grant RoleEligibilitySchedule.Read.Directory (the tenant needs Entra ID P2 for PIM)".into(),
             UnknownRoles::GroupMembers(group) => format!("members of the role-assignable group {group}: grant GroupMember.Read.All"),
+            UnknownRoles::RoleAssignableGroups => "the role-assignable groups, whose members and owners Graph guards like admins (a refused read, or a tenant file from before hardmatch read them): grant GroupMember.Read.All".into(),
+            UnknownRoles::GroupOwners(group) => format!("owners of the role-assignable group {group}: grant GroupMember.Read.All"),
         }
     }
 }
 
+/// Graph's rule for sensitive attributes, for a row's detail (docs/graph.md).
+pub(crate) const SENSITIVE_ATTRIBUTES_RULE: &str = "onPremisesImmutableId and userPrincipalName are sensitive attributes, which on a user who holds a privileged role, or is a member or owner of a role-assignable group, only an app holding Privileged Authentication Administrator or Global Administrator may change";
+
+/// How a user belongs to a role-assignable group, which makes Graph guard its sensitive
+/// attributes whether or not the group holds a role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct GroupTie {
+    /// The group's display name (its id when it has none).
+    pub(crate) group: String,
+    /// An owner of the group rather than a member.
+    pub(crate) owner: bool,
+}
+
+impl std::fmt::Display for GroupTie {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let how = if self.owner { "an owner" } else { "a member" };
+        write!(f, "{how} of the role-assignable group {}", self.group)
+    }
+}
+
+/// Why Graph lets only a privileged caller change a user's onPremisesImmutableId and
+/// userPrincipalName (docs/graph.md, "Sensitive attributes").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Guarded<'p> {
+    /// The user holds or is eligible for a privileged role.
+    Privileged(&'p [RoleHolding]),
+    /// The user holds no privileged role but is a member or owner of a role-assignable group.
+    InGroups(&'p [GroupTie]),
+}
+
+impl std::fmt::Display for Guarded<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let reasons: Vec<String> = match self {
+            Guarded::Privileged(roles) => roles.iter().map(ToString::to_string).collect(),
+            Guarded::InGroups(ties) => ties.iter().map(ToString::to_string).collect(),
+        };
+        write!(f, "is {}", reasons.join(", "))
+    }
+}
+
 /// Who holds or is eligible for a privileged role, directly or through a role-assignable
-/// group: the rule by which sync refuses a hard match (docs/graph.md, (b) and (c)), and by
-/// which Graph guards sensitive attributes. Built once per tenant; [`Privileges::of`] per user.
+/// group: the rule by which sync refuses a hard match (docs/graph.md, (b) and (c)); and who
+/// is, besides, a member or owner of a role-assignable group: with the privileged, whose
+/// sensitive attributes Graph guards. Built once per tenant; [`Privileges::of`] and
+/// [`Privileges::guarded`] per user.
 #[derive(Debug, Default)]
 pub(crate) struct Privileges {
     by_user: std::collections::HashMap<String, Vec<RoleHolding>>,
+    ties: std::collections::HashMap<String, Vec<GroupTie>>,
     unknown: Vec<UnknownRoles>,
 }
 
 impl Privileges {
     pub(crate) fn new(tenant: &Tenant) -> Privileges {
         let mut privileges = Privileges::default();
+        privileges.tie_group_members_and_owners(tenant);
+        privileges.add_role_holders(tenant);
+        privileges.unknown.sort();
+        privileges.unknown.dedup();
+        privileges
+    }
+
+    /// The members and owners of every role-assignable group, whether it holds a role or not.
+    /// A group the file does not mark as not role-assignable is one: only those hold roles.
+    fn tie_group_members_and_owners(&mut self, tenant: &Tenant) {
+        if !tenant.role_assignable_groups_listed {
+            self.unknown.push(UnknownRoles::RoleAssignableGroups);
+        }
+        let groups = groups_by_id(tenant);
+        for group in tenant
+            .groups
+            .iter()
+            .filter(|g| g.is_assignable_to_role != Some(false))
+        {
+            let name = group.name();
+            match transitive_members(group, &groups) {
+                Some(members) => {
+                    for member in members {
+                        self.tie(member, name.clone(), false);
+                    }
+                }
+                None => self.unknown.push(UnknownRoles::GroupMembers(name.clone())),
+            }
+            match &group.owners {
+                Some(owners) => {
+                    for owner in owners {
+                        self.tie(owner.to_ascii_lowercase(), name.clone(), true);
+                    }
+                }
+                None => self.unknown.push(UnknownRoles::GroupOwners(name)),
+            }
+        }
+    }
+
+    fn tie(&mut self, user_id: String, group: String, owner: bool) {
+        let tie = GroupTie { group, owner };
+        let ties = self.ties.entry(user_id).or_default();
+        if !ties.contains(&tie) {
+            ties.push(tie);
+        }
+    }
+
+    /// Who holds or is eligible for a privileged role, directly or through a group.
+    fn add_role_holders(&mut self, tenant: &Tenant) {
         let Some(definitions) = &tenant.role_definitions else {
-            privileges.unknown.push(UnknownRoles::Definitions);
-            return privileges;
+            self.unknown.push(UnknownRoles::Definitions);
+            return;
         };
         let privileged: std::collections::HashMap<String, &RoleDefinition> = definitions
             .iter()
             .filter(|d| d.is_privileged == Some(true))
             .map(|d| (d.id.to_ascii_lowercase(), d))
             .collect();
-        let groups: std::collections::HashMap<String, &Group> = tenant
-            .groups
-            .iter()
-            .map(|g| (g.id.to_ascii_lowercase(), g))
-            .collect();
+        let groups = groups_by_id(tenant);
         for (list, eligible, unknown) in [
             (&tenant.role_assignments, false, UnknownRoles::Assignments),
             (
@@ -322,7 +427,7 @@ impl Privileges {
             ),
         ] {
             let Some(list) = list else {
-                privileges.unknown.push(unknown);
+                self.unknown.push(unknown);
                 continue;
             };
             for grant in list {
@@ -345,27 +450,21 @@ impl Privileges {
                 };
                 let principal = grant.principal_id.to_ascii_lowercase();
                 match groups.get(&principal) {
-                    None => privileges.add(principal, holding(None)),
+                    None => self.add(principal, holding(None)),
                     Some(group) => {
-                        let name = group
-                            .display_name
-                            .clone()
-                            .unwrap_or_else(|| group.id.clone());
+                        let name = group.name();
                         match transitive_members(group, &groups) {
                             Some(members) => {
                                 for member in members {
-                                    privileges.add(member, holding(Some(name.clone())));
+                                    self.add(member, holding(Some(name.clone())));
                                 }
                             }
-                            None => privileges.unknown.push(UnknownRoles::GroupMembers(name)),
+                            None => self.unknown.push(UnknownRoles::GroupMembers(name)),
                         }
                     }
                 }
             }
         }
-        privileges.unknown.sort();
-        privileges.unknown.dedup();
-        privileges
     }
 
     fn add(&mut self, user_id: String, holding: RoleHolding) {
@@ -382,9 +481,38 @@ impl Privileges {
             .map_or(&[], Vec::as_slice)
     }
 
-    /// What could not be read: when not empty, a user with no known role may still hold one.
+    /// Why Graph guards `user_id`'s sensitive attributes, if it does as far as is known: a
+    /// privileged role comes first, since it also blocks the hard match.
+    pub(crate) fn guarded(&self, user_id: &str) -> Option<Guarded<'_>> {
+        let roles = self.of(user_id);
+        if !roles.is_empty() {
+            return Some(Guarded::Privileged(roles));
+        }
+        self.ties
+            .get(&user_id.to_ascii_lowercase())
+            .map(|ties| Guarded::InGroups(ties))
+    }
+
+    /// What could not be read: when not empty, a user with no known role may still hold one,
+    /// or be guarded for a role-assignable group.
     pub(crate) fn unknown(&self) -> &[UnknownRoles] {
         &self.unknown
+    }
+}
+
+/// The tenant's groups by lowercased id.
+fn groups_by_id(tenant: &Tenant) -> std::collections::HashMap<String, &Group> {
+    tenant
+        .groups
+        .iter()
+        .map(|g| (g.id.to_ascii_lowercase(), g))
+        .collect()
+}
+
+impl Group {
+    /// The group's display name, its id when it has none.
+    pub(crate) fn name(&self) -> String {
+        self.display_name.clone().unwrap_or_else(|| self.id.clone())
     }
 }
 
@@ -563,7 +691,7 @@ impl Tenant {
             (
                 "WARNING roles-unknown".to_string(),
                 format!(
-                    "sync refuses to match privileged users, and these could not be read: {}; rows that would be stamped carry roles-unknown",
+                    "sync refuses to match privileged users, and Graph guards them and the members and owners of role-assignable groups, but these could not be read: {}; rows that would be stamped carry roles-unknown",
                     unread.join("; ")
                 ),
             )
@@ -575,6 +703,36 @@ impl Tenant {
             ));
         }
         notes
+    }
+
+    /// The summary's line on the targets to be stamped (`stamped`, by object id) that Graph
+    /// guards only for being members or owners of role-assignable groups: the hard-match
+    /// hardening lets them match, but only a privileged app may write them.
+    pub(crate) fn guarded_targets_note<'a>(
+        &self,
+        stamped: impl Iterator<Item = &'a str>,
+    ) -> Option<(String, String)> {
+        let privileges = Privileges::new(self);
+        let users = self.users_by_id();
+        let guarded: Vec<&str> = stamped
+            .filter(|id| matches!(privileges.guarded(id), Some(Guarded::InGroups(_))))
+            .map(|id| users.get(id).map_or(id, |u| u.user_principal_name.as_str()))
+            .collect();
+        let (first, more) = guarded.split_at(guarded.len().min(5));
+        let more = match more.len() {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        (!guarded.is_empty()).then(|| {
+            (
+                "WARNING sensitive attributes".to_string(),
+                format!(
+                    "{} rows to stamp are members or owners of role-assignable groups ({}{more}): {SENSITIVE_ATTRIBUTES_RULE}; without such an app they will be permission-denied (the run goes on)",
+                    guarded.len(),
+                    first.join(", ")
+                ),
+            )
+        })
     }
 
     /// Users by object id, for the many lookups by id a run makes.
@@ -666,6 +824,7 @@ mod tests {
             id: id.into(),
             display_name: Some(format!("group {id}")),
             members: members.map(|m| m.iter().map(|s| s.to_string()).collect()),
+            owners: Some(Vec::new()),
             ..Group::default()
         };
         let mut tenant = Tenant {
@@ -691,6 +850,7 @@ mod tests {
                 group("outer", Some(&["inner", "u5"])),
                 group("inner", Some(&["u6", "outer"])),
             ],
+            role_assignable_groups_listed: true,
             ..Tenant::default()
         };
         let privileges = Privileges::new(&tenant);
@@ -721,13 +881,98 @@ mod tests {
             privileges.unknown(),
             [
                 UnknownRoles::Eligibilities,
+                UnknownRoles::GroupMembers("group inner".into()),
                 UnknownRoles::GroupMembers("group outer".into())
             ]
         );
         tenant.role_definitions = None;
         assert_eq!(
             Privileges::new(&tenant).unknown(),
-            [UnknownRoles::Definitions]
+            [
+                UnknownRoles::Definitions,
+                UnknownRoles::GroupMembers("group inner".into()),
+                UnknownRoles::GroupMembers("group outer".into())
+            ],
+            "members unread leave the guard unknown, even with no role data"
+        );
+    }
+
+    #[test]
+    fn members_and_owners_of_role_assignable_groups_are_guarded_with_or_without_a_role() {
+        let group = |id: &str, members: Option<&[&str]>, owners: Option<&[&str]>| Group {
+            id: id.into(),
+            display_name: Some(format!("group {id}")),
+            is_assignable_to_role: Some(true),
+            members: members.map(|m| m.iter().map(|s| s.to_string()).collect()),
+            owners: owners.map(|m| m.iter().map(|s| s.to_string()).collect()),
+        };
+        let mut tenant = Tenant {
+            role_definitions: Some(vec![RoleDefinition {
+                id: "GA".into(),
+                display_name: Some("Global Administrator".into()),
+                is_privileged: Some(true),
+            }]),
+            role_assignments: Some(vec![RoleAssignment {
+                principal_id: "admins".into(),
+                role_definition_id: "GA".into(),
+                ..RoleAssignment::default()
+            }]),
+            role_eligibility_schedules: Some(Vec::new()),
+            groups: vec![
+                group("admins", Some(&["u1"]), Some(&["u2"])),
+                group("helpdesk", Some(&["U3"]), Some(&["u4", "u1"])),
+            ],
+            role_assignable_groups_listed: true,
+            ..Tenant::default()
+        };
+        let privileges = Privileges::new(&tenant);
+        assert!(
+            privileges.unknown().is_empty(),
+            "{:?}",
+            privileges.unknown()
+        );
+        let why = |user: &str| privileges.guarded(user).map(|g| g.to_string());
+        assert_eq!(
+            why("u1").as_deref(),
+            Some("is assigned Global Administrator through the role-assignable group group admins"),
+            "a role comes first"
+        );
+        assert_eq!(
+            why("u2").as_deref(),
+            Some("is an owner of the role-assignable group group admins"),
+            "owners do not hold the group's role, but are guarded"
+        );
+        assert!(privileges.of("u2").is_empty());
+        assert_eq!(
+            why("u3").as_deref(),
+            Some("is a member of the role-assignable group group helpdesk")
+        );
+        assert!(matches!(
+            privileges.guarded("u4"),
+            Some(Guarded::InGroups(_))
+        ));
+        assert_eq!(why("u5"), None);
+
+        tenant.groups[1].owners = None;
+        tenant.role_assignable_groups_listed = false;
+        assert_eq!(
+            Privileges::new(&tenant).unknown(),
+            [
+                UnknownRoles::RoleAssignableGroups,
+                UnknownRoles::GroupOwners("group helpdesk".into())
+            ]
+        );
+        let old_file: Tenant = serde_json::from_str(
+            r#"{"tenantId":"t","roleDefinitions":[],"roleAssignments":[],"roleEligibilitySchedules":[],"groups":[{"id":"g","members":["u1"]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            Privileges::new(&old_file).unknown(),
+            [
+                UnknownRoles::RoleAssignableGroups,
+                UnknownRoles::GroupOwners("g".into())
+            ],
+            "a file from before the groups were listed leaves the guard unknown"
         );
     }
 

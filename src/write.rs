@@ -6,8 +6,9 @@
 //! policy's ([`WriteRate`]): every request, not every row, takes a token of the quota.
 //! Concurrency is bounded so that latency never caps throughput. Rows are independent: one
 //! failure never stops the others, except what would fail every row: 403s before any write
-//! went through (the app lacks the permission; a 403 on a target known or possibly
-//! privileged does not count), and a token that cannot be renewed.
+//! went through (the app lacks the permission; a 403 on a target known or possibly guarded,
+//! privileged or in a role-assignable group, does not count), and a token that cannot be
+//! renewed.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -20,7 +21,7 @@ use crate::graph::{Answer, Directory, GraphError, Meta, Write};
 use crate::journal::{now, Entry, GroupCommit, Replay, Step};
 use crate::outcome::{Outcome, Verdict};
 use crate::plan::{Action, Holder, TargetState};
-use crate::tenant::{Privileges, Tenant};
+use crate::tenant::{Privileges, Tenant, SENSITIVE_ATTRIBUTES_RULE};
 
 /// One row's planned write.
 #[derive(Clone, Debug)]
@@ -37,25 +38,25 @@ pub(crate) struct WorkItem {
     /// With `clear-object-identifier-then-stamp`, the onPremisesObjectIdentifier cleared
     /// before the stamp; with `put-back-object-identifier` (rollback), the one put back.
     pub(crate) object_identifier: Option<String>,
-    /// Why the target is, or may be, privileged (see [`privileged_because`]): a 403 on it is
+    /// Why the target is, or may be, guarded (see [`privileged_because`]): a 403 on it is
     /// Graph guarding its sensitive attributes, not evidence that the app lacks the
     /// permission, so it never stops the run.
     pub(crate) privileged: Option<String>,
 }
 
-/// Why a target is, or may be, privileged: the privileged roles it is known to hold, or the
-/// role data the plan could not read (`roles_unknown`, the `roles-unknown` warning).
+/// Why Graph guards, or may guard, a target's sensitive attributes
+/// ([`Privileges::guarded`]): the privileged roles it is known to hold, the role-assignable
+/// groups it is a member or owner of, or the role and group data the plan could not read
+/// (`roles_unknown`, the `roles-unknown` warning).
 pub(crate) fn privileged_because(
     privileges: &Privileges,
     user_id: &str,
     roles_unknown: bool,
 ) -> Option<String> {
-    let roles = privileges.of(user_id);
-    if !roles.is_empty() {
-        let held: Vec<String> = roles.iter().map(ToString::to_string).collect();
-        return Some(format!("is {}", held.join(", ")));
+    if let Some(guarded) = privileges.guarded(user_id) {
+        return Some(guarded.to_string());
     }
-    roles_unknown.then(|| "may hold a privileged role (the plan could not read roles)".into())
+    roles_unknown.then(|| "may hold a privileged role or be in a role-assignable group (the plan could not read roles or groups)".into())
 }
 
 /// What writing onPremisesObjectIdentifier needs (SECURITY.md).
@@ -460,7 +461,8 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
     /// refuses and that cannot be renewed fails every row. Either stops the run.
     ///
     /// Some 403s say nothing about the app's right to write users, and never count: one on a
-    /// target that is (or may be) privileged (Graph guards its sensitive attributes), and one
+    /// target that is (or may be) privileged or in a role-assignable group (Graph guards its
+    /// sensitive attributes), and one
     /// to the onPremisesObjectIdentifier write (its own permission and role, which the row's
     /// detail names).
     fn judge_run(&self, run: &Run, item: &WorkItem, step: Step, error: &GraphError) {
@@ -584,7 +586,7 @@ impl<D: Directory, J: Journaling> Writer<'_, D, J> {
                 }
             }
             GraphError::Forbidden(meta) => {
-                let rule = "onPremisesImmutableId and userPrincipalName are sensitive attributes, which on a user who holds a privileged role (or is in a role-assignable group) only an app holding Privileged Authentication Administrator or Global Administrator may change";
+                let rule = SENSITIVE_ATTRIBUTES_RULE;
                 match &item.privileged {
                     Some(why) => format!("Graph refused this user ({meta}): {} {why}; {rule}; the run went on (this 403 is about this user, not the app's permission)", item.target.user_principal_name),
                     None => format!("Graph refused this user ({meta}): {rule}; check this user's roles"),

@@ -155,6 +155,11 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) forbid_role_reads: bool,
 
+    /// Answer the group listing, group members and owners with 403, as for an app that lacks
+    /// GroupMember.Read.All.
+    #[arg(long)]
+    pub(crate) forbid_group_reads: bool,
+
     /// Refuse role eligibility schedules, as a tenant without Entra ID P2 may.
     #[arg(long)]
     pub(crate) no_p2: bool,
@@ -217,6 +222,7 @@ impl Args {
             refuse_federated_anchor_change: !self.allow_federated_change,
             forbid_writes: self.forbid_writes,
             forbid_role_reads: self.forbid_role_reads,
+            forbid_group_reads: self.forbid_group_reads,
             refuse_role_eligibility: self.no_p2,
             forbid_writes_to: self.forbid_writes_to.clone(),
             app_privileged: self.app_privileged,

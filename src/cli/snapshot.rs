@@ -21,8 +21,8 @@ Examples:
 
 Reads users (with onPremisesImmutableId, proxyAddresses, onPremisesSyncEnabled, userType and
 beta's onPremisesObjectIdentifier), deleted users, domains, the hard-match takeover setting, and
-the privileged roles: definitions, assignments, eligibilities and the members of role-assignable
-groups. Needs User.Read.All and Domain.Read.All; RoleManagement.Read.Directory,
+the privileged roles: definitions, assignments, eligibilities, and every role-assignable group
+with its members and owners. Needs User.Read.All and Domain.Read.All; RoleManagement.Read.Directory,
 RoleEligibilitySchedule.Read.Directory and GroupMember.Read.All for the roles (without them the
 file records the roles as unknown, and plans mark rows roles-unknown).";
 

@@ -57,6 +57,9 @@ pub struct Config {
     /// Answer role definitions, assignments and eligibilities with 403, as for an app
     /// without RoleManagement.Read.Directory.
     pub forbid_role_reads: bool,
+    /// Answer the group listing, group members and owners with 403, as for an app without
+    /// GroupMember.Read.All (or Directory.Read.All).
+    pub forbid_group_reads: bool,
     /// Refuse role eligibility schedules (403), as a tenant without Entra ID P2 may
     /// (docs/graph.md: it has none, or refuses).
     pub refuse_role_eligibility: bool,
@@ -64,7 +67,8 @@ pub struct Config {
     /// sensitive attributes the app may not change (docs/graph.md, "Sensitive attributes").
     pub forbid_writes_to: Vec<String>,
     /// The signed-in app holds a privileged role (Privileged Authentication Administrator or
-    /// Global Administrator), so it may change sensitive attributes of privileged users too.
+    /// Global Administrator), so it may change sensitive attributes of privileged users, and
+    /// of members and owners of role-assignable groups, too.
     /// Without it, such writes are answered 403 (docs/graph.md, "Sensitive attributes").
     pub app_privileged: bool,
     /// For this many emulated milliseconds after a write or a purge, reads see the state
@@ -99,6 +103,7 @@ impl Default for Config {
             refuse_federated_anchor_change: true,
             forbid_writes: false,
             forbid_role_reads: false,
+            forbid_group_reads: false,
             refuse_role_eligibility: false,
             forbid_writes_to: Vec::new(),
             app_privileged: false,

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use super::odata::{self, Filter};
 use super::throttle::{self, Decision};
 use super::Emulator;
-use crate::tenant::User;
+use crate::tenant::{Group, User};
 
 /// A request as the service sees it.
 #[derive(Clone, Debug, Default)]
@@ -109,8 +109,11 @@ enum Route {
     RoleDefinitions,
     RoleAssignments,
     RoleEligibilitySchedules,
+    Groups,
     Group(String),
+    GroupMembers(String),
     GroupTransitiveMembers(String),
+    GroupOwners(String),
 }
 
 impl Route {
@@ -130,8 +133,11 @@ impl Route {
             Route::RoleDefinitions => "/roleManagement/directory/roleDefinitions",
             Route::RoleAssignments => "/roleManagement/directory/roleAssignments",
             Route::RoleEligibilitySchedules => "/roleManagement/directory/roleEligibilitySchedules",
+            Route::Groups => "/groups",
             Route::Group(_) => "/groups/{id}",
+            Route::GroupMembers(_) => "/groups/{id}/members",
             Route::GroupTransitiveMembers(_) => "/groups/{id}/transitiveMembers",
+            Route::GroupOwners(_) => "/groups/{id}/owners",
         }
     }
 
@@ -169,8 +175,11 @@ impl Route {
             ["roleManagement", "directory", "roleEligibilitySchedules"] => {
                 Route::RoleEligibilitySchedules
             }
+            ["groups"] => Route::Groups,
             ["groups", id] => Route::Group(id.to_string()),
+            ["groups", id, "members"] => Route::GroupMembers(id.to_string()),
             ["groups", id, "transitiveMembers"] => Route::GroupTransitiveMembers(id.to_string()),
+            ["groups", id, "owners"] => Route::GroupOwners(id.to_string()),
             _ => return None,
         })
     }
@@ -433,6 +442,16 @@ impl Emulator {
         if role_read && self.config.forbid_role_reads {
             return denied();
         }
+        let group_read = matches!(
+            route,
+            Route::Groups
+                | Route::GroupMembers(_)
+                | Route::GroupTransitiveMembers(_)
+                | Route::GroupOwners(_)
+        );
+        if group_read && self.config.forbid_group_reads {
+            return denied();
+        }
         match (request.method.as_str(), route) {
             ("GET", Route::Users) => self.list(request, query, false, version),
             ("GET", Route::DeletedUsers) => self.list(request, query, true, version),
@@ -456,10 +475,17 @@ impl Emulator {
                 });
                 page(request, query, listed)
             }
+            ("GET", Route::Groups) => self.groups(request, query),
             ("GET", Route::Group(id)) => self.with_state(|s| match s.find_group(&id) {
-                Some(g) => Reply::json(200, json!({"id": g.id, "displayName": g.display_name, "isAssignableToRole": g.is_assignable_to_role})),
+                Some(g) => Reply::json(200, group_json(g)),
                 None => not_found(&id),
             }),
+            ("GET", Route::GroupMembers(id)) => {
+                self.group_links(request, query, &id, |g| g.members.as_ref())
+            }
+            ("GET", Route::GroupOwners(id)) => {
+                self.group_links(request, query, &id, |g| g.owners.as_ref())
+            }
             ("GET", Route::GroupTransitiveMembers(id)) => {
                 match self.with_state(|s| s.transitive_members(&id)) {
                     Some(members) => page(request, query, Value::Array(members)),
@@ -528,6 +554,68 @@ impl Emulator {
                 .collect::<Vec<_>>()
         });
         page(request, query, Value::Array(listed))
+    }
+
+    /// `GET /groups`: the groups of the tenant file, filtered on `isAssignableToRole eq
+    /// true|false` only. Graph takes `eq` on it as a plain filter; `$count=true` still needs
+    /// `ConsistencyLevel: eventual`, as on every directory list.
+    fn groups(&self, request: &Request, query: &Query) -> Reply {
+        let wanted = match query.filter.as_deref() {
+            None => None,
+            Some(filter) => {
+                let words: Vec<String> = filter
+                    .split_whitespace()
+                    .map(str::to_ascii_lowercase)
+                    .collect();
+                match words.as_slice() {
+                    [property, eq, value] if property == "isassignabletorole" && eq == "eq" => {
+                        match value.as_str() {
+                            "true" => Some(true),
+                            "false" => Some(false),
+                            _ => return bad_request(&format!("Invalid filter clause: {filter}")),
+                        }
+                    }
+                    _ => return bad_request(&format!("Invalid filter clause: the emulator filters groups on isAssignableToRole eq only, not {filter}")),
+                }
+            }
+        };
+        if let Some(refused) = refuse_advanced_query(request, query, None) {
+            return refused;
+        }
+        let listed = self.with_state(|s| {
+            s.tenant
+                .groups
+                .iter()
+                .filter(|g| wanted.is_none_or(|w| g.is_assignable_to_role.unwrap_or(false) == w))
+                .map(group_json)
+                .collect::<Vec<_>>()
+        });
+        page(request, query, Value::Array(listed))
+    }
+
+    /// A group's direct members or owners, as `{"@odata.type", "id"}` (users, as far as the
+    /// tenant file tells); 404 for a group the tenant does not have.
+    fn group_links(
+        &self,
+        request: &Request,
+        query: &Query,
+        id: &str,
+        links: impl Fn(&Group) -> Option<&Vec<String>>,
+    ) -> Reply {
+        let listed = self.with_state(|s| {
+            let group = s.find_group(id)?;
+            Some(
+                links(group)
+                    .into_iter()
+                    .flatten()
+                    .map(|link| s.directory_object(link))
+                    .collect::<Vec<_>>(),
+            )
+        });
+        match listed {
+            Some(listed) => page(request, query, Value::Array(listed)),
+            None => not_found(id),
+        }
     }
 
     fn list(&self, request: &Request, query: &Query, deleted: bool, version: Version) -> Reply {
@@ -781,9 +869,10 @@ impl Emulator {
 
     /// Whether `user`'s sensitive attributes (onPremisesImmutableId, userPrincipalName) are
     /// beyond this app: the user holds or is eligible for a privileged role, directly or
-    /// through a role-assignable group, and the app holds no privileged role itself.
+    /// through a role-assignable group, or is a member or owner of a role-assignable group
+    /// ([`crate::tenant::Privileges::guarded`]), and the app holds no privileged role itself.
     fn sensitive_to_this_app(&self, state: &super::state::State, user: &User) -> bool {
-        !self.config.app_privileged && !state.privileges.of(&user.id).is_empty()
+        !self.config.app_privileged && state.privileges.guarded(&user.id).is_some()
     }
 
     fn purge(&self, id: &str) -> Reply {
@@ -891,6 +980,11 @@ impl Emulator {
         responses.reverse();
         Reply::json(200, json!({"responses": responses}))
     }
+}
+
+/// A group as Graph shapes it for the properties hardmatch reads.
+fn group_json(group: &Group) -> Value {
+    json!({"id": group.id, "displayName": group.display_name, "isAssignableToRole": group.is_assignable_to_role})
 }
 
 /// The uniqueness 400, naming the holder as Graph does (`ConflictingObjects`, `User_<id>`).

@@ -176,6 +176,16 @@ impl State {
             .find(|g| g.id.eq_ignore_ascii_case(id))
     }
 
+    /// A member or owner by id as a group's links list it: a group when the tenant has one
+    /// of that id, a user otherwise.
+    pub(crate) fn directory_object(&self, id: &str) -> Value {
+        let kind = match self.find_group(id) {
+            Some(_) => "#microsoft.graph.group",
+            None => "#microsoft.graph.user",
+        };
+        json!({"@odata.type": kind, "id": id})
+    }
+
     /// `/groups/{id}/transitiveMembers`: the members, and the members of member groups
     /// (each group once), as `{"@odata.type", "id"}`; `None` when there is no such group.
     pub(crate) fn transitive_members(&self, id: &str) -> Option<Vec<Value>> {

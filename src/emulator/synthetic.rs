@@ -77,6 +77,7 @@ pub fn add_roles(tenant: &mut Tenant, assigned: usize, eligible: usize, groups: 
                     .map(|m| cloud_id((5 + 11 * (g * 10 + m)) % n))
                     .collect(),
             ),
+            owners: Some(Vec::new()),
         })
         .collect();
     let mut assignments: Vec<RoleAssignment> = (0..assigned)
@@ -91,6 +92,27 @@ pub fn add_roles(tenant: &mut Tenant, assigned: usize, eligible: usize, groups: 
             .collect(),
     );
     tenant.groups = groups;
+}
+
+/// Adds a role-assignable group that holds no role, with generated users `members` and
+/// `owners`: Graph guards their sensitive attributes all the same (docs/graph.md).
+pub fn add_role_assignable_group(
+    tenant: &mut Tenant,
+    name: &str,
+    members: &[usize],
+    owners: &[usize],
+) {
+    let ids = |users: &[usize]| Some(users.iter().map(|&i| cloud_id(i)).collect());
+    tenant.groups.push(Group {
+        id: uuid::Uuid::from_u128(
+            0x7777_0000_0000_4000_8000_0000_0000_0000 + tenant.groups.len() as u128,
+        )
+        .to_string(),
+        display_name: Some(name.into()),
+        is_assignable_to_role: Some(true),
+        members: ids(members),
+        owners: ids(owners),
+    });
 }
 
 /// The same tenant with contoso.com federated: every row needs the federated hop (three

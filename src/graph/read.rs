@@ -52,6 +52,9 @@ pub(crate) struct Wanted {
     anchors: BTreeSet<String>,
     /// Also read what the next sync cycle's match depends on (a stamping plan).
     sync_facts: bool,
+    /// Also read the privileged roles and role-assignable groups alone (`clear`): a 403 on a
+    /// user they guard is not the app lacking the permission.
+    roles: bool,
     /// Every user is wanted (a snapshot).
     everyone: bool,
 }
@@ -69,6 +72,11 @@ impl Wanted {
     /// Also read the targets' onPremisesObjectIdentifier and the tenant's privileged roles.
     pub(crate) fn with_sync_facts(&mut self) {
         self.sync_facts = true;
+    }
+
+    /// Also read the tenant's privileged roles and role-assignable groups.
+    pub(crate) fn with_roles(&mut self) {
+        self.roles = true;
     }
 
     /// Whether a user is one the rows name (by UPN, mail or proxy address, or id).
@@ -220,6 +228,9 @@ impl GraphClient {
             let targets = wanted.targets(&tenant, bulk);
             let read = self.read_sync_facts(&mut tenant, targets).await;
             format!(", {read}")
+        } else if wanted.roles {
+            progress("privileged roles and role-assignable groups", 0);
+            format!(", {}", self.read_roles(&mut tenant).await)
         } else {
             String::new()
         };

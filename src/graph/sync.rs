@@ -10,11 +10,16 @@
 //! - `GET /beta/roleManagement/directory/roleDefinitions?$filter=isPrivileged eq true`;
 //! - `GET /v1.0/roleManagement/directory/roleAssignments` and `.../roleEligibilitySchedules`,
 //!   paged;
-//! - for each principal of a privileged role that is not a user already read,
+//! - every role-assignable group, `GET /v1.0/groups?$filter=isAssignableToRole eq true`
+//!   (paged), and each one's `transitiveMembers` and `owners` (`$select=id`) in `$batch`:
+//!   Graph guards its members' and owners' sensitive attributes whether or not it holds a
+//!   role (docs/graph.md, "Sensitive attributes");
+//! - for each other principal of a privileged role that is not a user already read,
 //!   `GET /v1.0/groups/{id}/transitiveMembers?$select=id` (and the group's name) in `$batch`.
 //!
-//! A refused role read does not stop the plan: its list stays `None` in the [`Tenant`], and
-//! the planner marks rows `roles-unknown` ([`crate::tenant::Privileges::unknown`]).
+//! A refused role read does not stop the plan: its list stays `None` in the [`Tenant`] (a
+//! refused group listing leaves `role_assignable_groups_listed` false), and the planner
+//! marks rows `roles-unknown` ([`crate::tenant::Privileges::unknown`]).
 
 use std::collections::{HashMap, HashSet};
 
@@ -173,9 +178,10 @@ impl GraphClient {
         Ok(values)
     }
 
-    /// Privileged role definitions, assignments, eligibilities and the members of the groups
-    /// among their principals, into `tenant`; what could not be read stays `None`.
-    async fn read_roles(&self, tenant: &mut Tenant) -> String {
+    /// Privileged role definitions, assignments, eligibilities, the role-assignable groups
+    /// and the members of the groups among their principals, into `tenant`; what could not be
+    /// read stays `None`. Says what was read, for the summary.
+    pub(super) async fn read_roles(&self, tenant: &mut Tenant) -> String {
         let refused = |what: &str, error: &GraphError| {
             tracing::info!("{what} could not be read: {error}");
         };
@@ -207,7 +213,19 @@ impl GraphClient {
             .await
             .inspect_err(|e| refused("role eligibility schedules", e))
             .ok();
-        tenant.groups = self.principal_groups(tenant).await;
+        tenant.groups = match self.role_assignable_groups().await {
+            Ok(groups) => {
+                tenant.role_assignable_groups_listed = true;
+                groups
+            }
+            Err(e) => {
+                refused("role-assignable groups", &e);
+                tenant.role_assignable_groups_listed = false;
+                Vec::new()
+            }
+        };
+        let others = self.principal_groups(tenant).await;
+        tenant.groups.extend(others);
         let count = |list: &Option<Vec<RoleAssignment>>| {
             list.as_ref()
                 .map_or_else(|| "NOT read".to_string(), |l| l.len().to_string())
@@ -236,10 +254,80 @@ impl GraphClient {
             .collect()
     }
 
-    /// The groups among the principals of privileged roles, with their transitive members.
-    /// A principal that is a user already read is no group; any other principal is asked
-    /// for as a group, and one Graph does not know as a group (404, 400) is a user or an
-    /// app. A group whose members are refused has `members: None`.
+    /// Every role-assignable group with its transitive members and its owners; a group whose
+    /// members or owners are refused has `None` for them. Only the listing's refusal is an
+    /// error.
+    async fn role_assignable_groups(&self) -> Result<Vec<Group>, GraphError> {
+        // `eq` on isAssignableToRole is a plain filter: no ConsistencyLevel, no `$count`.
+        let listing = query(&[
+            ("$filter", "isAssignableToRole eq true"),
+            ("$select", "id,displayName"),
+            ("$top", "999"),
+        ]);
+        let listed = self
+            .list_all(&self.v1_url(&format!("/groups?{listing}")), |_| {})
+            .await?;
+        let mut groups: Vec<Group> = listed
+            .iter()
+            .filter_map(|g| {
+                Some(Group {
+                    id: g["id"].as_str()?.to_string(),
+                    display_name: g["displayName"].as_str().map(str::to_string),
+                    is_assignable_to_role: Some(true),
+                    ..Group::default()
+                })
+            })
+            .collect();
+        let requests: Vec<BatchRequest> = groups
+            .iter()
+            .flat_map(|g| {
+                let group = format!("/groups/{}", super::encode(&g.id));
+                let ids = query(&[("$select", "id")]);
+                [
+                    get(format!("{group}/transitiveMembers?{ids}")),
+                    get(format!("{group}/owners?{ids}")),
+                ]
+            })
+            .collect();
+        let results = self.batch(&requests).await;
+        for (group, pair) in groups.iter_mut().zip(results.chunks(2)) {
+            let [members, owners] = pair else { continue };
+            group.members = self.object_ids(members, &group.name(), "members").await;
+            group.owners = self.object_ids(owners, &group.name(), "owners").await;
+        }
+        Ok(groups)
+    }
+
+    /// The object ids of a list answer and its further pages; `None` when it was refused.
+    async fn object_ids(
+        &self,
+        answer: &Result<super::Answer, GraphError>,
+        group: &str,
+        what: &str,
+    ) -> Option<Vec<String>> {
+        let values = match answer {
+            Ok(answer) => self.rest_of_pages(answer.body.clone()).await,
+            Err(error) => Err(error.clone()),
+        };
+        match values {
+            Ok(values) => Some(
+                values
+                    .iter()
+                    .filter_map(|v| v["id"].as_str().map(str::to_string))
+                    .collect(),
+            ),
+            Err(error) => {
+                tracing::info!("{what} of the group {group} could not be read: {error}");
+                None
+            }
+        }
+    }
+
+    /// The groups among the principals of privileged roles that the listing of role-assignable
+    /// groups did not give (a stand-in for Graph may not mark them), with their transitive
+    /// members. A principal that is a user already read is no group; any other principal is
+    /// asked for as a group, and one Graph does not know as a group (404, 400) is a user or
+    /// an app. A group whose members are refused has `members: None`.
     async fn principal_groups(&self, tenant: &Tenant) -> Vec<Group> {
         let Some(definitions) = &tenant.role_definitions else {
             return Vec::new();
@@ -249,10 +337,11 @@ impl GraphClient {
             .filter(|d| d.is_privileged == Some(true))
             .map(|d| d.id.to_ascii_lowercase())
             .collect();
-        let users: HashSet<String> = tenant
+        let known: HashSet<String> = tenant
             .users
             .iter()
             .map(|u| u.id.to_ascii_lowercase())
+            .chain(tenant.groups.iter().map(|g| g.id.to_ascii_lowercase()))
             .collect();
         let mut principals: Vec<String> =
             [&tenant.role_assignments, &tenant.role_eligibility_schedules]
@@ -261,7 +350,7 @@ impl GraphClient {
                 .flatten()
                 .filter(|g| privileged.contains(&g.role_definition_id.to_ascii_lowercase()))
                 .map(|g| g.principal_id.clone())
-                .filter(|p| !users.contains(&p.to_ascii_lowercase()))
+                .filter(|p| !known.contains(&p.to_ascii_lowercase()))
                 .collect();
         principals.sort_unstable();
         principals.dedup();
@@ -286,22 +375,13 @@ impl GraphClient {
         let mut groups = Vec::new();
         for (id, pair) in principals.iter().zip(results.chunks(2)) {
             let [members, about] = pair else { continue };
-            let members = match members {
-                Ok(answer) => match self.rest_of_pages(answer.body.clone()).await {
-                    Ok(values) => Some(
-                        values
-                            .iter()
-                            .filter_map(|v| v["id"].as_str().map(str::to_string))
-                            .collect(),
-                    ),
-                    Err(_) => None,
-                },
-                Err(error) if matches!(status(error), Some(400 | 404)) => continue,
-                Err(error) => {
-                    tracing::info!("members of the group {id} could not be read: {error}");
-                    None
-                }
-            };
+            if members
+                .as_ref()
+                .is_err_and(|error| matches!(status(error), Some(400 | 404)))
+            {
+                continue;
+            }
+            let members = self.object_ids(members, id, "members").await;
             let about = about.as_ref().ok().map(|a| &a.body);
             groups.push(Group {
                 id: id.clone(),
@@ -310,6 +390,7 @@ impl GraphClient {
                     .map(str::to_string),
                 is_assignable_to_role: about.and_then(|a| a["isAssignableToRole"].as_bool()),
                 members,
+                owners: None,
             });
         }
         groups

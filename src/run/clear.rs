@@ -65,7 +65,10 @@ pub(crate) fn run(args: &Options, target: &impl Connect) -> crate::Result<ExitCo
     };
     super::runtime()?.block_on(async {
         let connection = target.connect().await?;
-        let wanted = prepared.wanted(options.match_by, Mode::Clear);
+        let mut wanted = prepared.wanted(options.match_by, Mode::Clear);
+        // A 403 on a user Graph guards (docs/graph.md, "Sensitive attributes") must not
+        // count toward the early stop, so the run must know who they are.
+        wanted.with_roles();
         let read = stages::read_tenant(&connection.client, &wanted, args.strategy).await?;
         let records = plan_records(&prepared, &read.tenant, &options);
         let run = WriteRun {

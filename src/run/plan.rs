@@ -10,6 +10,7 @@ use super::{Input, Notes};
 use crate::compute::ComputeOptions;
 use crate::exit_code::ExitCode;
 use crate::graph::read::{ReadStrategy, Wanted};
+use crate::outcome::Outcome;
 use crate::plan::{Mode, PlanOptions};
 use crate::plan_file;
 use crate::report::{self, Record};
@@ -137,9 +138,15 @@ pub(crate) fn plan_for_sync(
     let choice = source_anchor::settle(prepared, tenant, options.match_by, compute)?;
     let mut records = plan_records(prepared, tenant, options);
     source_anchor::mark_unsettled(&mut records, prepared, &choice);
+    let stamped = records
+        .iter()
+        .filter(|r| r.outcome == Some(Outcome::WouldStamp))
+        .map(|r| r.cloud_user_id.as_str());
+    let guarded = tenant.guarded_targets_note(stamped);
     let notes = [("source anchor".to_string(), choice.note)]
         .into_iter()
         .chain(tenant.sync_check_notes())
+        .chain(guarded)
         .collect();
     Ok((records, notes))
 }

@@ -73,6 +73,8 @@ pub(crate) fn run(args: &Options, target: &impl Connect) -> crate::Result<ExitCo
         for change in &changes {
             wanted.id(&change.user_id);
         }
+        // A 403 on a user Graph guards must not count toward the early stop.
+        wanted.with_roles();
         let read = stages::read_tenant(&connection.client, &wanted, args.strategy).await?;
         let users = read.tenant.users_by_id();
         let index = TenantIndex::new(&read.tenant);

@@ -909,6 +909,74 @@ async fn beta_serves_object_identifiers_and_privileged_roles_that_v1_refuses() {
     }
 }
 
+/// The role-assignable groups as Graph serves them: `isAssignableToRole eq` is a plain filter
+/// (no ConsistencyLevel needed), `$count` needs it, other filters are refused; each group's
+/// members and owners; all refused for an app without GroupMember.Read.All.
+#[tokio::test]
+async fn role_assignable_groups_are_listed_with_their_members_and_owners() {
+    let mut tenant = hardmatch::emulator::synthetic::tenant(4);
+    hardmatch::emulator::synthetic::add_role_assignable_group(&mut tenant, "Desk", &[0], &[1, 2]);
+    let emu = start(tenant.clone(), config()).await;
+    let groups = format!("{}/v1.0/groups", emu.url);
+    let filter = "$filter=isAssignableToRole%20eq%20true&$select=id,displayName";
+    let listed = get(&format!("{groups}?{filter}")).await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert_eq!(listed.body["value"][0]["displayName"], "Desk");
+    let id = listed.body["value"][0]["id"].as_str().unwrap().to_string();
+    let counted = format!("{groups}?{filter}&$count=true");
+    assert_eq!(
+        get(&counted).await.status,
+        400,
+        "$count without ConsistencyLevel"
+    );
+    assert_eq!(call("GET", &counted, None, true).await.status, 200);
+    assert_eq!(
+        get(&format!("{groups}?$filter=isAssignableToRole%20ne%20true"))
+            .await
+            .status,
+        400
+    );
+    let ids = |call: Call| -> Vec<String> {
+        call.body["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let members = get(&format!("{groups}/{id}/members?$select=id")).await;
+    assert_eq!(ids(members), [hardmatch::emulator::synthetic::cloud_id(0)]);
+    let owners = get(&format!("{groups}/{id}/owners?$select=id")).await;
+    assert_eq!(
+        owners.body["value"][0]["@odata.type"],
+        "#microsoft.graph.user"
+    );
+    assert_eq!(
+        ids(owners),
+        [1, 2].map(hardmatch::emulator::synthetic::cloud_id)
+    );
+    assert_eq!(get(&format!("{groups}/nobody/owners")).await.status, 404);
+    emu.stop().await;
+
+    let emu = start(
+        tenant,
+        Config {
+            forbid_group_reads: true,
+            ..config()
+        },
+    )
+    .await;
+    let groups = format!("{}/v1.0/groups", emu.url);
+    for path in [
+        format!("{groups}?{filter}"),
+        format!("{groups}/{id}/owners"),
+        format!("{groups}/{id}/transitiveMembers"),
+    ] {
+        assert_eq!(get(&path).await.status, 403, "{path}");
+    }
+    emu.stop().await;
+}
+
 /// Sensitive attributes (docs/graph.md): the anchor and UPN of a user who holds a privileged
 /// role (Pete, Global Administrator) or is eligible for one through a role-assignable group
 /// (Quinn, Tier 0 Admins) are the app's to change only when it holds a privileged role itself.

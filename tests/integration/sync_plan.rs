@@ -559,3 +559,122 @@ fn a_synced_holder_is_freed_through_sync_scope_and_the_recycle_bin() {
         row["detail"]
     );
 }
+
+/// A generated tenant where user0 is a member and user1 an owner of the role-assignable group
+/// "Helpdesk Tier", which holds no role, and its export.
+fn with_a_role_assignable_group(dir: &Dir) -> (Tenant, std::path::PathBuf) {
+    let mut tenant = hardmatch::emulator::synthetic::tenant(6);
+    hardmatch::emulator::synthetic::add_role_assignable_group(
+        &mut tenant,
+        "Helpdesk Tier",
+        &[0],
+        &[1],
+    );
+    (tenant, crate::util::export(dir, 6))
+}
+
+#[test]
+fn members_and_owners_of_a_role_assignable_group_are_planned_with_a_warning() {
+    let dir = Dir::new();
+    let (tenant, export) = with_a_role_assignable_group(&dir);
+    let graph = Graph::start(tenant, fast());
+    let (rows, said, code) = plan(&graph, &dir, &export, &[]);
+    assert_eq!(code, Some(0), "{said}");
+    for (upn, how) in [
+        (
+            "user0@contoso.com",
+            "is a member of the role-assignable group Helpdesk Tier",
+        ),
+        (
+            "user1@contoso.com",
+            "is an owner of the role-assignable group Helpdesk Tier",
+        ),
+    ] {
+        assert_row(
+            &rows,
+            upn,
+            "would-stamp",
+            "",
+            &[
+                how,
+                "sensitive attributes",
+                "Privileged Authentication Administrator",
+            ],
+        );
+    }
+    assert!(!rows["user2@contoso.com"]["detail"].contains("sensitive attributes"));
+    assert!(
+        said.contains("WARNING sensitive attributes: 2 rows to stamp are members or owners of role-assignable groups (user0@contoso.com, user1@contoso.com)"),
+        "{said}"
+    );
+
+    // Offline, from a snapshot: the same; from one taken before groups were listed: unknown.
+    let out = run(&mut graph.hardmatch(&dir, &["snapshot", "-o", "tenant.json"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let offline = |file: &str| {
+        let out = run(dir
+            .hardmatch()
+            .args(["plan", "--snapshot", file, "-o", "plan.csv"])
+            .arg(&export));
+        let rows: HashMap<String, Row> = report_rows(&dir.join("plan.csv"))
+            .into_iter()
+            .map(|r| (r["upn"].clone(), r))
+            .collect();
+        (rows, stderr(&out))
+    };
+    let (rows, said) = offline("tenant.json");
+    assert_row(
+        &rows,
+        "user1@contoso.com",
+        "would-stamp",
+        "",
+        &["is an owner"],
+    );
+    assert!(
+        said.contains("WARNING sensitive attributes: 2 rows"),
+        "{said}"
+    );
+    let mut old: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("tenant.json")).unwrap()).unwrap();
+    let old = old.as_object_mut().unwrap();
+    assert_eq!(old.remove("roleAssignableGroupsListed"), Some(true.into()));
+    for group in old["groups"].as_array_mut().unwrap() {
+        group.as_object_mut().unwrap().remove("owners");
+    }
+    std::fs::write(dir.join("old.json"), serde_json::to_vec(&old).unwrap()).unwrap();
+    let (rows, said) = offline("old.json");
+    assert_row(
+        &rows,
+        "user1@contoso.com",
+        "would-stamp",
+        "roles-unknown",
+        &["GroupMember.Read.All"],
+    );
+    assert!(said.contains("WARNING roles-unknown"), "{said}");
+}
+
+#[test]
+fn refused_group_reads_plan_on_with_roles_unknown_and_name_the_permission() {
+    let dir = Dir::new();
+    let (tenant, export) = with_a_role_assignable_group(&dir);
+    let graph = Graph::start(
+        tenant,
+        Config {
+            forbid_group_reads: true,
+            ..fast()
+        },
+    );
+    let (rows, said, code) = plan(&graph, &dir, &export, &[]);
+    assert_eq!(code, Some(0), "{said}");
+    assert_row(
+        &rows,
+        "user3@contoso.com",
+        "would-stamp",
+        "roles-unknown",
+        &["GroupMember.Read.All"],
+    );
+    assert!(
+        said.contains("WARNING roles-unknown") && said.contains("GroupMember.Read.All"),
+        "{said}"
+    );
+}

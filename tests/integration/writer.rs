@@ -320,3 +320,123 @@ fn the_emulator_command_guards_privileged_users_unless_told_the_app_is_privilege
         "a read within the lag sees the state before the write"
     );
 }
+
+/// A generated tenant of `n` where users 0 and 2 are members, and 1 and 4 owners, of the
+/// role-assignable group "Helpdesk Tier", which holds no role: Graph guards their sensitive
+/// attributes all the same. They come first, so that three of their 403s meet the run before
+/// any write went through.
+fn with_a_role_assignable_group(n: usize) -> (hardmatch::tenant::Tenant, Vec<String>) {
+    let mut tenant = synthetic::tenant(n);
+    synthetic::add_role_assignable_group(&mut tenant, "Helpdesk Tier", &[0, 2], &[1, 4]);
+    let guarded = [0, 1, 2, 4].map(synthetic::cloud_id).to_vec();
+    (tenant, guarded)
+}
+
+#[track_caller]
+fn only_guarded_are_denied(
+    rows: &[std::collections::HashMap<String, String>],
+    guarded: &[String],
+    success: &str,
+) {
+    assert_eq!(count(rows, "permission-denied"), guarded.len(), "{rows:?}");
+    assert_eq!(count(rows, success), rows.len() - guarded.len(), "{rows:?}");
+    for row in rows.iter().filter(|r| r["outcome"] == "permission-denied") {
+        assert!(guarded.contains(&row["cloud_user_id"]), "{row:?}");
+        for named in [
+            "sensitive attributes",
+            "of the role-assignable group Helpdesk Tier",
+        ] {
+            assert!(row["detail"].contains(named), "{}", row["detail"]);
+        }
+    }
+}
+
+#[test]
+fn members_and_owners_of_a_role_assignable_group_are_denied_alone_and_the_run_goes_on() {
+    let dir = Dir::new();
+    let (tenant, guarded) = with_a_role_assignable_group(12);
+    let export = crate::util::export(&dir, 12);
+    let graph = Graph::start(tenant, fast());
+    let out = run(graph
+        .hardmatch(&dir, &["apply", "--yes", "-q", "--concurrency", "1"])
+        .arg(&export)
+        .args(["-o", "r.csv"]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("stopping"), "{}", stderr(&out));
+    only_guarded_are_denied(&report_rows(&dir.join("r.csv")), &guarded, "stamped");
+    for user in graph.tenant().users {
+        assert_eq!(
+            user.on_premises_immutable_id.is_none(),
+            guarded.contains(&user.id),
+            "{}",
+            user.id
+        );
+    }
+
+    // An app that holds a privileged role writes them too.
+    let dir = Dir::new();
+    let (tenant, _) = with_a_role_assignable_group(12);
+    let export = crate::util::export(&dir, 12);
+    let graph = Graph::start(
+        tenant,
+        Config {
+            app_privileged: true,
+            ..fast()
+        },
+    );
+    let out = run(graph
+        .hardmatch(&dir, &["apply", "--yes", "-q"])
+        .arg(&export)
+        .args(["-o", "r.csv"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(count(&report_rows(&dir.join("r.csv")), "stamped"), 12);
+}
+
+#[test]
+fn an_approved_plan_file_with_members_and_owners_of_a_role_assignable_group_goes_on() {
+    let dir = Dir::new();
+    let (tenant, guarded) = with_a_role_assignable_group(12);
+    let export = crate::util::export(&dir, 12);
+    let graph = Graph::start(tenant, fast());
+    let out = run(graph
+        .hardmatch(&dir, &["plan", "-o", "plan.csv"])
+        .arg(&export));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = run(&mut graph.hardmatch(
+        &dir,
+        &[
+            "apply",
+            "plan.csv",
+            "--yes",
+            "-q",
+            "--concurrency",
+            "1",
+            "-o",
+            "r.csv",
+        ],
+    ));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("stopping"), "{}", stderr(&out));
+    only_guarded_are_denied(&report_rows(&dir.join("r.csv")), &guarded, "stamped");
+}
+
+#[test]
+fn clear_of_members_and_owners_of_a_role_assignable_group_goes_on() {
+    let dir = Dir::new();
+    let (mut tenant, guarded) = with_a_role_assignable_group(10);
+    for (i, user) in tenant.users.iter_mut().enumerate() {
+        user.on_premises_immutable_id = Some(format!("c3RhbXBlZA{i}"));
+    }
+    let list: String = std::iter::once("UserPrincipalName\n".to_string())
+        .chain((0..10).map(|i| format!("user{i}@contoso.com\n")))
+        .collect();
+    let list = dir.write("list.csv", list);
+    let graph = Graph::start(tenant, fast());
+    let out = run(graph
+        .hardmatch(&dir, &["clear", "--yes", "-q", "--concurrency", "1"])
+        .arg(&list)
+        .args(["-o", "c.csv"]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("stopping"), "{}", stderr(&out));
+    only_guarded_are_denied(&report_rows(&dir.join("c.csv")), &guarded, "cleared");
+}
