@@ -112,17 +112,8 @@ impl PlannedRow {
     pub(crate) fn record(&self) -> Record {
         let target = self.target.as_ref();
         let holder = self.holder.as_ref();
-        let named = self.named.clone();
         let answer = self.answer.clone();
         Record {
-            row: self.row,
-            source: named.source,
-            line: named.line,
-            upn: named.upn,
-            target_upn: named.target_upn,
-            object_guid: named.object_guid,
-            immutable_id: named.immutable_id,
-            anchor_source: named.anchor_source,
             cloud_user_id: target.map(|t| t.id.clone()).unwrap_or_default(),
             cloud_upn: target
                 .map(|t| t.user_principal_name.clone())
@@ -152,8 +143,24 @@ impl PlannedRow {
             approved: self.board.approved.clone(),
             comment: self.board.comment.clone(),
             decision_digest: self.board.decision_digest.clone(),
-            plan_outcome: None,
-            apply_outcome: None,
+            ..self.named.record(self.row)
+        }
+    }
+}
+
+impl Named {
+    /// A report record of row `row` with only the cells that name it.
+    pub(crate) fn record(&self, row: usize) -> Record {
+        Record {
+            row,
+            source: self.source.clone(),
+            line: self.line,
+            upn: self.upn.clone(),
+            target_upn: self.target_upn.clone(),
+            object_guid: self.object_guid.clone(),
+            immutable_id: self.immutable_id.clone(),
+            anchor_source: self.anchor_source.clone(),
+            ..Record::default()
         }
     }
 }

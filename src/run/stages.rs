@@ -19,6 +19,7 @@ use crate::plan::{
 };
 use crate::planned::{Named, PlannedRow};
 use crate::progress;
+use crate::report::Record;
 use crate::source::{Input, Role, Row, Source};
 use crate::tenant::{Privileges, Tenant};
 use crate::write::{privileged_because, WorkItem, WriteOptions, Writer};
@@ -51,6 +52,26 @@ pub(crate) fn prepare<'a>(
 }
 
 impl Prepared<'_> {
+    /// One report record per row with what the offline stages know: the row's place, its UPN
+    /// and anchor, and an input outcome where the row has one (what the fuzz targets check;
+    /// a run's report is made from its plan).
+    pub fn records(&self) -> Vec<Record> {
+        self.input
+            .rows
+            .iter()
+            .zip(&self.candidates)
+            .enumerate()
+            .map(|(i, (row, candidate))| {
+                let mut record = self.named(row, candidate).record(i + 1);
+                if let Some(verdict) = &candidate.verdict {
+                    record.outcome = Some(verdict.outcome);
+                    record.detail = verdict.detail.clone();
+                }
+                record
+            })
+            .collect()
+    }
+
     /// How the report names an input row: its place, its UPN and anchor.
     fn named(&self, row: &Row, candidate: &Candidate) -> Named {
         Named {
