@@ -12,9 +12,6 @@
 //! - apply: 10,000 stamps at the documented quota with realistic latency, time-scaled 10x;
 //!   achieved writes per second divided by the quota, and the seeds' way (look up, patch, read
 //!   back, one user at a time) against the same emulator.
-//! - apply-compare (only by name): the apply figure for each binary in `HARDMATCH_COMPARE`
-//!   (paths joined by `:`), alternating, `HARDMATCH_COMPARE_ROUNDS` (3) rounds, and each
-//!   one's median: two commits measured in the same run.
 //! - batch: the same 10,000 PATCHes paced at the quota, sent one request each (as `apply`
 //!   does) and twenty to a `$batch`, through the same client: does batching write faster?
 //! - hop, purge: 1,000 federated-hop rows (three PATCHes each) and 1,000 purge-then-stamp
@@ -246,7 +243,37 @@ async fn bench_verify(dir: &std::path::Path) {
 async fn bench_apply(dir: &std::path::Path) {
     const USERS: usize = 10_000;
     const SCALE: f64 = 10.0;
-    let achieved = apply_at_quota(dir, "apply", kit::binary()).await;
+    let running = emulator::spawn(tenant(USERS), config(SCALE, (30, 250)))
+        .await
+        .unwrap();
+    let input = dir.join("apply-input.csv");
+    export(USERS, &input);
+    let rate = (20.0 * SCALE).to_string();
+    let report = dir.join("apply.csv");
+    let started = Instant::now();
+    let args = [
+        "apply",
+        input.to_str().unwrap(),
+        "-o",
+        report.to_str().unwrap(),
+        "--yes",
+        "-q",
+        "--write-rate",
+        &rate,
+    ];
+    let out = hardmatch(&running.url, &args).await;
+    let wall = started.elapsed().as_secs_f64();
+    let stats = running.emulator.stats();
+    let written = stats.writes_applied.len();
+    let twice = stats.writes_applied.values().filter(|&&n| n > 1).count();
+    let achieved = written as f64 / wall / SCALE;
+    println!(
+        "apply: {written} of {USERS} users stamped in {wall:.1} s at time scale {SCALE} (whole command, tenant read included): {achieved:.2} writes/s of Graph time = {:.3} of the 20/s quota; written twice: {twice}; 429s: {}; exit {:?}",
+        achieved / 20.0,
+        stats.throttled,
+        out.status.code()
+    );
+    running.stop().await;
 
     // The seeds' way against a fresh copy: for each user in turn, look up, patch, read back.
     let running = emulator::spawn(tenant(USERS), config(SCALE, (30, 250)))
@@ -443,80 +470,6 @@ async fn bench_throttled(dir: &std::path::Path) {
     running.stop().await;
 }
 
-/// `apply` of 10,000 stamps by `binary` against a fresh emulator at the documented quota,
-/// latency 30-250 ms, time-scaled 10x; prints and returns the writes per second of Graph
-/// time.
-async fn apply_at_quota(dir: &std::path::Path, what: &str, binary: std::process::Command) -> f64 {
-    const USERS: usize = 10_000;
-    const SCALE: f64 = 10.0;
-    let running = emulator::spawn(tenant(USERS), config(SCALE, (30, 250)))
-        .await
-        .unwrap();
-    let input = dir.join("apply-input.csv");
-    export(USERS, &input);
-    let rate = (20.0 * SCALE).to_string();
-    let report = dir.join("apply.csv");
-    let _ = std::fs::remove_file(dir.join("apply.csv.journal"));
-    let started = Instant::now();
-    let args = [
-        "apply",
-        input.to_str().unwrap(),
-        "-o",
-        report.to_str().unwrap(),
-        "--yes",
-        "-q",
-        "--write-rate",
-        &rate,
-    ];
-    let mut command = kit::against(&running.url, binary, &args);
-    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
-    let wall = started.elapsed().as_secs_f64();
-    let stats = running.emulator.stats();
-    let written = stats.writes_applied.len();
-    let twice = stats.writes_applied.values().filter(|&&n| n > 1).count();
-    let achieved = written as f64 / wall / SCALE;
-    println!(
-        "{what}: {written} of {USERS} users stamped in {wall:.1} s at time scale {SCALE} (whole command, tenant read included): {achieved:.2} writes/s of Graph time = {:.3} of the 20/s quota; written twice: {twice}; 429s: {}; exit {:?}",
-        achieved / 20.0,
-        stats.throttled,
-        out.status.code()
-    );
-    running.stop().await;
-    achieved
-}
-
-/// `apply` at the quota by each binary in `HARDMATCH_COMPARE` (paths joined by `:`, e.g. the
-/// release builds of two commits), alternating, `HARDMATCH_COMPARE_ROUNDS` rounds (3), in one
-/// run; prints each binary's median.
-async fn compare_apply(dir: &std::path::Path) {
-    let binaries: Vec<String> = std::env::var("HARDMATCH_COMPARE")
-        .expect("HARDMATCH_COMPARE=path:path")
-        .split(':')
-        .map(str::to_string)
-        .collect();
-    let rounds: usize = std::env::var("HARDMATCH_COMPARE_ROUNDS")
-        .map(|r| r.parse().expect("a number of rounds"))
-        .unwrap_or(3);
-    let mut figures = vec![Vec::new(); binaries.len()];
-    for round in 1..=rounds {
-        for (binary, figures) in binaries.iter().zip(&mut figures) {
-            let what = format!("apply round {round} {binary}");
-            let command = std::process::Command::new(binary);
-            figures.push(apply_at_quota(dir, &what, command).await);
-        }
-    }
-    for (binary, mut figures) in binaries.iter().zip(figures) {
-        figures.sort_by(f64::total_cmp);
-        println!(
-            "apply {binary}: median {:.2} writes/s of Graph time ({:.3} of the quota) over {figures:.2?}",
-            figures[figures.len() / 2],
-            figures[figures.len() / 2] / 20.0
-        );
-    }
-}
-
 fn main() {
     let which = kit::figures::positional_args();
     let wants = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
@@ -540,10 +493,6 @@ fn main() {
         }
         if wants("apply") {
             bench_apply(dir.path()).await;
-        }
-        // Only when asked by name: it needs the binaries to compare.
-        if which.iter().any(|w| w == "apply-compare") {
-            compare_apply(dir.path()).await;
         }
         if wants("batch") {
             paced_writes(1).await;
