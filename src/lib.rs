@@ -12,6 +12,8 @@
 //! - [`compute`]: rows to candidates on rayon, duplicate detection inside the input.
 //! - [`ids`]: the `ids` command for an export of any size, computed a batch at a time.
 //! - [`source_anchor`]: which attribute the tenant's sync anchors on, from the evidence.
+//! - [`planned`]: a write run's typed plan, one row per input row, that the writer carries
+//!   out and the report is made from.
 //! - [`plan_file`]: the versioned plan file a change board approves and `apply` carries out,
 //!   with its integrity record.
 //! - [`outcome`]: the stable outcome codes of the report, in one place.
@@ -39,6 +41,7 @@ pub(crate) mod logging;
 pub mod outcome;
 pub(crate) mod plan;
 pub(crate) mod plan_file;
+pub(crate) mod planned;
 pub(crate) mod private;
 pub(crate) mod progress;
 pub mod report;

@@ -9,7 +9,8 @@
 //! `approved` and `comment`, nothing else: [`Plan::detect`] names the first cell edited.
 //!
 //! The report's [`Record`] is this module's output (the CSV and XLSX forms are a report with
-//! the record beside it), never the work: apply builds its writes from the typed rows.
+//! the record beside it), never the work: [`Plan::planned`] turns the typed rows, with the
+//! board's answers and the drift check, into the [`PlannedRow`]s apply writes from.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,14 +20,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::outcome::{Outcome, Warning, Warnings};
+use crate::outcome::{Outcome, Verdict, Warnings};
 use crate::plan::{Action, Holder, TargetState};
+use crate::planned::{Board, Named, PlannedRow};
 use crate::report::read::{csv_reader, is_report, Table};
 use crate::report::{self, Format, Record, Summary, COLUMNS};
 use crate::resume::InputFingerprint;
-use crate::run::stages::{RowFacts, WriteContext};
 use crate::tenant::{Tenant, User};
-use crate::write::WorkItem;
 
 /// The plan file format this hardmatch writes and reads.
 pub(crate) const VERSION: u32 = 1;
@@ -235,6 +235,43 @@ impl PlanRow {
             decision_digest: self.decision_digest.clone(),
             ..Record::default()
         }
+    }
+
+    /// The row as a write run's plan: its decision, typed, and the board's cells for the
+    /// report. The target's state is the plan's (the writer re-reads it from the tenant).
+    fn planned(&self) -> PlannedRow {
+        let named = Named {
+            source: self.source.clone(),
+            line: self.line,
+            upn: self.upn.clone(),
+            target_upn: self.target_upn.clone(),
+            object_guid: self.object_guid.clone(),
+            immutable_id: self.immutable_id.clone(),
+            anchor_source: self.anchor_source.clone(),
+        };
+        let verdict = Verdict::new(self.outcome, self.detail.clone());
+        let mut planned = PlannedRow::new(self.row, named, verdict);
+        planned.warnings = self.warnings.clone();
+        planned.action = Some(self.action);
+        planned.target = self.target.as_ref().map(|t| TargetState {
+            id: t.id.clone(),
+            user_principal_name: t.user_principal_name.clone(),
+            on_premises_immutable_id: t.previous_immutable_id.clone(),
+            on_premises_sync_enabled: false,
+            on_premises_object_identifier: None,
+        });
+        planned.previous_immutable_id = self
+            .target
+            .as_ref()
+            .and_then(|t| t.previous_immutable_id.clone());
+        planned.holder = self.holder.clone();
+        planned.new_anchor = (self.action != Action::Clear).then(|| self.immutable_id.clone());
+        planned.board = Board {
+            approved: self.approved.clone(),
+            comment: self.comment.clone(),
+            decision_digest: self.decision_digest.clone(),
+        };
+        planned
     }
 
     /// Whether the plan would write this row.
@@ -728,67 +765,23 @@ impl Plan {
         notes
     }
 
-    /// The report's starting records: every row as planned, then the board's answer and the
-    /// tenant now. A row the board did not approve is `not-approved`; an approved row the
-    /// tenant moved under is `target-changed-since-plan`, one already written
-    /// `already-matched`.
-    pub(crate) fn records(&self, tenant: &Tenant) -> Vec<Record> {
+    /// The plan to carry out: every row as planned, then the board's answer and the tenant
+    /// now. A row the board did not approve is `not-approved`; an approved row the tenant
+    /// moved under is `target-changed-since-plan`, one already written `already-matched`.
+    pub(crate) fn planned(&self, tenant: &Tenant) -> Vec<PlannedRow> {
         let users = tenant.users_by_id();
         self.rows
             .iter()
             .zip(&self.approvals)
             .map(|(row, approval)| {
-                let mut record = row.record();
+                let mut planned = row.planned();
                 if row.writes() {
                     match approval {
-                        Approval::Yes => check_drift(row, &mut record, &users),
-                        Approval::No | Approval::Empty => not_approved(&mut record, *approval),
+                        Approval::Yes => check_drift(row, &mut planned, &users),
+                        Approval::No | Approval::Empty => not_approved(&mut planned, *approval),
                     }
                 }
-                record
-            })
-            .collect()
-    }
-
-    /// The writes of the approved rows that are still to be made: built from the typed rows,
-    /// for every row whose record (after [`Plan::records`], and a resume's credit) still
-    /// says it would be written.
-    pub(crate) fn work_items(&self, records: &[Record], tenant: &Tenant) -> Vec<WorkItem> {
-        let context = WriteContext::new(tenant);
-        let users = tenant.users_by_id();
-        let still_planned: std::collections::HashSet<usize> = records
-            .iter()
-            .filter(|r| matches!(r.outcome, Some(Outcome::WouldStamp | Outcome::WouldClear)))
-            .map(|r| r.row)
-            .collect();
-        self.rows
-            .iter()
-            .filter(|row| row.writes() && still_planned.contains(&row.row))
-            .filter_map(|row| {
-                let planned = row.target.as_ref()?;
-                let target = users
-                    .get(planned.id.as_str())
-                    .map(|user| TargetState::of(user))
-                    .unwrap_or_else(|| TargetState {
-                        id: planned.id.clone(),
-                        user_principal_name: planned.user_principal_name.clone(),
-                        on_premises_immutable_id: planned.previous_immutable_id.clone(),
-                        on_premises_sync_enabled: false,
-                        on_premises_object_identifier: None,
-                    });
-                let new_anchor = (row.action != Action::Clear).then(|| row.immutable_id.clone());
-                let facts = RowFacts {
-                    object_identifier: None,
-                    roles_unknown: row.warnings.contains(Warning::RolesUnknown),
-                };
-                Some(context.work_item(
-                    row.row,
-                    row.action,
-                    target,
-                    new_anchor,
-                    row.holder.clone(),
-                    facts,
-                ))
+                planned
             })
             .collect()
     }
@@ -841,39 +834,40 @@ fn edited_column(record: &Record) -> Option<&'static str> {
     (stored.len() != at).then_some(DIGEST_COLUMN)
 }
 
-fn not_approved(record: &mut Record, approval: Approval) {
-    record.outcome = Some(Outcome::NotApproved);
-    record.action = Action::None.code().into();
-    record.detail = match approval {
-        Approval::No => "the change board set approved to no: not written".into(),
-        _ => "approved is empty: only rows approved yes are written".into(),
+fn not_approved(planned: &mut PlannedRow, approval: Approval) {
+    let detail = match approval {
+        Approval::No => "the change board set approved to no: not written",
+        _ => "approved is empty: only rows approved yes are written",
     };
+    planned.settle(Verdict::new(Outcome::NotApproved, detail));
 }
 
 /// Re-checks an approved write against the tenant now: a target that already holds the
 /// planned value (the plan was applied before) is `already-matched`; a target whose state
 /// moved elsewhere since the plan is `target-changed-since-plan`, not written.
-fn check_drift(row: &PlanRow, record: &mut Record, users: &HashMap<&str, &User>) {
-    let Some(planned) = &row.target else {
+fn check_drift(row: &PlanRow, planned: &mut PlannedRow, users: &HashMap<&str, &User>) {
+    let Some(target) = &row.target else {
         return;
     };
-    let now = users.get(planned.id.as_str()).copied();
+    let now = users.get(target.id.as_str()).copied();
     if now.is_some_and(|user| holds_planned_value(user, row)) {
-        record.outcome = Some(Outcome::AlreadyMatched);
-        record.detail = format!(
-            "{} already holds the planned ImmutableId (the plan was applied before); nothing to write",
-            planned.user_principal_name
-        );
-        record.action = Action::None.code().into();
+        planned.settle(Verdict::new(
+            Outcome::AlreadyMatched,
+            format!(
+                "{} already holds the planned ImmutableId (the plan was applied before); nothing to write",
+                target.user_principal_name
+            ),
+        ));
         return;
     }
-    if let Some(why) = drift(planned, now) {
-        record.outcome = Some(Outcome::TargetChangedSincePlan);
-        record.detail = format!(
-            "{} changed since the plan: {why}; plan again",
-            planned.user_principal_name
-        );
-        record.action = Action::None.code().into();
+    if let Some(why) = drift(target, now) {
+        planned.settle(Verdict::new(
+            Outcome::TargetChangedSincePlan,
+            format!(
+                "{} changed since the plan: {why}; plan again",
+                target.user_principal_name
+            ),
+        ));
     }
 }
 
@@ -1014,6 +1008,45 @@ mod tests {
         let plan = Plan::detect(&csv).unwrap().expect("a plan");
         let rows: Vec<usize> = plan.rows.iter().map(|r| r.row).collect();
         assert_eq!(rows, [1, 2, 3]);
+    }
+
+    /// The writes of `apply PLAN` come from the plan's typed rows, the board's answers and
+    /// the tenant now, with no report row in between.
+    #[test]
+    fn only_approved_rows_the_tenant_did_not_move_under_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = &written_plans(dir.path())[2];
+        let mut plan = Plan::detect(path).unwrap().unwrap();
+        let alice = |holds: Option<&str>| Tenant {
+            users: vec![User {
+                id: "u1".into(),
+                user_principal_name: "alice@contoso.com".into(),
+                on_premises_immutable_id: holds.map(str::to_string),
+                ..User::default()
+            }],
+            ..Tenant::default()
+        };
+        let planned = plan.planned(&alice(None));
+        let items = crate::run::stages::work_items(&planned, &alice(None));
+        let written: Vec<_> = items
+            .iter()
+            .map(|i| (i.row, i.action, i.new_anchor.as_deref()))
+            .collect();
+        assert_eq!(
+            written,
+            [(1, Action::Stamp, Some("+UCRosYTSUiYkAaHBy3s6A=="))]
+        );
+        assert_eq!(planned[2].action, Some(Action::None));
+
+        let moved = plan.planned(&alice(Some("OTHER")));
+        assert_eq!(moved[0].outcome(), Outcome::TargetChangedSincePlan);
+        assert!(crate::run::stages::work_items(&moved, &alice(Some("OTHER"))).is_empty());
+
+        plan.approvals[0] = Approval::No;
+        let refused = plan.planned(&alice(None));
+        assert_eq!(refused[0].outcome(), Outcome::NotApproved);
+        assert_eq!(refused[0].action, Some(Action::None));
+        assert!(crate::run::stages::work_items(&refused, &alice(None)).is_empty());
     }
 
     #[test]

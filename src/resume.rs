@@ -23,9 +23,8 @@ use crate::error::Error;
 use crate::graph::pace::StaleRead;
 use crate::graph::{Directory, GraphClient};
 use crate::journal::{self, Entry, Journal, Journaled, Replay, RowHistory, Step};
-use crate::outcome::Outcome;
-use crate::plan::Action;
-use crate::report::Record;
+use crate::outcome::{Outcome, Verdict};
+use crate::planned::PlannedRow;
 use crate::tenant::Tenant;
 
 /// What a write run is: recorded in its journal's first line, checked by `--resume`.
@@ -268,22 +267,17 @@ impl Resume {
             .collect()
     }
 
-    /// Matches the journal to this run's planned `records` by target user and the anchor
-    /// each would set (`new_anchor`), and credits the rows the interrupted run wrote: they
-    /// keep the outcome, the request and the true previous value the journal recorded, not
-    /// what the tenant shows now (the value this run wrote). Rows whose journaled write did
-    /// not take effect are left as planned, so they are written again.
-    pub(crate) fn credit(
-        &self,
-        records: &mut [Record],
-        tenant: &Tenant,
-        new_anchor: &dyn Fn(&Record) -> Option<String>,
-    ) -> Credit {
+    /// Matches the journal to this run's planned `rows` by target user and the anchor each
+    /// would set, and credits the rows the interrupted run wrote: they keep the outcome, the
+    /// request and the true previous value the journal recorded, not what the tenant shows
+    /// now (the value this run wrote). Rows whose journaled write did not take effect are left
+    /// as planned, so they are written again.
+    pub(crate) fn credit(&self, rows: &mut [PlannedRow], tenant: &Tenant) -> Credit {
         let users = tenant.users_by_id();
         let mut credit = Credit::default();
         let mut matched = std::collections::HashSet::new();
-        for record in records.iter_mut() {
-            let Some(history) = self.matching(record, new_anchor) else {
+        for row in rows.iter_mut() {
+            let Some(history) = self.matching(row) else {
                 continue;
             };
             matched.insert(history.user_id.as_str());
@@ -293,18 +287,18 @@ impl Resume {
                     .get(history.user_id.as_str())
                     .and_then(|u| u.on_premises_immutable_id.clone())
                     .filter(|v| !v.is_empty());
-                if now_holds == new_anchor(record) {
-                    credit.settled.push(self.settle(record, history));
+                if now_holds == row.new_anchor {
+                    credit.settled.push(self.settle(row, history));
                 } else {
                     credit.in_doubt += 1;
-                    credit.replay.rows.insert(record.row, history.clone());
+                    credit.replay.rows.insert(row.row, history.clone());
                     continue;
                 }
             } else if !history.applied(Step::Anchor) {
                 credit.retried += 1;
                 continue;
             }
-            self.mark_done(record, history);
+            self.mark_done(row, history);
             credit.done += 1;
         }
         credit.not_in_input = self
@@ -316,24 +310,18 @@ impl Resume {
         credit
     }
 
-    /// The journal's history of this record's target, if it wrote the same anchor there.
-    fn matching(
-        &self,
-        record: &Record,
-        new_anchor: &dyn Fn(&Record) -> Option<String>,
-    ) -> Option<&RowHistory> {
-        if record.cloud_user_id.is_empty() {
-            return None;
-        }
-        let history = self.journaled.target(&record.cloud_user_id)?;
+    /// The journal's history of this row's target, if it wrote the same anchor there.
+    fn matching(&self, row: &PlannedRow) -> Option<&RowHistory> {
+        let target = row.target.as_ref().filter(|t| !t.id.is_empty())?;
+        let history = self.journaled.target(&target.id)?;
         let (_, _, _, written) = history.first_anchor_intent()?;
-        (*written == new_anchor(record)).then_some(history)
+        (*written == row.new_anchor).then_some(history)
     }
 
     /// The result to journal for an in-doubt write that the tenant shows took effect.
-    fn settle(&self, record: &Record, history: &RowHistory) -> Entry {
+    fn settle(&self, row: &PlannedRow, history: &RowHistory) -> Entry {
         Entry::Result {
-            row: record.row,
+            row: row.row,
             step: Step::Anchor,
             user_id: history.user_id.clone(),
             applied: true,
@@ -354,10 +342,11 @@ impl Resume {
 
     /// A row the interrupted run wrote: its outcome, request and previous value from the
     /// journal; nothing is sent for it again.
-    fn mark_done(&self, record: &mut Record, history: &RowHistory) {
-        record.outcome = Some(self.success());
-        record.action = Action::None.code().into();
-        record.detail = "written by the interrupted run (from its journal); not sent again".into();
+    fn mark_done(&self, row: &mut PlannedRow, history: &RowHistory) {
+        row.settle(Verdict::new(
+            self.success(),
+            "written by the interrupted run (from its journal); not sent again",
+        ));
         if let Some(Entry::Result {
             http_status,
             request_id,
@@ -365,15 +354,15 @@ impl Resume {
             ..
         }) = history.result(Step::Anchor)
         {
-            record.http_status = *http_status;
-            record.request_id = request_id.clone().unwrap_or_default();
-            record.timestamp = at.clone();
+            row.answer.http_status = *http_status;
+            row.answer.request_id = request_id.clone().unwrap_or_default();
+            row.answer.timestamp = at.clone();
         }
         // A rollback's report shows the value it puts back in this column; apply and clear
         // show the value before the write, which the tenant no longer holds: the journal does.
         if self.current.command != "rollback" {
             if let Some((_, _, previous, _)) = history.first_anchor_intent() {
-                record.previous_immutable_id = previous.clone();
+                row.previous_immutable_id = previous.clone();
             }
         }
     }
@@ -598,6 +587,8 @@ fn shell_quoted(arg: &str) -> String {
 mod tests {
     use super::*;
 
+    use crate::plan::{Action, TargetState};
+    use crate::planned::Named;
     use crate::tenant::User;
 
     fn intent(row: usize, user: &str, previous: Option<&str>, new: &str) -> Entry {
@@ -629,16 +620,20 @@ mod tests {
         }
     }
 
-    fn planned(row: usize, user: &str, anchor: &str, holds: Option<&str>) -> Record {
-        Record {
-            row,
-            cloud_user_id: user.into(),
-            immutable_id: anchor.into(),
-            previous_immutable_id: holds.map(str::to_string),
-            action: Action::Stamp.code().into(),
-            outcome: Some(Outcome::WouldStamp),
-            ..Record::default()
-        }
+    fn planned(row: usize, user: &str, anchor: &str, holds: Option<&str>) -> PlannedRow {
+        let mut planned =
+            PlannedRow::new(row, Named::default(), Verdict::new(Outcome::WouldStamp, ""));
+        planned.action = Some(Action::Stamp);
+        planned.target = Some(TargetState {
+            id: user.into(),
+            user_principal_name: format!("{user}@contoso.com"),
+            on_premises_immutable_id: holds.map(str::to_string),
+            on_premises_sync_enabled: false,
+            on_premises_object_identifier: None,
+        });
+        planned.previous_immutable_id = holds.map(str::to_string);
+        planned.new_anchor = Some(anchor.into());
+        planned
     }
 
     /// A journal of an interrupted stamp: `a` written (it held OLD before), `b` failed, `c`
@@ -681,14 +676,14 @@ mod tests {
             ..Tenant::default()
         };
         // A re-export in another order; `e` now has another anchor.
-        let mut records = vec![
+        let mut rows = vec![
             planned(1, "e", "E-now", Some("E-then")),
             planned(2, "d", "D", None),
             planned(3, "c", "C", Some("C")),
             planned(4, "b", "B", None),
             planned(5, "a", "A", Some("A")),
         ];
-        let credit = resume.credit(&mut records, &tenant, &|r| Some(r.immutable_id.clone()));
+        let credit = resume.credit(&mut rows, &tenant);
         assert_eq!(
             (
                 credit.done,
@@ -698,26 +693,19 @@ mod tests {
             ),
             (2, 1, 1, 1)
         );
-        let a = &records[4];
-        assert_eq!(a.outcome, Some(Outcome::Stamped));
+        let a = &rows[4];
+        assert_eq!(a.outcome(), Outcome::Stamped);
+        assert_eq!(a.action, Some(Action::None), "nothing is sent for it again");
         assert_eq!(
             a.previous_immutable_id.as_deref(),
             Some("OLD"),
             "the value before the run"
         );
-        assert_eq!(a.request_id, "req-a");
-        assert_eq!(records[2].outcome, Some(Outcome::Stamped), "c took effect");
+        assert_eq!(a.answer.request_id, "req-a");
+        assert_eq!(rows[2].outcome(), Outcome::Stamped, "c took effect");
         assert_eq!(credit.settled.len(), 1, "and its result is journaled now");
-        assert_eq!(
-            records[3].outcome,
-            Some(Outcome::WouldStamp),
-            "b is written again"
-        );
-        assert_eq!(
-            records[0].outcome,
-            Some(Outcome::WouldStamp),
-            "e is planned anew"
-        );
+        assert!(rows[3].writes(), "b is written again");
+        assert!(rows[0].writes(), "e is planned anew");
         assert_eq!(
             credit.replay.rows.keys().copied().collect::<Vec<_>>(),
             vec![2],

@@ -11,7 +11,7 @@
 use crate::compute::{self, ComputeOptions, SourceAnchor};
 use crate::outcome::{Outcome, Warning};
 use crate::plan::{MatchBy, TenantIndex};
-use crate::report::Record;
+use crate::planned::PlannedRow;
 use crate::run::stages::{subject, Prepared};
 use crate::source::Role;
 use crate::tenant::Tenant;
@@ -129,17 +129,17 @@ fn witnesses(prepared: &Prepared, tenant: &Tenant, match_by: MatchBy) -> Vec<Wit
 
 /// Puts `anchor-source-differs` on every row to be stamped whose two attributes differ, when
 /// nothing settled which one sync uses, saying which one was used and why.
-pub(crate) fn mark_unsettled(records: &mut [Record], prepared: &Prepared, choice: &Choice) {
+pub(crate) fn mark_unsettled(rows: &mut [PlannedRow], prepared: &Prepared, choice: &Choice) {
     if !choice.unsettled {
         return;
     }
-    for (record, candidate) in records.iter_mut().zip(&prepared.candidates) {
+    for (row, candidate) in rows.iter_mut().zip(&prepared.candidates) {
         let (Some(used), Some((other_role, other))) =
             (&candidate.immutable_id, candidate.differing_source())
         else {
             continue;
         };
-        if record.outcome != Some(Outcome::WouldStamp) {
+        if row.outcome() != Outcome::WouldStamp {
             continue;
         }
         let name = |role: Role| match role {
@@ -147,8 +147,8 @@ pub(crate) fn mark_unsettled(records: &mut [Record], prepared: &Prepared, choice
             _ => "mS-DS-ConsistencyGuid",
         };
         let used_role = candidate.anchor_role.unwrap_or(Role::ConsistencyGuid);
-        record.warnings.add(Warning::AnchorSourceDiffers);
-        record.detail.push_str(&format!(
+        row.warnings.add(Warning::AnchorSourceDiffers);
+        row.verdict.detail.push_str(&format!(
             "; {}: used {} ({used}), not {} ({other}): nothing in the export shows which one the tenant's sync uses; if its Entra Connect anchors on objectGUID (installed at 1.1.486 or older, upgraded from DirSync, or Express with ConsistencyGuid in use), plan with --source-anchor object-guid",
             Warning::AnchorSourceDiffers.code(),
             name(used_role),

@@ -167,33 +167,49 @@ pub(crate) struct Summary {
     pub(crate) notes: Vec<(String, String)>,
 }
 
-/// Counts records by outcome, in [`Outcome::ALL`] order.
-pub(crate) fn count_outcomes(records: &[Record]) -> BTreeMap<Outcome, usize> {
+/// Counts each item (an outcome, a warning), in the items' order ([`Outcome::ALL`],
+/// [`Warning::ALL`]).
+pub(crate) fn tally<T: Ord>(items: impl Iterator<Item = T>) -> BTreeMap<T, usize> {
     let mut counts = BTreeMap::new();
-    for outcome in records.iter().filter_map(|r| r.outcome) {
-        *counts.entry(outcome).or_insert(0) += 1;
+    for item in items {
+        *counts.entry(item).or_insert(0) += 1;
     }
     counts
 }
 
+/// Counts records by outcome, in [`Outcome::ALL`] order.
+pub(crate) fn count_outcomes(records: &[Record]) -> BTreeMap<Outcome, usize> {
+    tally(records.iter().filter_map(|r| r.outcome))
+}
+
 /// Counts records by warning, in [`Warning::ALL`] order.
 pub(crate) fn count_warnings(records: &[Record]) -> BTreeMap<Warning, usize> {
-    let mut counts = BTreeMap::new();
-    for warning in records.iter().flat_map(|r| r.warnings.iter()) {
-        *counts.entry(warning).or_insert(0) += 1;
-    }
-    counts
+    tally(records.iter().flat_map(|r| r.warnings.iter()))
 }
 
 /// The summary table printed on stderr: one line per outcome that occurred, then the total,
 /// then one line per warning that occurred.
 pub(crate) fn outcome_table(records: &[Record]) -> String {
+    table(
+        count_outcomes(records),
+        records.len(),
+        count_warnings(records),
+    )
+}
+
+/// [`outcome_table`]'s text from its counts (a write run counts its plan's rows, before any
+/// record is made).
+pub(crate) fn table(
+    outcomes: BTreeMap<Outcome, usize>,
+    rows: usize,
+    warnings: BTreeMap<Warning, usize>,
+) -> String {
     let mut out = String::new();
-    for (outcome, count) in count_outcomes(records) {
+    for (outcome, count) in outcomes {
         out.push_str(&format!("  {:<28} {count:>9}\n", outcome.code()));
     }
-    out.push_str(&format!("  {:<28} {:>9}\n", "rows", records.len()));
-    for (warning, count) in count_warnings(records) {
+    out.push_str(&format!("  {:<28} {:>9}\n", "rows", rows));
+    for (warning, count) in warnings {
         out.push_str(&format!("  warning {:<20} {count:>9}\n", warning.code()));
     }
     out

@@ -13,7 +13,8 @@ use crate::graph::read::{ReadStrategy, TenantRead};
 use crate::outcome::Outcome;
 use crate::plan::{Mode, PlanOptions};
 use crate::plan_file::Plan;
-use crate::report::{self, Record};
+use crate::planned::PlannedRow;
+use crate::report;
 use crate::resume::{self, RunIdentity};
 
 /// What `apply` was asked to do.
@@ -42,31 +43,19 @@ pub(crate) fn run(options: &Options, target: &impl Connect) -> crate::Result<Exi
                 eprintln!("moved {repaired} users back home from an interrupted federated hop");
             }
         }
-        let (records, read) = match &plan {
+        let (rows, read) = match &plan {
             Some(plan) => plan_from_file(plan, &input.path, &connection, options.strategy).await?,
             None => plan_from_export(options, &connection).await?,
         };
-        let run = WriteRun {
+        let run = WriteRun::new(
             connection,
             read,
-            write: &options.write,
-            output: &options.output,
             identity,
             resume,
-        };
-        let new_anchor = |r: &Record| Some(r.immutable_id.clone());
-        match &plan {
-            Some(plan) => {
-                run.carry_out_with(
-                    records,
-                    Outcome::Stamped,
-                    &new_anchor,
-                    &|records, tenant| plan.work_items(records, tenant),
-                )
-                .await
-            }
-            None => run.carry_out(records, Outcome::Stamped, new_anchor).await,
-        }
+            &options.write,
+            &options.output,
+        );
+        run.carry_out(rows, Outcome::Stamped).await
     })
 }
 
@@ -77,24 +66,24 @@ async fn plan_from_file(
     path: &Path,
     connection: &Connection,
     strategy: ReadStrategy,
-) -> crate::Result<(Vec<Record>, TenantRead)> {
+) -> crate::Result<(Vec<PlannedRow>, TenantRead)> {
     let mut read = read_tenant(&connection.client, &plan.wanted(), strategy).await?;
     plan.check_tenant(path, &read.tenant)?;
     read.notes = plan.notes(path, chrono::Utc::now());
-    Ok((plan.records(&read.tenant), read))
+    Ok((plan.planned(&read.tenant), read))
 }
 
 /// The export read, computed and planned against the tenant as read now.
 async fn plan_from_export(
     options: &Options,
     connection: &Connection,
-) -> crate::Result<(Vec<Record>, TenantRead)> {
+) -> crate::Result<(Vec<PlannedRow>, TenantRead)> {
     let source = options.input.open()?;
     let compute = &options.input.compute;
     let mut prepared = stages::prepare(&source, compute)?;
     let wanted = prepared.wanted(options.plan.match_by, Mode::Stamp);
     let mut read = read_tenant(&connection.client, &wanted, options.strategy).await?;
-    let (records, notes) = plan_for_sync(&mut prepared, &read.tenant, &options.plan, compute)?;
+    let (rows, notes) = plan_for_sync(&mut prepared, &read.tenant, &options.plan, compute)?;
     read.notes = notes;
-    Ok((records, read))
+    Ok((rows, read))
 }

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use super::connection::Connect;
-use super::plan::plan_records;
 use super::stages;
 use super::write::{Settings, WriteRun};
 use super::Input;
@@ -70,15 +69,15 @@ pub(crate) fn run(args: &Options, target: &impl Connect) -> crate::Result<ExitCo
         // count toward the early stop, so the run must know who they are.
         wanted.with_roles();
         let read = stages::read_tenant(&connection.client, &wanted, args.strategy).await?;
-        let records = plan_records(&prepared, &read.tenant, &options);
-        let run = WriteRun {
+        let rows = prepared.plan(&read.tenant, &options);
+        let run = WriteRun::new(
             connection,
             read,
-            write: &args.write,
-            output: &args.output,
             identity,
             resume,
-        };
-        run.carry_out(records, Outcome::Cleared, |_| None).await
+            &args.write,
+            &args.output,
+        );
+        run.carry_out(rows, Outcome::Cleared).await
     })
 }

@@ -1,6 +1,7 @@
 //! `plan`'s run, and the planning every command that plans shares: the export read and
-//! computed, the tenant read (live or from a snapshot), `--source-anchor` settled, one planned
-//! report row per input row. Never writes to the tenant.
+//! computed, the tenant read (live or from a snapshot), `--source-anchor` settled, one typed
+//! [`PlannedRow`] per input row (`plan` writes them out as its plan file). Never writes to the
+//! tenant.
 
 use std::path::PathBuf;
 
@@ -13,6 +14,7 @@ use crate::graph::read::{ReadStrategy, Wanted};
 use crate::outcome::Outcome;
 use crate::plan::{Mode, PlanOptions};
 use crate::plan_file;
+use crate::planned::{self, PlannedRow};
 use crate::report::{self, Record};
 use crate::source_anchor;
 use crate::tenant::Tenant;
@@ -57,8 +59,9 @@ pub(crate) fn run(args: &Options, target: &impl Connect) -> crate::Result<ExitCo
             super::runtime()?.block_on(read_live(target, &wanted, strategy))?
         }
     };
-    let (mut records, sync_notes) =
+    let (rows, sync_notes) =
         plan_for_sync(&mut prepared, &tenant, &args.plan, &args.input.compute)?;
+    let mut records = planned::records(&rows);
     let summary = super::summary(
         tenant.tenant_id.clone(),
         started,
@@ -126,44 +129,29 @@ async fn read_live(
     Ok((read.tenant, format!("live, {}", read.how), usage))
 }
 
-/// The planned record of every row for a stamping run, once `--source-anchor` is settled
-/// against the tenant, and the summary's lines on what the next sync cycle was checked
-/// against (the source anchor and its evidence, the privileged roles).
+/// The plan of every row for a stamping run, once `--source-anchor` is settled against the
+/// tenant, and the summary's lines on what the next sync cycle was checked against (the
+/// source anchor and its evidence, the privileged roles).
 pub(crate) fn plan_for_sync(
     prepared: &mut Prepared,
     tenant: &Tenant,
     options: &PlanOptions,
     compute: &ComputeOptions,
-) -> crate::Result<(Vec<Record>, Notes)> {
+) -> crate::Result<(Vec<PlannedRow>, Notes)> {
     let choice = source_anchor::settle(prepared, tenant, options.match_by, compute)?;
-    let mut records = plan_records(prepared, tenant, options);
-    source_anchor::mark_unsettled(&mut records, prepared, &choice);
-    let stamped = records
+    let mut rows = prepared.plan(tenant, options);
+    source_anchor::mark_unsettled(&mut rows, prepared, &choice);
+    let stamped = rows
         .iter()
-        .filter(|r| r.outcome == Some(Outcome::WouldStamp))
-        .map(|r| r.cloud_user_id.as_str());
+        .filter(|r| r.verdict.outcome == Outcome::WouldStamp)
+        .filter_map(|r| r.target.as_ref().map(|t| t.id.as_str()));
     let guarded = tenant.guarded_targets_note(stamped);
     let notes = [("source anchor".to_string(), choice.note)]
         .into_iter()
         .chain(tenant.sync_check_notes())
         .chain(guarded)
         .collect();
-    Ok((records, notes))
-}
-
-/// The planned record of every row, in input order.
-pub(crate) fn plan_records(
-    prepared: &Prepared,
-    tenant: &Tenant,
-    options: &PlanOptions,
-) -> Vec<Record> {
-    let mut records = prepared.records();
-    for (record, decision) in records.iter_mut().zip(prepared.decide(tenant, options)) {
-        if let Some(decision) = decision {
-            stages::apply_decision(record, &decision);
-        }
-    }
-    records
+    Ok((rows, notes))
 }
 
 /// 0 when every row succeeded or needs nothing, 1 when any row needs attention.

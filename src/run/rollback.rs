@@ -9,9 +9,10 @@ use super::write::{Settings, WriteRun};
 use crate::exit_code::ExitCode;
 use crate::graph::read::{ReadStrategy, Wanted};
 use crate::journal::{Entry, Journal, Step};
-use crate::outcome::Outcome;
-use crate::plan::{Action, TenantIndex};
-use crate::report::{self, Record};
+use crate::outcome::{Outcome, Verdict};
+use crate::plan::{Action, Holder, TargetState, TenantIndex};
+use crate::planned::{Named, PlannedRow};
+use crate::report;
 use crate::resume::{self, RunIdentity};
 use crate::tenant::User;
 
@@ -78,30 +79,26 @@ pub(crate) fn run(args: &Options, target: &impl Connect) -> crate::Result<ExitCo
         let read = stages::read_tenant(&connection.client, &wanted, args.strategy).await?;
         let users = read.tenant.users_by_id();
         let index = TenantIndex::new(&read.tenant);
-        let records = changes
+        let rows = changes
             .iter()
             .map(|c| {
                 let now = users.get(c.user_id.as_str()).copied();
-                let mut record = record_for(c, now, &args.source);
+                let mut planned = planned_for(c, now, &args.source);
                 if let Some(user) = now {
-                    route_federated(&mut record, user, &index, args.federated_hop);
+                    route_federated(&mut planned, user, &index, args.federated_hop);
                 }
-                record
+                planned
             })
             .collect();
-        let run = WriteRun {
+        let run = WriteRun::new(
             connection,
             read,
-            write: &args.write,
-            output: &args.output,
             identity,
             resume,
-        };
-        let code = run
-            .carry_out(records, Outcome::Restored, |r| {
-                r.previous_immutable_id.clone().filter(|v| !v.is_empty())
-            })
-            .await?;
+            &args.write,
+            &args.output,
+        );
+        let code = run.carry_out(rows, Outcome::Restored).await?;
         Ok(if code == ExitCode::Success && has_purged {
             eprintln!("not everything was undone: the purged users are gone for good");
             ExitCode::NeedsAttention
@@ -154,8 +151,9 @@ fn from_report(path: &Path) -> crate::Result<Vec<Change>> {
             )
         })
         .map(|r| Change {
-            purged: (r.action == Action::PurgeHolderThenStamp.code() && !r.holder_id.is_empty())
-                .then(|| r.holder_id.clone()),
+            purged: (Action::from_code(&r.action) == Some(Action::PurgeHolderThenStamp)
+                && !r.holder_id.is_empty())
+            .then(|| r.holder_id.clone()),
             row: r.row,
             written: (r.outcome == Some(Outcome::Stamped)).then(|| r.immutable_id.clone()),
             previous: r.previous_immutable_id.filter(|v| !v.is_empty()),
@@ -171,59 +169,80 @@ fn from_report(path: &Path) -> crate::Result<Vec<Change>> {
 /// The object identifier a `--clear-object-identifier` run cleared goes back before the
 /// anchor. When the anchor needs nothing (it already holds its previous value), the anchor
 /// write re-sends that value: the one write that carries a row in a rollback.
-fn put_back_object_identifier(record: &mut Record, linked: &str) {
-    let nothing_else = record.action == Action::None.code()
+fn put_back_object_identifier(planned: &mut PlannedRow, linked: &str) {
+    let nothing_else = planned.action == Some(Action::None)
         && matches!(
-            record.outcome,
-            Some(Outcome::Restored | Outcome::AlreadyMatched)
+            planned.outcome(),
+            Outcome::Restored | Outcome::AlreadyMatched
         );
-    let putting_back = Action::from_code(&record.action)
-        .is_some_and(|a| matches!(a, Action::Stamp | Action::Clear));
+    let putting_back = matches!(planned.action, Some(Action::Stamp | Action::Clear));
     if !(nothing_else || putting_back) {
         return;
     }
-    record.detail = if nothing_else {
-        record.outcome = Some(match record.previous_immutable_id {
+    planned.verdict = if nothing_else {
+        let outcome = match planned.previous_immutable_id {
             Some(_) => Outcome::WouldStamp,
             None => Outcome::WouldClear,
-        });
-        format!("will put back onPremisesObjectIdentifier {linked} (and send again the previous ImmutableId the user already holds)")
+        };
+        Verdict::new(outcome, format!("will put back onPremisesObjectIdentifier {linked} (and send again the previous ImmutableId the user already holds)"))
     } else {
-        format!("{} and onPremisesObjectIdentifier {linked}", record.detail)
+        let detail = format!(
+            "{} and onPremisesObjectIdentifier {linked}",
+            planned.verdict.detail
+        );
+        Verdict::new(planned.outcome(), detail)
     };
-    record.action = Action::PutBackObjectIdentifier.code().to_string();
-    record.object_identifier = Some(linked.to_string());
+    planned.action = Some(Action::PutBackObjectIdentifier);
+    planned.object_identifier = Some(linked.to_string());
 }
 
 /// A planned restore to a user in a federated domain goes through the hop, or is refused
 /// `federated-domain` without `--federated-hop`.
-fn route_federated(record: &mut Record, user: &User, index: &TenantIndex, hop: bool) {
-    let Some(action) = Action::from_code(&record.action) else {
+fn route_federated(planned: &mut PlannedRow, user: &User, index: &TenantIndex, hop: bool) {
+    let Some(action) = planned.action else {
         return;
     };
     match index.federated_route(action, user, hop) {
-        Ok(action) => record.action = action.code().to_string(),
-        Err(verdict) => {
-            record.outcome = Some(verdict.outcome);
-            record.detail = verdict.detail;
-            record.action = Action::None.code().to_string();
-        }
+        Ok(action) => planned.action = Some(action),
+        Err(verdict) => planned.settle(verdict),
     }
 }
 
 /// The planned rollback of one change, checked against the user as it is now (`None`: gone).
-fn record_for(change: &Change, now: Option<&User>, source: &Path) -> Record {
-    let mut record = Record {
-        row: change.row,
+fn planned_for(change: &Change, now: Option<&User>, source: &Path) -> PlannedRow {
+    let named = Named {
         source: format!("{} row {}", source.display(), change.row),
         line: change.row as u64,
         upn: change.upn.clone(),
-        cloud_user_id: change.user_id.clone(),
-        cloud_upn: change.upn.clone(),
         immutable_id: change.written.clone().unwrap_or_default(),
-        previous_immutable_id: change.previous.clone(),
-        ..Record::default()
+        ..Named::default()
     };
+    let (verdict, action) = restore(change, now);
+    let mut planned = PlannedRow::new(change.row, named, verdict);
+    planned.action = Some(action);
+    planned.target = Some(TargetState {
+        id: change.user_id.clone(),
+        user_principal_name: change.upn.clone(),
+        on_premises_immutable_id: now.and_then(|u| u.on_premises_immutable_id.clone()),
+        on_premises_sync_enabled: now.and_then(|u| u.on_premises_sync_enabled) == Some(true),
+        on_premises_object_identifier: None,
+    });
+    planned.previous_immutable_id = change.previous.clone();
+    planned.new_anchor = change.previous.clone().filter(|v| !v.is_empty());
+    if let (Some(linked), Some(_)) = (&change.object_identifier, now) {
+        put_back_object_identifier(&mut planned, linked);
+    }
+    // The holder columns name the deleted user the run purged: what this row cannot undo.
+    planned.holder = change.purged.as_ref().map(|id| Holder {
+        id: id.clone(),
+        user_principal_name: String::new(),
+        deleted_date_time: None,
+    });
+    planned
+}
+
+/// What putting one change back calls for, given the user as it is now (`None`: gone).
+fn restore(change: &Change, now: Option<&User>) -> (Verdict, Action) {
     let holds = now
         .and_then(|u| u.on_premises_immutable_id.clone())
         .filter(|v| !v.is_empty());
@@ -268,15 +287,5 @@ fn record_for(change: &Change, now: Option<&User>, source: &Path) -> Record {
             ),
         },
     };
-    record.outcome = Some(outcome);
-    record.action = action.code().to_string();
-    record.detail = detail;
-    if let (Some(linked), Some(_)) = (&change.object_identifier, now) {
-        put_back_object_identifier(&mut record, linked);
-    }
-    // The holder columns name the deleted user the run purged: what this row cannot undo.
-    if let Some(holder) = &change.purged {
-        record.holder_id = holder.clone();
-    }
-    record
+    (Verdict::new(outcome, detail), action)
 }

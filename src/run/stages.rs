@@ -1,8 +1,8 @@
 //! The stages joined: reader -> compute -> planner -> writer -> reporter.
 //!
 //! The runs in [`crate::run`] call these functions; they never call the stages directly. Each
-//! function takes the output of the stage before and gives one report [`Record`] per input
-//! row, in input order, so that the reporter can never lose a row.
+//! function takes the output of the stage before and gives one [`PlannedRow`] per input row,
+//! in input order, so that the reporter can never lose a row.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -13,11 +13,11 @@ use crate::compute::{self, Candidate, ComputeOptions};
 use crate::graph::read::{ReadStrategy, TenantRead, Wanted};
 use crate::graph::GraphClient;
 use crate::journal::{Entry, GroupCommit, Journal, Replay};
-use crate::outcome::Outcome;
 use crate::outcome::Warning;
 use crate::plan::{
     Action, Decision, Holder, MatchBy, Mode, PlanOptions, Subject, TargetState, TenantIndex,
 };
+use crate::planned::{Named, PlannedRow};
 use crate::progress;
 use crate::report::Record;
 use crate::source::{Input, Role, Row, Source};
@@ -52,21 +52,29 @@ pub(crate) fn prepare<'a>(
 }
 
 impl Prepared<'_> {
-    /// One record per row with what the offline stages know: the row's place, its UPN and
-    /// anchor, and an input outcome where the row has one.
+    /// One report record per row with what the offline stages know: the row's place, its UPN
+    /// and anchor, and an input outcome where the row has one (what the fuzz targets check;
+    /// a run's report is made from its plan).
     pub fn records(&self) -> Vec<Record> {
         self.input
             .rows
             .iter()
             .zip(&self.candidates)
             .enumerate()
-            .map(|(i, (row, candidate))| self.base_record(i, row, candidate))
+            .map(|(i, (row, candidate))| {
+                let mut record = self.named(row, candidate).record(i + 1);
+                if let Some(verdict) = &candidate.verdict {
+                    record.outcome = Some(verdict.outcome);
+                    record.detail = verdict.detail.clone();
+                }
+                record
+            })
             .collect()
     }
 
-    fn base_record(&self, index: usize, row: &Row, candidate: &Candidate) -> Record {
-        let mut record = Record {
-            row: index + 1,
+    /// How the report names an input row: its place, its UPN and anchor.
+    fn named(&self, row: &Row, candidate: &Candidate) -> Named {
+        Named {
             source: self.input.place(row, None).to_string(),
             line: row.location.as_ref().map_or(0, |l| l.line()),
             upn: row.value(Role::Upn).unwrap_or_default().to_string(),
@@ -85,13 +93,7 @@ impl Prepared<'_> {
                 .anchor_role
                 .map(|role| compute::anchor_source(&self.input, role).to_string())
                 .unwrap_or_default(),
-            ..Record::default()
-        };
-        if let Some(verdict) = &candidate.verdict {
-            record.outcome = Some(verdict.outcome);
-            record.detail = verdict.detail.clone();
         }
-        record
     }
 
     /// The cloud users this export's rows need to be planned: each open row's target (by
@@ -128,18 +130,25 @@ impl Prepared<'_> {
         wanted
     }
 
-    /// The planner's decision for every row that the offline stages left open.
-    pub(crate) fn decide(&self, tenant: &Tenant, options: &PlanOptions) -> Vec<Option<Decision>> {
+    /// The plan: one typed row per input row, in input order. A row the offline stages
+    /// settled (an input problem) keeps its verdict; every other row gets the planner's
+    /// decision.
+    pub(crate) fn plan(&self, tenant: &Tenant, options: &PlanOptions) -> Vec<PlannedRow> {
         let index = TenantIndex::new(tenant);
         self.input
             .rows
             .iter()
             .zip(&self.candidates)
-            .map(|(row, candidate)| {
-                candidate
-                    .verdict
-                    .is_none()
-                    .then(|| index.decide(&subject(row, candidate), options))
+            .enumerate()
+            .map(|(i, (row, candidate))| {
+                let named = self.named(row, candidate);
+                match &candidate.verdict {
+                    Some(problem) => PlannedRow::new(i + 1, named, problem.clone()),
+                    None => {
+                        let decision = index.decide(&subject(row, candidate), options);
+                        planned_row(i + 1, named, decision, options.mode)
+                    }
+                }
             })
             .collect()
     }
@@ -162,25 +171,26 @@ pub(crate) fn subject<'r>(row: &'r Row, candidate: &'r Candidate) -> Subject<'r>
     }
 }
 
-/// Fills a record with a planner decision.
-pub(crate) fn apply_decision(record: &mut Record, decision: &Decision) {
-    record.outcome = Some(decision.verdict.outcome);
-    record.detail = decision.verdict.detail.clone();
-    record.warnings = decision.warnings.clone();
-    record.action = decision.action.code().to_string();
+/// A row with the planner's decision; `mode` says what its write sets (its anchor when
+/// stamping, nothing when clearing).
+fn planned_row(row: usize, named: Named, decision: Decision, mode: Mode) -> PlannedRow {
+    let new_anchor = match mode {
+        Mode::Stamp => Some(named.immutable_id.clone()),
+        Mode::Clear => None,
+    };
+    let mut planned = PlannedRow::new(row, named, decision.verdict);
+    planned.warnings = decision.warnings;
+    planned.action = Some(decision.action);
+    planned.new_anchor = new_anchor;
     if let Some(target) = &decision.target {
-        record.cloud_user_id = target.id.clone();
-        record.cloud_upn = target.user_principal_name.clone();
-        record.previous_immutable_id = target.on_premises_immutable_id.clone();
+        planned.previous_immutable_id = target.on_premises_immutable_id.clone();
         if decision.action == Action::ClearObjectIdentifierThenStamp {
-            record.object_identifier = target.on_premises_object_identifier.clone();
+            planned.object_identifier = target.on_premises_object_identifier.clone();
         }
     }
-    if let Some(holder) = &decision.holder {
-        record.holder_id = holder.id.clone();
-        record.holder_upn = holder.user_principal_name.clone();
-        record.holder_deleted_at = holder.deleted_date_time.clone().unwrap_or_default();
-    }
+    planned.target = decision.target;
+    planned.holder = decision.holder;
+    planned
 }
 
 /// Reads what the run needs of the tenant through Graph, the way `strategy` says, with a
@@ -205,49 +215,30 @@ pub(crate) async fn read_tenant(
     Ok(read)
 }
 
-/// The writes a set of planned records calls for: every row whose action sends something.
-/// `new_anchor` gives the value each row's write sets (`None` clears).
-pub(crate) fn work_items(
-    records: &[Record],
-    tenant: &Tenant,
-    new_anchor: impl Fn(&Record) -> Option<String>,
-) -> Vec<WorkItem> {
+/// The writes a plan calls for: every row that still [`writes`](PlannedRow::writes), on its
+/// target as the tenant holds it now (as planned, if the tenant no longer shows it).
+pub(crate) fn work_items(rows: &[PlannedRow], tenant: &Tenant) -> Vec<WorkItem> {
     let context = WriteContext::new(tenant);
     let users = tenant.users_by_id();
-    records
-        .iter()
-        .filter_map(|record| {
-            let action = Action::from_code(&record.action).filter(|a| *a != Action::None)?;
-            let planned = record
-                .outcome
-                .is_some_and(|o| matches!(o, Outcome::WouldStamp | Outcome::WouldClear));
-            if !planned {
-                return None;
-            }
-            let user = users.get(record.cloud_user_id.as_str()).copied();
-            let target = user.map(TargetState::of).unwrap_or_else(|| TargetState {
-                id: record.cloud_user_id.clone(),
-                user_principal_name: record.cloud_upn.clone(),
-                on_premises_immutable_id: record.previous_immutable_id.clone(),
-                on_premises_sync_enabled: false,
-                on_premises_object_identifier: record.object_identifier.clone(),
-            });
-            let holder = (!record.holder_id.is_empty()).then(|| Holder {
-                id: record.holder_id.clone(),
-                user_principal_name: record.holder_upn.clone(),
-                deleted_date_time: (!record.holder_deleted_at.is_empty())
-                    .then(|| record.holder_deleted_at.clone()),
-            });
+    rows.iter()
+        .filter(|row| row.writes())
+        .filter_map(|row| {
+            let action = row.action?;
+            let planned = row.target.as_ref()?;
+            let target = users
+                .get(planned.id.as_str())
+                .map(|user| TargetState::of(user))
+                .unwrap_or_else(|| planned.clone());
             let facts = RowFacts {
-                object_identifier: record.object_identifier.clone(),
-                roles_unknown: record.warnings.contains(Warning::RolesUnknown),
+                object_identifier: row.object_identifier.clone(),
+                roles_unknown: row.warnings.contains(Warning::RolesUnknown),
             };
             Some(context.work_item(
-                record.row,
+                row.row,
                 action,
                 target,
-                new_anchor(record),
-                holder,
+                row.new_anchor.clone(),
+                row.holder.clone(),
                 facts,
             ))
         })
@@ -360,11 +351,11 @@ impl Stop {
     }
 }
 
-/// Carries out `items`, journaled, and writes each row's result into `records`. Returns the
-/// signal that stopped the run early, if one did.
+/// Carries out `items`, journaled, and gives each row of `rows` its write's answer. Returns
+/// the signal that stopped the run early, if one did.
 pub(crate) async fn execute(
     execution: Execution<'_>,
-    records: &mut [Record],
+    rows: &mut [PlannedRow],
     items: Vec<WorkItem>,
 ) -> crate::Result<Option<Stop>> {
     let journal_path = execution.journal.path().to_owned();
@@ -409,30 +400,27 @@ pub(crate) async fn execute(
     bar.finish_and_clear();
     tracing::info!("writes done: {} rows answered", results.len());
     watcher.abort();
-    record_results(records, results);
+    record_results(rows, results);
     let stopped = *stop.lock().expect("stop lock");
     Ok(stopped)
 }
 
-/// Writes each row's result into its record.
-fn record_results(records: &mut [Record], results: Vec<crate::write::Written>) {
+/// Gives each written row its answer: the outcome, the request, and the holder as written.
+fn record_results(rows: &mut [PlannedRow], results: Vec<crate::write::Written>) {
     let stamp_time = crate::journal::now();
-    let index = row_index(records);
+    let index = row_index(rows);
     for written in results {
-        let record = &mut records[index[&written.row]];
-        record.outcome = Some(written.verdict.outcome);
-        record.detail = written.verdict.detail;
-        record.timestamp = stamp_time.clone();
+        let row = &mut rows[index[&written.row]];
+        row.verdict = written.verdict;
+        row.answer.timestamp = stamp_time.clone();
         if let Some(meta) = written.meta {
-            record.http_status = meta.status;
-            record.graph_error_code = meta.code;
-            record.request_id = meta.request_id.unwrap_or_default();
-            record.attempts = meta.attempts;
+            row.answer.http_status = meta.status;
+            row.answer.graph_error_code = meta.code;
+            row.answer.request_id = meta.request_id.unwrap_or_default();
+            row.answer.attempts = meta.attempts;
         }
         if let Some(holder) = written.holder {
-            record.holder_id = holder.id;
-            record.holder_upn = holder.user_principal_name;
-            record.holder_deleted_at = holder.deleted_date_time.unwrap_or_default();
+            row.holder = Some(holder);
         }
     }
 }
@@ -488,11 +476,96 @@ async fn next_signal() -> Option<Stop> {
         .map(|()| Stop::Interrupted)
 }
 
-/// Position of each report row number in `records` (a rollback's rows are not 1..n).
-fn row_index(records: &[Record]) -> std::collections::HashMap<usize, usize> {
-    records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.row, i))
-        .collect()
+/// Position of each report row number in `rows` (a rollback's rows are not 1..n).
+fn row_index(rows: &[PlannedRow]) -> std::collections::HashMap<usize, usize> {
+    rows.iter().enumerate().map(|(i, r)| (r.row, i)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::{Outcome, Verdict};
+    use crate::planned::Named;
+    use crate::tenant::User;
+
+    fn user(id: &str, holds: Option<&str>) -> User {
+        User {
+            id: id.into(),
+            user_principal_name: format!("{id}@contoso.com"),
+            on_premises_immutable_id: holds.map(str::to_string),
+            ..User::default()
+        }
+    }
+
+    /// A row planned `action` on `id` (as the plan saw it, holding nothing), setting `anchor`.
+    fn planned(row: usize, id: &str, action: Action, anchor: &str) -> PlannedRow {
+        let mut planned = PlannedRow::new(
+            row,
+            Named::default(),
+            Verdict::new(Outcome::WouldStamp, "will stamp"),
+        );
+        planned.action = Some(action);
+        planned.target = Some(TargetState::of(&user(id, None)));
+        planned.new_anchor = Some(anchor.into());
+        planned
+    }
+
+    #[test]
+    fn the_writes_are_built_from_the_typed_plan_on_the_tenant_as_read_now() {
+        let mut purge = planned(1, "a", Action::PurgeHolderThenStamp, "A");
+        purge.holder = Some(Holder {
+            id: "deleted".into(),
+            user_principal_name: "old@contoso.com".into(),
+            deleted_date_time: Some("2026-11-30T10:00:00Z".into()),
+        });
+        let mut unlink = planned(2, "b", Action::ClearObjectIdentifierThenStamp, "B");
+        unlink.object_identifier = Some("linked-b".into());
+        let mut credited = planned(3, "c", Action::Stamp, "C");
+        credited.settle(Verdict::new(
+            Outcome::Stamped,
+            "written by the interrupted run",
+        ));
+        let mut nothing = planned(4, "d", Action::None, "D");
+        nothing.verdict = Verdict::new(Outcome::AlreadyMatched, "holds D");
+        let unplanned = PlannedRow::new(
+            5,
+            Named::default(),
+            Verdict::new(Outcome::InvalidAnchor, "not a GUID"),
+        );
+        let tenant = Tenant {
+            users: vec![user("a", Some("MOVED")), user("b", None)],
+            ..Tenant::default()
+        };
+        let rows = [purge, unlink, credited, nothing, unplanned];
+        let items = work_items(&rows, &tenant);
+        let summary: Vec<_> = items
+            .iter()
+            .map(|i| (i.row, i.action, i.new_anchor.as_deref()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (1, Action::PurgeHolderThenStamp, Some("A")),
+                (2, Action::ClearObjectIdentifierThenStamp, Some("B")),
+            ]
+        );
+        assert_eq!(items[0].holder, rows[0].holder, "the holder to purge");
+        assert_eq!(
+            items[0].target.on_premises_immutable_id.as_deref(),
+            Some("MOVED"),
+            "the target as the tenant holds it now, not as planned"
+        );
+        assert_eq!(items[1].object_identifier.as_deref(), Some("linked-b"));
+    }
+
+    #[test]
+    fn a_clear_sets_nothing_and_a_target_gone_from_the_read_is_written_as_planned() {
+        let mut clear = planned(1, "gone", Action::Clear, "");
+        clear.verdict = Verdict::new(Outcome::WouldClear, "will clear X");
+        clear.new_anchor = None;
+        let items = work_items(&[clear], &Tenant::default());
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].new_anchor, None);
+        assert_eq!(items[0].target.id, "gone");
+    }
 }

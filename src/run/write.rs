@@ -12,7 +12,8 @@ use crate::graph::read::TenantRead;
 use crate::journal::{Entry, Journal, Replay};
 use crate::outcome::Outcome;
 use crate::plan::Action;
-use crate::report::{self, Record};
+use crate::planned::{self, PlannedRow};
+use crate::report;
 use crate::resume::{self, Resume, RunIdentity};
 use crate::tenant::Tenant;
 use crate::write::{WorkItem, WriteOptions, CANARY_LEFT};
@@ -65,43 +66,49 @@ struct Confirmed {
     items: Vec<WorkItem>,
 }
 
-/// What every write command does once it has its planned records.
+/// What every write command does once it has its plan.
 pub(crate) struct WriteRun<'a> {
-    pub(crate) connection: Connection,
+    connection: Connection,
     /// The tenant as read before planning, and how it was read.
-    pub(crate) read: TenantRead,
-    pub(crate) write: &'a Settings,
-    pub(crate) output: &'a Path,
+    read: TenantRead,
     /// What this run is, for its journal's first line.
-    pub(crate) identity: RunIdentity,
+    identity: RunIdentity,
     /// The interrupted run this one continues (`--resume`), checked and locked.
-    pub(crate) resume: Option<Resume>,
+    resume: Option<Resume>,
+    write: &'a Settings,
+    output: &'a Path,
 }
 
-impl WriteRun<'_> {
-    pub(crate) async fn carry_out(
-        self,
-        records: Vec<Record>,
-        success: Outcome,
-        new_anchor: impl Fn(&Record) -> Option<String>,
-    ) -> crate::Result<ExitCode> {
-        let work =
-            |records: &[Record], tenant: &Tenant| stages::work_items(records, tenant, &new_anchor);
-        self.carry_out_with(records, success, &new_anchor, &work)
-            .await
+impl<'a> WriteRun<'a> {
+    /// A run of `identity` (continuing `resume`'s run) on the tenant as `read` through
+    /// `connection`, writing as `write` says and reporting to `output`.
+    pub(crate) fn new(
+        connection: Connection,
+        read: TenantRead,
+        identity: RunIdentity,
+        resume: Option<Resume>,
+        write: &'a Settings,
+        output: &'a Path,
+    ) -> WriteRun<'a> {
+        WriteRun {
+            connection,
+            read,
+            identity,
+            resume,
+            write,
+            output,
+        }
     }
 
-    /// [`WriteRun::carry_out`], with the writes made by `work` from the records as they
-    /// stand after a resume's credit (a plan file builds them from its typed rows).
-    pub(crate) async fn carry_out_with(
+    /// Carries out the plan's writes (those a resume's credit leaves), reports every row and
+    /// says what to do next; `success` is a written row's outcome.
+    pub(crate) async fn carry_out(
         mut self,
-        mut records: Vec<Record>,
+        mut rows: Vec<PlannedRow>,
         success: Outcome,
-        new_anchor: &dyn Fn(&Record) -> Option<String>,
-        work: &dyn Fn(&[Record], &Tenant) -> Vec<WorkItem>,
     ) -> crate::Result<ExitCode> {
         let started = chrono::Utc::now();
-        let confirmed = self.confirmed(&mut records, new_anchor, work)?;
+        let confirmed = self.confirmed(&mut rows)?;
         let journal_path = confirmed.journal.path().to_owned();
         let execution = Execution {
             client: self.connection.client.clone(),
@@ -112,43 +119,38 @@ impl WriteRun<'_> {
             options: self.write.options(success),
             quiet: self.write.quiet,
         };
-        let stopped = stages::execute(execution, &mut records, confirmed.items).await?;
-        self.report(&records, started, &journal_path, success)?;
-        eprint!("{}", how_to_go_on(&records, stopped, &journal_path));
+        let stopped = stages::execute(execution, &mut rows, confirmed.items).await?;
+        self.report(&rows, started, &journal_path, success)?;
+        eprint!("{}", how_to_go_on(&rows, stopped, &journal_path));
         self.connection.close().await;
         Ok(match stopped {
             Some(stop) => stop.exit_code(),
-            None => exit_code_after_canary(&records),
+            None => exit_code_after_canary(&rows),
         })
     }
 
     /// Everything before the first write: on resume, the journal checked against the tenant
     /// and matched to the rows; the summary; the confirmation; the journal opened (a new one,
     /// or the interrupted run's).
-    fn confirmed(
-        &mut self,
-        records: &mut [Record],
-        new_anchor: &dyn Fn(&Record) -> Option<String>,
-        work: &dyn Fn(&[Record], &Tenant) -> Vec<WorkItem>,
-    ) -> crate::Result<Confirmed> {
+    fn confirmed(&mut self, rows: &mut [PlannedRow]) -> crate::Result<Confirmed> {
         let tenant = &self.read.tenant;
         self.identity.tenant = tenant.tenant_id.clone();
         let credit = match &mut self.resume {
             Some(resume) => {
                 resume.check_tenant(&tenant.tenant_id)?;
-                let credit = resume.credit(records, tenant, new_anchor);
+                let credit = resume.credit(rows, tenant);
                 eprint!("{}", resume.summary(&credit));
                 Some(credit)
             }
             None => None,
         };
-        let items = work(records, tenant);
+        let items = stages::work_items(rows, tenant);
         for (name, note) in &self.read.notes {
             eprintln!("{name}: {note}");
         }
         eprintln!(
             "{}",
-            describe(records, items.len(), self.write.max_writes, tenant)
+            describe(rows, items.len(), self.write.max_writes, tenant)
         );
         if !items.is_empty() {
             let added = self
@@ -178,11 +180,12 @@ impl WriteRun<'_> {
         })
     }
 
-    /// Writes the report and prints the outcome table. A report that cannot be written is an
-    /// error that says the journal is complete and how to rebuild the report from it.
+    /// Writes the report (its records made from the rows now) and prints the outcome table.
+    /// A report that cannot be written is an error that says the journal is complete and how
+    /// to rebuild the report from it.
     fn report(
         &self,
-        records: &[Record],
+        rows: &[PlannedRow],
         started: chrono::DateTime<chrono::Utc>,
         journal: &Path,
         success: Outcome,
@@ -201,7 +204,8 @@ impl WriteRun<'_> {
             .chain(self.read.notes.clone())
             .collect(),
         );
-        if let Err(e) = report::write(self.output, records, &summary, self.write.excel) {
+        let records = planned::records(rows);
+        if let Err(e) = report::write(self.output, &records, &summary, self.write.excel) {
             return Err(crate::Error::Other(format!(
                 "cannot write the report: {e}\n  {} rows are written to the tenant, and every write is in the journal {}, which is complete.\n  Once the report's path can be written (or with another -o), rebuild the report; nothing is written twice:\n  {}",
                 records.iter().filter(|r| r.outcome == Some(success)).count(),
@@ -209,7 +213,7 @@ impl WriteRun<'_> {
                 resume::continue_command(journal, false)
             )));
         }
-        eprint!("{}", report::outcome_table(records));
+        eprint!("{}", report::outcome_table(&records));
         eprintln!(
             "report {}, journal {}",
             self.output.display(),
@@ -223,31 +227,26 @@ impl WriteRun<'_> {
 const PERMISSION: &str = "User.ReadWrite.All (and User.DeleteRestore.All to purge deleted holders): grant it with admin consent";
 
 /// Rows a canary (`--max-writes`) left for later.
-fn left_by_canary(record: &Record) -> bool {
-    record.outcome == Some(Outcome::NotAttempted) && record.detail == CANARY_LEFT
+fn left_by_canary(row: &PlannedRow) -> bool {
+    row.outcome() == Outcome::NotAttempted && row.verdict.detail == CANARY_LEFT
 }
 
 /// The exit code of a finished run, as `plan::exit_code` says, except that rows a canary left
 /// for later are not failures.
-fn exit_code_after_canary(records: &[Record]) -> ExitCode {
-    let all_fine = records
+fn exit_code_after_canary(rows: &[PlannedRow]) -> ExitCode {
+    let all_fine = rows
         .iter()
-        .all(|r| left_by_canary(r) || r.outcome.is_some_and(|o| o.is_success()));
+        .all(|r| left_by_canary(r) || r.outcome().is_success());
     ExitCode::for_rows(all_fine)
 }
 
 /// What to do next when the run stopped early (a signal, a missing permission, a canary):
 /// why, and the exact command that continues it.
-fn how_to_go_on(records: &[Record], stopped: Option<Stop>, journal: &Path) -> String {
-    let left = records
-        .iter()
-        .filter(|r| r.outcome == Some(Outcome::NotAttempted))
-        .count();
-    let denied = records
-        .iter()
-        .filter(|r| r.outcome == Some(Outcome::PermissionDenied))
-        .count();
-    let canary = records.iter().filter(|r| left_by_canary(r)).count();
+fn how_to_go_on(rows: &[PlannedRow], stopped: Option<Stop>, journal: &Path) -> String {
+    let count = |outcome: Outcome| rows.iter().filter(|r| r.outcome() == outcome).count();
+    let left = count(Outcome::NotAttempted);
+    let denied = count(Outcome::PermissionDenied);
+    let canary = rows.iter().filter(|r| left_by_canary(r)).count();
     let why = match stopped {
         Some(Stop::Interrupted) => format!("interrupted: {left} rows were not attempted"),
         Some(Stop::Terminated) => format!("terminated (SIGTERM): {left} rows were not attempted"),
@@ -270,7 +269,7 @@ fn how_to_go_on(records: &[Record], stopped: Option<Stop>, journal: &Path) -> St
 
 /// The summary shown before anything is written: what will be sent, and every destructive step.
 fn describe(
-    records: &[Record],
+    rows: &[PlannedRow],
     writes: usize,
     max_writes: Option<usize>,
     tenant: &Tenant,
@@ -278,22 +277,17 @@ fn describe(
     let mut text = format!(
         "plan for {}:\n{}",
         tenant.tenant_id,
-        report::outcome_table(records)
+        planned::outcome_table(rows)
     );
     let count = |action: Action| {
-        records
-            .iter()
-            .filter(|r| {
-                Action::from_code(&r.action) == Some(action)
-                    && r.outcome
-                        .is_some_and(|o| matches!(o, Outcome::WouldStamp | Outcome::WouldClear))
-            })
+        rows.iter()
+            .filter(|r| r.action == Some(action) && r.writes())
             .count()
     };
-    let overwrites = records
+    let overwrites = rows
         .iter()
         .filter(|r| {
-            r.outcome == Some(Outcome::WouldStamp)
+            r.outcome() == Outcome::WouldStamp
                 && r.previous_immutable_id
                     .as_deref()
                     .is_some_and(|p| !p.is_empty())
