@@ -70,6 +70,9 @@ run() {
   if [[ $compare == console ]]; then
     # Both on a terminal, stdout and stderr as it shows them; `script -e` passes the status on.
     on_terminal wine "$work/bin/hardmatch.exe" "${args_windows[@]}" >"$work/windows/$name.out" || code_windows=$?
+    # Wine's processes hung up with the terminal must be gone before the next run, which
+    # would otherwise print "wine client error" now and then.
+    wineserver -w
     on_terminal "$linux" "${args_linux[@]}" >"$work/linux/$name.out" || code_linux=$?
     : >"$work/windows/$name.err" && : >"$work/linux/$name.err"
   else
