@@ -7,7 +7,8 @@
 //! written, never the other way round. A path that is a symbolic link to a file is refused
 //! (in a shared directory, a planted link would make hardmatch overwrite the file it points
 //! to); a link to a device or a pipe (`-o /dev/stdout`) is written through as it is.
-//! Elsewhere than on Unix, files are opened the ordinary way.
+//! On Windows, a file hardmatch writes gets an ACL that lets in the user running it only,
+//! before it is emptied and written ([`owner_only`]); links are not checked there.
 //!
 //! [`check_writable`] applies the same rules before a command starts, so that a path that
 //! will be refused is refused before the tenant is read, not after.
@@ -165,7 +166,15 @@ pub(crate) fn create_new(path: &Path) -> io::Result<File> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    options.open(path)
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::OpenOptionsExt;
+        options.access_mode(owner_only::access(true));
+    }
+    let file = options.open(path)?;
+    #[cfg(windows)]
+    owner_only::restrict(&file)?;
+    Ok(file)
 }
 
 #[cfg(unix)]
@@ -214,7 +223,32 @@ fn through_link(path: &Path, append: bool) -> io::Result<File> {
         .open(path)
 }
 
-#[cfg(not(unix))]
+/// Windows: the file is opened with the right to change its ACL, made owner-only
+/// ([`owner_only::restrict`]) and only then emptied, as on Unix.
+#[cfg(windows)]
+fn open(path: &Path, append: bool) -> io::Result<File> {
+    use std::os::windows::fs::OpenOptionsExt;
+
+    let mut options = std::fs::OpenOptions::new();
+    if append {
+        options.append(true);
+    } else {
+        // Not truncated yet: only once the file is private.
+        options.write(true).create(true);
+    }
+    options.access_mode(owner_only::access(append));
+    let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Ok(file);
+    }
+    owner_only::restrict(&file)?;
+    if !append {
+        file.set_len(0)?;
+    }
+    Ok(file)
+}
+
+#[cfg(not(any(unix, windows)))]
 fn open(path: &Path, append: bool) -> io::Result<File> {
     let mut options = std::fs::OpenOptions::new();
     if append {
@@ -223,6 +257,137 @@ fn open(path: &Path, append: bool) -> io::Result<File> {
         options.write(true).create(true).truncate(true);
     }
     options.open(path)
+}
+
+/// The Windows equivalent of mode 0600: a protected DACL (nothing inherited from the folder)
+/// with a single entry, full access for the user running hardmatch. Administrators can still
+/// take ownership, as root can read a 0600 file; nobody else is let in.
+#[cfg(windows)]
+mod owner_only {
+    use std::fs::File;
+    use std::io;
+    use std::os::windows::io::AsRawHandle;
+    use std::ptr::null_mut;
+
+    use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
+    use windows_sys::Win32::Security::{
+        AddAccessAllowedAce, GetLengthSid, GetTokenInformation, InitializeAcl,
+        InitializeSecurityDescriptor, SetKernelObjectSecurity, SetSecurityDescriptorControl,
+        SetSecurityDescriptorDacl, TokenUser, ACCESS_ALLOWED_ACE, ACL, ACL_REVISION,
+        DACL_SECURITY_INFORMATION, PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, PSID,
+        SECURITY_DESCRIPTOR, SE_DACL_PROTECTED, TOKEN_QUERY, TOKEN_USER,
+    };
+    use windows_sys::Win32::Storage::FileSystem::{
+        FILE_ALL_ACCESS, FILE_GENERIC_WRITE, FILE_READ_ATTRIBUTES, FILE_WRITE_DATA, READ_CONTROL,
+        WRITE_DAC,
+    };
+    use windows_sys::Win32::System::SystemServices::SECURITY_DESCRIPTOR_REVISION;
+    use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
+
+    /// The rights to open a file with: what std asks for to write or append (appending: to
+    /// the end, nowhere else), and to read its type and replace its ACL.
+    pub(super) fn access(append: bool) -> u32 {
+        let write = if append {
+            FILE_GENERIC_WRITE & !FILE_WRITE_DATA
+        } else {
+            FILE_GENERIC_WRITE
+        };
+        write | FILE_READ_ATTRIBUTES | READ_CONTROL | WRITE_DAC
+    }
+
+    /// Replaces the ACL of `file` (opened with [`access`]) by one that lets in its user only.
+    /// Set on the handle as a whole security descriptor marked protected, the way
+    /// SetKernelObjectSecurity takes it: SetSecurityInfo would look up the folder to compute
+    /// inherited entries, which a protected ACL has none of (and Wine adds them anyway).
+    pub(super) fn restrict(file: &File) -> io::Result<()> {
+        let user = CurrentUser::read()?;
+        let mut acl = only(user.sid())?;
+        let mut descriptor = SECURITY_DESCRIPTOR::default();
+        let pointer: PSECURITY_DESCRIPTOR = (&raw mut descriptor).cast();
+        // SAFETY: `descriptor` and `acl` (a valid ACL) outlive every call that points at them;
+        // the handle is open for the life of `file`, with WRITE_DAC.
+        let set = unsafe {
+            InitializeSecurityDescriptor(pointer, SECURITY_DESCRIPTOR_REVISION) != 0
+                && SetSecurityDescriptorDacl(pointer, 1, acl.as_mut_ptr().cast::<ACL>(), 0) != 0
+                && SetSecurityDescriptorControl(pointer, SE_DACL_PROTECTED, SE_DACL_PROTECTED) != 0
+                && SetKernelObjectSecurity(
+                    file.as_raw_handle() as HANDLE,
+                    DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
+                    pointer,
+                ) != 0
+        };
+        if set {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// An ACL with one entry: full access for `sid`. In `u32`s, the alignment an ACL needs.
+    fn only(sid: PSID) -> io::Result<Vec<u32>> {
+        // SAFETY: `sid` is a valid SID (from the process token) for these calls.
+        let sid_length = unsafe { GetLengthSid(sid) } as usize;
+        let size =
+            size_of::<ACL>() + size_of::<ACCESS_ALLOWED_ACE>() - size_of::<u32>() + sid_length;
+        let mut acl = vec![0u32; size.div_ceil(size_of::<u32>())];
+        let acl_pointer = acl.as_mut_ptr().cast::<ACL>();
+        // SAFETY: `acl` is `size` bytes or more, u32-aligned, and lives across both calls.
+        let made = unsafe {
+            InitializeAcl(acl_pointer, size as u32, ACL_REVISION) != 0
+                && AddAccessAllowedAce(acl_pointer, ACL_REVISION, FILE_ALL_ACCESS, sid) != 0
+        };
+        if made {
+            Ok(acl)
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// The user this process runs as: its token's TOKEN_USER, whose SID points into the same
+    /// buffer (in `u64`s, the alignment TOKEN_USER needs).
+    struct CurrentUser(Vec<u64>);
+
+    impl CurrentUser {
+        fn read() -> io::Result<CurrentUser> {
+            let mut token: HANDLE = null_mut();
+            // SAFETY: GetCurrentProcess is a pseudo-handle; `token` is a valid out pointer.
+            if unsafe { OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &mut token) } == 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let user = Self::from_token(token);
+            // SAFETY: `token` was opened above and is closed once.
+            unsafe { CloseHandle(token) };
+            user
+        }
+
+        fn from_token(token: HANDLE) -> io::Result<CurrentUser> {
+            let mut needed = 0u32;
+            // SAFETY: a null buffer of length 0 only asks for the size, which fails with
+            // ERROR_INSUFFICIENT_BUFFER and writes `needed`.
+            unsafe { GetTokenInformation(token, TokenUser, null_mut(), 0, &mut needed) };
+            let mut buffer = vec![0u64; (needed as usize).div_ceil(size_of::<u64>())];
+            let length = (buffer.len() * size_of::<u64>()) as u32;
+            // SAFETY: `buffer` is `length` bytes, aligned for TOKEN_USER.
+            let read = unsafe {
+                GetTokenInformation(
+                    token,
+                    TokenUser,
+                    buffer.as_mut_ptr().cast(),
+                    length,
+                    &mut needed,
+                )
+            };
+            if read == 0 || needed == 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(CurrentUser(buffer))
+        }
+
+        fn sid(&self) -> PSID {
+            // SAFETY: the buffer holds a TOKEN_USER, written by GetTokenInformation.
+            unsafe { (*self.0.as_ptr().cast::<TOKEN_USER>()).User.Sid }
+        }
+    }
 }
 
 #[cfg(all(test, unix))]

@@ -49,23 +49,40 @@ impl Bytes {
     /// behind it instead of holding the whole file. They stay in the page cache, and reading
     /// them again maps them in again. Bytes that were read into memory are kept.
     pub(crate) fn release(&self, part: &[u8]) {
-        #[cfg(unix)]
-        if let Bytes::Mapped(map) = self {
-            let offset = (part.as_ptr() as usize).wrapping_sub(map.as_ptr() as usize);
-            if part.is_empty() || offset > map.len() || part.len() > map.len() - offset {
-                return;
-            }
-            // SAFETY: the map is read-only and backed by the file, so MADV_DONTNEED never
-            // loses data: a later read maps the file's page in again. Advice is only a hint;
-            // if it fails, the memory is merely kept.
-            let _ = unsafe {
-                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, part.len())
-            };
+        let Bytes::Mapped(map) = self else {
+            return;
+        };
+        let offset = (part.as_ptr() as usize).wrapping_sub(map.as_ptr() as usize);
+        if part.is_empty() || offset > map.len() || part.len() > map.len() - offset {
+            return;
         }
-        #[cfg(not(unix))]
-        let _ = part;
+        give_back(map, offset, part.len());
     }
 }
+
+/// Takes `len` bytes of `map` from `offset` out of this process's resident memory.
+#[cfg(unix)]
+fn give_back(map: &Mmap, offset: usize, len: usize) {
+    // SAFETY: the map is read-only and backed by the file, so MADV_DONTNEED never loses
+    // data: a later read maps the file's page in again. Advice is only a hint; if it fails,
+    // the memory is merely kept.
+    let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) };
+}
+
+/// Windows: VirtualUnlock on pages that are not locked takes them out of the working set
+/// (the documented way to trim a range), answering ERROR_NOT_LOCKED, which is expected. The
+/// pages stay in the standby list; reading them again is a soft fault.
+#[cfg(windows)]
+fn give_back(map: &Mmap, offset: usize, len: usize) {
+    // SAFETY: the range lies within the live map (checked by the caller); unlocking only
+    // changes which pages are resident, never their content.
+    unsafe {
+        windows_sys::Win32::System::Memory::VirtualUnlock(map[offset..].as_ptr().cast(), len)
+    };
+}
+
+#[cfg(not(any(unix, windows)))]
+fn give_back(_: &Mmap, _: usize, _: usize) {}
 
 impl Deref for Bytes {
     type Target = [u8];
