@@ -7,7 +7,8 @@
 #     status (1: some rows need attention); the report and journal let in their owner only;
 #   - text beyond ASCII (accented and Chinese names, in a folder with an accented name) from
 #     `ids -o -` and in an error message, through pipes and on a terminal (a Windows console);
-#   - Ctrl-C during `apply`: exit 130, the rows left `not-attempted` in the report.
+#   - Ctrl-C during `apply`: exit 130, the rows left `not-attempted` in the report;
+#   - `ids` and `plan` with `-o NUL`: the null device is written to as on Linux.
 # "The same" once each binary's spelling of the input's path (which messages quote) is mapped
 # to the other's. Needs wine, the mingw-w64 C compiler (Debian: wine, wine64,
 # gcc-mingw-w64-x86-64; .ci/run installs them), python3 and `script` (bsdutils, in every Debian).
@@ -120,6 +121,21 @@ done
 # (src/private.rs); see owner_only below.
 run apply-report.csv --report apply "$PWD/samples/getaduser-ps51.csv" \
   --emulate "$PWD/samples/tenant.json" --yes -o '{out}' || true
+
+# null_device NAME ARG...: both binaries write their output to the null device (NUL there,
+# /dev/null here) and exit alike; ARGs are paths relative to the checkout, which both read.
+# A device has no file metadata on Windows (src/private.rs on_disk, report::replace_whole).
+null_device() {
+  local name=$1 code_windows=0 code_linux=0
+  shift
+  checks=$((checks + 1))
+  wine "$work/bin/hardmatch.exe" "$@" -o NUL >/dev/null 2>"$work/windows/$name.err" || code_windows=$?
+  "$linux" "$@" -o /dev/null >/dev/null 2>"$work/linux/$name.err" || code_linux=$?
+  [[ $code_windows == "$code_linux" ]] ||
+    fail "$name: hardmatch.exe exits $code_windows, the Linux binary $code_linux: $(head -c 300 "$work/windows/$name.err")"
+}
+null_device ids-to-nul ids samples/getaduser-ps51.csv
+null_device plan-to-nul plan samples/getaduser-ps51.csv --snapshot samples/tenant.json
 
 # owner_only FILE...: the files hardmatch.exe wrote let nobody else in. Wine keeps no ACL here
 # (no xattr): it maps the DACL to the file's mode, an entry for the owner to the user and group

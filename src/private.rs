@@ -238,7 +238,7 @@ fn open(path: &Path, append: bool) -> io::Result<File> {
     }
     options.access_mode(owner_only::access(append));
     let file = options.open(path)?;
-    if !file.metadata()?.is_file() {
+    if !on_disk(&file) {
         return Ok(file);
     }
     owner_only::restrict(&file)?;
@@ -246,6 +246,16 @@ fn open(path: &Path, append: bool) -> io::Result<File> {
         file.set_len(0)?;
     }
     Ok(file)
+}
+
+/// Windows: whether `file` is a file on a disk, not a device (NUL, CON) or a pipe. Asked of
+/// the handle's type, since a device has no file metadata to read.
+#[cfg(windows)]
+fn on_disk(file: &File) -> bool {
+    use std::os::windows::io::AsRawHandle;
+    use windows_sys::Win32::Storage::FileSystem::{GetFileType, FILE_TYPE_DISK};
+    // SAFETY: the handle is open for the life of `file`; GetFileType only reads its type.
+    unsafe { GetFileType(file.as_raw_handle()) == FILE_TYPE_DISK }
 }
 
 #[cfg(not(any(unix, windows)))]

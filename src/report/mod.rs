@@ -301,9 +301,11 @@ pub(crate) fn replace_whole(
     path: &Path,
     write: impl FnOnce(&Path) -> crate::Result<()>,
 ) -> crate::Result<()> {
+    // Windows has no metadata for a device such as NUL: only a path that is not there yet
+    // is a new file.
     let regular = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta.is_file(),
-        Err(_) => path != Path::new("-"),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound && path != Path::new("-"),
     };
     if !regular {
         return write(path);
