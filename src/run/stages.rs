@@ -250,6 +250,9 @@ pub(crate) fn work_items(rows: &[PlannedRow], tenant: &Tenant) -> Vec<WorkItem> 
 pub(crate) struct WriteContext {
     initial: Option<String>,
     privileges: Privileges,
+    /// Roles or groups this run's read could not see: any target may be guarded, whether or
+    /// not its row was planned with `roles-unknown` (a plan file, a clear, a rollback).
+    roles_unknown: bool,
 }
 
 /// What the plan knew about a row beyond its target: the onPremisesObjectIdentifier to clear
@@ -262,9 +265,11 @@ pub(crate) struct RowFacts {
 
 impl WriteContext {
     pub(crate) fn new(tenant: &Tenant) -> WriteContext {
+        let privileges = Privileges::new(tenant);
         WriteContext {
             initial: tenant.initial_domain().map(str::to_string),
-            privileges: Privileges::new(tenant),
+            roles_unknown: !privileges.unknown().is_empty(),
+            privileges,
         }
     }
 
@@ -303,7 +308,8 @@ impl WriteContext {
                 .or_else(|| target.on_premises_object_identifier.clone())
         })
         .flatten();
-        let privileged = privileged_because(&self.privileges, &target.id, facts.roles_unknown);
+        let roles_unknown = facts.roles_unknown || self.roles_unknown;
+        let privileged = privileged_because(&self.privileges, &target.id, roles_unknown);
         WorkItem {
             row,
             action,
