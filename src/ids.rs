@@ -202,8 +202,7 @@ impl Piece {
 impl Ids {
     fn compute(source: &Source, options: &ComputeOptions) -> crate::Result<Ids> {
         let mut ids: Option<Ids> = None;
-        let mut batches = source.batches()?;
-        while let Some(mut batch) = batches.next() {
+        for mut batch in source.batches()? {
             for note in &batch.notes {
                 eprintln!("hardmatch: {note}");
             }
