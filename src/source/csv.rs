@@ -152,17 +152,6 @@ impl<'a> Records<'a> {
         Some((rows, &self.data[batch[0].start..end]))
     }
 
-    /// How many bytes of the records the batches so far were parsed from, and how many there
-    /// are in all.
-    pub(crate) fn progress(&self) -> (usize, usize) {
-        let parsed = match self.next {
-            0 => 0,
-            next if next >= self.chunks.len() => self.data.len(),
-            next => self.chunks[next - 1].end,
-        };
-        (parsed, self.data.len())
-    }
-
     /// The rows of one chunk, and whether its last field's quote was left open.
     fn parse(&self, chunk: Chunk) -> (Vec<Row<'a>>, bool) {
         let map = &self.map;

@@ -421,20 +421,6 @@ enum BatchReader<'a> {
     Whole(Option<Input<'a>>),
 }
 
-impl Batches<'_> {
-    /// How much of the export the batches so far were read from, between 0 and 1: a reader
-    /// that keeps something of every row can make room for all of them at once.
-    pub(crate) fn progress(&self) -> f64 {
-        match &self.reader {
-            BatchReader::Csv { records, .. } => match records.progress() {
-                (_, 0) => 1.0,
-                (parsed, all) => parsed as f64 / all as f64,
-            },
-            BatchReader::Whole(input) => f64::from(u8::from(input.is_none())),
-        }
-    }
-}
-
 impl<'a> Iterator for Batches<'a> {
     type Item = Input<'a>;
 
