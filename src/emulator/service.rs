@@ -424,7 +424,9 @@ impl Emulator {
             .header("x-ms-throttle-information", information)
     }
 
-    fn dispatch(&self, request: &Request, version: Version, route: Route, query: &Query) -> Reply {
+    /// The 403 an app without the permission a route needs gets (the flags that take
+    /// permissions away), or `None` when the request may go on.
+    fn refusal(&self, request: &Request, route: &Route) -> Option<Reply> {
         let denied = || {
             graph_error(
                 403,
@@ -433,14 +435,14 @@ impl Emulator {
             )
         };
         if self.config.forbid_writes && request.method != "GET" {
-            return denied();
+            return Some(denied());
         }
         let role_read = matches!(
             route,
             Route::RoleDefinitions | Route::RoleAssignments | Route::RoleEligibilitySchedules
         );
         if role_read && self.config.forbid_role_reads {
-            return denied();
+            return Some(denied());
         }
         let group_read = matches!(
             route,
@@ -450,7 +452,14 @@ impl Emulator {
                 | Route::GroupOwners(_)
         );
         if group_read && self.config.forbid_group_reads {
-            return denied();
+            return Some(denied());
+        }
+        None
+    }
+
+    fn dispatch(&self, request: &Request, version: Version, route: Route, query: &Query) -> Reply {
+        if let Some(refused) = self.refusal(request, &route) {
+            return refused;
         }
         match (request.method.as_str(), route) {
             ("GET", Route::Users) => self.list(request, query, false, version),
@@ -1020,6 +1029,9 @@ fn page(request: &Request, query: &Query, items: Value) -> Reply {
         Some(None) => return bad_request("The specified page token value has expired and can no longer be included in your request."),
     };
     let mut body = Map::new();
+    if query.count {
+        body.insert("@odata.count".into(), json!(items.len()));
+    }
     if offset + top < items.len() {
         body.insert(
             "@odata.nextLink".into(),

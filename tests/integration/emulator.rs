@@ -929,7 +929,9 @@ async fn role_assignable_groups_are_listed_with_their_members_and_owners() {
         400,
         "$count without ConsistencyLevel"
     );
-    assert_eq!(call("GET", &counted, None, true).await.status, 200);
+    let counted = call("GET", &counted, None, true).await;
+    assert_eq!(counted.status, 200, "{}", counted.body);
+    assert_eq!(counted.body["@odata.count"], 1, "{}", counted.body);
     assert_eq!(
         get(&format!("{groups}?$filter=isAssignableToRole%20ne%20true"))
             .await
