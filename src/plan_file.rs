@@ -206,14 +206,6 @@ impl PlanRow {
         let target = self.target.as_ref();
         let holder = self.holder.as_ref();
         Record {
-            row: self.row,
-            source: self.source.clone(),
-            line: self.line,
-            upn: self.upn.clone(),
-            target_upn: self.target_upn.clone(),
-            object_guid: self.object_guid.clone(),
-            immutable_id: self.immutable_id.clone(),
-            anchor_source: self.anchor_source.clone(),
             cloud_user_id: target.map(|t| t.id.clone()).unwrap_or_default(),
             cloud_upn: target
                 .map(|t| t.user_principal_name.clone())
@@ -233,14 +225,13 @@ impl PlanRow {
             approved: self.approved.clone(),
             comment: self.comment.clone(),
             decision_digest: self.decision_digest.clone(),
-            ..Record::default()
+            ..self.named().record(self.row)
         }
     }
 
-    /// The row as a write run's plan: its decision, typed, and the board's cells for the
-    /// report. The target's state is the plan's (the writer re-reads it from the tenant).
-    fn planned(&self) -> PlannedRow {
-        let named = Named {
+    /// The cells that name the row: where it came from, its UPN and anchor.
+    fn named(&self) -> Named {
+        Named {
             source: self.source.clone(),
             line: self.line,
             upn: self.upn.clone(),
@@ -248,7 +239,13 @@ impl PlanRow {
             object_guid: self.object_guid.clone(),
             immutable_id: self.immutable_id.clone(),
             anchor_source: self.anchor_source.clone(),
-        };
+        }
+    }
+
+    /// The row as a write run's plan: its decision, typed, and the board's cells for the
+    /// report. The target's state is the plan's (the writer re-reads it from the tenant).
+    fn planned(&self) -> PlannedRow {
+        let named = self.named();
         let verdict = Verdict::new(self.outcome, self.detail.clone());
         let mut planned = PlannedRow::new(self.row, named, verdict);
         planned.warnings = self.warnings.clone();
