@@ -116,7 +116,15 @@ impl Journal {
             }
         })?;
         let mut journal = Journal::locked(path, file)?;
-        journal.record(run)?;
+        if let Err(e) = journal.record(run) {
+            // A journal without its run line is no run's; left behind, it would make the
+            // next try (once the disk has room) refuse to start with "a journal already exists".
+            drop(journal);
+            let _ = std::fs::remove_file(path);
+            return Err(Error::Other(format!(
+                "{e}: cannot start the journal, so nothing was written to the tenant"
+            )));
+        }
         Ok(journal)
     }
 

@@ -741,3 +741,116 @@ fn rollback_says_it_cannot_bring_back_a_purged_holder() {
         );
     }
 }
+
+/// Runs `script` with `sh` inside a user and mount namespace of its own (`unshare`), where
+/// `disk` (a new directory of `dir`) is a tmpfs of `kib` KiB: a small disk that fills, without
+/// root and without touching the machine's disks. The script gets the disk as `$1` and
+/// `hardmatch` as `$2`, then `args`, and runs in `dir`; the tmpfs ends with it.
+#[cfg(target_os = "linux")]
+fn on_a_small_disk(graph: &Graph, dir: &Dir, kib: u32, script: &str, args: &[&str]) -> Output {
+    let disk = dir.join("disk");
+    std::fs::create_dir(&disk).unwrap();
+    let hardmatch = graph.hardmatch(dir, &[]);
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs -o size={kib}k tmpfs \"$1\" || exit 97\n{script}"
+        ))
+        .arg("sh")
+        .arg(&disk)
+        .arg(hardmatch.get_program())
+        .args(args)
+        .args(hardmatch.get_args())
+        .current_dir(dir.path())
+        .env("HARDMATCH_ACCESS_TOKEN", TOKEN);
+    let out = run(&mut cmd);
+    assert_ne!(
+        out.status.code(),
+        Some(97),
+        "this test needs unshare (util-linux) and user namespaces to mount a small tmpfs: {}",
+        stderr(&out)
+    );
+    out
+}
+
+/// A disk already full when the run starts: the journal cannot take its first line, so
+/// nothing is sent, the error says so, and no empty journal is left to block the next try.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_disk_full_before_the_first_write_sends_nothing_and_leaves_no_journal() {
+    let dir = Dir::new();
+    let (tenant, export) = generated(&dir, 20);
+    let graph = Graph::start(tenant, fast());
+    let script = r#"
+        disk=$1; shift
+        head -c 65536 /dev/zero > "$disk/filler" 2>/dev/null
+        "$@" -o "$disk/r.csv"
+        echo "exit $?" >&2
+        ls -A "$disk" > left.txt
+    "#;
+    let export = export.to_str().unwrap();
+    let out = on_a_small_disk(&graph, &dir, 16, script, &["apply", "--yes", "-q", export]);
+    let err = stderr(&out);
+    assert!(err.contains("exit 2"), "{err}");
+    assert!(
+        err.contains("No space left on device")
+            && err.contains("cannot start the journal, so nothing was written to the tenant"),
+        "{err}"
+    );
+    let left = std::fs::read_to_string(dir.join("left.txt")).unwrap();
+    assert_eq!(left, "filler\n", "no journal left behind");
+    assert_eq!(graph.stats().writes_applied.len(), 0);
+}
+
+/// A disk that fills while the journal grows: the row whose intent cannot be journaled is
+/// not sent and the run stops; the report cannot be written either, and the error says the
+/// journal holds every write and how to go on. Once the disk has room, that command writes
+/// the rest: every row `stamped`, every user written once, none with a wrong value.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_disk_that_fills_mid_run_stops_cleanly_and_the_resume_writes_each_user_once() {
+    let dir = Dir::new();
+    let (tenant, export) = generated(&dir, 60);
+    let graph = Graph::start(tenant, fast());
+    let script = r#"
+        disk=$1; shift
+        head -c 8000 /dev/zero > "$disk/filler"
+        "$@" -o "$disk/r.csv" 2> first.err
+        echo "first exit $?" >&2
+        cp "$disk/r.csv.journal" first.journal
+        rm "$disk/filler"
+        mount -o remount,size=1m "$disk" || exit 98
+        "$@" -o "$disk/r.csv" --resume "$disk/r.csv.journal" 2> resumed.err
+        echo "resumed exit $?" >&2
+        cp "$disk/r.csv" r.csv
+    "#;
+    let export = export.to_str().unwrap();
+    let args = ["apply", "--yes", "-q", "--write-rate", "200", export];
+    let out = on_a_small_disk(&graph, &dir, 16, script, &args);
+    let first = std::fs::read_to_string(dir.join("first.err")).unwrap();
+    let resumed = std::fs::read_to_string(dir.join("resumed.err")).unwrap();
+    assert!(stderr(&out).contains("first exit 2"), "{first}");
+    assert!(
+        first.contains("cannot write the journal")
+            && first.contains("No space left on device")
+            && first.contains("which is complete")
+            && first.contains("--resume"),
+        "{first}"
+    );
+    let journaled = std::fs::read_to_string(dir.join("first.journal")).unwrap();
+    let intents = journaled.matches(r#""kind":"intent""#).count();
+    assert!(
+        (1..60).contains(&intents),
+        "the disk filled mid-run: {intents} writes journaled"
+    );
+    assert!(stderr(&out).contains("resumed exit 0"), "{resumed}");
+    let rows = report_rows(&dir.join("r.csv"));
+    assert_eq!(count(&rows, "stamped"), 60, "{rows:?}");
+    assert!(
+        each_written_once(&graph),
+        "{:?}",
+        graph.stats().writes_applied
+    );
+    assert_eq!(graph.stats().writes_applied.len(), 60);
+    assert_eq!(wrong_values(&graph), 0);
+}
