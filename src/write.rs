@@ -1206,7 +1206,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut fake = Fake::with_users(20);
         // Rows 1 to 5, then every fifth, are admins: five 403s before any write.
-        let admin = |row: usize| row <= 4 || row % 5 == 0;
+        let admin = |row: usize| row <= 4 || row.is_multiple_of(5);
         fake.forbidden = (1..=20)
             .filter(|&r| admin(r))
             .map(|r| format!("u{r}"))
