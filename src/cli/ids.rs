@@ -54,7 +54,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: Args) -> crate::Result<ExitCode> {
-    let format = report::check_output(&args.output, report::REPORT_FORMATS)?;
+    let format = report::check_output(&args.output, report::REPORT_FORMATS, &[&args.input.input])?;
     let source = args.input.open()?;
     let options = args.input.compute_options();
     let summary = ids::run(&source, &options, &args.output, format, args.excel)?;

@@ -239,13 +239,18 @@ pub(crate) const REPORT_FORMATS: (&[Format], Format) =
     (&[Format::Csv, Format::Xlsx, Format::Json], Format::Csv);
 
 /// `--uncovered` lists are CSV only.
-pub(crate) const UNCOVERED_FORMATS: (&[Format], Format) = (&[Format::Csv], Format::Csv);
+const UNCOVERED_FORMATS: (&[Format], Format) = (&[Format::Csv], Format::Csv);
 
 /// Checks an output path before a command reads anything: its extension names a format the
-/// command can write (`.csv`, `.xlsx`, `.json`; none, or `-`, is `formats.1`), and the file can
-/// be written (its directory exists and takes files; not a link to a file; see
+/// command can write (`.csv`, `.xlsx`, `.json`; none, or `-`, is `formats.1`), it is none of
+/// the files the command `reads` ([`check_not_read`]), and the file can be written (its
+/// directory exists and takes files; not a link to a file; see
 /// [`crate::private::check_writable`]). Returns the format to write.
-pub(crate) fn check_output(path: &Path, formats: (&[Format], Format)) -> crate::Result<Format> {
+pub(crate) fn check_output(
+    path: &Path,
+    formats: (&[Format], Format),
+    reads: &[&Path],
+) -> crate::Result<Format> {
     let (allowed, default) = formats;
     let format = match path.extension().and_then(|e| e.to_str()) {
         _ if path == Path::new("-") => default,
@@ -259,9 +264,40 @@ pub(crate) fn check_output(path: &Path, formats: (&[Format], Format)) -> crate::
         return Err(cannot_write(path, &format.extension()[1..], allowed));
     }
     if path != Path::new("-") {
+        check_not_read(path, reads)?;
         crate::private::check_writable(path).map_err(|e| Error::io(path, e))?;
     }
     Ok(format)
+}
+
+/// Checks the `--uncovered` list's path as [`check_output`] does, and that it is not the
+/// report's (`output`): the second written would replace the first.
+pub(crate) fn check_uncovered(path: &Path, output: &Path, reads: &[&Path]) -> crate::Result<()> {
+    if path == output || same_file::is_same_file(path, output).unwrap_or(false) {
+        return Err(Error::Usage(format!(
+            "{}: the report (-o) is written there too; give --uncovered another path",
+            path.display()
+        )));
+    }
+    check_output(path, UNCOVERED_FORMATS, reads).map(drop)
+}
+
+/// Refuses an output that is a file the command reads (`-o users.csv` for the export
+/// `users.csv`, the approved plan, the report or journal being undone or resumed), by
+/// another name or through a link too: written over, the export of a forest that may be gone,
+/// the board's plan or the only record of a run would be lost.
+fn check_not_read(output: &Path, reads: &[&Path]) -> crate::Result<()> {
+    let read = reads
+        .iter()
+        .find(|read| output == **read || same_file::is_same_file(output, read).unwrap_or(false));
+    match read {
+        Some(read) => Err(Error::Usage(format!(
+            "{}: this command reads {}, and its output would replace it; choose another output path",
+            output.display(),
+            read.display()
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn cannot_write(path: &Path, ext: &str, allowed: &[Format]) -> Error {
@@ -286,7 +322,8 @@ pub(crate) fn write(
         records.len(),
         path.display()
     );
-    let format = check_output(path, REPORT_FORMATS)?;
+    // What the command reads was checked before it read it.
+    let format = check_output(path, REPORT_FORMATS, &[])?;
     replace_whole(path, |to| match format {
         Format::Xlsx => xlsx::write(to, records, summary),
         Format::Json => json::write(to, records, summary),

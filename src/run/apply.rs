@@ -14,7 +14,6 @@ use crate::outcome::Outcome;
 use crate::plan::{Mode, PlanOptions};
 use crate::plan_file::Plan;
 use crate::planned::PlannedRow;
-use crate::report;
 use crate::resume::{self, RunIdentity};
 
 /// What `apply` was asked to do.
@@ -29,7 +28,9 @@ pub(crate) struct Options {
 }
 
 pub(crate) fn run(options: &Options, target: &impl Connect) -> crate::Result<ExitCode> {
-    report::check_output(&options.output, report::REPORT_FORMATS)?;
+    options
+        .write
+        .check_report(&options.output, &options.input.path)?;
     let input = &options.input;
     // A plan is checked (version, decisions, approvals) before anything is signed in to.
     let plan = Plan::detect(&input.path)?;

@@ -11,7 +11,6 @@ use crate::exit_code::ExitCode;
 use crate::graph::read::ReadStrategy;
 use crate::outcome::Outcome;
 use crate::plan::{MatchBy, Mode, Permissions, PlanOptions};
-use crate::report;
 use crate::resume::{self, RunIdentity};
 use crate::source;
 
@@ -30,7 +29,7 @@ pub(crate) struct Options {
 }
 
 pub(crate) fn run(args: &Options, target: &impl Connect) -> crate::Result<ExitCode> {
-    report::check_output(&args.output, report::REPORT_FORMATS)?;
+    args.write.check_report(&args.output, &args.input.path)?;
     let mut compute = args.input.compute.clone();
     compute.anchor_optional = true;
     let mut flags = args.input.flags.clone();

@@ -42,9 +42,11 @@ type PlanTenant = (Tenant, String, Notes);
 
 pub(crate) fn run(args: &Options, target: &impl Connect) -> crate::Result<ExitCode> {
     let started = chrono::Utc::now();
-    report::check_output(&args.output, report::REPORT_FORMATS)?;
+    let mut reads = vec![args.input.path.as_path()];
+    reads.extend(args.snapshot.as_deref());
+    report::check_output(&args.output, report::REPORT_FORMATS, &reads)?;
     if let Some(path) = &args.uncovered {
-        report::check_output(path, report::UNCOVERED_FORMATS)?;
+        report::check_uncovered(path, &args.output, &reads)?;
     }
     let source = args.input.open()?;
     let mut prepared = stages::prepare(&source, &args.input.compute)?;

@@ -68,7 +68,11 @@ impl Work {
 
 pub(crate) fn run(args: &Options, rehearsal: &impl Rehearsal) -> crate::Result<ExitCode> {
     let started = chrono::Utc::now();
-    report::check_output(&args.output, report::REPORT_FORMATS)?;
+    report::check_output(
+        &args.output,
+        report::REPORT_FORMATS,
+        &[&args.input, &args.tenant],
+    )?;
     let work = Work::new(args.keep.as_deref())?;
     let files = StageFiles::in_dir(&work);
     let (cycle, tenant_id, code) = run_stages(args, rehearsal, &files)?;

@@ -46,7 +46,7 @@ struct Change {
 }
 
 pub(crate) fn run(args: &Options, target: &impl Connect) -> crate::Result<ExitCode> {
-    report::check_output(&args.output, report::REPORT_FORMATS)?;
+    args.write.check_report(&args.output, &args.source)?;
     let flags = if args.federated_hop {
         vec!["--federated-hop".to_string()]
     } else {

@@ -55,6 +55,14 @@ impl Settings {
     pub(crate) fn to_write(&self, writes: usize) -> usize {
         self.max_writes.map_or(writes, |max| writes.min(max))
     }
+
+    /// Checks a write run's report path before anything is read: a format it can write, and
+    /// neither the run's `input` nor the journal it resumes.
+    pub(crate) fn check_report(&self, output: &Path, input: &Path) -> crate::Result<()> {
+        let mut reads = vec![input];
+        reads.extend(self.resume.as_deref());
+        crate::report::check_output(output, crate::report::REPORT_FORMATS, &reads).map(drop)
+    }
 }
 
 /// A run confirmed: its journal, what the writer needs to know from an interrupted run, and

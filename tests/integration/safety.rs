@@ -477,6 +477,71 @@ fn the_report_path_is_refused_before_any_write() {
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
 }
 
+/// An output path that is a file the command reads, by the same name, another spelling or a
+/// link: the export, the approved plan, the report being undone or verified. Each is refused
+/// (exit 2) before anything is read or written, and the file is left as it was.
+#[test]
+fn an_output_that_is_a_file_the_command_reads_is_refused_and_the_file_kept() {
+    let dir = Dir::new();
+    let (tenant, export) = generated(&dir, 10);
+    let graph = Graph::start(tenant, fast());
+    let planned = run(graph
+        .hardmatch(&dir, &["plan"])
+        .arg(&export)
+        .args(["-o", "plan.csv"]));
+    assert_ne!(planned.status.code(), Some(2), "{}", stderr(&planned));
+    let applied = run(graph
+        .hardmatch(&dir, &["apply", "--yes", "-q"])
+        .arg(&export)
+        .args(["-o", "r.csv"]));
+    assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
+    std::os::unix::fs::symlink("export.csv", dir.join("link.csv")).unwrap();
+    let writes = graph.stats().writes_total;
+    let cases: [(&[&str], &str); 8] = [
+        (&["ids", "export.csv", "-o", "export.csv"], "export.csv"),
+        (&["ids", "export.csv", "-o", "./link.csv"], "export.csv"),
+        (&["plan", "export.csv", "-o", "./export.csv"], "export.csv"),
+        (
+            &["apply", "--yes", "link.csv", "-o", "export.csv"],
+            "link.csv",
+        ),
+        (
+            &["apply", "--yes", "plan.csv", "-o", "plan.csv"],
+            "plan.csv",
+        ),
+        (&["rollback", "--yes", "r.csv", "-o", "r.csv"], "r.csv"),
+        (&["verify", "r.csv", "-o", "r.csv"], "r.csv"),
+        (
+            &["clear", "--yes", "export.csv", "-o", "export.csv"],
+            "export.csv",
+        ),
+    ];
+    for (args, kept) in cases {
+        let before = std::fs::read(dir.join(kept)).unwrap();
+        let out = match args[0] {
+            "ids" => run(dir.hardmatch().args(args)),
+            _ => run(&mut graph.hardmatch(&dir, args)),
+        };
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("and its output would replace it"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(std::fs::read(dir.join(kept)).unwrap(), before, "{args:?}");
+    }
+    let out = run(graph
+        .hardmatch(&dir, &["plan", "--uncovered", "p.csv", "-o", "p.csv"])
+        .arg(&export));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("written there too"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(graph.stats().writes_total, writes, "nothing written");
+}
+
 #[test]
 fn a_report_that_cannot_be_written_says_how_to_rebuild_it() {
     let dir = Dir::new();
