@@ -1,7 +1,7 @@
 //! Where a command's Graph is: the real one (sign-in and cloud from [`AuthArgs`]) or, with
 //! `--emulate TENANT_FILE`, an emulator started in-process for a rehearsal.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::emulator::{self, Config};
@@ -36,6 +36,14 @@ pub(crate) struct ReadArgs {
 }
 
 impl Connect for TargetArgs {
+    fn files(&self) -> Vec<&Path> {
+        self.emulate
+            .iter()
+            .chain(&self.state)
+            .map(PathBuf::as_path)
+            .collect()
+    }
+
     /// Connects (or starts the emulator). Must run inside a tokio runtime.
     async fn connect(&self) -> crate::Result<Connection> {
         let Some(tenant_file) = &self.emulate else {

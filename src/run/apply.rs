@@ -30,7 +30,7 @@ pub(crate) struct Options {
 pub(crate) fn run(options: &Options, target: &impl Connect) -> crate::Result<ExitCode> {
     options
         .write
-        .check_report(&options.output, &options.input.path)?;
+        .check_report(&options.output, &options.input.path, target)?;
     let input = &options.input;
     // A plan is checked (version, decisions, approvals) before anything is signed in to.
     let plan = Plan::detect(&input.path)?;

@@ -29,7 +29,8 @@ pub(crate) struct Options {
 }
 
 pub(crate) fn run(args: &Options, target: &impl Connect) -> crate::Result<ExitCode> {
-    args.write.check_report(&args.output, &args.input.path)?;
+    args.write
+        .check_report(&args.output, &args.input.path, target)?;
     let mut compute = args.input.compute.clone();
     compute.anchor_optional = true;
     let mut flags = args.input.flags.clone();

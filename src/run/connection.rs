@@ -2,6 +2,7 @@
 //! (the in-process emulator of `--emulate`). The command line builds it (`cli/target.rs`), so
 //! that the runs here never depend on how Graph is reached, nor on the emulator.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -49,4 +50,8 @@ impl Connection {
 /// Graph, inside the run's tokio runtime.
 pub(crate) trait Connect {
     async fn connect(&self) -> crate::Result<Connection>;
+
+    /// The local files the Graph is served from (`--emulate`'s tenant file, `--state`), which
+    /// no output of the command may replace.
+    fn files(&self) -> Vec<&Path>;
 }

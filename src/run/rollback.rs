@@ -46,7 +46,8 @@ struct Change {
 }
 
 pub(crate) fn run(args: &Options, target: &impl Connect) -> crate::Result<ExitCode> {
-    args.write.check_report(&args.output, &args.source)?;
+    args.write
+        .check_report(&args.output, &args.source, target)?;
     let flags = if args.federated_hop {
         vec!["--federated-hop".to_string()]
     } else {

@@ -11,7 +11,7 @@ use crate::report;
 
 pub(crate) fn run(output: &Path, target: &impl Connect) -> crate::Result<ExitCode> {
     let tenant_file = (&[report::Format::Json][..], report::Format::Json);
-    report::check_output(output, tenant_file, &[])?;
+    report::check_output(output, tenant_file, &target.files())?;
     let (tenant, requests) = super::runtime()?.block_on(async {
         let connection = target.connect().await?;
         let everyone = Wanted::everyone();

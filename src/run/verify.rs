@@ -40,6 +40,7 @@ pub(crate) fn run(args: &Options, target: &impl Connect) -> crate::Result<ExitCo
     let started = chrono::Utc::now();
     let mut reads = vec![args.report.as_path()];
     reads.extend(args.snapshot.as_deref());
+    reads.extend(target.files());
     report::check_output(&args.output, report::REPORT_FORMATS, &reads)?;
     if let Some(path) = &args.uncovered {
         report::check_uncovered(path, &args.output, &reads)?;

@@ -57,10 +57,16 @@ impl Settings {
     }
 
     /// Checks a write run's report path before anything is read: a format it can write, and
-    /// neither the run's `input` nor the journal it resumes.
-    pub(crate) fn check_report(&self, output: &Path, input: &Path) -> crate::Result<()> {
+    /// none of the files the run reads: its `input`, the journal it resumes, the `target`'s.
+    pub(crate) fn check_report(
+        &self,
+        output: &Path,
+        input: &Path,
+        target: &impl super::connection::Connect,
+    ) -> crate::Result<()> {
         let mut reads = vec![input];
         reads.extend(self.resume.as_deref());
+        reads.extend(target.files());
         crate::report::check_output(output, crate::report::REPORT_FORMATS, &reads).map(drop)
     }
 }
