@@ -4,7 +4,7 @@ Usage: compare.py MODE WINDOWS_FILE LINUX_FILE [LINUX_DIR WINDOWS_DIR]...
 
 MODE is `exact` (the same CSV rows), `report` (the same CSV rows, the columns that differ
 between any two runs aside) or `text` (the same lines of text, as a terminal shows them: line
-ends, and the escape sequences Wine's console adds, aside). Every WINDOWS_DIR followed by a
+ends, the escape sequences Wine's console adds and Wine's own diagnostics aside). Every WINDOWS_DIR followed by a
 backslash, as a message quotes an input's path, is read as LINUX_DIR followed by a slash.
 Exits 1, showing the first difference, when they differ.
 """
@@ -19,6 +19,10 @@ VARYING = {"timestamp", "request_id"}
 # colour; OSC: window title) show nothing.
 FORWARD = re.compile(r"\x1b\[([0-9]*)C")
 ESCAPES = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)")
+# Wine's own diagnostics on the .exe's stderr, never hardmatch's: "wine client error:108:
+# sendmsg: ..." when its server is busy with a process just ended (seen in CI between two runs
+# despite `wineserver -w`), and debug channels such as "0024:fixme:...".
+WINE_NOISE = re.compile(r"^(wine client error:|wine: |[0-9a-f]{4}:(fixme|err|warn|trace):)")
 
 
 def shown(line):
@@ -48,6 +52,8 @@ def main():
     mode, windows_file, linux_file, *dirs = sys.argv[1:]
     pairs = list(zip(dirs[::2], dirs[1::2]))
     windows = rows(mode, read(windows_file, pairs))
+    if mode == "text":
+        windows = [line for line in windows if not WINE_NOISE.match(line)]
     linux = rows(mode, read(linux_file, []))
     for number, (w, l) in enumerate(zip(windows, linux), 1):
         if w != l:
