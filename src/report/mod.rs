@@ -273,7 +273,7 @@ pub(crate) fn check_output(
 /// Checks the `--uncovered` list's path as [`check_output`] does, and that it is not the
 /// report's (`output`): the second written would replace the first.
 pub(crate) fn check_uncovered(path: &Path, output: &Path, reads: &[&Path]) -> crate::Result<()> {
-    if path == output || same_file::is_same_file(path, output).unwrap_or(false) {
+    if same_file(path, output) {
         return Err(Error::Usage(format!(
             "{}: the report (-o) is written there too; give --uncovered another path",
             path.display()
@@ -287,9 +287,7 @@ pub(crate) fn check_uncovered(path: &Path, output: &Path, reads: &[&Path]) -> cr
 /// another name or through a link too: written over, the export of a forest that may be gone,
 /// the board's plan or the only record of a run would be lost.
 fn check_not_read(output: &Path, reads: &[&Path]) -> crate::Result<()> {
-    let read = reads
-        .iter()
-        .find(|read| output == **read || same_file::is_same_file(output, read).unwrap_or(false));
+    let read = reads.iter().find(|read| same_file(output, read));
     match read {
         Some(read) => Err(Error::Usage(format!(
             "{}: this command reads {}, and its output would replace it; choose another output path",
@@ -298,6 +296,12 @@ fn check_not_read(output: &Path, reads: &[&Path]) -> crate::Result<()> {
         ))),
         None => Ok(()),
     }
+}
+
+/// Whether two paths are one file: the same path, or the same file by another name or link
+/// (a path not there yet is no other file).
+fn same_file(a: &Path, b: &Path) -> bool {
+    a == b || same_file::is_same_file(a, b).unwrap_or(false)
 }
 
 fn cannot_write(path: &Path, ext: &str, allowed: &[Format]) -> Error {
