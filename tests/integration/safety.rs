@@ -479,7 +479,8 @@ fn the_report_path_is_refused_before_any_write() {
 
 /// An output path that is a file the command reads, by the same name, another spelling or a
 /// link: the export, the approved plan, the report being undone or verified, the rehearsal
-/// tenant's files (`--state` before it exists too). Each is refused
+/// tenant's files (`--emulate`, `--state`), and `--uncovered` on the report's own path before
+/// either exists. Each is refused
 /// (exit 2) before anything is read or written, and the file is left as it was.
 #[test]
 fn an_output_that_is_a_file_the_command_reads_is_refused_and_the_file_kept() {
@@ -498,7 +499,9 @@ fn an_output_that_is_a_file_the_command_reads_is_refused_and_the_file_kept() {
     assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
     std::os::unix::fs::symlink("export.csv", dir.join("link.csv")).unwrap();
     let writes = graph.stats().writes_total;
-    dir.write("tenant.json", std::fs::read(sample("tenant.json")).unwrap());
+    let tenant_file = std::fs::read(sample("tenant.json")).unwrap();
+    dir.write("tenant.json", &tenant_file);
+    dir.write("state.json", &tenant_file);
     let emulated = ["--emulate", "tenant.json", "--state", "state.json"];
     let cases: [(&[&str], &str); 10] = [
         (&["ids", "export.csv", "-o", "export.csv"], "export.csv"),
@@ -522,14 +525,14 @@ fn an_output_that_is_a_file_the_command_reads_is_refused_and_the_file_kept() {
             &["apply", "--yes", "export.csv", "-o", "tenant.json"],
             "tenant.json",
         ),
-        (&["snapshot", "-o", "state.json"], "tenant.json"),
+        (&["snapshot", "-o", "./state.json"], "state.json"),
     ];
     for (args, kept) in cases {
         let before = std::fs::read(dir.join(kept)).unwrap();
         let out = match args[0] {
             "ids" => run(dir.hardmatch().args(args)),
             // The rehearsal tenant's files (`--emulate`, `--state`) are read too.
-            _ if kept == "tenant.json" => run(dir.hardmatch().args(args).args(emulated)),
+            _ if kept.ends_with(".json") => run(dir.hardmatch().args(args).args(emulated)),
             _ => run(&mut graph.hardmatch(&dir, args)),
         };
         let err = stderr(&out);
